@@ -1,0 +1,51 @@
+# Tollgate: the two commands that matter are `make run` and `make test`.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= /var/tmp/tollgate-target
+export CARGO_TERM_COLOR ?= never
+TARGET := $(CARGO_TARGET_DIR)
+
+.PHONY: run run-xvfb test setup ui desktop gateway openapi bindings bench package lint fmt
+
+## make run: the console, connected to a local demo gateway (SQLite store).
+run: setup ui desktop gateway
+	@scripts/run-demo.sh
+
+## make test: every test; .ci/run calls exactly this.
+test:
+	@scripts/test.sh
+
+setup:
+	@scripts/setup.sh
+
+ui:
+	npm --prefix ui run build
+
+# The desktop binary with the built UI embedded (what users and the e2e tests run).
+desktop: ui
+	cargo build -p tollgate-desktop --features custom-protocol
+
+gateway:
+	cargo build -p tollgate-gateway
+
+## Regenerate committed artefacts from the Rust code.
+openapi: gateway
+	$(TARGET)/debug/tollgated openapi > crates/api/openapi.json
+
+bindings:
+	cargo test -p tollgate-api -p tollgate-console export_bindings
+
+## The installable Debian package of the console.
+package: setup
+	scripts/package.sh
+
+bench: setup
+	scripts/bench.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	npm --prefix ui run typecheck
+	npm --prefix ui run lint

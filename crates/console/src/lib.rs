@@ -1,0 +1,17 @@
+//! All of the Tollgate console's logic, with no Tauri dependency: the instance
+//! registry ([`registry`]), the vault over the OS keyring ([`vault`]), the
+//! management-API client ([`client`]), the local store ([`db`]) and the fleet
+//! monitor ([`fleet`]). [`Console`] ties them together for the desktop shell.
+
+pub mod client;
+mod console;
+pub mod db;
+pub mod error;
+pub mod fleet;
+pub mod models;
+pub mod registry;
+pub mod sensitive;
+pub mod vault;
+
+pub use console::Console;
+pub use error::{ConsoleError, IpcError};

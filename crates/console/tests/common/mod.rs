@@ -1,0 +1,99 @@
+//! Real `tollgated` processes for the console's tests, and a vault whose
+//! entries are kept apart from any real ones.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use tollgate_console::models::{Environment, InstanceInput};
+use tollgate_console::sensitive::Sensitive;
+use tollgate_console::vault::Vault;
+
+/// The gateway binary built beside this test (`cargo build -p tollgate-gateway`).
+pub fn tollgated_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("tollgated");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p tollgate-gateway` first",
+        bin.display()
+    );
+    bin
+}
+
+pub struct Gateway {
+    child: Child,
+    pub base: String,
+    pub token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    pub fn start(name: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(tollgated_bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--name",
+                name,
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            let line = lines.next().expect("tollgated exited early").unwrap();
+            if let Some(url) = line.strip_prefix("tollgated listening on ") {
+                break url.to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let token = std::fs::read_to_string(dir.path().join("bootstrap-admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Gateway {
+            child,
+            base,
+            token,
+            _dir: dir,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A vault under a service name of its own, so tests never meet real entries.
+pub fn test_vault() -> Vault {
+    Vault::new(&format!(
+        "tollgate-test-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    ))
+}
+
+pub fn input(name: &str, base_url: &str, token: Option<&str>) -> InstanceInput {
+    InstanceInput {
+        name: name.to_owned(),
+        base_url: base_url.to_owned(),
+        environment: Environment::Dev,
+        color: None,
+        ca_cert_pem: None,
+        tls_verify: true,
+        admin_token: token.map(|t| Sensitive::new(t.to_owned())),
+    }
+}

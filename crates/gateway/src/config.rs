@@ -1,0 +1,220 @@
+//! Settings of `tollgated serve`. Precedence: command-line flag, then
+//! environment variable (`TOLLGATE_*`), then the TOML file (`--config`), then
+//! the default. Unknown keys in the file are an error, not silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// TOML settings file.
+    #[arg(long, env = "TOLLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory holding the database and the bootstrap token file.
+    #[arg(long, env = "TOLLGATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, env = "TOLLGATE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Display name of this instance.
+    #[arg(long = "name", env = "TOLLGATE_INSTANCE_NAME")]
+    pub instance_name: Option<String>,
+    /// Public base URL, used in problem `type` URIs (default: http://<listen>).
+    #[arg(long, env = "TOLLGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Log format.
+    #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    instance_name: Option<String>,
+    public_url: Option<String>,
+    log_format: Option<LogFormat>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub instance_name: String,
+    /// Without a trailing slash; `None` means "derive from the bound address".
+    pub public_url: Option<String>,
+    pub log_format: LogFormat,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the settings file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid settings file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+impl Settings {
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .ok_or(ConfigError::Invalid {
+                key: "data_dir",
+                message: "is required (--data-dir, TOLLGATE_DATA_DIR or data_dir in the file)"
+                    .into(),
+            })?;
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+        let instance_name = args
+            .instance_name
+            .clone()
+            .or(file.instance_name)
+            .unwrap_or_else(|| "tollgate".to_owned());
+        if instance_name.trim().is_empty() || instance_name.chars().count() > 100 {
+            return Err(ConfigError::Invalid {
+                key: "instance_name",
+                message: "must be 1 to 100 characters".into(),
+            });
+        }
+        let public_url = match args.public_url.clone().or(file.public_url) {
+            Some(raw) => Some(validate_public_url(&raw)?),
+            None => None,
+        };
+        let max_body_bytes = file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
+        if !(1024..=64 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(ConfigError::Invalid {
+                key: "max_body_bytes",
+                message: "must be between 1024 and 67108864".into(),
+            });
+        }
+        Ok(Settings {
+            data_dir,
+            listen,
+            instance_name,
+            public_url,
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Pretty),
+            max_body_bytes,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn validate_public_url(raw: &str) -> Result<String, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "public_url",
+        message,
+    };
+    let url = url::Url::parse(raw).map_err(|e| invalid(format!("`{raw}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(format!(
+            "`{raw}` must be an http(s) URL with a host"
+        )));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ServeArgs {
+        ServeArgs {
+            config: None,
+            data_dir: None,
+            listen: None,
+            instance_name: None,
+            public_url: None,
+            log_format: None,
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/from/file\"\ninstance_name = \"file\"\nlisten = \"127.0.0.1:9\"\n",
+        )
+        .unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        a.instance_name = Some("flag".into());
+        let s = Settings::load(&a).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(s.instance_name, "flag");
+        assert_eq!(s.listen.port(), 9);
+        assert_eq!(s.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "data_dir = \"/x\"\nlisten_addr = \"oops\"\n").unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        let err = Settings::load(&a).unwrap_err().to_string();
+        assert!(err.contains("listen_addr"), "{err}");
+
+        let mut a = args();
+        a.data_dir = Some("/x".into());
+        a.public_url = Some("ftp://example".into());
+        assert!(
+            Settings::load(&a)
+                .unwrap_err()
+                .to_string()
+                .contains("public_url")
+        );
+
+        assert!(
+            Settings::load(&args())
+                .unwrap_err()
+                .to_string()
+                .contains("data_dir")
+        );
+    }
+}

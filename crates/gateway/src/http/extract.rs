@@ -1,0 +1,141 @@
+//! Request extractors that answer with problems instead of axum's plain-text
+//! rejections: JSON bodies (400 / 413 / 422 naming the field) and page queries.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use tollgate_api::{DEFAULT_PAGE_LIMIT, FieldError, MAX_PAGE_LIMIT};
+
+use crate::error::ApiError;
+
+/// A JSON body. Syntax errors are 400; a body that parses but does not fit the
+/// type is 422 naming the field; an oversized body is 413.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or_default();
+            if !ct.starts_with("application/json") && !ct.contains("+json") {
+                return Err(ApiError::BadRequest(format!(
+                    "the body must be application/json, not `{ct}`"
+                )));
+            }
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("the request body could not be read".into())
+            }
+        })?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        serde_path_to_error::deserialize::<_, T>(value)
+            .map(ApiJson)
+            .map_err(|e| ApiError::Validation(vec![field_error(&e)]))
+    }
+}
+
+fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+    let message = e.inner().to_string();
+    let path = e.path().to_string();
+    // serde reports a missing field at its parent: name the field itself.
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    let field = match (path.as_str(), missing) {
+        (".", Some(name)) => name.to_owned(),
+        (parent, Some(name)) => format!("{parent}.{name}"),
+        (p, None) => p.to_owned(),
+    };
+    FieldError::new(field, message)
+}
+
+/// `?limit=&cursor=`, validated. `after` is the position the cursor names.
+pub struct PageParams {
+    pub limit: u32,
+    pub after: Option<i64>,
+}
+
+const CURSOR_PREFIX: &str = "p1:";
+
+impl PageParams {
+    pub fn cursor_for(position: i64) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("{CURSOR_PREFIX}{position}"))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(query) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+        let mut errors = Vec::new();
+        let limit = match query.get("limit") {
+            None => DEFAULT_PAGE_LIMIT,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => n,
+                _ => {
+                    errors.push(FieldError::new(
+                        "limit",
+                        format!("must be a whole number from 1 to {MAX_PAGE_LIMIT}"),
+                    ));
+                    0
+                }
+            },
+        };
+        let after = match query.get("cursor").filter(|c| !c.is_empty()) {
+            None => None,
+            Some(raw) => {
+                let position = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(raw)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|s| s.strip_prefix(CURSOR_PREFIX)?.parse::<i64>().ok());
+                if position.is_none() {
+                    errors.push(FieldError::new(
+                        "cursor",
+                        "is not a cursor this endpoint returned",
+                    ));
+                }
+                position
+            }
+        };
+        if errors.is_empty() {
+            Ok(PageParams { limit, after })
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+pub fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
+}
+
+/// The version an `If-Match` header requires: `None` when absent or `*`. A
+/// value that names no version can never match, so it yields `Some(-1)`.
+pub fn if_match(headers: &HeaderMap) -> Option<i64> {
+    let raw = headers
+        .get(header::IF_MATCH)?
+        .to_str()
+        .unwrap_or("\"-1\"")
+        .trim();
+    if raw == "*" {
+        return None;
+    }
+    let first = raw.split(',').next().unwrap_or_default().trim();
+    let first = first.strip_prefix("W/").unwrap_or(first);
+    Some(first.trim_matches('"').parse::<i64>().unwrap_or(-1))
+}

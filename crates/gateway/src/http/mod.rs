@@ -1,0 +1,175 @@
+//! The HTTP surface: router, middleware, and one module per resource.
+
+mod extract;
+mod idempotency;
+mod problems;
+mod system;
+mod teams;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use tollgate_api::{PROBLEM_CONTENT_TYPE, Problem, REQUEST_ID_HEADER};
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ProblemDraft};
+use crate::store::Store;
+
+pub use extract::{ApiJson, PageParams, etag, if_match};
+
+/// Facts about the running instance, fixed at start.
+#[derive(Debug)]
+pub struct Instance {
+    pub id: String,
+    pub name: String,
+    pub started_at: DateTime<Utc>,
+    pub started: Instant,
+    /// Base of absolute problem `type` URIs, without a trailing slash.
+    pub public_url: String,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub instance: Arc<Instance>,
+}
+
+/// The id of the current request (`req_<ulid>`), set by the outermost middleware.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Tollgate management API",
+        description = "Manage a Tollgate AI gateway. Every endpoint needs an admin token \
+            (`Authorization: Bearer tga_…`) with the scope it names; errors are \
+            `application/problem+json` (RFC 9457). Lists page with `?limit=&cursor=`; \
+            updates take `If-Match`; POSTs take `Idempotency-Key`."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(tollgate_api::Problem, tollgate_api::FieldError))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+fn documented_routes() -> OpenApiRouter<AppState> {
+    use utoipa::OpenApi as _;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::info))
+        .routes(routes!(system::list_audit))
+        .routes(routes!(teams::list_teams, teams::create_team))
+        .routes(routes!(
+            teams::get_team,
+            teams::update_team,
+            teams::delete_team
+        ))
+}
+
+/// The OpenAPI 3.1 document, generated from the routes above.
+pub fn openapi() -> OpenApi {
+    documented_routes().split_for_parts().1
+}
+
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = documented_routes().split_for_parts();
+    let doc = Arc::new(doc);
+    routes
+        .route(
+            "/admin/v1/openapi.json",
+            axum::routing::get(move |admin: crate::auth::Admin| {
+                let doc = doc.clone();
+                async move {
+                    let _ = admin;
+                    axum::Json(doc.as_ref().clone())
+                }
+            }),
+        )
+        .route("/problems/{slug}", axum::routing::get(problems::page))
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
+        .layer(DefaultBodyLimit::max(state.instance.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
+        .with_state(state)
+}
+
+/// Outermost middleware: assigns the request id, turns problem drafts into
+/// `application/problem+json` bodies, and logs one line per request.
+async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let request_id = crate::ids::new_id("req");
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let mut response = finish_problem(next.run(req).await, &request_id, &state.instance.public_url);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    tracing::info!(
+        request_id,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// Renders a [`ProblemDraft`] left by [`ApiError`] into the final body.
+pub(crate) fn finish_problem(
+    mut response: Response,
+    request_id: &str,
+    public_url: &str,
+) -> Response {
+    let Some(draft) = response.extensions_mut().remove::<ProblemDraft>() else {
+        return response;
+    };
+    let problem = Problem {
+        type_uri: format!("{public_url}/problems/{}", draft.slug),
+        title: draft.title.to_owned(),
+        status: draft.status.as_u16(),
+        detail: Some(draft.detail),
+        request_id: Some(request_id.to_owned()),
+        reason: Some(draft.slug.to_owned()),
+        errors: draft.errors,
+    };
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body)).into_response()
+}

@@ -1,0 +1,64 @@
+//! Instance-level endpoints: health, info, audit log.
+
+use axum::Json;
+use axum::extract::State;
+use chrono::Utc;
+use tollgate_api::{AuditEntry, Health, InstanceInfo, PRODUCT, Page, Problem, Scope};
+
+use super::{AppState, PageParams};
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult};
+
+/// Features this build offers, reported by `/admin/v1/info`.
+pub const FEATURES: &[&str] = &["teams", "audit", "idempotency", "etag"];
+
+/// Liveness and store health; needs no token.
+#[utoipa::path(get, path = "/healthz", tag = "system",
+    responses((status = 200, body = Health), (status = 503, body = Problem)))]
+pub async fn healthz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+    state.store.ping().await.map_err(|e| {
+        tracing::error!(error = %e, "store ping failed");
+        ApiError::Unavailable
+    })?;
+    Ok(Json(Health {
+        status: "ok".into(),
+    }))
+}
+
+/// What this instance is, and which token is asking. Any valid token may call it.
+#[utoipa::path(get, path = "/admin/v1/info", tag = "system",
+    security(("admin_token" = [])),
+    responses((status = 200, body = InstanceInfo), (status = 401, body = Problem)))]
+pub async fn info(State(state): State<AppState>, admin: Admin) -> Json<InstanceInfo> {
+    let instance = &state.instance;
+    Json(InstanceInfo {
+        product: PRODUCT.into(),
+        instance_id: instance.id.clone(),
+        name: instance.name.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        started_at: instance.started_at,
+        uptime_seconds: instance.started.elapsed().as_secs(),
+        server_time: Utc::now(),
+        features: FEATURES.iter().map(|f| (*f).to_owned()).collect(),
+        token: admin.identity,
+    })
+}
+
+/// Every management write, newest first.
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "system",
+    security(("admin_token" = ["read"])),
+    params(tollgate_api::PageQuery),
+    responses((status = 200, body = Page<AuditEntry>), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn list_audit(
+    State(state): State<AppState>,
+    admin: Admin,
+    page: PageParams,
+) -> ApiResult<Json<Page<AuditEntry>>> {
+    admin.require(Scope::Read)?;
+    let (items, next) = state.store.list_audit(page.after, page.limit).await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: next.map(PageParams::cursor_for),
+    }))
+}

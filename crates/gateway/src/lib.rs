@@ -1,0 +1,9 @@
+//! `tollgated`: the Tollgate gateway. See ARCHITECTURE.md for the map.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod server;
+pub mod store;

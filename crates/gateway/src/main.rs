@@ -1,0 +1,148 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tollgate_api::Scope;
+use tollgate_gateway::config::{LogFormat, ServeArgs, Settings};
+use tollgate_gateway::{auth, http, server};
+
+/// The Tollgate AI gateway.
+#[derive(Parser)]
+#[command(name = "tollgated", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Manage admin tokens directly in a data directory.
+    AdminToken {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Print the management API's OpenAPI document.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token and print its secret once on stdout.
+    Create {
+        #[arg(long, env = "TOLLGATE_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read, write, billing, keys, admin.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<Scope>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long, env = "TOLLGATE_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        #[arg(long, env = "TOLLGATE_DATA_DIR")]
+        data_dir: PathBuf,
+        id: String,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => match Settings::load(&args) {
+            Ok(settings) => {
+                init_logging(settings.log_format);
+                server::serve(settings).await
+            }
+            Err(e) => Err(e.into()),
+        },
+        Command::AdminToken { action } => token_command(action).await,
+        Command::Openapi => serde_json::to_string_pretty(&http::openapi())
+            .map(|doc| println!("{doc}"))
+            .map_err(Into::into),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgated: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn token_command(action: TokenAction) -> anyhow::Result<()> {
+    match action {
+        TokenAction::Create {
+            data_dir,
+            name,
+            scopes,
+        } => {
+            let name = name.trim();
+            anyhow::ensure!(
+                (1..=100).contains(&name.chars().count()),
+                "--name must be 1 to 100 characters"
+            );
+            let store = server::open_store(&data_dir)?;
+            let minted = auth::mint(name, scopes);
+            store.insert_admin_token(minted.record.clone()).await?;
+            eprintln!(
+                "created admin token {} ({name}); its secret is shown once:",
+                minted.record.id
+            );
+            println!("{}", minted.secret);
+        }
+        TokenAction::List { data_dir } => {
+            let store = server::open_store(&data_dir)?;
+            for t in store.list_admin_tokens().await? {
+                let scopes: Vec<&str> = t.scopes.iter().map(|s| s.as_str()).collect();
+                let state = match t.revoked_at {
+                    Some(at) => format!("revoked {}", at.to_rfc3339()),
+                    None => "active".to_owned(),
+                };
+                let used = t
+                    .last_used_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "never".into());
+                println!(
+                    "{}\t{}\t{}\t{state}\tlast used {used}",
+                    t.id,
+                    t.name,
+                    scopes.join(",")
+                );
+            }
+        }
+        TokenAction::Revoke { data_dir, id } => {
+            let store = server::open_store(&data_dir)?;
+            store
+                .revoke_admin_token(&id, chrono::Utc::now())
+                .await
+                .map_err(|e| match e {
+                    tollgate_gateway::store::StoreError::NotFound => {
+                        anyhow::anyhow!("no admin token with id {id}")
+                    }
+                    other => other.into(),
+                })?;
+            eprintln!("revoked {id}");
+        }
+    }
+    Ok(())
+}

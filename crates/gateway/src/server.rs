@@ -1,0 +1,93 @@
+//! Starting and stopping the server.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::Utc;
+use tokio::net::TcpListener;
+
+use crate::auth;
+use crate::config::Settings;
+use crate::http::{AppState, Instance, router};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// Name of the file, in the data directory, that receives the bootstrap token.
+pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-admin-token";
+
+pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let store = SqliteStore::open(data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Writes the bootstrap token once, readable by its owner only.
+fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(format!("{secret}\n").as_bytes())?;
+    Ok(())
+}
+
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let store = open_store(&settings.data_dir)?;
+    if let Some(minted) = auth::bootstrap_if_empty(store.as_ref()).await? {
+        let path: PathBuf = settings.data_dir.join(BOOTSTRAP_TOKEN_FILE);
+        write_secret_file(&path, &minted.secret)?;
+        tracing::warn!(path = %path.display(), token_id = %minted.record.id,
+            "created the bootstrap admin token; it was written once to this file (mode 0600)");
+        println!("bootstrap admin token written to {}", path.display());
+    }
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let bound = listener.local_addr()?;
+    let instance = Instance {
+        id: store.instance_id().await?,
+        name: settings.instance_name.clone(),
+        started_at: Utc::now(),
+        started: Instant::now(),
+        public_url: settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}")),
+        max_body_bytes: settings.max_body_bytes,
+    };
+    tracing::info!(%bound, instance_id = %instance.id, "tollgated listening");
+    // Scripts and tests read this line to learn the port when --listen used port 0.
+    println!("tollgated listening on http://{bound}");
+    let app = router(AppState {
+        store,
+        instance: Arc::new(instance),
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("tollgated stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}

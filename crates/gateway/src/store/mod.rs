@@ -1,0 +1,131 @@
+//! The gateway's storage, behind one narrow async interface so that a
+//! PostgreSQL backend can be added for multi-node deployments. SQLite
+//! ([`sqlite::SqliteStore`]) is the default.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tollgate_api::{AuditEntry, Scope, Team};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken; the message names it.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// `If-Match` named another version than the stored one.
+    #[error("version mismatch (current {current})")]
+    VersionMismatch { current: i64 },
+    #[error("schema of the database is newer than this binary or could not be migrated: {0}")]
+    Migration(String),
+    #[error(transparent)]
+    Backend(#[from] anyhow::Error),
+}
+
+/// Who made a write and in which request: recorded in the audit log in the
+/// same transaction as the write itself.
+#[derive(Debug, Clone)]
+pub struct AuditContext {
+    pub token_id: String,
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminTokenRecord {
+    pub id: String,
+    pub name: String,
+    pub secret_hash: Vec<u8>,
+    pub scopes: Vec<Scope>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTeam {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TeamPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A stored answer to a POST that carried an `Idempotency-Key`.
+#[derive(Debug, Clone)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub enum IdempotencyBegin {
+    /// First use of the key: the caller runs the request, then completes or abandons.
+    Started,
+    /// The first request with this key is still running.
+    InProgress,
+    /// The key was used for a different request.
+    Mismatch,
+    /// The key was used for this request: replay its answer.
+    Replay(StoredResponse),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn ping(&self) -> StoreResult<()>;
+    /// The instance id, created on first call.
+    async fn instance_id(&self) -> StoreResult<String>;
+
+    async fn insert_admin_token(&self, token: AdminTokenRecord) -> StoreResult<()>;
+    async fn admin_token(&self, id: &str) -> StoreResult<Option<AdminTokenRecord>>;
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenRecord>>;
+    async fn revoke_admin_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn touch_admin_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+
+    async fn create_team(&self, new: NewTeam, audit: &AuditContext) -> StoreResult<Team>;
+    async fn team(&self, id: &str) -> StoreResult<Team>;
+    /// Teams in creation order after the `after` position; returns the page and
+    /// the position of its last row when more rows may follow.
+    async fn list_teams(&self, after: i64, limit: u32) -> StoreResult<(Vec<Team>, Option<i64>)>;
+    async fn update_team(
+        &self,
+        id: &str,
+        patch: TeamPatch,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<Team>;
+    async fn delete_team(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<()>;
+
+    /// Audit entries newest first, strictly before the `before` position.
+    async fn list_audit(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<(Vec<AuditEntry>, Option<i64>)>;
+
+    async fn idempotency_begin(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &[u8],
+    ) -> StoreResult<IdempotencyBegin>;
+    async fn idempotency_complete(
+        &self,
+        scope: &str,
+        key: &str,
+        response: StoredResponse,
+    ) -> StoreResult<()>;
+    async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()>;
+}

@@ -1,0 +1,558 @@
+//! SQLite implementation of [`Store`]: one writer connection and a few reader
+//! connections over a WAL database in the data directory. Blocking SQLite work
+//! runs on tokio's blocking pool.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite_migration::{M, Migrations};
+use tollgate_api::{AuditEntry, Scope, Team};
+
+use super::{
+    AdminTokenRecord, AuditContext, IdempotencyBegin, NewTeam, Store, StoreError, StoreResult,
+    StoredResponse, TeamPatch,
+};
+use crate::ids;
+
+/// Ordered, embedded schema migrations. Append only; never edit a released one.
+static MIGRATIONS: LazyLock<Migrations<'static>> =
+    LazyLock::new(|| Migrations::new(vec![M::up(include_str!("../../migrations/0001_init.sql"))]));
+
+/// How long an Idempotency-Key is remembered.
+const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+/// A pending key older than this is considered abandoned (its request died).
+const IDEMPOTENCY_PENDING_SECS: i64 = 60;
+const READER_CONNECTIONS: usize = 4;
+
+/// The one place every connection is configured.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        })
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(anyhow::Error::new(e))
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `DIR/tollgate.db` and migrates it. Refuses a
+    /// database whose schema is newer than this binary.
+    pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        let path = data_dir.join("tollgate.db");
+        let mut writer =
+            Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        configure(&writer).map_err(backend)?;
+        MIGRATIONS
+            .to_latest(&mut writer)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let readers = (0..READER_CONNECTIONS)
+            .map(|_| {
+                let conn = Connection::open(&path)?;
+                configure(&conn)?;
+                Ok(Mutex::new(conn))
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.into()))?
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
+            let conn = inner.readers[i].lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.into()))?
+    }
+}
+
+fn audit(tx: &Connection, ctx: &AuditContext, action: &str, target: &str) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO audit_log (id, time, token_id, action, target, request_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![ids::new_id("aud"), ts(Utc::now()), ctx.token_id, action, target, ctx.request_id],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+const TEAM_COLUMNS: &str = "id, name, description, created_at, updated_at, version, seq";
+
+fn team_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Team, i64)> {
+    Ok((
+        Team {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            description: row.get(2)?,
+            created_at: parse_ts(&row.get::<_, String>(3)?)?,
+            updated_at: parse_ts(&row.get::<_, String>(4)?)?,
+            version: row.get(5)?,
+        },
+        row.get(6)?,
+    ))
+}
+
+fn load_team(conn: &Connection, id: &str) -> StoreResult<Team> {
+    conn.query_row(
+        &format!("SELECT {TEAM_COLUMNS} FROM teams WHERE id = ?1"),
+        [id],
+        team_row,
+    )
+    .optional()
+    .map_err(backend)?
+    .map(|(team, _)| team)
+    .ok_or(StoreError::NotFound)
+}
+
+fn check_version(team: &Team, expected: Option<i64>) -> StoreResult<()> {
+    match expected {
+        Some(v) if v != team.version => Err(StoreError::VersionMismatch {
+            current: team.version,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn name_conflict(e: rusqlite::Error, name: &str) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(format!("a team named `{name}` already exists"))
+    } else {
+        backend(e)
+    }
+}
+
+fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AdminTokenRecord> {
+    let scopes: String = row.get(3)?;
+    Ok(AdminTokenRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        secret_hash: row.get(2)?,
+        scopes: scopes
+            .split(',')
+            .filter_map(|s| s.parse::<Scope>().ok())
+            .collect(),
+        created_at: parse_ts(&row.get::<_, String>(4)?)?,
+        revoked_at: row
+            .get::<_, Option<String>>(5)?
+            .map(|s| parse_ts(&s))
+            .transpose()?,
+        last_used_at: row
+            .get::<_, Option<String>>(6)?
+            .map(|s| parse_ts(&s))
+            .transpose()?,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, name, secret_hash, scopes, created_at, revoked_at, last_used_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+            .await
+    }
+
+    async fn instance_id(&self) -> StoreResult<String> {
+        self.write(|c| {
+            let existing: Option<String> = c
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'instance_id'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if let Some(id) = existing {
+                return Ok(id);
+            }
+            let id = ids::new_id("inst");
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('instance_id', ?1)",
+                [&id],
+            )
+            .map_err(backend)?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn insert_admin_token(&self, t: AdminTokenRecord) -> StoreResult<()> {
+        self.write(move |c| {
+            let scopes = t.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+            c.execute(
+                "INSERT INTO admin_tokens (id, name, secret_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![t.id, t.name, t.secret_hash, scopes, ts(t.created_at)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn admin_token(&self, id: &str) -> StoreResult<Option<AdminTokenRecord>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {TOKEN_COLUMNS} FROM admin_tokens WHERE id = ?1"),
+                [id],
+                token_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenRecord>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM admin_tokens ORDER BY created_at, id"
+                ))
+                .map_err(backend)?;
+            stmt.query_map([], token_row)
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn revoke_admin_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE admin_tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+                    params![id, ts(at)],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn touch_admin_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE admin_tokens SET last_used_at = ?2 WHERE id = ?1",
+                params![id, ts(at)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_team(&self, new: NewTeam, ctx: &AuditContext) -> StoreResult<Team> {
+        let ctx = ctx.clone();
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let id = ids::new_id("team");
+            let now = ts(Utc::now());
+            tx.execute(
+                "INSERT INTO teams (id, name, description, created_at, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?4, 1)",
+                params![id, new.name, new.description, now],
+            )
+            .map_err(|e| name_conflict(e, &new.name))?;
+            audit(&tx, &ctx, "team.create", &id)?;
+            let team = load_team(&tx, &id)?;
+            tx.commit().map_err(backend)?;
+            Ok(team)
+        })
+        .await
+    }
+
+    async fn team(&self, id: &str) -> StoreResult<Team> {
+        let id = id.to_owned();
+        self.read(move |c| load_team(c, &id)).await
+    }
+
+    async fn list_teams(&self, after: i64, limit: u32) -> StoreResult<(Vec<Team>, Option<i64>)> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {TEAM_COLUMNS} FROM teams WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                ))
+                .map_err(backend)?;
+            let mut rows = stmt
+                .query_map(params![after, i64::from(limit) + 1], team_row)
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            let more = rows.len() > limit as usize;
+            rows.truncate(limit as usize);
+            let next = if more {
+                rows.last().map(|(_, seq)| *seq)
+            } else {
+                None
+            };
+            Ok((rows.into_iter().map(|(t, _)| t).collect(), next))
+        })
+        .await
+    }
+
+    async fn update_team(
+        &self,
+        id: &str,
+        patch: TeamPatch,
+        expected_version: Option<i64>,
+        ctx: &AuditContext,
+    ) -> StoreResult<Team> {
+        let (id, ctx) = (id.to_owned(), ctx.clone());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let current = load_team(&tx, &id)?;
+            check_version(&current, expected_version)?;
+            let name = patch.name.unwrap_or(current.name);
+            let description = patch.description.unwrap_or(current.description);
+            tx.execute(
+                "UPDATE teams SET name = ?2, description = ?3, updated_at = ?4, version = version + 1 WHERE id = ?1",
+                params![id, name, description, ts(Utc::now())],
+            )
+            .map_err(|e| name_conflict(e, &name))?;
+            audit(&tx, &ctx, "team.update", &id)?;
+            let team = load_team(&tx, &id)?;
+            tx.commit().map_err(backend)?;
+            Ok(team)
+        })
+        .await
+    }
+
+    async fn delete_team(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        let (id, ctx) = (id.to_owned(), ctx.clone());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let current = load_team(&tx, &id)?;
+            check_version(&current, expected_version)?;
+            tx.execute("DELETE FROM teams WHERE id = ?1", [&id])
+                .map_err(backend)?;
+            audit(&tx, &ctx, "team.delete", &id)?;
+            tx.commit().map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_audit(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<(Vec<AuditEntry>, Option<i64>)> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id, time, token_id, action, target, request_id, seq FROM audit_log \
+                     WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let mut rows = stmt
+                .query_map(
+                    params![before.unwrap_or(i64::MAX), i64::from(limit) + 1],
+                    |r| {
+                        Ok((
+                            AuditEntry {
+                                id: r.get(0)?,
+                                time: parse_ts(&r.get::<_, String>(1)?)?,
+                                token_id: r.get(2)?,
+                                action: r.get(3)?,
+                                target: r.get(4)?,
+                                request_id: r.get(5)?,
+                            },
+                            r.get::<_, i64>(6)?,
+                        ))
+                    },
+                )
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            let more = rows.len() > limit as usize;
+            rows.truncate(limit as usize);
+            let next = if more {
+                rows.last().map(|(_, seq)| *seq)
+            } else {
+                None
+            };
+            Ok((rows.into_iter().map(|(e, _)| e).collect(), next))
+        })
+        .await
+    }
+
+    async fn idempotency_begin(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &[u8],
+    ) -> StoreResult<IdempotencyBegin> {
+        let (scope, key, fingerprint) = (scope.to_owned(), key.to_owned(), fingerprint.to_vec());
+        self.write(move |c| {
+            let now = Utc::now().timestamp();
+            let tx = c.transaction().map_err(backend)?;
+            tx.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < ?1",
+                [now - IDEMPOTENCY_TTL_SECS],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM idempotency_keys WHERE state = 'pending' AND created_at < ?1",
+                [now - IDEMPOTENCY_PENDING_SECS],
+            )
+            .map_err(backend)?;
+            type Row = (Vec<u8>, String, Option<u16>, Option<String>, Option<Vec<u8>>);
+            let existing: Option<Row> = tx
+                .query_row(
+                    "SELECT fingerprint, state, status, headers, body FROM idempotency_keys WHERE scope = ?1 AND key = ?2",
+                    params![scope, key],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let outcome = match existing {
+                None => {
+                    tx.execute(
+                        "INSERT INTO idempotency_keys (scope, key, fingerprint, state, created_at) VALUES (?1, ?2, ?3, 'pending', ?4)",
+                        params![scope, key, fingerprint, now],
+                    )
+                    .map_err(backend)?;
+                    IdempotencyBegin::Started
+                }
+                Some((stored, _, _, _, _)) if stored != fingerprint => IdempotencyBegin::Mismatch,
+                Some((_, state, _, _, _)) if state == "pending" => IdempotencyBegin::InProgress,
+                Some((_, _, status, headers, body)) => IdempotencyBegin::Replay(StoredResponse {
+                    status: status.unwrap_or(200),
+                    headers: headers
+                        .and_then(|h| serde_json::from_str(&h).ok())
+                        .unwrap_or_default(),
+                    body: body.unwrap_or_default(),
+                }),
+            };
+            tx.commit().map_err(backend)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn idempotency_complete(
+        &self,
+        scope: &str,
+        key: &str,
+        response: StoredResponse,
+    ) -> StoreResult<()> {
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        self.write(move |c| {
+            let headers = serde_json::to_string(&response.headers).map_err(anyhow::Error::from)?;
+            c.execute(
+                "UPDATE idempotency_keys SET state = 'done', status = ?3, headers = ?4, body = ?5 WHERE scope = ?1 AND key = ?2",
+                params![scope, key, response.status, headers, response.body],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()> {
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM idempotency_keys WHERE scope = ?1 AND key = ?2 AND state = 'pending'",
+                params![scope, key],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_database_newer_than_the_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("tollgate.db")).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        match SqliteStore::open(dir.path()) {
+            Err(StoreError::Migration(msg)) => assert!(!msg.is_empty()),
+            other => panic!("expected a migration error, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        MIGRATIONS.validate().unwrap();
+    }
+}

@@ -1,0 +1,126 @@
+//! Starts real `tollgated` processes on loopback for the tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tollgated");
+
+pub struct Gateway {
+    pub child: Child,
+    pub base: String,
+    pub token: String,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Gateway {
+    pub fn start() -> Gateway {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut gw = Gateway::start_in(&dir);
+        gw._tmp = Some(tmp);
+        gw
+    }
+
+    /// Starts on an existing (or new) data directory.
+    pub fn start_in(dir: &Path) -> Gateway {
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--name",
+                "test-gw",
+                "--data-dir",
+            ])
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("tollgated exited before listening")
+                .unwrap();
+            if let Some(url) = line.strip_prefix("tollgated listening on ") {
+                break url.to_owned();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let token = std::fs::read_to_string(dir.join("bootstrap-admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Gateway {
+            child,
+            base,
+            token,
+            dir: dir.to_owned(),
+            _tmp: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Runs `tollgated admin-token …` against this gateway's data directory.
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(BIN)
+            .arg("admin-token")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        )
+    }
+
+    pub fn create_token(&self, name: &str, scopes: &str) -> String {
+        let (ok, stdout, stderr) = self.cli(&["create", "--name", name, "--scopes", scopes]);
+        assert!(ok, "{stderr}");
+        stdout
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tollgated did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}

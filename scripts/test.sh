@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every test of the project, in order of cost. Called by `make test` and CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
+step() { printf '\n=== %s\n' "$*"; }
+
+step "setup"
+scripts/setup.sh
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+npm --prefix ui run typecheck
+npm --prefix ui run lint
+
+step "build: UI, gateway, desktop (UI embedded)"
+npm --prefix ui run build
+cargo build -p tollgate-gateway
+cargo build -p tollgate-desktop --features custom-protocol
+
+step "Rust tests: real tollgated processes, real SQLite files, the real Secret Service"
+scripts/with-keyring.sh cargo nextest run --workspace --no-fail-fast --test-threads 4
+
+step "generated files are current"
+if [ -n "$(git status --porcelain -- ui/src/bindings crates/api/openapi.json)" ]; then
+  git status --porcelain -- ui/src/bindings crates/api/openapi.json
+  echo "generated files are stale: run 'make bindings openapi' and commit the result" >&2
+  exit 1
+fi
+
+if [ -d tests/e2e ]; then
+  step "end-to-end: WebDriver on the real desktop binary under Xvfb"
+  scripts/e2e.sh
+fi
+
+if [ -x scripts/package-test.sh ]; then
+  step "Debian package: build, install with dpkg, start the installed app"
+  scripts/package-test.sh
+fi

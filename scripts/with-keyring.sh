@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs a command in a private D-Bus session with a fresh, unlocked GNOME
+# Keyring (the Secret Service), so tests use the real OS keyring without
+# touching the user's own. Keyrings live in a throw-away XDG_DATA_HOME.
+set -euo pipefail
+export XDG_DATA_HOME=${XDG_DATA_HOME_FOR_KEYRING:-$(mktemp -d /tmp/tollgate-keyring.XXXXXX)}
+exec dbus-run-session -- bash -c '
+  echo -n "tollgate-throwaway" | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+  exec "$@"' _ "$@"

@@ -1,0 +1,30 @@
+// Declares the app's commands so that capabilities can grant them one by one
+// (least privilege); nothing else reaches the backend.
+fn main() {
+    println!("cargo:rerun-if-changed=capabilities");
+    println!("cargo:rerun-if-changed=icons");
+    println!("cargo:rerun-if-changed=tauri.conf.json");
+    let commands = &[
+        "keyring_status",
+        "list_instances",
+        "add_instance",
+        "update_instance",
+        "remove_instance",
+        "test_connection",
+        "probe_instance",
+        "fleet_overview",
+        "refresh_fleet",
+        "current_instance",
+        "set_current_instance",
+        "list_teams",
+        "create_team",
+        "update_team",
+        "delete_team",
+        "list_audit",
+    ];
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(commands)),
+    )
+    .expect("tauri build script");
+}

@@ -1,0 +1,14 @@
+use tollgate_console::models::FleetEntry;
+
+use super::{CommandResult, ConsoleState};
+
+#[tauri::command]
+pub async fn fleet_overview(console: ConsoleState<'_>) -> CommandResult<Vec<FleetEntry>> {
+    Ok(console.fleet_overview()?)
+}
+
+#[tauri::command]
+pub async fn refresh_fleet(console: ConsoleState<'_>) -> CommandResult<()> {
+    console.refresh_fleet();
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! One module per domain. Each command delegates to `tollgate_console::Console`
+//! and turns its error into `{code, message}`.
+
+pub mod audit;
+pub mod fleet;
+pub mod instances;
+pub mod system;
+pub mod teams;
+
+use std::sync::Arc;
+
+use tollgate_console::Console;
+
+type ConsoleState<'a> = tauri::State<'a, Arc<Console>>;
+type CommandResult<T> = Result<T, tollgate_console::IpcError>;

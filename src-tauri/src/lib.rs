@@ -1,0 +1,57 @@
+//! The Tollgate console's desktop shell: it opens the window, builds the
+//! [`tollgate_console::Console`] and registers the commands. Logic lives in
+//! `tollgate-console`; see `commands/` for the one-line delegations.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tauri::Manager;
+use tollgate_console::Console;
+use tollgate_console::client::ClientOptions;
+use tollgate_console::vault::Vault;
+
+/// Overrides where the console keeps its local database (tests, demo).
+const DATA_DIR_ENV: &str = "TOLLGATE_CONSOLE_DATA_DIR";
+
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    tauri::Builder::default()
+        .setup(|app| {
+            let data_dir = match std::env::var_os(DATA_DIR_ENV) {
+                Some(dir) => PathBuf::from(dir),
+                None => app.path().app_data_dir()?,
+            };
+            let console = Console::open(&data_dir, Vault::default(), ClientOptions::default())?;
+            tauri::async_runtime::spawn(Console::monitor_fleet(Arc::downgrade(&console)));
+            app.manage(console);
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::system::keyring_status,
+            commands::instances::list_instances,
+            commands::instances::add_instance,
+            commands::instances::update_instance,
+            commands::instances::remove_instance,
+            commands::instances::test_connection,
+            commands::instances::probe_instance,
+            commands::instances::current_instance,
+            commands::instances::set_current_instance,
+            commands::fleet::fleet_overview,
+            commands::fleet::refresh_fleet,
+            commands::teams::list_teams,
+            commands::teams::create_team,
+            commands::teams::update_team,
+            commands::teams::delete_team,
+            commands::audit::list_audit,
+        ])
+        .run(tauri::generate_context!())
+        .expect("error while running the Tollgate console");
+}
