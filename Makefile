@@ -7,8 +7,12 @@ TARGET := $(CARGO_TARGET_DIR)
 .PHONY: run run-xvfb test setup ui desktop gateway openapi bindings bench package lint fmt
 
 ## make run: the console, connected to a local demo gateway (SQLite store).
-run: setup ui desktop gateway
+run: setup desktop gateway
 	@scripts/run-demo.sh
+
+## The same on a virtual display (no desktop needed); screenshot in test-artifacts/.
+run-xvfb: setup desktop gateway
+	@scripts/run-xvfb.sh
 
 ## make test: every test; .ci/run calls exactly this.
 test:

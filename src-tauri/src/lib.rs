@@ -4,18 +4,18 @@
 
 mod commands;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tauri::Manager;
-use tollgate_console::Console;
 use tollgate_console::client::ClientOptions;
 use tollgate_console::vault::Vault;
-
-/// Overrides where the console keeps its local database (tests, demo).
-const DATA_DIR_ENV: &str = "TOLLGATE_CONSOLE_DATA_DIR";
+use tollgate_console::{Console, cli};
 
 pub fn run() {
+    let args: Vec<String> = std::env::args().collect();
+    if cli::wants_cli(&args) {
+        std::process::exit(cli::run(args, cli::default_data_dir()));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -25,10 +25,7 @@ pub fn run() {
         .init();
     tauri::Builder::default()
         .setup(|app| {
-            let data_dir = match std::env::var_os(DATA_DIR_ENV) {
-                Some(dir) => PathBuf::from(dir),
-                None => app.path().app_data_dir()?,
-            };
+            let data_dir = cli::default_data_dir();
             let console = Console::open(&data_dir, Vault::default(), ClientOptions::default())?;
             tauri::async_runtime::spawn(Console::monitor_fleet(Arc::downgrade(&console)));
             app.manage(console);

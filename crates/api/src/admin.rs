@@ -86,6 +86,7 @@ pub struct InstanceInfo {
     /// The gateway's version.
     pub version: String,
     pub started_at: DateTime<Utc>,
+    #[ts(type = "number")]
     pub uptime_seconds: u64,
     /// The gateway's clock when it answered, for clock-skew checks.
     pub server_time: DateTime<Utc>,

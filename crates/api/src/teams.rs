@@ -14,6 +14,7 @@ pub struct Team {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Incremented on every update; the `ETag` is `"<version>"`.
+    #[ts(type = "number")]
     pub version: i64,
 }
 

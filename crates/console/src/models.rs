@@ -106,7 +106,7 @@ pub struct ConnectionReport {
     #[serde(default)]
     pub scopes: Vec<Scope>,
     /// Gateway clock minus console clock, corrected for half the round trip.
-    #[ts(optional)]
+    #[ts(optional, type = "number")]
     pub clock_skew_ms: Option<i64>,
     /// Why the test failed: `{code, message}`.
     #[ts(optional)]

@@ -17,7 +17,7 @@ scopes: Array<Scope>,
 /**
  * Gateway clock minus console clock, corrected for half the round trip.
  */
-clock_skew_ms?: bigint, 
+clock_skew_ms?: number, 
 /**
  * Why the test failed: `{code, message}`.
  */

@@ -20,7 +20,7 @@ name: string,
 /**
  * The gateway's version.
  */
-version: string, started_at: string, uptime_seconds: bigint, 
+version: string, started_at: string, uptime_seconds: number, 
 /**
  * The gateway's clock when it answered, for clock-skew checks.
  */

@@ -11,4 +11,4 @@ id: string, name: string, description: string, created_at: string, updated_at: s
 /**
  * Incremented on every update; the `ETag` is `"<version>"`.
  */
-version: bigint, };
+version: number, };

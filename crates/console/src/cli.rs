@@ -1,0 +1,201 @@
+//! `tollgate instance …`: register gateways from scripts (the demo, installers)
+//! without opening the window. The token is read from a file or an environment
+//! variable, never from the command line, and goes to the keyring only.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::Console;
+use crate::client::ClientOptions;
+use crate::error::ConsoleError;
+use crate::models::{Environment, InstanceInput};
+use crate::sensitive::Sensitive;
+use crate::vault::Vault;
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate",
+    about = "Tollgate console (without arguments: open the window)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the instances the console knows.
+    Instance {
+        #[command(subcommand)]
+        action: InstanceAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum InstanceAction {
+    /// Add an instance, or update the one with the same name.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "dev", value_parser = ["prod", "staging", "dev"])]
+        environment: String,
+        /// File holding the admin token (e.g. the gateway's bootstrap-admin-token).
+        #[arg(long, conflicts_with = "token_env")]
+        token_file: Option<PathBuf>,
+        /// Environment variable holding the admin token.
+        #[arg(long)]
+        token_env: Option<String>,
+        /// PEM file of a custom CA certificate.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Skip TLS verification (not recommended).
+        #[arg(long)]
+        insecure: bool,
+        /// Also test the connection and fail when it does not work.
+        #[arg(long)]
+        check: bool,
+    },
+    /// List instances.
+    List,
+}
+
+/// True when the arguments ask for the CLI rather than the window.
+pub fn wants_cli(args: &[String]) -> bool {
+    matches!(
+        args.get(1).map(String::as_str),
+        Some("instance" | "help" | "--help" | "-h" | "--version")
+    )
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn run(args: Vec<String>, data_dir: PathBuf) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tollgate: cannot start: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(execute(cli, data_dir)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            1
+        }
+    }
+}
+
+fn read_token(
+    file: Option<PathBuf>,
+    env: Option<String>,
+) -> Result<Sensitive<String>, ConsoleError> {
+    let raw = match (file, env) {
+        (Some(path), _) => std::fs::read_to_string(&path).map_err(|e| {
+            ConsoleError::validation("token_file", format!("cannot read {}: {e}", path.display()))
+        })?,
+        (None, Some(var)) => std::env::var(&var)
+            .map_err(|_| ConsoleError::validation("token_env", format!("${var} is not set")))?,
+        (None, None) => {
+            return Err(ConsoleError::validation(
+                "token",
+                "give --token-file or --token-env",
+            ));
+        }
+    };
+    Ok(Sensitive::new(raw.trim().to_owned()))
+}
+
+async fn execute(cli: Cli, data_dir: PathBuf) -> Result<(), ConsoleError> {
+    let console = Console::open(&data_dir, Vault::default(), ClientOptions::default())?;
+    match cli.command {
+        Command::Instance {
+            action: InstanceAction::List,
+        } => {
+            for i in console.list_instances()? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    i.id,
+                    i.name,
+                    i.environment.as_str(),
+                    i.base_url
+                );
+            }
+        }
+        Command::Instance {
+            action:
+                InstanceAction::Add {
+                    name,
+                    url,
+                    environment,
+                    token_file,
+                    token_env,
+                    ca_file,
+                    insecure,
+                    check,
+                },
+        } => {
+            let ca_cert_pem = match ca_file {
+                Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| {
+                    ConsoleError::validation(
+                        "ca_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?),
+                None => None,
+            };
+            let input = InstanceInput {
+                name: name.clone(),
+                base_url: url,
+                environment: Environment::parse(&environment).unwrap_or(Environment::Dev),
+                color: None,
+                ca_cert_pem,
+                tls_verify: !insecure,
+                admin_token: Some(read_token(token_file, token_env)?),
+            };
+            let existing = console
+                .list_instances()?
+                .into_iter()
+                .find(|i| i.name.eq_ignore_ascii_case(name.trim()));
+            let instance = match existing {
+                Some(found) => console.update_instance(&found.id, input).await?,
+                None => console.add_instance(input).await?,
+            };
+            if check {
+                let report = console.test_connection(&instance.id).await?;
+                if let Some(error) = report.error {
+                    return Err(ConsoleError::Storage(format!(
+                        "saved, but the connection test failed: {} ({})",
+                        error.message, error.code
+                    )));
+                }
+            }
+            println!("{}", instance.id);
+        }
+    }
+    Ok(())
+}
+
+/// Where the console keeps its database unless `TOLLGATE_CONSOLE_DATA_DIR`
+/// says otherwise: `$XDG_DATA_HOME/dev.tollgate.console`
+/// (`~/.local/share/dev.tollgate.console`).
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TOLLGATE_CONSOLE_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("dev.tollgate.console")
+}

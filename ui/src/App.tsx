@@ -1,0 +1,40 @@
+import { KeyringBanner } from "./components/KeyringBanner";
+import { Sidebar } from "./components/Sidebar";
+import { TopBar } from "./components/TopBar";
+import { SECTIONS, useRoute } from "./lib/route";
+import type { Section } from "./lib/route";
+import { AuditPage } from "./pages/AuditPage";
+import { FleetPage } from "./pages/FleetPage";
+import { InstancesPage } from "./pages/InstancesPage";
+import { TeamsPage } from "./pages/TeamsPage";
+
+function Page({ section }: { section: Section }) {
+  switch (section) {
+    case "fleet":
+      return <FleetPage />;
+    case "instances":
+      return <InstancesPage />;
+    case "teams":
+      return <TeamsPage />;
+    case "audit":
+      return <AuditPage />;
+  }
+}
+
+/** The shell: sidebar (switcher + sections), top bar (where you are), the page. */
+export function App() {
+  const { section } = useRoute();
+  const title = SECTIONS.find((s) => s.id === section)?.label ?? "";
+  return (
+    <div className="shell">
+      <Sidebar section={section} />
+      <div className="main">
+        <TopBar title={title} />
+        <KeyringBanner />
+        <main className="content">
+          <Page section={section} />
+        </main>
+      </div>
+    </div>
+  );
+}
