@@ -36,7 +36,7 @@ interface Values {
 
 function initialValues(instance: Instance | undefined): Values {
   if (!instance) {
-    return { name: "", baseUrl: "", environment: "prod", color: ENV_COLORS.prod, colorPicked: false, token: "", ca: "", tlsVerify: true };
+    return { name: "", baseUrl: "", environment: "dev", color: ENV_COLORS.dev, colorPicked: false, token: "", ca: "", tlsVerify: true };
   }
   return {
     name: instance.name,

@@ -8,7 +8,8 @@ export function relativeTime(iso: string, now: number): string {
   const future = seconds < 0;
   const span = Math.abs(seconds);
   let text: string;
-  if (span < 1) return "just now";
+  // `now` ticks once a second, so a fresh timestamp can look a second ahead.
+  if (span < 2) return "just now";
   if (span < 60) text = `${span} s`;
   else if (span < 3600) text = `${Math.floor(span / 60)} min`;
   else if (span < 86_400) text = `${Math.floor(span / 3600)} h`;

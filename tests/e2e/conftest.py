@@ -1,0 +1,97 @@
+"""Fixtures for end-to-end tests: real `tollgated` processes on loopback and
+the real desktop binary driven through tauri-driver + WebKitWebDriver.
+
+Run by scripts/e2e.sh inside Xvfb and a private D-Bus session with an unlocked
+GNOME Keyring (scripts/with-keyring.sh)."""
+
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.options import ArgOptions
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/tollgate-target"))
+CONSOLE_BIN = os.environ.get("TOLLGATE_BIN", str(TARGET / "debug" / "tollgate"))
+GATEWAY_BIN = os.environ.get("TOLLGATED_BIN", str(TARGET / "debug" / "tollgated"))
+ARTIFACTS = REPO / "test-artifacts" / "e2e"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gateway:
+    def __init__(self, name: str):
+        self.dir = tempfile.mkdtemp(prefix="tollgate-e2e-gw-")
+        self.proc = subprocess.Popen(
+            [GATEWAY_BIN, "serve", "--listen", "127.0.0.1:0", "--name", name, "--data-dir", self.dir],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "RUST_LOG": "warn"},
+        )
+        deadline = time.monotonic() + 30
+        self.base = None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("tollgated listening on "):
+                self.base = line.split()[-1]
+                break
+        assert self.base, f"tollgated {name} did not start"
+        self.token = pathlib.Path(self.dir, "bootstrap-admin-token").read_text().strip()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def gateways():
+    gws = [Gateway("east"), Gateway("west")]
+    yield gws
+    for gw in gws:
+        gw.stop()
+
+
+@pytest.fixture(scope="session")
+def driver():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    data_dir = tempfile.mkdtemp(prefix="tollgate-e2e-console-")
+    port = free_port()
+    log = open(ARTIFACTS / "tauri-driver.log", "w")
+    tauri_driver = subprocess.Popen(
+        ["tauri-driver", "--port", str(port), "--native-driver", "/usr/bin/WebKitWebDriver"],
+        env={**os.environ, "TOLLGATE_CONSOLE_DATA_DIR": data_dir, "RUST_LOG": "info"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    options = ArgOptions()
+    options.set_capability("tauri:options", {"application": CONSOLE_BIN})
+    options.set_capability("browserName", "wry")
+    drv = webdriver.Remote(command_executor=f"http://127.0.0.1:{port}", options=options)
+    drv.implicitly_wait(0)
+    yield drv
+    drv.quit()
+    tauri_driver.terminate()
+    tauri_driver.wait(timeout=10)
+    log.close()
+    shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,0 +1,108 @@
+"""The first-run journey on the real desktop app: add an instance, see it
+healthy in the fleet overview, create a team, add a second instance and
+switch between them. Each screen is saved under test-artifacts/e2e/."""
+
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from conftest import ARTIFACTS
+
+
+def tid(name: str) -> tuple:
+    return (By.CSS_SELECTOR, f'[data-testid="{name}"]')
+
+
+def wait(driver, seconds: float = 20) -> WebDriverWait:
+    return WebDriverWait(driver, seconds)
+
+
+def shot(driver, name: str) -> None:
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def fill(driver, testid: str, value: str) -> None:
+    field = wait(driver).until(EC.element_to_be_clickable(tid(testid)))
+    field.clear()
+    field.send_keys(value)
+
+
+def add_instance(driver, name: str, gateway, environment: str) -> None:
+    driver.find_element(*tid("nav-instances")).click()
+    wait(driver).until(EC.element_to_be_clickable(tid("add-instance"))).click()
+    fill(driver, "field-name", name)
+    fill(driver, "field-base-url", gateway.base)
+    Select(driver.find_element(*tid("field-environment"))).select_by_value(environment)
+    fill(driver, "field-token", gateway.token)
+    driver.find_element(*tid("probe-button")).click()
+    wait(driver).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "form"), "0.1.0"))
+    shot(driver, f"add-instance-{name.lower()}")
+    driver.find_element(*tid("save-instance")).click()
+    wait(driver).until(EC.presence_of_element_located(tid(f"instance-row-{name}")))
+
+
+def test_first_run_journey(driver, gateways):
+    east, west = gateways
+    wait(driver, 60).until(EC.presence_of_element_located(tid("nav-fleet")))
+    shot(driver, "empty")
+
+    # A bad URL is refused in the form, naming the field; nothing is added.
+    driver.find_element(*tid("nav-instances")).click()
+    wait(driver).until(EC.element_to_be_clickable(tid("add-instance"))).click()
+    fill(driver, "field-name", "Broken")
+    fill(driver, "field-base-url", "gateway.local:8080")
+    fill(driver, "field-token", "tga_x")
+    driver.find_element(*tid("save-instance")).click()
+    wait(driver).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "form"), "http"))
+    shot(driver, "add-instance-invalid")
+    ActionChains(driver).send_keys(Keys.ESCAPE).perform()
+    wait(driver).until(EC.invisibility_of_element_located((By.CSS_SELECTOR, "form")))
+    assert not driver.find_elements(*tid("instance-row-Broken"))
+
+    add_instance(driver, "East", east, "prod")
+    shot(driver, "instances")
+
+    driver.find_element(*tid("nav-fleet")).click()
+    state = wait(driver, 30).until(
+        EC.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, '[data-testid="fleet-row-East"] [data-testid="fleet-state"]'), "reachable"
+        )
+    )
+    assert state
+    shot(driver, "fleet")
+
+    driver.find_element(*tid("nav-teams")).click()
+    wait(driver).until(EC.element_to_be_clickable(tid("new-team"))).click()
+    fill(driver, "team-name", "Platform")
+    fill(driver, "team-description", "Created through WebDriver")
+    driver.find_element(*tid("save-team")).click()
+    wait(driver).until(EC.presence_of_element_located(tid("team-row-Platform")))
+    shot(driver, "teams")
+
+    add_instance(driver, "West", west, "staging")
+    current = driver.find_element(*tid("current-instance-name"))
+    assert current.text == "East"
+
+    # Switch with a click, then back with the keyboard shortcut.
+    driver.find_element(*tid("switch-1")).click()
+    wait(driver).until(EC.text_to_be_present_in_element(tid("current-instance-name"), "West"))
+    driver.find_element(*tid("nav-teams")).click()
+    wait(driver).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "No teams yet"))
+    shot(driver, "teams-west-empty")
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("1").key_up(Keys.CONTROL).perform()
+    wait(driver).until(EC.text_to_be_present_in_element(tid("current-instance-name"), "East"))
+    wait(driver).until(EC.presence_of_element_located(tid("team-row-Platform")))
+
+    driver.find_element(*tid("nav-fleet")).click()
+    wait(driver, 30).until(
+        EC.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, '[data-testid="fleet-row-West"] [data-testid="fleet-state"]'), "reachable"
+        )
+    )
+    shot(driver, "fleet-two-instances")
+
+    driver.find_element(*tid("nav-audit")).click()
+    wait(driver).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "team.create"))
+    shot(driver, "audit")
