@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark; figures go to BENCHMARKS.md by hand, with the command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== gateway"; scripts/bench-gateway.sh
+if [ -x scripts/bench-console.sh ]; then echo "== console"; scripts/bench-console.sh; fi
