@@ -66,9 +66,16 @@ def gateways():
 
 
 @pytest.fixture(scope="session")
-def driver():
+def console_data_dir():
+    path = tempfile.mkdtemp(prefix="tollgate-e2e-console-")
+    yield pathlib.Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def driver(console_data_dir):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    data_dir = tempfile.mkdtemp(prefix="tollgate-e2e-console-")
+    data_dir = str(console_data_dir)
     port = free_port()
     log = open(ARTIFACTS / "tauri-driver.log", "w")
     tauri_driver = subprocess.Popen(
@@ -94,4 +101,3 @@ def driver():
     tauri_driver.terminate()
     tauri_driver.wait(timeout=10)
     log.close()
-    shutil.rmtree(data_dir, ignore_errors=True)

@@ -106,3 +106,16 @@ def test_first_run_journey(driver, gateways):
     driver.find_element(*tid("nav-audit")).click()
     wait(driver).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "team.create"))
     shot(driver, "audit")
+
+
+def test_no_admin_token_on_disk(driver, gateways, console_data_dir):
+    """Runs after the journey: the tokens typed into the UI live only in the
+    keyring, not in the console's files, the driver log or the screenshots."""
+    secrets = [gw.token.encode() for gw in gateways]
+    files = [p for p in console_data_dir.rglob("*") if p.is_file()]
+    files += [p for p in ARTIFACTS.rglob("*") if p.is_file()]
+    assert any(p.name == "console.db" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        for secret in secrets:
+            assert secret not in data, f"admin token found in {path}"
