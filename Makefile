@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= /var/tmp/tollgate-target
 export CARGO_TERM_COLOR ?= never
 TARGET := $(CARGO_TARGET_DIR)
 
-.PHONY: run run-xvfb test setup ui desktop gateway openapi bindings bench package lint fmt
+.PHONY: run run-xvfb test setup ui desktop gateway openapi bindings bench bench-console package lint fmt
 
 ## make run: the console, connected to a local demo gateway (SQLite store).
 run: setup desktop gateway
@@ -44,6 +44,11 @@ package: setup
 
 bench: setup
 	scripts/bench.sh
+
+## Console cold start and idle memory (release binary, Xvfb); BENCHMARKS.md "Console".
+## Builds the release binary only when it is missing (make package leaves one).
+bench-console:
+	scripts/bench-console.sh
 
 fmt:
 	cargo fmt --all

@@ -19,14 +19,10 @@ start=$(date +%s)
 # --features custom-protocol: the package's own feature (tauri/custom-protocol),
 # named explicitly so the embedded-UI build never depends on the CLI's defaults.
 # No network needed once the crates are in Cargo's cache (any earlier build).
-# The CLI runs beforeBuildCommand in the folder it takes for the frontend's,
-# which it guesses as ui/ (the first package.json it finds), while
-# tauri.conf.json's commands are written for the repository root
-# (`npm --prefix ui ...`): run it from the root explicitly.
-HOOK=$(printf '{"build":{"beforeBuildCommand":{"script":"npm --prefix ui run build","cwd":"%s"}}}' "$PWD")
+# The CLI runs beforeBuildCommand (`npm run build`) in the frontend's folder, ui/.
 # `-- -p tollgate-desktop`: the CLI runs a bare `cargo build`, which in this
 # workspace builds only default-members (no desktop package among them).
-"$TAURI" build --ci --bundles deb --features custom-protocol --config "$HOOK" -- -p tollgate-desktop >&2
+"$TAURI" build --ci --bundles deb --features custom-protocol -- -p tollgate-desktop >&2
 echo "package: built in $(($(date +%s) - start)) s" >&2
 
 DEB=$(ls -t "$BUNDLE_DIR"/*_"${VERSION}"_*.deb 2>/dev/null | head -n1 || true)

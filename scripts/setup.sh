@@ -11,7 +11,7 @@ APT_PACKAGES=(
   librsvg2-dev libayatana-appindicator3-dev libxdo-dev file libdbus-1-dev
   # run and test headless: X, WebDriver, keyring, screenshots
   xvfb xauth imagemagick x11-utils xdotool webkit2gtk-driver gnome-keyring libsecret-tools dbus-x11
-  keyutils fonts-dejavu-core
+  keyutils fonts-dejavu-core iproute2 curl
   # benchmarks
   wrk nginx hyperfine
 )

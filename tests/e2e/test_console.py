@@ -119,3 +119,14 @@ def test_no_admin_token_on_disk(driver, gateways, console_data_dir):
         data = path.read_bytes()
         for secret in secrets:
             assert secret not in data, f"admin token found in {path}"
+
+
+def test_the_app_opens_no_listening_socket(driver):
+    """The UI reaches Rust only over Tauri IPC: neither the app nor its WebKit
+    processes listen on any TCP port."""
+    import subprocess
+
+    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+    owners = [line for line in out.splitlines() if '"tollgate"' in line or ("WebKit" in line and "Driver" not in line)]
+    assert driver.find_element(*tid("nav-fleet"))  # the app is running
+    assert owners == [], f"unexpected listeners: {owners}"
