@@ -121,12 +121,35 @@ def test_no_admin_token_on_disk(driver, gateways, console_data_dir):
             assert secret not in data, f"admin token found in {path}"
 
 
-def test_the_app_opens_no_listening_socket(driver):
-    """The UI reaches Rust only over Tauri IPC: neither the app nor its WebKit
-    processes listen on any TCP port."""
+def test_the_app_opens_no_listening_socket(tmp_path):
+    """The UI reaches Rust only over Tauri IPC: the app, started as a user
+    starts it (not under WebDriver, whose automation session opens an inspector
+    socket), listens on no TCP port."""
+    import os
     import subprocess
+    import time
 
-    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
-    owners = [line for line in out.splitlines() if '"tollgate"' in line or ("WebKit" in line and "Driver" not in line)]
-    assert driver.find_element(*tid("nav-fleet"))  # the app is running
-    assert owners == [], f"unexpected listeners: {owners}"
+    from conftest import CONSOLE_BIN
+
+    app = subprocess.Popen(
+        [CONSOLE_BIN],
+        env={**os.environ, "TOLLGATE_CONSOLE_DATA_DIR": str(tmp_path)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        subprocess.run(
+            ["xdotool", "search", "--sync", "--onlyvisible", "--pid", str(app.pid)],
+            check=True, timeout=60, capture_output=True,
+        )
+        time.sleep(2)  # let the page load and the fleet monitor start
+        assert app.poll() is None, "the app exited"
+        out = subprocess.run(["ss", "-Hltnup"], capture_output=True, text=True, check=True).stdout
+        pids = {str(app.pid)} | set(
+            subprocess.run(["pgrep", "-P", str(app.pid)], capture_output=True, text=True).stdout.split()
+        )
+        owners = [line for line in out.splitlines() if any(f"pid={pid}," in line for pid in pids)]
+        assert owners == [], f"the app listens: {owners}"
+    finally:
+        app.terminate()
+        app.wait(timeout=10)
