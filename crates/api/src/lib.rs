@@ -8,10 +8,12 @@
 //! - POSTs accept an `Idempotency-Key` header.
 
 mod admin;
+mod consumers;
 mod problem;
 mod teams;
 
 pub use admin::*;
+pub use consumers::*;
 pub use problem::*;
 pub use teams::*;
 

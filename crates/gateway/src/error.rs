@@ -158,3 +158,16 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Store errors for a resource of `kind` named by `id`: "not found" names it.
+pub fn for_resource<'a>(kind: &'static str, id: &'a str) -> impl Fn(StoreError) -> ApiError + 'a {
+    move |e| match e {
+        StoreError::NotFound => ApiError::NotFound(format!("{kind} `{id}`")),
+        other => other.into(),
+    }
+}
+
+/// Set on answers that carry a secret: the idempotency layer stores this
+/// redacted body for replays instead of the real one.
+#[derive(Debug, Clone)]
+pub struct RedactedReplay(pub Vec<u8>);

@@ -2,8 +2,10 @@
 
 pub mod auth;
 pub mod config;
+pub mod consumer_keys;
 pub mod error;
 pub mod http;
 pub mod ids;
 pub mod server;
 pub mod store;
+pub mod validate;

@@ -120,6 +120,31 @@ impl<S: Send + Sync> FromRequestParts<S> for PageParams {
     }
 }
 
+/// A versioned resource as JSON, with its `ETag`.
+pub fn versioned<T: serde::Serialize>(
+    status: StatusCode,
+    body: &T,
+    version: i64,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::ETAG, etag(version));
+    response
+}
+
+/// `201 Created` with `ETag` and `Location`.
+pub fn created<T: serde::Serialize>(
+    body: &T,
+    version: i64,
+    location: &str,
+) -> axum::response::Response {
+    let mut response = versioned(StatusCode::CREATED, body, version);
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
 pub fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
 }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::{AppState, RequestId, finish_problem};
 use crate::auth::claimed_token_id;
-use crate::error::ApiError;
+use crate::error::{ApiError, RedactedReplay};
 use crate::store::{IdempotencyBegin, StoredResponse};
 
 const HEADER: &str = "idempotency-key";
@@ -90,7 +90,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         }
         return response;
     }
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    let redacted = parts.extensions.remove::<RedactedReplay>();
     let Ok(body) = to_bytes(body, usize::MAX).await else {
         return ApiError::Internal(anyhow::anyhow!("response body unreadable")).into_response();
     };
@@ -104,7 +105,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     let stored = StoredResponse {
         status: status.as_u16(),
         headers,
-        body: body.to_vec(),
+        // An answer with a secret in it is kept without the secret.
+        body: redacted.map_or_else(|| body.to_vec(), |r| r.0),
     };
     if let Err(e) = state.store.idempotency_complete(&scope, &key, stored).await {
         tracing::warn!(error = %e, "could not store an idempotent answer");

@@ -1,7 +1,9 @@
 //! The HTTP surface: router, middleware, and one module per resource.
 
+mod consumers;
 mod extract;
 mod idempotency;
+mod keys;
 mod problems;
 mod system;
 mod teams;
@@ -25,7 +27,7 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ProblemDraft};
 use crate::store::Store;
 
-pub use extract::{ApiJson, PageParams, etag, if_match};
+pub use extract::{ApiJson, PageParams, created, etag, if_match, versioned};
 
 /// Facts about the running instance, fixed at start.
 #[derive(Debug)]
@@ -87,6 +89,20 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             teams::update_team,
             teams::delete_team
         ))
+        .routes(routes!(
+            consumers::list_consumers,
+            consumers::create_consumer
+        ))
+        .routes(routes!(
+            consumers::get_consumer,
+            consumers::update_consumer,
+            consumers::delete_consumer
+        ))
+        .routes(routes!(keys::list_consumer_keys, keys::create_consumer_key))
+        .routes(routes!(keys::find_keys))
+        .routes(routes!(keys::get_key))
+        .routes(routes!(keys::rotate_key))
+        .routes(routes!(keys::revoke_key))
 }
 
 /// The OpenAPI 3.1 document, generated from the routes above.

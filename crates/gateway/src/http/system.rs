@@ -10,7 +10,14 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 
 /// Features this build offers, reported by `/admin/v1/info`.
-pub const FEATURES: &[&str] = &["teams", "audit", "idempotency", "etag"];
+pub const FEATURES: &[&str] = &[
+    "teams",
+    "consumers",
+    "consumer-keys",
+    "audit",
+    "idempotency",
+    "etag",
+];
 
 /// Liveness and store health; needs no token.
 #[utoipa::path(get, path = "/healthz", tag = "system",

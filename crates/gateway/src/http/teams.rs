@@ -2,67 +2,21 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use tollgate_api::{CreateTeam, FieldError, Page, Problem, Scope, Team, UpdateTeam};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use tollgate_api::{CreateTeam, Page, Problem, Scope, Team, UpdateTeam};
 
-use super::{ApiJson, AppState, PageParams, etag, if_match};
+use super::{ApiJson, AppState, PageParams, created, if_match, versioned};
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::{NewTeam, StoreError, TeamPatch};
+use crate::validate;
 
 const NAME_MAX: usize = 100;
 const DESCRIPTION_MAX: usize = 1000;
 
-fn check_name(name: &str, errors: &mut Vec<FieldError>) -> String {
-    let name = name.trim();
-    let len = name.chars().count();
-    if len == 0 || len > NAME_MAX {
-        errors.push(FieldError::new(
-            "name",
-            format!("must be 1 to {NAME_MAX} characters"),
-        ));
-    } else if name.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            "name",
-            "must not contain control characters",
-        ));
-    }
-    name.to_owned()
-}
-
-fn check_description(text: &str, errors: &mut Vec<FieldError>) -> String {
-    if text.chars().count() > DESCRIPTION_MAX {
-        errors.push(FieldError::new(
-            "description",
-            format!("must be at most {DESCRIPTION_MAX} characters"),
-        ));
-    } else if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        errors.push(FieldError::new(
-            "description",
-            "must not contain control characters",
-        ));
-    }
-    text.trim().to_owned()
-}
-
-/// Store errors, with "not found" naming the team.
 fn team_error(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
-    move |e| match e {
-        StoreError::NotFound => ApiError::NotFound(format!("team `{id}`")),
-        other => other.into(),
-    }
-}
-
-fn with_etag(status: StatusCode, team: Team) -> Response {
-    let mut response = (status, Json(&team)).into_response();
-    response
-        .headers_mut()
-        .insert(header::ETAG, etag(team.version));
-    response
+    for_resource("team", id)
 }
 
 /// List teams in creation order.
@@ -102,8 +56,13 @@ pub async fn create_team(
 ) -> ApiResult<Response> {
     admin.require(Scope::Write)?;
     let mut errors = Vec::new();
-    let name = check_name(&body.name, &mut errors);
-    let description = check_description(&body.description, &mut errors);
+    let name = validate::name("name", &body.name, NAME_MAX, &mut errors);
+    let description = validate::text(
+        "description",
+        &body.description,
+        DESCRIPTION_MAX,
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
@@ -111,12 +70,11 @@ pub async fn create_team(
         .store
         .create_team(NewTeam { name, description }, &admin.audit())
         .await?;
-    let location = format!("/admin/v1/teams/{}", team.id);
-    let mut response = with_etag(StatusCode::CREATED, team);
-    if let Ok(value) = location.parse() {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    Ok(created(
+        &team,
+        team.version,
+        &format!("/admin/v1/teams/{}", team.id),
+    ))
 }
 
 /// One team, with its `ETag`.
@@ -132,7 +90,7 @@ pub async fn get_team(
 ) -> ApiResult<Response> {
     admin.require(Scope::Read)?;
     let team = state.store.team(&id).await.map_err(team_error(&id))?;
-    Ok(with_etag(StatusCode::OK, team))
+    Ok(versioned(StatusCode::OK, &team, team.version))
 }
 
 /// Change a team's name or description. Send `If-Match` with the `ETag` you
@@ -154,8 +112,12 @@ pub async fn update_team(
     admin.require(Scope::Write)?;
     let mut errors = Vec::new();
     let patch = TeamPatch {
-        name: body.name.map(|n| check_name(&n, &mut errors)),
-        description: body.description.map(|d| check_description(&d, &mut errors)),
+        name: body
+            .name
+            .map(|n| validate::name("name", &n, NAME_MAX, &mut errors)),
+        description: body
+            .description
+            .map(|d| validate::text("description", &d, DESCRIPTION_MAX, &mut errors)),
     };
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
@@ -165,7 +127,7 @@ pub async fn update_team(
         .update_team(&id, patch, if_match(&headers), &admin.audit())
         .await
         .map_err(team_error(&id))?;
-    Ok(with_etag(StatusCode::OK, team))
+    Ok(versioned(StatusCode::OK, &team, team.version))
 }
 
 /// Delete a team. `If-Match` is honoured as for updates.

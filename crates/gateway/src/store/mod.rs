@@ -6,7 +6,8 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tollgate_api::{AuditEntry, Scope, Team};
+use std::collections::BTreeMap;
+use tollgate_api::{AuditEntry, Consumer, ConsumerKey, ConsumerStatus, Scope, Team};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -77,8 +78,15 @@ pub enum IdempotencyBegin {
     Replay(StoredResponse),
 }
 
+/// Everything the gateway stores. Each domain has its own small trait, so a
+/// backend (SQLite today, PostgreSQL later) implements them one by one.
+pub trait Store: SystemStore + TeamStore + ConsumerStore {}
+
+impl<T: SystemStore + TeamStore + ConsumerStore> Store for T {}
+
+/// Instance facts, admin tokens, the audit log and idempotency records.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait SystemStore: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
     /// The instance id, created on first call.
     async fn instance_id(&self) -> StoreResult<String>;
@@ -88,25 +96,6 @@ pub trait Store: Send + Sync + 'static {
     async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenRecord>>;
     async fn revoke_admin_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
     async fn touch_admin_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
-
-    async fn create_team(&self, new: NewTeam, audit: &AuditContext) -> StoreResult<Team>;
-    async fn team(&self, id: &str) -> StoreResult<Team>;
-    /// Teams in creation order after the `after` position; returns the page and
-    /// the position of its last row when more rows may follow.
-    async fn list_teams(&self, after: i64, limit: u32) -> StoreResult<(Vec<Team>, Option<i64>)>;
-    async fn update_team(
-        &self,
-        id: &str,
-        patch: TeamPatch,
-        expected_version: Option<i64>,
-        audit: &AuditContext,
-    ) -> StoreResult<Team>;
-    async fn delete_team(
-        &self,
-        id: &str,
-        expected_version: Option<i64>,
-        audit: &AuditContext,
-    ) -> StoreResult<()>;
 
     /// Audit entries newest first, strictly before the `before` position.
     async fn list_audit(
@@ -128,4 +117,122 @@ pub trait Store: Send + Sync + 'static {
         response: StoredResponse,
     ) -> StoreResult<()>;
     async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait TeamStore: Send + Sync + 'static {
+    async fn create_team(&self, new: NewTeam, audit: &AuditContext) -> StoreResult<Team>;
+    async fn team(&self, id: &str) -> StoreResult<Team>;
+    /// Teams in creation order after the `after` position; returns the page and
+    /// the position of its last row when more rows may follow.
+    async fn list_teams(&self, after: i64, limit: u32) -> StoreResult<(Vec<Team>, Option<i64>)>;
+    async fn update_team(
+        &self,
+        id: &str,
+        patch: TeamPatch,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<Team>;
+    /// Refused with a conflict while the team has consumers.
+    async fn delete_team(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<()>;
+}
+
+#[derive(Debug, Clone)]
+pub struct NewConsumer {
+    pub team_id: String,
+    pub name: String,
+    pub contact: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerPatch {
+    pub name: Option<String>,
+    pub contact: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    pub status: Option<ConsumerStatus>,
+}
+
+/// A consumer key as stored: the hash of the secret, never the secret.
+#[derive(Debug, Clone)]
+pub struct NewConsumerKey {
+    pub consumer_id: String,
+    pub name: String,
+    pub lookup: String,
+    pub secret_hash: Vec<u8>,
+    pub display_prefix: String,
+    pub allowed_apis: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What the data plane needs to authenticate a key.
+#[derive(Debug, Clone)]
+pub struct KeyCredential {
+    pub key: ConsumerKey,
+    pub secret_hash: Vec<u8>,
+    pub consumer_status: ConsumerStatus,
+    pub team_id: String,
+}
+
+#[async_trait]
+pub trait ConsumerStore: Send + Sync + 'static {
+    async fn create_consumer(
+        &self,
+        new: NewConsumer,
+        audit: &AuditContext,
+    ) -> StoreResult<Consumer>;
+    async fn consumer(&self, id: &str) -> StoreResult<Consumer>;
+    /// Consumers in creation order, optionally of one team.
+    async fn list_consumers(
+        &self,
+        team_id: Option<String>,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Consumer>, Option<i64>)>;
+    async fn update_consumer(
+        &self,
+        id: &str,
+        patch: ConsumerPatch,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<Consumer>;
+    async fn delete_consumer(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<()>;
+
+    async fn create_consumer_key(
+        &self,
+        new: NewConsumerKey,
+        audit: &AuditContext,
+    ) -> StoreResult<ConsumerKey>;
+    /// Issues `new` as the successor of `old_id`, which keeps working until `grace_until`.
+    async fn rotate_consumer_key(
+        &self,
+        old_id: &str,
+        new: NewConsumerKey,
+        grace_until: DateTime<Utc>,
+        audit: &AuditContext,
+    ) -> StoreResult<ConsumerKey>;
+    async fn revoke_consumer_key(&self, id: &str, audit: &AuditContext)
+    -> StoreResult<ConsumerKey>;
+    async fn consumer_key(&self, id: &str) -> StoreResult<ConsumerKey>;
+    /// Keys of a consumer, or keys whose display prefix starts with `prefix`.
+    async fn list_consumer_keys(
+        &self,
+        consumer_id: Option<String>,
+        prefix: Option<String>,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<ConsumerKey>, Option<i64>)>;
+    /// Finds a key by the lookup part of a presented secret.
+    async fn key_credential(&self, lookup: &str) -> StoreResult<Option<KeyCredential>>;
+    async fn touch_consumer_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
 }

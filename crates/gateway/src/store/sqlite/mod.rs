@@ -14,14 +14,20 @@ use rusqlite_migration::{M, Migrations};
 use tollgate_api::{AuditEntry, Scope, Team};
 
 use super::{
-    AdminTokenRecord, AuditContext, IdempotencyBegin, NewTeam, Store, StoreError, StoreResult,
-    StoredResponse, TeamPatch,
+    AdminTokenRecord, AuditContext, IdempotencyBegin, NewTeam, StoreError, StoreResult,
+    StoredResponse, SystemStore, TeamPatch, TeamStore,
 };
 use crate::ids;
 
+mod consumers;
+
 /// Ordered, embedded schema migrations. Append only; never edit a released one.
-static MIGRATIONS: LazyLock<Migrations<'static>> =
-    LazyLock::new(|| Migrations::new(vec![M::up(include_str!("../../migrations/0001_init.sql"))]));
+static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
+    Migrations::new(vec![
+        M::up(include_str!("../../../migrations/0001_init.sql")),
+        M::up(include_str!("../../../migrations/0002_consumers.sql")),
+    ])
+});
 
 /// How long an Idempotency-Key is remembered.
 const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
@@ -163,12 +169,39 @@ fn load_team(conn: &Connection, id: &str) -> StoreResult<Team> {
     .ok_or(StoreError::NotFound)
 }
 
-fn check_version(team: &Team, expected: Option<i64>) -> StoreResult<()> {
+/// Turns `limit + 1` rows (each with its position) into a page and the
+/// position to continue after, when more rows follow.
+fn split_page<T>(mut rows: Vec<(T, i64)>, limit: u32) -> (Vec<T>, Option<i64>) {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = if more {
+        rows.last().map(|(_, seq)| *seq)
+    } else {
+        None
+    };
+    (rows.into_iter().map(|(item, _)| item).collect(), next)
+}
+
+/// `If-Match` semantics shared by every resource.
+fn check_version(current: i64, expected: Option<i64>) -> StoreResult<()> {
     match expected {
-        Some(v) if v != team.version => Err(StoreError::VersionMismatch {
-            current: team.version,
-        }),
+        Some(v) if v != current => Err(StoreError::VersionMismatch { current }),
         _ => Ok(()),
+    }
+}
+
+/// SQLite reports `ON DELETE RESTRICT` as a trigger constraint, other foreign
+/// key failures as FOREIGNKEY; both say "FOREIGN KEY constraint failed".
+fn is_foreign_key_violation(e: &rusqlite::Error) -> bool {
+    match e {
+        rusqlite::Error::SqliteFailure(f, message) => {
+            f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+                || (f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER
+                    && message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("FOREIGN KEY")))
+        }
+        _ => false,
     }
 }
 
@@ -205,7 +238,7 @@ fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AdminTokenRecord> {
 const TOKEN_COLUMNS: &str = "id, name, secret_hash, scopes, created_at, revoked_at, last_used_at";
 
 #[async_trait]
-impl Store for SqliteStore {
+impl SystemStore for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
             .await
@@ -308,101 +341,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_team(&self, new: NewTeam, ctx: &AuditContext) -> StoreResult<Team> {
-        let ctx = ctx.clone();
-        self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            let id = ids::new_id("team");
-            let now = ts(Utc::now());
-            tx.execute(
-                "INSERT INTO teams (id, name, description, created_at, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?4, 1)",
-                params![id, new.name, new.description, now],
-            )
-            .map_err(|e| name_conflict(e, &new.name))?;
-            audit(&tx, &ctx, "team.create", &id)?;
-            let team = load_team(&tx, &id)?;
-            tx.commit().map_err(backend)?;
-            Ok(team)
-        })
-        .await
-    }
-
-    async fn team(&self, id: &str) -> StoreResult<Team> {
-        let id = id.to_owned();
-        self.read(move |c| load_team(c, &id)).await
-    }
-
-    async fn list_teams(&self, after: i64, limit: u32) -> StoreResult<(Vec<Team>, Option<i64>)> {
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {TEAM_COLUMNS} FROM teams WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-                ))
-                .map_err(backend)?;
-            let mut rows = stmt
-                .query_map(params![after, i64::from(limit) + 1], team_row)
-                .map_err(backend)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(backend)?;
-            let more = rows.len() > limit as usize;
-            rows.truncate(limit as usize);
-            let next = if more {
-                rows.last().map(|(_, seq)| *seq)
-            } else {
-                None
-            };
-            Ok((rows.into_iter().map(|(t, _)| t).collect(), next))
-        })
-        .await
-    }
-
-    async fn update_team(
-        &self,
-        id: &str,
-        patch: TeamPatch,
-        expected_version: Option<i64>,
-        ctx: &AuditContext,
-    ) -> StoreResult<Team> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_team(&tx, &id)?;
-            check_version(&current, expected_version)?;
-            let name = patch.name.unwrap_or(current.name);
-            let description = patch.description.unwrap_or(current.description);
-            tx.execute(
-                "UPDATE teams SET name = ?2, description = ?3, updated_at = ?4, version = version + 1 WHERE id = ?1",
-                params![id, name, description, ts(Utc::now())],
-            )
-            .map_err(|e| name_conflict(e, &name))?;
-            audit(&tx, &ctx, "team.update", &id)?;
-            let team = load_team(&tx, &id)?;
-            tx.commit().map_err(backend)?;
-            Ok(team)
-        })
-        .await
-    }
-
-    async fn delete_team(
-        &self,
-        id: &str,
-        expected_version: Option<i64>,
-        ctx: &AuditContext,
-    ) -> StoreResult<()> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_team(&tx, &id)?;
-            check_version(&current, expected_version)?;
-            tx.execute("DELETE FROM teams WHERE id = ?1", [&id])
-                .map_err(backend)?;
-            audit(&tx, &ctx, "team.delete", &id)?;
-            tx.commit().map_err(backend)?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn list_audit(
         &self,
         before: Option<i64>,
@@ -415,7 +353,7 @@ impl Store for SqliteStore {
                      WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
                 )
                 .map_err(backend)?;
-            let mut rows = stmt
+            let rows = stmt
                 .query_map(
                     params![before.unwrap_or(i64::MAX), i64::from(limit) + 1],
                     |r| {
@@ -435,14 +373,7 @@ impl Store for SqliteStore {
                 .map_err(backend)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(backend)?;
-            let more = rows.len() > limit as usize;
-            rows.truncate(limit as usize);
-            let next = if more {
-                rows.last().map(|(_, seq)| *seq)
-            } else {
-                None
-            };
-            Ok((rows.into_iter().map(|(e, _)| e).collect(), next))
+            Ok(split_page(rows, limit))
         })
         .await
     }
@@ -528,6 +459,105 @@ impl Store for SqliteStore {
                 params![scope, key],
             )
             .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TeamStore for SqliteStore {
+    async fn create_team(&self, new: NewTeam, ctx: &AuditContext) -> StoreResult<Team> {
+        let ctx = ctx.clone();
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let id = ids::new_id("team");
+            let now = ts(Utc::now());
+            tx.execute(
+                "INSERT INTO teams (id, name, description, created_at, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?4, 1)",
+                params![id, new.name, new.description, now],
+            )
+            .map_err(|e| name_conflict(e, &new.name))?;
+            audit(&tx, &ctx, "team.create", &id)?;
+            let team = load_team(&tx, &id)?;
+            tx.commit().map_err(backend)?;
+            Ok(team)
+        })
+        .await
+    }
+
+    async fn team(&self, id: &str) -> StoreResult<Team> {
+        let id = id.to_owned();
+        self.read(move |c| load_team(c, &id)).await
+    }
+
+    async fn list_teams(&self, after: i64, limit: u32) -> StoreResult<(Vec<Team>, Option<i64>)> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {TEAM_COLUMNS} FROM teams WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![after, i64::from(limit) + 1], team_row)
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            Ok(split_page(rows, limit))
+        })
+        .await
+    }
+
+    async fn update_team(
+        &self,
+        id: &str,
+        patch: TeamPatch,
+        expected_version: Option<i64>,
+        ctx: &AuditContext,
+    ) -> StoreResult<Team> {
+        let (id, ctx) = (id.to_owned(), ctx.clone());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let current = load_team(&tx, &id)?;
+            check_version(current.version, expected_version)?;
+            let name = patch.name.unwrap_or(current.name);
+            let description = patch.description.unwrap_or(current.description);
+            tx.execute(
+                "UPDATE teams SET name = ?2, description = ?3, updated_at = ?4, version = version + 1 WHERE id = ?1",
+                params![id, name, description, ts(Utc::now())],
+            )
+            .map_err(|e| name_conflict(e, &name))?;
+            audit(&tx, &ctx, "team.update", &id)?;
+            let team = load_team(&tx, &id)?;
+            tx.commit().map_err(backend)?;
+            Ok(team)
+        })
+        .await
+    }
+
+    async fn delete_team(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        let (id, ctx) = (id.to_owned(), ctx.clone());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let current = load_team(&tx, &id)?;
+            check_version(current.version, expected_version)?;
+            tx.execute("DELETE FROM teams WHERE id = ?1", [&id])
+                .map_err(|e| {
+                    if is_foreign_key_violation(&e) {
+                        StoreError::Conflict(
+                            "the team still has consumers: delete them first".into(),
+                        )
+                    } else {
+                        backend(e)
+                    }
+                })?;
+            audit(&tx, &ctx, "team.delete", &id)?;
+            tx.commit().map_err(backend)?;
             Ok(())
         })
         .await
