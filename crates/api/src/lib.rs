@@ -8,11 +8,14 @@
 //! - POSTs accept an `Idempotency-Key` header.
 
 mod admin;
+mod billing;
 mod consumers;
+pub mod money;
 mod problem;
 mod teams;
 
 pub use admin::*;
+pub use billing::*;
 pub use consumers::*;
 pub use problem::*;
 pub use teams::*;

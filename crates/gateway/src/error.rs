@@ -120,6 +120,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("resource".into()),
             StoreError::Conflict(msg) => ApiError::Conflict(msg),
             StoreError::VersionMismatch { current } => ApiError::PreconditionFailed { current },
+            StoreError::IdempotencyMismatch => ApiError::IdempotencyMismatch,
             StoreError::Migration(msg) => ApiError::Internal(anyhow::anyhow!(msg)),
             StoreError::Backend(err) => ApiError::Internal(err),
         }

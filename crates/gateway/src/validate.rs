@@ -84,3 +84,68 @@ pub fn id(field: &str, value: &str, prefix: &str, errors: &mut Vec<FieldError>) 
         errors.push(FieldError::new(field, format!("must be a {prefix}_… id")));
     }
 }
+
+/// An ISO 4217 currency code (`USD`), as given: codes are upper case.
+pub fn currency(
+    field: &str,
+    value: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<iso_currency::Currency> {
+    let found = iso_currency::Currency::from_code(value);
+    if found.is_none() {
+        errors.push(FieldError::new(
+            field,
+            format!("`{value}` is not an ISO 4217 currency code such as USD or EUR"),
+        ));
+    }
+    found
+}
+
+/// A decimal amount (`"12.50"`) in micro-units. `non_negative` refuses a sign;
+/// `max_decimals` caps the places (a price cannot be finer than its currency).
+pub fn amount(
+    field: &str,
+    value: &str,
+    non_negative: bool,
+    max_decimals: Option<u16>,
+    errors: &mut Vec<FieldError>,
+) -> i64 {
+    match tollgate_api::money::parse_amount(value) {
+        Err(message) => {
+            errors.push(FieldError::new(field, message));
+            0
+        }
+        Ok(micros) if non_negative && micros < 0 => {
+            errors.push(FieldError::new(field, "must not be negative"));
+            0
+        }
+        Ok(micros) => {
+            let places = value.split_once('.').map_or(0, |(_, f)| f.len());
+            if let Some(max) = max_decimals.filter(|max| places > usize::from(*max)) {
+                errors.push(FieldError::new(
+                    field,
+                    format!("has more than {max} decimal places for its currency"),
+                ));
+            }
+            micros
+        }
+    }
+}
+
+/// API slugs: 1–100 characters of `a-z 0-9 - _ . /`.
+pub fn slugs(field: &str, values: &[String], errors: &mut Vec<FieldError>) {
+    if values.len() > 100 {
+        errors.push(FieldError::new(field, "at most 100 entries"));
+    }
+    for (i, v) in values.iter().enumerate() {
+        let ok = (1..=100).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_./".contains(&b));
+        if !ok {
+            errors.push(FieldError::new(
+                format!("{field}.{i}"),
+                "must be 1 to 100 characters of a-z, 0-9, - _ . /",
+            ));
+        }
+    }
+}

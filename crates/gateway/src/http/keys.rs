@@ -21,7 +21,6 @@ use crate::store::NewConsumerKey;
 use crate::validate;
 
 const NAME_MAX: usize = 100;
-const MAX_ALLOWED_APIS: usize = 100;
 const MAX_GRACE_SECONDS: u32 = 7 * 24 * 3600;
 
 /// The 201 answer carrying a new secret: never cached, and replayed without it.
@@ -60,27 +59,6 @@ fn new_key(
         display_prefix: minted.display_prefix.clone(),
         allowed_apis: body.allowed_apis.clone(),
         expires_at: body.expires_at,
-    }
-}
-
-fn check_allowed_apis(apis: &[String], errors: &mut Vec<FieldError>) {
-    if apis.len() > MAX_ALLOWED_APIS {
-        errors.push(FieldError::new(
-            "allowed_apis",
-            format!("at most {MAX_ALLOWED_APIS} entries"),
-        ));
-    }
-    for (i, api) in apis.iter().enumerate() {
-        let ok = (1..=100).contains(&api.len())
-            && api
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_./".contains(&b));
-        if !ok {
-            errors.push(FieldError::new(
-                format!("allowed_apis.{i}"),
-                "must be an API slug: 1 to 100 characters of a-z, 0-9, - _ . /",
-            ));
-        }
     }
 }
 
@@ -128,7 +106,7 @@ pub async fn create_consumer_key(
     admin.require(Scope::Keys)?;
     let mut errors = Vec::new();
     let name = validate::name("name", &body.name, NAME_MAX, &mut errors);
-    check_allowed_apis(&body.allowed_apis, &mut errors);
+    validate::slugs("allowed_apis", &body.allowed_apis, &mut errors);
     if body.expires_at.is_some_and(|t| t <= Utc::now()) {
         errors.push(FieldError::new("expires_at", "must be in the future"));
     }

@@ -4,9 +4,11 @@ mod consumers;
 mod extract;
 mod idempotency;
 mod keys;
+mod plans;
 mod problems;
 mod system;
 mod teams;
+mod wallets;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -103,6 +105,14 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::get_key))
         .routes(routes!(keys::rotate_key))
         .routes(routes!(keys::revoke_key))
+        .routes(routes!(plans::list_plans, plans::create_plan))
+        .routes(routes!(
+            plans::get_plan,
+            plans::update_plan,
+            plans::delete_plan
+        ))
+        .routes(routes!(wallets::list_wallets))
+        .routes(routes!(wallets::list_entries, wallets::create_entry))
 }
 
 /// The OpenAPI 3.1 document, generated from the routes above.

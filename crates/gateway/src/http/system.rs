@@ -14,6 +14,8 @@ pub const FEATURES: &[&str] = &[
     "teams",
     "consumers",
     "consumer-keys",
+    "plans",
+    "wallets",
     "audit",
     "idempotency",
     "etag",

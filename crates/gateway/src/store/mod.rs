@@ -7,7 +7,10 @@ pub mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
-use tollgate_api::{AuditEntry, Consumer, ConsumerKey, ConsumerStatus, Scope, Team};
+use tollgate_api::{
+    AuditEntry, Consumer, ConsumerKey, ConsumerStatus, LedgerEntry, LedgerKind, OveragePolicy,
+    Plan, PlanPeriod, RateLimits, Scope, Team, Wallet,
+};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -19,6 +22,9 @@ pub enum StoreError {
     #[error("conflict: {0}")]
     Conflict(String),
     /// `If-Match` named another version than the stored one.
+    /// An idempotency key was used before for a different write.
+    #[error("idempotency key reused for a different write")]
+    IdempotencyMismatch,
     #[error("version mismatch (current {current})")]
     VersionMismatch { current: i64 },
     #[error("schema of the database is newer than this binary or could not be migrated: {0}")]
@@ -80,9 +86,9 @@ pub enum IdempotencyBegin {
 
 /// Everything the gateway stores. Each domain has its own small trait, so a
 /// backend (SQLite today, PostgreSQL later) implements them one by one.
-pub trait Store: SystemStore + TeamStore + ConsumerStore {}
+pub trait Store: SystemStore + TeamStore + ConsumerStore + BillingStore {}
 
-impl<T: SystemStore + TeamStore + ConsumerStore> Store for T {}
+impl<T: SystemStore + TeamStore + ConsumerStore + BillingStore> Store for T {}
 
 /// Instance facts, admin tokens, the audit log and idempotency records.
 #[async_trait]
@@ -235,4 +241,71 @@ pub trait ConsumerStore: Send + Sync + 'static {
     /// Finds a key by the lookup part of a presented secret.
     async fn key_credential(&self, lookup: &str) -> StoreResult<Option<KeyCredential>>;
     async fn touch_consumer_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+}
+
+/// A plan as the store takes it: amounts already in micro-units.
+#[derive(Debug, Clone)]
+pub struct PlanSpec {
+    pub name: String,
+    pub currency: String,
+    pub price_micros: i64,
+    pub period: PlanPeriod,
+    pub included_micros: i64,
+    pub overage: OveragePolicy,
+    pub approval_required: bool,
+    pub apis: Vec<String>,
+    pub models: Vec<String>,
+    pub rate_limits: RateLimits,
+}
+
+/// A ledger write. `idempotency_key` is unique per wallet: writing the same
+/// entry again returns the first one.
+#[derive(Debug, Clone)]
+pub struct NewLedgerEntry {
+    pub consumer_id: String,
+    pub currency: String,
+    pub kind: LedgerKind,
+    pub amount_micros: i64,
+    pub reason: String,
+    pub idempotency_key: String,
+    pub actor: String,
+}
+
+#[async_trait]
+pub trait BillingStore: Send + Sync + 'static {
+    async fn create_plan(&self, spec: PlanSpec, audit: &AuditContext) -> StoreResult<Plan>;
+    async fn plan(&self, id: &str) -> StoreResult<Plan>;
+    async fn list_plans(&self, after: i64, limit: u32) -> StoreResult<(Vec<Plan>, Option<i64>)>;
+    /// Replaces the plan's fields (the currency never changes).
+    async fn update_plan(
+        &self,
+        id: &str,
+        spec: PlanSpec,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<Plan>;
+    async fn delete_plan(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<()>;
+
+    async fn wallets(&self, consumer_id: &str) -> StoreResult<Vec<Wallet>>;
+    /// Appends an entry and moves the balance with it, atomically. Returns the
+    /// entry and whether it was already there (a replay). Refuses an entry
+    /// that would take the balance below zero, except usage.
+    async fn append_ledger(
+        &self,
+        entry: NewLedgerEntry,
+        audit: Option<&AuditContext>,
+    ) -> StoreResult<(LedgerEntry, bool)>;
+    /// Entries of one wallet, newest first.
+    async fn list_ledger(
+        &self,
+        consumer_id: &str,
+        currency: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<(Vec<LedgerEntry>, Option<i64>)>;
 }

@@ -236,7 +236,16 @@ impl ConsumerStore for SqliteStore {
             let current = load_consumer(&tx, &id)?;
             check_version(current.version, expected_version)?;
             tx.execute("DELETE FROM consumers WHERE id = ?1", [&id])
-                .map_err(backend)?;
+                .map_err(|e| {
+                    if super::is_foreign_key_violation(&e) {
+                        StoreError::Conflict(
+                            "the consumer has wallet history, which is kept: suspend it instead"
+                                .into(),
+                        )
+                    } else {
+                        backend(e)
+                    }
+                })?;
             audit(&tx, &ctx, "consumer.delete", &id)?;
             tx.commit().map_err(backend)?;
             Ok(())

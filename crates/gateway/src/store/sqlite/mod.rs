@@ -19,6 +19,7 @@ use super::{
 };
 use crate::ids;
 
+mod billing;
 mod consumers;
 
 /// Ordered, embedded schema migrations. Append only; never edit a released one.
@@ -26,6 +27,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
     Migrations::new(vec![
         M::up(include_str!("../../../migrations/0001_init.sql")),
         M::up(include_str!("../../../migrations/0002_consumers.sql")),
+        M::up(include_str!("../../../migrations/0003_billing.sql")),
     ])
 });
 
@@ -578,6 +580,30 @@ mod tests {
         match SqliteStore::open(dir.path()) {
             Err(StoreError::Migration(msg)) => assert!(!msg.is_empty()),
             other => panic!("expected a migration error, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn the_ledger_refuses_updates_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("tollgate.db")).unwrap();
+        configure(&conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO teams (id, name, description, created_at, updated_at, version) VALUES ('team_1', 't', '', 'x', 'x', 1);
+             INSERT INTO consumers (id, team_id, name, contact, metadata, status, created_at, updated_at, version)
+               VALUES ('con_1', 'team_1', 'c', '', '{}', 'active', 'x', 'x', 1);
+             INSERT INTO wallets (consumer_id, currency, balance_micros) VALUES ('con_1', 'USD', 5);
+             INSERT INTO ledger_entries (id, consumer_id, currency, kind, amount_micros, balance_after_micros, reason,
+               idempotency_key, actor, created_at) VALUES ('led_1', 'con_1', 'USD', 'grant', 5, 5, '', 'k', 'a', 'x');",
+        )
+        .unwrap();
+        for sql in [
+            "UPDATE ledger_entries SET amount_micros = 500",
+            "DELETE FROM ledger_entries",
+        ] {
+            let err = conn.execute(sql, []).unwrap_err().to_string();
+            assert!(err.contains("append-only"), "{sql}: {err}");
         }
     }
 

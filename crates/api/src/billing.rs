@@ -1,0 +1,202 @@
+//! Plans, wallets and their ledger. Amounts are decimal strings in the
+//! currency of the plan or wallet (see [`crate::money`]).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub enum PlanPeriod {
+    Month,
+    Year,
+    /// No renewal: a one-off or pay-as-you-go plan.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub enum OveragePolicy {
+    /// Refuse calls once the period's credits are used (402 insufficient-funds).
+    Block,
+    /// Charge usage beyond the credits to the consumer's wallet.
+    ChargeWallet,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct RateLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub requests_per_minute: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub tokens_per_minute: Option<u32>,
+}
+
+/// What a consumer can subscribe to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct Plan {
+    /// `plan_<ulid>`.
+    pub id: String,
+    pub name: String,
+    /// ISO 4217 code, e.g. `USD`.
+    pub currency: String,
+    /// Price per period, e.g. `"49.00"`; may be `"0"`.
+    pub price: String,
+    pub period: PlanPeriod,
+    /// Usage included per period, in the plan's currency.
+    pub included_credits: String,
+    pub overage: OveragePolicy,
+    pub approval_required: bool,
+    /// API slugs covered; empty covers none.
+    pub apis: Vec<String>,
+    /// Model names covered; empty means every model of the covered APIs.
+    pub models: Vec<String>,
+    pub rate_limits: RateLimits,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[ts(type = "number")]
+    pub version: i64,
+}
+
+/// Body of `POST /admin/v1/plans`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct CreatePlan {
+    pub name: String,
+    pub currency: String,
+    pub price: String,
+    pub period: PlanPeriod,
+    #[serde(default = "zero")]
+    #[ts(optional, as = "Option<String>")]
+    pub included_credits: String,
+    pub overage: OveragePolicy,
+    #[serde(default)]
+    #[ts(optional, as = "Option<bool>")]
+    pub approval_required: bool,
+    #[serde(default)]
+    #[ts(optional, as = "Option<Vec<String>>")]
+    pub apis: Vec<String>,
+    #[serde(default)]
+    #[ts(optional, as = "Option<Vec<String>>")]
+    pub models: Vec<String>,
+    #[serde(default)]
+    #[ts(optional, as = "Option<RateLimits>")]
+    pub rate_limits: RateLimits,
+}
+
+fn zero() -> String {
+    "0".to_owned()
+}
+
+/// Body of `PATCH /admin/v1/plans/{id}`: only the given fields change. The
+/// currency of a plan never changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct UpdatePlan {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub price: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub period: Option<PlanPeriod>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub included_credits: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub overage: Option<OveragePolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub approval_required: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub apis: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub models: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub rate_limits: Option<RateLimits>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub enum LedgerKind {
+    /// Money paid in (positive).
+    TopUp,
+    /// Money spent on calls (negative).
+    Usage,
+    /// Money given back (positive).
+    Refund,
+    /// A correction by an admin (either sign), with a reason.
+    Adjustment,
+    /// Free credit (positive).
+    Grant,
+}
+
+/// One append-only entry of a wallet's ledger. The balance is their sum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct LedgerEntry {
+    /// `led_<ulid>`.
+    pub id: String,
+    pub consumer_id: String,
+    pub currency: String,
+    pub kind: LedgerKind,
+    /// Signed decimal, e.g. `"-0.0042"` for usage.
+    pub amount: String,
+    /// The balance right after this entry.
+    pub balance_after: String,
+    pub reason: String,
+    /// The idempotency key the write came with.
+    pub idempotency_key: String,
+    /// Who wrote it: an admin token id, or `gateway` for usage.
+    pub actor: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Body of `POST /admin/v1/consumers/{id}/wallets/{currency}/entries`;
+/// needs an `Idempotency-Key` header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct CreateLedgerEntry {
+    /// `top_up`, `refund`, `adjustment` or `grant` (usage is written by the gateway).
+    pub kind: LedgerKind,
+    /// Positive for top-ups, refunds and grants; either sign for adjustments.
+    pub amount: String,
+    /// Required for adjustments and refunds.
+    #[serde(default)]
+    #[ts(optional, as = "Option<String>")]
+    pub reason: String,
+}
+
+/// A consumer's balance in one currency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct Wallet {
+    pub consumer_id: String,
+    pub currency: String,
+    /// The sum of the ledger.
+    pub balance: String,
+    /// Held for calls in flight (settled when they finish).
+    pub reserved: String,
+    /// `balance - reserved`: what new calls may spend.
+    pub available: String,
+    #[ts(type = "number")]
+    pub entries: i64,
+    #[ts(optional)]
+    pub updated_at: Option<DateTime<Utc>>,
+}

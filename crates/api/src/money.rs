@@ -1,0 +1,92 @@
+//! Money on the wire is a decimal string (`"19.99"`); inside, an `i64` of
+//! micro-units (1 unit = 1,000,000), never a float.
+
+/// Micro-units per currency unit.
+pub const MICROS: i64 = 1_000_000;
+const FRACTION_DIGITS: usize = 6;
+
+/// Parses `"12"`, `"12.5"`, `"-0.000001"` into micro-units. At most 6
+/// fractional digits and 12 integer digits; no exponent, no spaces.
+pub fn parse_amount(text: &str) -> Result<i64, String> {
+    let invalid = || format!("`{text}` is not a decimal amount like \"12.50\"");
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(invalid());
+    }
+    if digits.contains('.') && fraction.is_empty() {
+        return Err(invalid());
+    }
+    if fraction.len() > FRACTION_DIGITS {
+        return Err(format!(
+            "`{text}` has more than {FRACTION_DIGITS} decimal places"
+        ));
+    }
+    if whole.trim_start_matches('0').len() > 12 {
+        return Err(format!("`{text}` is too large"));
+    }
+    let whole: i64 = whole.parse().map_err(|_| invalid())?;
+    let fraction: i64 = format!("{fraction:0<6}").parse().map_err(|_| invalid())?;
+    let micros = whole * MICROS + fraction;
+    Ok(if negative { -micros } else { micros })
+}
+
+/// Formats micro-units with at least `min_decimals` places and no trailing zeros beyond them.
+pub fn format_amount(micros: i64, min_decimals: usize) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    let whole = abs / MICROS as u64;
+    let fraction = format!("{:06}", abs % MICROS as u64);
+    let trimmed = fraction.trim_end_matches('0');
+    let keep = trimmed.len().max(min_decimals.min(FRACTION_DIGITS));
+    if keep == 0 {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{}", &fraction[..keep])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_round_trip_exactly() {
+        for (text, micros) in [
+            ("0", 0),
+            ("12", 12_000_000),
+            ("12.5", 12_500_000),
+            ("0.000001", 1),
+            ("-3.25", -3_250_000),
+            ("999999999999.999999", 999_999_999_999_999_999),
+        ] {
+            assert_eq!(parse_amount(text), Ok(micros), "{text}");
+        }
+        assert_eq!(format_amount(12_500_000, 2), "12.50");
+        assert_eq!(format_amount(1, 2), "0.000001");
+        assert_eq!(format_amount(-3_250_000, 2), "-3.25");
+        assert_eq!(format_amount(7_000_000, 0), "7");
+        for bad in [
+            "",
+            "-",
+            "1.",
+            ".5",
+            "1e3",
+            "1,5",
+            " 1",
+            "1.0000001",
+            "abc",
+            "1000000000000",
+            "+1",
+            "--1",
+        ] {
+            assert!(parse_amount(bad).is_err(), "{bad}");
+        }
+    }
+}

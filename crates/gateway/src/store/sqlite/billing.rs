@@ -1,0 +1,372 @@
+//! Plans, wallets and the append-only ledger in SQLite.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use rusqlite::{Connection, OptionalExtension, params};
+use tollgate_api::money::format_amount;
+use tollgate_api::{LedgerEntry, LedgerKind, OveragePolicy, Plan, PlanPeriod, Wallet};
+
+use super::{
+    SqliteStore, audit, backend, check_version, is_foreign_key_violation, is_unique_violation,
+    parse_ts, split_page, ts,
+};
+use crate::ids;
+use crate::store::{AuditContext, BillingStore, NewLedgerEntry, PlanSpec, StoreError, StoreResult};
+
+fn period_str(p: PlanPeriod) -> &'static str {
+    match p {
+        PlanPeriod::Month => "month",
+        PlanPeriod::Year => "year",
+        PlanPeriod::None => "none",
+    }
+}
+
+fn overage_str(o: OveragePolicy) -> &'static str {
+    match o {
+        OveragePolicy::Block => "block",
+        OveragePolicy::ChargeWallet => "charge_wallet",
+    }
+}
+
+pub(crate) fn kind_str(k: LedgerKind) -> &'static str {
+    match k {
+        LedgerKind::TopUp => "top_up",
+        LedgerKind::Usage => "usage",
+        LedgerKind::Refund => "refund",
+        LedgerKind::Adjustment => "adjustment",
+        LedgerKind::Grant => "grant",
+    }
+}
+
+fn parse_kind(s: &str) -> LedgerKind {
+    match s {
+        "top_up" => LedgerKind::TopUp,
+        "usage" => LedgerKind::Usage,
+        "refund" => LedgerKind::Refund,
+        "grant" => LedgerKind::Grant,
+        _ => LedgerKind::Adjustment,
+    }
+}
+
+/// Wire format of an amount: at least two decimals.
+fn money(micros: i64) -> String {
+    format_amount(micros, 2)
+}
+
+const PLAN_COLUMNS: &str = "id, name, currency, price_micros, period, included_micros, overage, approval_required, \
+     apis, models, rate_limits, created_at, updated_at, version, seq";
+
+fn plan_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Plan, i64)> {
+    let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    let period: String = r.get(4)?;
+    let overage: String = r.get(6)?;
+    Ok((
+        Plan {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            currency: r.get(2)?,
+            price: money(r.get(3)?),
+            period: match period.as_str() {
+                "month" => PlanPeriod::Month,
+                "year" => PlanPeriod::Year,
+                _ => PlanPeriod::None,
+            },
+            included_credits: money(r.get(5)?),
+            overage: if overage == "block" {
+                OveragePolicy::Block
+            } else {
+                OveragePolicy::ChargeWallet
+            },
+            approval_required: r.get(7)?,
+            apis: serde_json::from_str(&json(8)?).unwrap_or_default(),
+            models: serde_json::from_str(&json(9)?).unwrap_or_default(),
+            rate_limits: serde_json::from_str(&json(10)?).unwrap_or_default(),
+            created_at: parse_ts(&r.get::<_, String>(11)?)?,
+            updated_at: parse_ts(&r.get::<_, String>(12)?)?,
+            version: r.get(13)?,
+        },
+        r.get(14)?,
+    ))
+}
+
+fn load_plan(conn: &Connection, id: &str) -> StoreResult<Plan> {
+    conn.query_row(
+        &format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = ?1"),
+        [id],
+        plan_row,
+    )
+    .optional()
+    .map_err(backend)?
+    .map(|(p, _)| p)
+    .ok_or(StoreError::NotFound)
+}
+
+fn plan_write_error(e: rusqlite::Error, name: &str) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(format!("a plan named `{name}` already exists"))
+    } else {
+        backend(e)
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(e.into()))
+}
+
+const LEDGER_COLUMNS: &str = "id, consumer_id, currency, kind, amount_micros, balance_after_micros, reason, \
+     idempotency_key, actor, created_at, seq";
+
+fn ledger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(LedgerEntry, i64)> {
+    Ok((
+        LedgerEntry {
+            id: r.get(0)?,
+            consumer_id: r.get(1)?,
+            currency: r.get(2)?,
+            kind: parse_kind(&r.get::<_, String>(3)?),
+            amount: money(r.get(4)?),
+            balance_after: money(r.get(5)?),
+            reason: r.get(6)?,
+            idempotency_key: r.get(7)?,
+            actor: r.get(8)?,
+            created_at: parse_ts(&r.get::<_, String>(9)?)?,
+        },
+        r.get(10)?,
+    ))
+}
+
+fn wallet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Wallet> {
+    let balance: i64 = r.get(2)?;
+    let reserved: i64 = r.get(3)?;
+    Ok(Wallet {
+        consumer_id: r.get(0)?,
+        currency: r.get(1)?,
+        balance: money(balance),
+        reserved: money(reserved),
+        available: money(balance - reserved),
+        entries: r.get(4)?,
+        updated_at: r
+            .get::<_, Option<String>>(5)?
+            .map(|s| parse_ts(&s))
+            .transpose()?,
+    })
+}
+
+#[async_trait]
+impl BillingStore for SqliteStore {
+    async fn create_plan(&self, spec: PlanSpec, ctx: &AuditContext) -> StoreResult<Plan> {
+        let ctx = ctx.clone();
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let id = ids::new_id("plan");
+            tx.execute(
+                &format!(
+                    "INSERT INTO plans ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, 1)",
+                    PLAN_COLUMNS.trim_end_matches(", seq")
+                ),
+                params![id, spec.name, spec.currency, spec.price_micros, period_str(spec.period), spec.included_micros,
+                    overage_str(spec.overage), spec.approval_required, to_json(&spec.apis)?, to_json(&spec.models)?,
+                    to_json(&spec.rate_limits)?, ts(Utc::now())],
+            )
+            .map_err(|e| plan_write_error(e, &spec.name))?;
+            audit(&tx, &ctx, "plan.create", &id)?;
+            let plan = load_plan(&tx, &id)?;
+            tx.commit().map_err(backend)?;
+            Ok(plan)
+        })
+        .await
+    }
+
+    async fn plan(&self, id: &str) -> StoreResult<Plan> {
+        let id = id.to_owned();
+        self.read(move |c| load_plan(c, &id)).await
+    }
+
+    async fn list_plans(&self, after: i64, limit: u32) -> StoreResult<(Vec<Plan>, Option<i64>)> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {PLAN_COLUMNS} FROM plans WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![after, i64::from(limit) + 1], plan_row)
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            Ok(split_page(rows, limit))
+        })
+        .await
+    }
+
+    async fn update_plan(
+        &self,
+        id: &str,
+        spec: PlanSpec,
+        expected_version: Option<i64>,
+        ctx: &AuditContext,
+    ) -> StoreResult<Plan> {
+        let (id, ctx) = (id.to_owned(), ctx.clone());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let current = load_plan(&tx, &id)?;
+            check_version(current.version, expected_version)?;
+            tx.execute(
+                "UPDATE plans SET name = ?2, price_micros = ?3, period = ?4, included_micros = ?5, overage = ?6, \
+                 approval_required = ?7, apis = ?8, models = ?9, rate_limits = ?10, updated_at = ?11, \
+                 version = version + 1 WHERE id = ?1",
+                params![id, spec.name, spec.price_micros, period_str(spec.period), spec.included_micros,
+                    overage_str(spec.overage), spec.approval_required, to_json(&spec.apis)?, to_json(&spec.models)?,
+                    to_json(&spec.rate_limits)?, ts(Utc::now())],
+            )
+            .map_err(|e| plan_write_error(e, &spec.name))?;
+            audit(&tx, &ctx, "plan.update", &id)?;
+            let plan = load_plan(&tx, &id)?;
+            tx.commit().map_err(backend)?;
+            Ok(plan)
+        })
+        .await
+    }
+
+    async fn delete_plan(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        let (id, ctx) = (id.to_owned(), ctx.clone());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let current = load_plan(&tx, &id)?;
+            check_version(current.version, expected_version)?;
+            tx.execute("DELETE FROM plans WHERE id = ?1", [&id])
+                .map_err(|e| {
+                    if is_foreign_key_violation(&e) {
+                        StoreError::Conflict("the plan has subscriptions".into())
+                    } else {
+                        backend(e)
+                    }
+                })?;
+            audit(&tx, &ctx, "plan.delete", &id)?;
+            tx.commit().map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn wallets(&self, consumer_id: &str) -> StoreResult<Vec<Wallet>> {
+        let consumer_id = consumer_id.to_owned();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT consumer_id, currency, balance_micros, reserved_micros, entries, updated_at \
+                     FROM wallets WHERE consumer_id = ?1 ORDER BY currency",
+                )
+                .map_err(backend)?;
+            stmt.query_map([consumer_id], wallet_row)
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn append_ledger(
+        &self,
+        e: NewLedgerEntry,
+        ctx: Option<&AuditContext>,
+    ) -> StoreResult<(LedgerEntry, bool)> {
+        let ctx = ctx.cloned();
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let existing = tx
+                .query_row(
+                    &format!(
+                        "SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE consumer_id = ?1 AND currency = ?2 \
+                         AND idempotency_key = ?3"
+                    ),
+                    params![e.consumer_id, e.currency, e.idempotency_key],
+                    ledger_row,
+                )
+                .optional()
+                .map_err(backend)?;
+            if let Some((entry, _)) = existing {
+                if entry.kind != e.kind || entry.amount != money(e.amount_micros) {
+                    return Err(StoreError::IdempotencyMismatch);
+                }
+                return Ok((entry, true));
+            }
+            tx.execute(
+                "INSERT INTO wallets (consumer_id, currency, balance_micros) VALUES (?1, ?2, 0) \
+                 ON CONFLICT (consumer_id, currency) DO NOTHING",
+                params![e.consumer_id, e.currency],
+            )
+            .map_err(|err| if is_foreign_key_violation(&err) { StoreError::NotFound } else { backend(err) })?;
+            let balance: i64 = tx
+                .query_row(
+                    "SELECT balance_micros FROM wallets WHERE consumer_id = ?1 AND currency = ?2",
+                    params![e.consumer_id, e.currency],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            let after = balance
+                .checked_add(e.amount_micros)
+                .ok_or_else(|| StoreError::Conflict("the balance would overflow".into()))?;
+            if after < 0 && e.kind != tollgate_api::LedgerKind::Usage {
+                return Err(StoreError::Conflict(format!(
+                    "this entry would take the balance below zero (balance {} {})",
+                    money(balance),
+                    e.currency
+                )));
+            }
+            let id = ids::new_id("led");
+            let now = ts(Utc::now());
+            tx.execute(
+                "INSERT INTO ledger_entries (id, consumer_id, currency, kind, amount_micros, balance_after_micros, \
+                 reason, idempotency_key, actor, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![id, e.consumer_id, e.currency, kind_str(e.kind), e.amount_micros, after, e.reason,
+                    e.idempotency_key, e.actor, now],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "UPDATE wallets SET balance_micros = ?3, entries = entries + 1, updated_at = ?4 \
+                 WHERE consumer_id = ?1 AND currency = ?2",
+                params![e.consumer_id, e.currency, after, now],
+            )
+            .map_err(backend)?;
+            if let Some(ctx) = &ctx {
+                audit(&tx, ctx, &format!("wallet.{}", kind_str(e.kind)), &id)?;
+            }
+            let (entry, _) = tx
+                .query_row(&format!("SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE id = ?1"), [&id], ledger_row)
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok((entry, false))
+        })
+        .await
+    }
+
+    async fn list_ledger(
+        &self,
+        consumer_id: &str,
+        currency: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<(Vec<LedgerEntry>, Option<i64>)> {
+        let (consumer_id, currency) = (consumer_id.to_owned(), currency.to_owned());
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE consumer_id = ?1 AND currency = ?2 \
+                     AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![consumer_id, currency, before.unwrap_or(i64::MAX), i64::from(limit) + 1], ledger_row)
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            Ok(split_page(rows, limit))
+        })
+        .await
+    }
+}
