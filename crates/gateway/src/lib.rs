@@ -6,6 +6,7 @@ pub mod consumer_keys;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod payments;
 pub mod server;
 pub mod store;
 pub mod validate;
