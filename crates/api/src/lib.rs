@@ -12,12 +12,14 @@ mod billing;
 mod consumers;
 pub mod money;
 mod problem;
+mod subscriptions;
 mod teams;
 
 pub use admin::*;
 pub use billing::*;
 pub use consumers::*;
 pub use problem::*;
+pub use subscriptions::*;
 pub use teams::*;
 
 /// The OpenAPI 3.1 document of the management API, generated from the gateway's

@@ -1,6 +1,7 @@
 //! `tollgated`: the Tollgate gateway. See ARCHITECTURE.md for the map.
 
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod consumer_keys;
 pub mod error;

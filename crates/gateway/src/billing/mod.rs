@@ -1,0 +1,3 @@
+//! Billing rules that need no storage: the subscription lifecycle.
+
+pub mod lifecycle;
