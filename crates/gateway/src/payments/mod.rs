@@ -131,7 +131,7 @@ pub fn luhn_valid(number: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Whether a card expiring at the end of `month`/`year` has expired at `now`.
