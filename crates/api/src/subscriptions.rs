@@ -79,3 +79,118 @@ pub struct Subscription {
     #[ts(type = "number")]
     pub version: i64,
 }
+
+/// Body of `POST /admin/v1/subscriptions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct CreateSubscription {
+    pub consumer_id: String,
+    pub plan_id: String,
+    #[serde(default = "yes")]
+    #[ts(optional, as = "Option<bool>")]
+    pub auto_renew: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Body of the subscription actions (`approve`, `reject`, `cancel`, `suspend`,
+/// `resume`, `renew`); a reason is required to reject, cancel or suspend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct SubscriptionAction {
+    #[serde(default)]
+    #[ts(optional, as = "Option<String>")]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub enum PaymentMethodStatus {
+    Active,
+    /// Its last charge failed (see `last_failure`).
+    Failed,
+    /// Past its expiry date.
+    Expired,
+}
+
+/// A card on file: what the processor's token stands for. Never the number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct PaymentMethod {
+    /// `pm_<ulid>`.
+    pub id: String,
+    pub consumer_id: String,
+    pub processor: String,
+    pub brand: String,
+    pub last4: String,
+    pub exp_month: u32,
+    pub exp_year: i32,
+    pub status: PaymentMethodStatus,
+    pub is_default: bool,
+    /// The processor's code for the last failed charge, e.g. `card_declined`.
+    #[ts(optional)]
+    pub last_failure_code: Option<String>,
+    /// e.g. `insufficient_funds`.
+    #[ts(optional)]
+    pub last_decline_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Body of `POST /admin/v1/consumers/{id}/payment-methods`. The card goes to
+/// the processor once, for a token; it is never stored or logged.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct AddPaymentMethod {
+    pub number: String,
+    pub exp_month: u32,
+    pub exp_year: i32,
+    pub cvc: String,
+    #[serde(default)]
+    #[ts(optional, as = "Option<bool>")]
+    pub make_default: bool,
+}
+
+impl std::fmt::Debug for AddPaymentMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AddPaymentMethod(<card redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub enum ChargeStatus {
+    Succeeded,
+    Failed,
+}
+
+/// One attempt to charge a payment method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct Charge {
+    /// `chg_<ulid>`.
+    pub id: String,
+    pub consumer_id: String,
+    #[ts(optional)]
+    pub payment_method_id: Option<String>,
+    #[ts(optional)]
+    pub subscription_id: Option<String>,
+    pub amount: String,
+    pub currency: String,
+    pub status: ChargeStatus,
+    #[ts(optional)]
+    pub failure_code: Option<String>,
+    #[ts(optional)]
+    pub decline_code: Option<String>,
+    #[ts(optional)]
+    pub failure_message: Option<String>,
+    #[ts(optional)]
+    pub processor_charge_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}

@@ -47,6 +47,8 @@ struct FileSettings {
     public_url: Option<String>,
     log_format: Option<LogFormat>,
     max_body_bytes: Option<usize>,
+    grace_days: Option<u32>,
+    renewal_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +60,10 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
+    /// Days a past-due subscription keeps working before it expires.
+    pub grace_days: u32,
+    /// How often the renewal job runs.
+    pub renewal_interval: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +123,23 @@ impl Settings {
                 message: "must be between 1024 and 67108864".into(),
             });
         }
+        let grace_days = file.grace_days.unwrap_or(3);
+        if grace_days > 90 {
+            return Err(ConfigError::Invalid {
+                key: "grace_days",
+                message: "must be 0 to 90".into(),
+            });
+        }
+        let renewal_secs = file.renewal_interval_secs.unwrap_or(60);
+        if !(1..=86_400).contains(&renewal_secs) {
+            return Err(ConfigError::Invalid {
+                key: "renewal_interval_secs",
+                message: "must be 1 to 86400".into(),
+            });
+        }
         Ok(Settings {
+            grace_days,
+            renewal_interval: std::time::Duration::from_secs(renewal_secs),
             data_dir,
             listen,
             instance_name,

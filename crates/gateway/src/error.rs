@@ -41,8 +41,18 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the gateway's store is unavailable")]
     Unavailable,
+    /// The payment processor refused a card (Stripe-style codes).
+    #[error("{}", card_detail(.0))]
+    Card(crate::payments::CardError),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+fn card_detail(e: &crate::payments::CardError) -> String {
+    match &e.decline_code {
+        Some(decline) => format!("{} ({}, {decline})", e.message, e.code),
+        None => format!("{} ({})", e.message, e.code),
+    }
 }
 
 /// A problem waiting for its request id and absolute type URI, which the
@@ -54,6 +64,8 @@ pub struct ProblemDraft {
     pub status: StatusCode,
     pub detail: String,
     pub errors: Vec<FieldError>,
+    pub code: Option<String>,
+    pub decline_code: Option<String>,
 }
 
 impl ApiError {
@@ -101,6 +113,7 @@ impl ApiError {
                 "service-unavailable",
                 "Service unavailable",
             ),
+            Card(_) => (StatusCode::PAYMENT_REQUIRED, "card-error", "Card error"),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal-error",
@@ -137,6 +150,10 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let (code, decline_code) = match &self {
+            ApiError::Card(card) => (Some(card.code.clone()), card.decline_code.clone()),
+            _ => (None, None),
+        };
         let errors = match self {
             ApiError::Validation(errors) => errors,
             _ => Vec::new(),
@@ -153,6 +170,8 @@ impl IntoResponse for ApiError {
             status,
             detail,
             errors,
+            code,
+            decline_code,
         });
         response
     }

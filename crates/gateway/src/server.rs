@@ -9,8 +9,10 @@ use chrono::Utc;
 use tokio::net::TcpListener;
 
 use crate::auth;
+use crate::billing::service::Billing;
 use crate::config::Settings;
 use crate::http::{AppState, Instance, router};
+use crate::payments::test_processor::TestProcessor;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
@@ -66,15 +68,36 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%bound, instance_id = %instance.id, "tollgated listening");
     // Scripts and tests read this line to learn the port when --listen used port 0.
     println!("tollgated listening on http://{bound}");
+    let billing = Arc::new(Billing {
+        store: store.clone(),
+        processor: Arc::new(TestProcessor),
+        grace_days: settings.grace_days,
+    });
+    let renewals = tokio::spawn(run_renewals(billing.clone(), settings.renewal_interval));
     let app = router(AppState {
         store,
         instance: Arc::new(instance),
+        billing,
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    renewals.abort();
     tracing::info!("tollgated stopped");
     Ok(())
+}
+
+/// The renewal job: every `interval`, whatever is due (renewal charges,
+/// expiries) is done.
+async fn run_renewals(billing: Arc<Billing>, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        let changed = billing.run_due(Utc::now()).await;
+        if changed > 0 {
+            tracing::info!(changed, "renewal job updated subscriptions");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -30,6 +30,14 @@ request_id?: string,
  */
 reason?: string, 
 /**
+ * For card errors: the processor's code (`card_declined`, `expired_card`, …).
+ */
+code?: string, 
+/**
+ * For declined cards: the decline code (`insufficient_funds`, …).
+ */
+decline_code?: string, 
+/**
  * For validation problems (422): each invalid field.
  */
 errors?: Array<FieldError>, };

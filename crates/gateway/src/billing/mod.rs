@@ -1,3 +1,5 @@
-//! Billing rules that need no storage: the subscription lifecycle.
+//! Billing: the subscription lifecycle (pure) and the service that applies it
+//! to stored subscriptions with the payment processor.
 
 pub mod lifecycle;
+pub mod service;

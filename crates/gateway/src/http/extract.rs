@@ -36,12 +36,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 ApiError::BadRequest("the request body could not be read".into())
             }
         })?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-        serde_path_to_error::deserialize::<_, T>(value)
-            .map(ApiJson)
-            .map_err(|e| ApiError::Validation(vec![field_error(&e)]))
+        parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// Parses a JSON body: 400 when it is not JSON, 422 naming the field when it
+/// does not fit `T`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    serde_path_to_error::deserialize::<_, T>(value)
+        .map_err(|e| ApiError::Validation(vec![field_error(&e)]))
 }
 
 fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError {

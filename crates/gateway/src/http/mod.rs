@@ -4,8 +4,10 @@ mod consumers;
 mod extract;
 mod idempotency;
 mod keys;
+mod payment_methods;
 mod plans;
 mod problems;
+mod subscriptions;
 mod system;
 mod teams;
 mod wallets;
@@ -29,7 +31,7 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ProblemDraft};
 use crate::store::Store;
 
-pub use extract::{ApiJson, PageParams, created, etag, if_match, versioned};
+pub use extract::{ApiJson, PageParams, created, etag, if_match, parse_json, versioned};
 
 /// Facts about the running instance, fixed at start.
 #[derive(Debug)]
@@ -47,6 +49,7 @@ pub struct Instance {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub instance: Arc<Instance>,
+    pub billing: Arc<crate::billing::service::Billing>,
 }
 
 /// The id of the current request (`req_<ulid>`), set by the outermost middleware.
@@ -113,6 +116,19 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(wallets::list_wallets))
         .routes(routes!(wallets::list_entries, wallets::create_entry))
+        .routes(routes!(
+            subscriptions::list_subscriptions,
+            subscriptions::create_subscription
+        ))
+        .routes(routes!(subscriptions::get_subscription))
+        .routes(routes!(subscriptions::act_on_subscription))
+        .routes(routes!(
+            payment_methods::list_payment_methods,
+            payment_methods::add_payment_method
+        ))
+        .routes(routes!(payment_methods::set_default))
+        .routes(routes!(payment_methods::remove))
+        .routes(routes!(payment_methods::list_charges))
 }
 
 /// The OpenAPI 3.1 document, generated from the routes above.
@@ -189,6 +205,8 @@ pub(crate) fn finish_problem(
         request_id: Some(request_id.to_owned()),
         reason: Some(draft.slug.to_owned()),
         errors: draft.errors,
+        code: draft.code,
+        decline_code: draft.decline_code,
     };
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     let (mut parts, _) = response.into_parts();

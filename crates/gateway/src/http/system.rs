@@ -16,6 +16,8 @@ pub const FEATURES: &[&str] = &[
     "consumer-keys",
     "plans",
     "wallets",
+    "subscriptions",
+    "payment-methods",
     "audit",
     "idempotency",
     "etag",

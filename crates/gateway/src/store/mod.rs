@@ -86,9 +86,12 @@ pub enum IdempotencyBegin {
 
 /// Everything the gateway stores. Each domain has its own small trait, so a
 /// backend (SQLite today, PostgreSQL later) implements them one by one.
-pub trait Store: SystemStore + TeamStore + ConsumerStore + BillingStore {}
+pub trait Store:
+    SystemStore + TeamStore + ConsumerStore + BillingStore + SubscriptionStore
+{
+}
 
-impl<T: SystemStore + TeamStore + ConsumerStore + BillingStore> Store for T {}
+impl<T: SystemStore + TeamStore + ConsumerStore + BillingStore + SubscriptionStore> Store for T {}
 
 /// Instance facts, admin tokens, the audit log and idempotency records.
 #[async_trait]
@@ -308,4 +311,87 @@ pub trait BillingStore: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<(Vec<LedgerEntry>, Option<i64>)>;
+}
+
+/// Which subscriptions to list.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionFilter {
+    pub status: Option<tollgate_api::SubscriptionStatus>,
+    pub consumer_id: Option<String>,
+    pub plan_id: Option<String>,
+}
+
+/// A charge attempt to record.
+#[derive(Debug, Clone)]
+pub struct NewCharge {
+    pub consumer_id: String,
+    pub payment_method_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub amount_micros: i64,
+    pub currency: String,
+    /// `None` when it succeeded.
+    pub failure: Option<crate::payments::CardError>,
+    pub processor_charge_id: Option<String>,
+}
+
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync + 'static {
+    async fn create_subscription(
+        &self,
+        consumer_id: &str,
+        plan_id: &str,
+        state: crate::billing::lifecycle::State,
+        audit: &AuditContext,
+    ) -> StoreResult<tollgate_api::Subscription>;
+    async fn subscription(&self, id: &str) -> StoreResult<tollgate_api::Subscription>;
+    async fn list_subscriptions(
+        &self,
+        filter: SubscriptionFilter,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<tollgate_api::Subscription>, Option<i64>)>;
+    /// Subscriptions that may have something due: active or past due.
+    async fn live_subscription_ids(&self) -> StoreResult<Vec<String>>;
+    /// Writes a new lifecycle state if the subscription is still at
+    /// `expected_version`; audited as `action` (`None` for the renewal job).
+    async fn save_subscription(
+        &self,
+        id: &str,
+        state: crate::billing::lifecycle::State,
+        expected_version: i64,
+        action: &str,
+        audit: Option<&AuditContext>,
+    ) -> StoreResult<tollgate_api::Subscription>;
+
+    async fn add_payment_method(
+        &self,
+        consumer_id: &str,
+        processor: &str,
+        card: crate::payments::CardToken,
+        make_default: bool,
+        audit: &AuditContext,
+    ) -> StoreResult<tollgate_api::PaymentMethod>;
+    async fn payment_methods(
+        &self,
+        consumer_id: &str,
+    ) -> StoreResult<Vec<tollgate_api::PaymentMethod>>;
+    /// The default card on file and its processor token.
+    async fn default_payment_method(
+        &self,
+        consumer_id: &str,
+    ) -> StoreResult<Option<(tollgate_api::PaymentMethod, crate::payments::CardToken)>>;
+    async fn set_default_payment_method(
+        &self,
+        id: &str,
+        audit: &AuditContext,
+    ) -> StoreResult<tollgate_api::PaymentMethod>;
+    async fn remove_payment_method(&self, id: &str, audit: &AuditContext) -> StoreResult<()>;
+    /// Records a charge attempt and marks the card failed or healthy with it.
+    async fn record_charge(&self, charge: NewCharge) -> StoreResult<tollgate_api::Charge>;
+    async fn charges(
+        &self,
+        consumer_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<(Vec<tollgate_api::Charge>, Option<i64>)>;
 }

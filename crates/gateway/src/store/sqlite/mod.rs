@@ -21,6 +21,7 @@ use crate::ids;
 
 mod billing;
 mod consumers;
+mod subscriptions;
 
 /// Ordered, embedded schema migrations. Append only; never edit a released one.
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
@@ -28,6 +29,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../../migrations/0001_init.sql")),
         M::up(include_str!("../../../migrations/0002_consumers.sql")),
         M::up(include_str!("../../../migrations/0003_billing.sql")),
+        M::up(include_str!("../../../migrations/0004_subscriptions.sql")),
     ])
 });
 

@@ -1,0 +1,222 @@
+//! `/admin/v1/subscriptions`: consumer × plan, the approval queue, and the
+//! lifecycle actions. Writes need `billing`.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use tollgate_api::{
+    CreateSubscription, FieldError, Page, Problem, Scope, Subscription, SubscriptionAction,
+    SubscriptionStatus,
+};
+
+use super::{ApiJson, AppState, PageParams, parse_json};
+use crate::auth::Admin;
+use crate::billing::lifecycle;
+use crate::billing::service::{state_of, terms};
+use crate::error::{ApiError, ApiResult, for_resource};
+use crate::store::{StoreError, SubscriptionFilter};
+use crate::validate;
+
+const REASON_MAX: usize = 500;
+
+/// Filters of the subscription list; `?status=pending_approval` is the approval queue.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SubscriptionQuery {
+    /// One of pending_approval, active, past_due, expired, rejected, canceled, suspended.
+    pub status: Option<String>,
+    pub consumer_id: Option<String>,
+    pub plan_id: Option<String>,
+}
+
+/// List subscriptions across all plans and teams, filtered.
+#[utoipa::path(get, path = "/admin/v1/subscriptions", tag = "subscriptions",
+    security(("admin_token" = ["read"])),
+    params(tollgate_api::PageQuery, SubscriptionQuery),
+    responses((status = 200, body = Page<Subscription>), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn list_subscriptions(
+    State(state): State<AppState>,
+    admin: Admin,
+    page: PageParams,
+    query: Result<Query<SubscriptionQuery>, QueryRejection>,
+) -> ApiResult<Json<Page<Subscription>>> {
+    admin.require(Scope::Read)?;
+    let Query(query) =
+        query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+    let mut errors = Vec::new();
+    let status = query.status.filter(|s| !s.is_empty()).and_then(|s| {
+        let parsed = SubscriptionStatus::parse(&s);
+        if parsed.is_none() {
+            errors.push(FieldError::new(
+                "status",
+                format!("`{s}` is not a subscription status"),
+            ));
+        }
+        parsed
+    });
+    let filter = SubscriptionFilter {
+        status,
+        consumer_id: query.consumer_id.filter(|c| !c.is_empty()),
+        plan_id: query.plan_id.filter(|p| !p.is_empty()),
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let (items, next) = state
+        .store
+        .list_subscriptions(filter, page.after.unwrap_or(0), page.limit)
+        .await?;
+    let items = items
+        .into_iter()
+        .map(|s| state.billing.present(s))
+        .collect();
+    Ok(Json(Page {
+        items,
+        next_cursor: next.map(PageParams::cursor_for),
+    }))
+}
+
+/// Subscribe a consumer to a plan: pending approval when the plan requires
+/// it, else active at once (a priced plan's first period is charged now).
+#[utoipa::path(post, path = "/admin/v1/subscriptions", tag = "subscriptions",
+    security(("admin_token" = ["billing"])),
+    request_body = CreateSubscription,
+    responses((status = 201, body = Subscription), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn create_subscription(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiJson(body): ApiJson<CreateSubscription>,
+) -> ApiResult<Response> {
+    admin.require(Scope::Billing)?;
+    let mut errors = Vec::new();
+    validate::id("consumer_id", &body.consumer_id, "con", &mut errors);
+    validate::id("plan_id", &body.plan_id, "plan", &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let missing =
+        |field: &str, what: &str| ApiError::validation(field, format!("no {what} has this id"));
+    let plan = state.store.plan(&body.plan_id).await.map_err(|e| match e {
+        StoreError::NotFound => missing("plan_id", "plan"),
+        other => other.into(),
+    })?;
+    state
+        .store
+        .consumer(&body.consumer_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => missing("consumer_id", "consumer"),
+            other => other.into(),
+        })?;
+    let now = Utc::now();
+    let initial = lifecycle::start(terms(&plan), plan.approval_required, body.auto_renew, now);
+    let audit = admin.audit();
+    let sub = state
+        .store
+        .create_subscription(&body.consumer_id, &plan.id, initial, &audit)
+        .await?;
+    let sub = state.billing.first_charge(sub, &plan, now, &audit).await?;
+    Ok((StatusCode::CREATED, Json(state.billing.present(sub))).into_response())
+}
+
+#[utoipa::path(get, path = "/admin/v1/subscriptions/{id}", tag = "subscriptions",
+    security(("admin_token" = ["read"])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Subscription), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn get_subscription(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Subscription>> {
+    admin.require(Scope::Read)?;
+    let sub = state
+        .store
+        .subscription(&id)
+        .await
+        .map_err(for_resource("subscription", &id))?;
+    Ok(Json(state.billing.present(sub)))
+}
+
+/// Approve, reject (with a reason), cancel, suspend, resume, or renew now
+/// (retry a failed renewal, renew an expired subscription).
+#[utoipa::path(post, path = "/admin/v1/subscriptions/{id}/{action}", tag = "subscriptions",
+    security(("admin_token" = ["billing"])),
+    params(("id" = String, Path), ("action" = String, Path, description = "approve, reject, cancel, suspend, resume or renew")),
+    request_body = SubscriptionAction,
+    responses((status = 200, body = Subscription), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn act_on_subscription(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path((id, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Subscription>> {
+    admin.require(Scope::Billing)?;
+    // The body is optional: an empty one means no reason.
+    let reason = if body.is_empty() {
+        String::new()
+    } else {
+        parse_json::<SubscriptionAction>(&body)?.reason
+    };
+    let mut errors = Vec::new();
+    let reason = validate::text("reason", &reason, REASON_MAX, &mut errors);
+    if matches!(action.as_str(), "reject" | "cancel" | "suspend") && reason.is_empty() {
+        errors.push(FieldError::new(
+            "reason",
+            format!("is required to {action}"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let now = Utc::now();
+    let audit = admin.audit();
+    if action == "renew" {
+        return Ok(Json(
+            state
+                .billing
+                .present(state.billing.renew_now(&id, now, &audit).await?),
+        ));
+    }
+    let sub = state
+        .store
+        .subscription(&id)
+        .await
+        .map_err(for_resource("subscription", &id))?;
+    let plan = state.store.plan(&sub.plan_id).await?;
+    let current = state_of(&sub);
+    let next = match action.as_str() {
+        "approve" => lifecycle::approve(&current, terms(&plan), now),
+        "reject" => lifecycle::reject(&current, &reason),
+        "cancel" => lifecycle::cancel(&current, &reason),
+        "suspend" => lifecycle::suspend(&current, &reason),
+        "resume" => lifecycle::resume(&current),
+        other => return Err(ApiError::NotFound(format!("subscription action `{other}`"))),
+    }
+    .map_err(|e| ApiError::Conflict(e.to_string()))?;
+    let saved = state
+        .store
+        .save_subscription(
+            &id,
+            next,
+            sub.version,
+            &format!("subscription.{action}"),
+            Some(&audit),
+        )
+        .await?;
+    let saved = if action == "approve" {
+        state
+            .billing
+            .first_charge(saved, &plan, now, &audit)
+            .await?
+    } else {
+        saved
+    };
+    Ok(Json(state.billing.present(saved)))
+}
