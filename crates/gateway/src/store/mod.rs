@@ -303,6 +303,17 @@ pub trait BillingStore: Send + Sync + 'static {
         entry: NewLedgerEntry,
         audit: Option<&AuditContext>,
     ) -> StoreResult<(LedgerEntry, bool)>;
+    /// Included credits used in a subscription's period (keyed by its start).
+    async fn period_usage(&self, subscription_id: &str, period_start: &str) -> StoreResult<i64>;
+    /// Records a settled call: credits used from the period, and the wallet
+    /// entry for the rest (if any), in one transaction.
+    async fn settle_call(
+        &self,
+        subscription_id: &str,
+        period_start: &str,
+        credits_micros: i64,
+        wallet: Option<NewLedgerEntry>,
+    ) -> StoreResult<()>;
     /// Entries of one wallet, newest first.
     async fn list_ledger(
         &self,

@@ -151,6 +151,86 @@ fn wallet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Wallet> {
     })
 }
 
+/// Appends a ledger entry and moves the wallet's balance, inside `tx`.
+fn append_ledger_tx(
+    tx: &Connection,
+    e: &NewLedgerEntry,
+    ctx: Option<&AuditContext>,
+) -> StoreResult<(LedgerEntry, bool)> {
+    let existing = tx
+        .query_row(
+            &format!(
+                "SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE consumer_id = ?1 AND currency = ?2 \
+                 AND idempotency_key = ?3"
+            ),
+            params![e.consumer_id, e.currency, e.idempotency_key],
+            ledger_row,
+        )
+        .optional()
+        .map_err(backend)?;
+    if let Some((entry, _)) = existing {
+        if entry.kind != e.kind || entry.amount != money(e.amount_micros) {
+            return Err(StoreError::IdempotencyMismatch);
+        }
+        return Ok((entry, true));
+    }
+    tx.execute(
+        "INSERT INTO wallets (consumer_id, currency, balance_micros) VALUES (?1, ?2, 0) \
+         ON CONFLICT (consumer_id, currency) DO NOTHING",
+        params![e.consumer_id, e.currency],
+    )
+    .map_err(|err| {
+        if is_foreign_key_violation(&err) {
+            StoreError::NotFound
+        } else {
+            backend(err)
+        }
+    })?;
+    let balance: i64 = tx
+        .query_row(
+            "SELECT balance_micros FROM wallets WHERE consumer_id = ?1 AND currency = ?2",
+            params![e.consumer_id, e.currency],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    let after = balance
+        .checked_add(e.amount_micros)
+        .ok_or_else(|| StoreError::Conflict("the balance would overflow".into()))?;
+    if after < 0 && e.kind != tollgate_api::LedgerKind::Usage {
+        return Err(StoreError::Conflict(format!(
+            "this entry would take the balance below zero (balance {} {})",
+            money(balance),
+            e.currency
+        )));
+    }
+    let id = ids::new_id("led");
+    let now = ts(Utc::now());
+    tx.execute(
+        "INSERT INTO ledger_entries (id, consumer_id, currency, kind, amount_micros, balance_after_micros, \
+         reason, idempotency_key, actor, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![id, e.consumer_id, e.currency, kind_str(e.kind), e.amount_micros, after, e.reason,
+            e.idempotency_key, e.actor, now],
+    )
+    .map_err(backend)?;
+    tx.execute(
+        "UPDATE wallets SET balance_micros = ?3, entries = entries + 1, updated_at = ?4 \
+         WHERE consumer_id = ?1 AND currency = ?2",
+        params![e.consumer_id, e.currency, after, now],
+    )
+    .map_err(backend)?;
+    if let Some(ctx) = ctx {
+        audit(&tx, ctx, &format!("wallet.{}", kind_str(e.kind)), &id)?;
+    }
+    let (entry, _) = tx
+        .query_row(
+            &format!("SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE id = ?1"),
+            [&id],
+            ledger_row,
+        )
+        .map_err(backend)?;
+    Ok((entry, false))
+}
+
 #[async_trait]
 impl BillingStore for SqliteStore {
     async fn create_plan(&self, spec: PlanSpec, ctx: &AuditContext) -> StoreResult<Plan> {
@@ -278,69 +358,49 @@ impl BillingStore for SqliteStore {
         let ctx = ctx.cloned();
         self.write(move |c| {
             let tx = c.transaction().map_err(backend)?;
-            let existing = tx
-                .query_row(
-                    &format!(
-                        "SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE consumer_id = ?1 AND currency = ?2 \
-                         AND idempotency_key = ?3"
-                    ),
-                    params![e.consumer_id, e.currency, e.idempotency_key],
-                    ledger_row,
-                )
-                .optional()
-                .map_err(backend)?;
-            if let Some((entry, _)) = existing {
-                if entry.kind != e.kind || entry.amount != money(e.amount_micros) {
-                    return Err(StoreError::IdempotencyMismatch);
-                }
-                return Ok((entry, true));
-            }
-            tx.execute(
-                "INSERT INTO wallets (consumer_id, currency, balance_micros) VALUES (?1, ?2, 0) \
-                 ON CONFLICT (consumer_id, currency) DO NOTHING",
-                params![e.consumer_id, e.currency],
-            )
-            .map_err(|err| if is_foreign_key_violation(&err) { StoreError::NotFound } else { backend(err) })?;
-            let balance: i64 = tx
-                .query_row(
-                    "SELECT balance_micros FROM wallets WHERE consumer_id = ?1 AND currency = ?2",
-                    params![e.consumer_id, e.currency],
-                    |r| r.get(0),
-                )
-                .map_err(backend)?;
-            let after = balance
-                .checked_add(e.amount_micros)
-                .ok_or_else(|| StoreError::Conflict("the balance would overflow".into()))?;
-            if after < 0 && e.kind != tollgate_api::LedgerKind::Usage {
-                return Err(StoreError::Conflict(format!(
-                    "this entry would take the balance below zero (balance {} {})",
-                    money(balance),
-                    e.currency
-                )));
-            }
-            let id = ids::new_id("led");
-            let now = ts(Utc::now());
-            tx.execute(
-                "INSERT INTO ledger_entries (id, consumer_id, currency, kind, amount_micros, balance_after_micros, \
-                 reason, idempotency_key, actor, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![id, e.consumer_id, e.currency, kind_str(e.kind), e.amount_micros, after, e.reason,
-                    e.idempotency_key, e.actor, now],
-            )
-            .map_err(backend)?;
-            tx.execute(
-                "UPDATE wallets SET balance_micros = ?3, entries = entries + 1, updated_at = ?4 \
-                 WHERE consumer_id = ?1 AND currency = ?2",
-                params![e.consumer_id, e.currency, after, now],
-            )
-            .map_err(backend)?;
-            if let Some(ctx) = &ctx {
-                audit(&tx, ctx, &format!("wallet.{}", kind_str(e.kind)), &id)?;
-            }
-            let (entry, _) = tx
-                .query_row(&format!("SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE id = ?1"), [&id], ledger_row)
-                .map_err(backend)?;
+            let result = append_ledger_tx(&tx, &e, ctx.as_ref())?;
             tx.commit().map_err(backend)?;
-            Ok((entry, false))
+            Ok(result)
+        })
+        .await
+    }
+
+    async fn period_usage(&self, subscription_id: &str, period_start: &str) -> StoreResult<i64> {
+        let (sub, period) = (subscription_id.to_owned(), period_start.to_owned());
+        self.read(move |c| {
+            c.query_row(
+                "SELECT used_micros FROM subscription_usage WHERE subscription_id = ?1 AND period_start = ?2",
+                params![sub, period],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn settle_call(
+        &self,
+        subscription_id: &str,
+        period_start: &str,
+        credits_micros: i64,
+        wallet: Option<NewLedgerEntry>,
+    ) -> StoreResult<()> {
+        let (sub, period) = (subscription_id.to_owned(), period_start.to_owned());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            tx.execute(
+                "INSERT INTO subscription_usage (subscription_id, period_start, used_micros, calls) VALUES (?1, ?2, ?3, 1) \
+                 ON CONFLICT (subscription_id, period_start) DO UPDATE SET used_micros = used_micros + ?3, calls = calls + 1",
+                params![sub, period, credits_micros],
+            )
+            .map_err(backend)?;
+            if let Some(entry) = &wallet {
+                append_ledger_tx(&tx, entry, None)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(())
         })
         .await
     }

@@ -30,6 +30,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../../migrations/0002_consumers.sql")),
         M::up(include_str!("../../../migrations/0003_billing.sql")),
         M::up(include_str!("../../../migrations/0004_subscriptions.sql")),
+        M::up(include_str!("../../../migrations/0005_usage.sql")),
     ])
 });
 
