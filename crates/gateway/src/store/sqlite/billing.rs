@@ -219,7 +219,7 @@ fn append_ledger_tx(
     )
     .map_err(backend)?;
     if let Some(ctx) = ctx {
-        audit(&tx, ctx, &format!("wallet.{}", kind_str(e.kind)), &id)?;
+        audit(tx, ctx, &format!("wallet.{}", kind_str(e.kind)), &id)?;
     }
     let (entry, _) = tx
         .query_row(
