@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// OpenAI-compatible upstream, e.g. http://127.0.0.1:9000/v1.
+    #[arg(long, env = "TOLLGATE_UPSTREAM_URL")]
+    pub upstream_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -49,6 +52,9 @@ struct FileSettings {
     max_body_bytes: Option<usize>,
     grace_days: Option<u32>,
     renewal_interval_secs: Option<u64>,
+    upstream_url: Option<String>,
+    price_per_request: Option<String>,
+    price_per_1k_tokens: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +70,14 @@ pub struct Settings {
     pub grace_days: u32,
     /// How often the renewal job runs.
     pub renewal_interval: std::time::Duration,
+    /// Base URL of the OpenAI-compatible upstream (ends in `/v1`).
+    pub upstream_url: Option<String>,
+    /// `Authorization` for the upstream; from `TOLLGATE_UPSTREAM_KEY` only,
+    /// never from the settings file.
+    pub upstream_key: Option<String>,
+    /// Micro-units of the plan's currency per call, and per 1000 tokens.
+    pub price_per_request: i64,
+    pub price_per_1k_tokens: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +151,28 @@ impl Settings {
                 message: "must be 1 to 86400".into(),
             });
         }
+        let upstream_url = match args.upstream_url.clone().or(file.upstream_url) {
+            Some(raw) => Some(validate_url("upstream_url", &raw)?),
+            None => None,
+        };
+        let price = |key: &'static str, raw: Option<String>| -> Result<i64, ConfigError> {
+            let raw = raw.unwrap_or_else(|| "0".into());
+            match tollgate_api::money::parse_amount(&raw) {
+                Ok(m) if m >= 0 => Ok(m),
+                Ok(_) => Err(ConfigError::Invalid {
+                    key,
+                    message: "must not be negative".into(),
+                }),
+                Err(message) => Err(ConfigError::Invalid { key, message }),
+            }
+        };
         Ok(Settings {
+            price_per_request: price("price_per_request", file.price_per_request)?,
+            price_per_1k_tokens: price("price_per_1k_tokens", file.price_per_1k_tokens)?,
+            upstream_url,
+            upstream_key: std::env::var("TOLLGATE_UPSTREAM_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
             grace_days,
             renewal_interval: std::time::Duration::from_secs(renewal_secs),
             data_dir,
@@ -165,10 +200,11 @@ fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
 }
 
 fn validate_public_url(raw: &str) -> Result<String, ConfigError> {
-    let invalid = |message: String| ConfigError::Invalid {
-        key: "public_url",
-        message,
-    };
+    validate_url("public_url", raw)
+}
+
+fn validate_url(key: &'static str, raw: &str) -> Result<String, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { key, message };
     let url = url::Url::parse(raw).map_err(|e| invalid(format!("`{raw}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(invalid(format!(
@@ -190,6 +226,7 @@ mod tests {
             instance_name: None,
             public_url: None,
             log_format: None,
+            upstream_url: None,
         }
     }
 

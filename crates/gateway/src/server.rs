@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 use crate::auth;
 use crate::billing::service::Billing;
 use crate::config::Settings;
+use crate::dataplane::accounts::Accounts;
+use crate::dataplane::{DataPlane, Pricing, Upstream};
 use crate::http::{AppState, Instance, router};
 use crate::payments::test_processor::TestProcessor;
 use crate::store::Store;
@@ -74,10 +76,26 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         grace_days: settings.grace_days,
     });
     let renewals = tokio::spawn(run_renewals(billing.clone(), settings.renewal_interval));
+    let data = Arc::new(DataPlane {
+        upstream: settings.upstream_url.clone().map(|base_url| Upstream {
+            base_url,
+            api_key: settings.upstream_key.clone(),
+        }),
+        pricing: Pricing {
+            per_request: settings.price_per_request,
+            per_1k_tokens: settings.price_per_1k_tokens,
+        },
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()?,
+        accounts: Accounts::new(store.clone()),
+        limiter: Default::default(),
+    });
     let app = router(AppState {
         store,
         instance: Arc::new(instance),
         billing,
+        data,
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

@@ -50,6 +50,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub instance: Arc<Instance>,
     pub billing: Arc<crate::billing::service::Billing>,
+    pub data: Arc<crate::dataplane::DataPlane>,
 }
 
 /// The id of the current request (`req_<ulid>`), set by the outermost middleware.
@@ -151,6 +152,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/problems/{slug}", axum::routing::get(problems::page))
+        .merge(crate::dataplane::routes())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(

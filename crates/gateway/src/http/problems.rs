@@ -80,7 +80,11 @@ fn escape(s: &str) -> String {
 }
 
 pub async fn page(Path(slug): Path<String>) -> Response {
-    let Some((slug, title, text)) = CATALOGUE.iter().find(|(s, _, _)| *s == slug) else {
+    let found = CATALOGUE
+        .iter()
+        .chain(crate::dataplane::refusal::CATALOGUE)
+        .find(|(s, _, _)| *s == slug);
+    let Some((slug, title, text)) = found else {
         return crate::error::ApiError::NotFound(format!("problem type `{slug}`")).into_response();
     };
     let html = format!(

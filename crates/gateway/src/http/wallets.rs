@@ -135,10 +135,8 @@ pub async fn create_entry(
         idempotency_key: key,
         actor: admin.identity.id.clone(),
     };
-    let (entry, replayed) = state
-        .store
-        .append_ledger(entry, Some(&admin.audit()))
-        .await?;
+    // Through the data plane's accounts, so cached balances follow the ledger.
+    let (entry, replayed) = state.data.accounts.append(entry, &admin.audit()).await?;
     let status = if replayed {
         StatusCode::OK
     } else {

@@ -25,8 +25,23 @@ impl Gateway {
         gw
     }
 
+    /// Starts with extra settings (TOML lines) in a settings file.
+    pub fn start_with(settings: &str) -> Gateway {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let config = tmp.path().join("tollgated.toml");
+        std::fs::write(&config, settings).unwrap();
+        let mut gw = Gateway::spawn(&dir, &["--config", config.to_str().unwrap()]);
+        gw._tmp = Some(tmp);
+        gw
+    }
+
     /// Starts on an existing (or new) data directory.
     pub fn start_in(dir: &Path) -> Gateway {
+        Gateway::spawn(dir, &[])
+    }
+
+    fn spawn(dir: &Path, extra: &[&str]) -> Gateway {
         let mut child = Command::new(BIN)
             .args([
                 "serve",
@@ -37,6 +52,7 @@ impl Gateway {
                 "--data-dir",
             ])
             .arg(dir)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

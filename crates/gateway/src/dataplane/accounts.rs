@@ -1,0 +1,275 @@
+//! Reservations: credit is held before a call is forwarded and settled after,
+//! under one lock per consumer, so concurrent calls never spend more than
+//! there is. Every ledger write of a consumer (calls and admin top-ups) goes
+//! through here, so the cached balances stay equal to the store's.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::http::StatusCode;
+use tollgate_api::money::{format_amount, parse_amount};
+use tollgate_api::{LedgerEntry, LedgerKind, OveragePolicy, Plan, Subscription};
+
+use super::refusal::Refusal;
+use crate::store::{AuditContext, NewLedgerEntry, Store, StoreResult};
+
+#[derive(Debug, Default)]
+struct Wallet {
+    balance: i64,
+    reserved: i64,
+}
+
+#[derive(Debug, Default)]
+struct Credits {
+    used: i64,
+    reserved: i64,
+}
+
+#[derive(Debug, Default)]
+struct Cell {
+    wallets: HashMap<String, Wallet>,
+    credits: HashMap<(String, String), Credits>,
+}
+
+/// Credit held for one call.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    consumer_id: String,
+    currency: String,
+    subscription_id: String,
+    period: String,
+    included: i64,
+    overage: OveragePolicy,
+    credits: i64,
+    wallet: i64,
+}
+
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    cells: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cell>>>>,
+}
+
+fn period_key(sub: &Subscription) -> String {
+    sub.current_period_start
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| "none".into())
+}
+
+impl Accounts {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Accounts {
+            store,
+            cells: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cell(&self, consumer_id: &str) -> Arc<tokio::sync::Mutex<Cell>> {
+        let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        cells.entry(consumer_id.to_owned()).or_default().clone()
+    }
+
+    async fn wallet<'a>(
+        &self,
+        cell: &'a mut Cell,
+        consumer_id: &str,
+        currency: &str,
+    ) -> StoreResult<&'a mut Wallet> {
+        if !cell.wallets.contains_key(currency) {
+            let stored = self.store.wallets(consumer_id).await?;
+            let balance = stored
+                .iter()
+                .find(|w| w.currency == currency)
+                .and_then(|w| parse_amount(&w.balance).ok())
+                .unwrap_or(0);
+            cell.wallets.insert(
+                currency.to_owned(),
+                Wallet {
+                    balance,
+                    reserved: 0,
+                },
+            );
+        }
+        Ok(cell.wallets.get_mut(currency).expect("inserted above"))
+    }
+
+    async fn credits<'a>(
+        &self,
+        cell: &'a mut Cell,
+        sub: &str,
+        period: &str,
+    ) -> StoreResult<&'a mut Credits> {
+        let key = (sub.to_owned(), period.to_owned());
+        if !cell.credits.contains_key(&key) {
+            let used = self.store.period_usage(sub, period).await?;
+            cell.credits
+                .insert(key.clone(), Credits { used, reserved: 0 });
+        }
+        Ok(cell.credits.get_mut(&key).expect("inserted above"))
+    }
+
+    /// Holds `estimate` for a call: from the period's included credits first,
+    /// then from the wallet when the plan charges overage to it.
+    pub async fn reserve(
+        &self,
+        sub: &Subscription,
+        plan: &Plan,
+        estimate: i64,
+    ) -> Result<Reservation, Refusal> {
+        let cell = self.cell(&sub.consumer_id);
+        let mut cell = cell.lock().await;
+        let unavailable = |_| {
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "billing-unavailable",
+                "Billing unavailable",
+                "The gateway cannot read balances right now.",
+            )
+        };
+        let included = parse_amount(&plan.included_credits).unwrap_or(0);
+        let period = period_key(sub);
+        let credits = self
+            .credits(&mut cell, &sub.id, &period)
+            .await
+            .map_err(unavailable)?;
+        let credits_left = (included - credits.used - credits.reserved).max(0);
+        let from_credits = estimate.min(credits_left);
+        let rest = estimate - from_credits;
+        let money = |m: i64| format_amount(m, 2);
+        if rest > 0 {
+            if plan.overage == OveragePolicy::Block {
+                return Err(Refusal::new(
+                    StatusCode::PAYMENT_REQUIRED,
+                    "insufficient-funds",
+                    "Insufficient funds",
+                    format!("The plan's included credits for this period are used up ({} {} left, {} needed).", money(credits_left), plan.currency, money(estimate)),
+                )
+                .field("balance", money(credits_left))
+                .field("required", money(estimate))
+                .field("currency", plan.currency.clone())
+                .field("subscription_id", sub.id.clone())
+                .field("plan", serde_json::json!({"id": plan.id, "name": plan.name})));
+            }
+            let wallet = self
+                .wallet(&mut cell, &sub.consumer_id, &plan.currency)
+                .await
+                .map_err(unavailable)?;
+            let available = wallet.balance - wallet.reserved;
+            if available < rest {
+                return Err(Refusal::new(
+                    StatusCode::PAYMENT_REQUIRED,
+                    "insufficient-funds",
+                    "Insufficient funds",
+                    format!(
+                        "The wallet holds {} {} available; this call needs {}.",
+                        money(available.max(0)),
+                        plan.currency,
+                        money(rest)
+                    ),
+                )
+                .field("balance", money(available.max(0)))
+                .field("required", money(rest))
+                .field("currency", plan.currency.clone())
+                .field("subscription_id", sub.id.clone())
+                .field(
+                    "plan",
+                    serde_json::json!({"id": plan.id, "name": plan.name}),
+                ));
+            }
+            wallet.reserved += rest;
+        }
+        let credits = self
+            .credits(&mut cell, &sub.id, &period)
+            .await
+            .map_err(unavailable)?;
+        credits.reserved += from_credits;
+        Ok(Reservation {
+            consumer_id: sub.consumer_id.clone(),
+            currency: plan.currency.clone(),
+            subscription_id: sub.id.clone(),
+            period,
+            included,
+            overage: plan.overage,
+            credits: from_credits,
+            wallet: rest,
+        })
+    }
+
+    fn release_in(cell: &mut Cell, r: &Reservation) {
+        if let Some(c) = cell
+            .credits
+            .get_mut(&(r.subscription_id.clone(), r.period.clone()))
+        {
+            c.reserved -= r.credits;
+        }
+        if let Some(w) = cell.wallets.get_mut(&r.currency) {
+            w.reserved -= r.wallet;
+        }
+    }
+
+    /// A call that failed: nothing is charged, the hold is lifted.
+    pub async fn release(&self, r: &Reservation) {
+        let cell = self.cell(&r.consumer_id);
+        Self::release_in(&mut *cell.lock().await, r);
+    }
+
+    /// Charges `actual` for a finished call (credits first) and lifts the hold.
+    pub async fn settle(&self, r: &Reservation, actual: i64, request_id: &str) -> StoreResult<()> {
+        let cell = self.cell(&r.consumer_id);
+        let mut cell = cell.lock().await;
+        Self::release_in(&mut cell, r);
+        let used = cell
+            .credits
+            .get(&(r.subscription_id.clone(), r.period.clone()))
+            .map_or(0, |c| c.used);
+        let credits_left = (r.included - used).max(0);
+        let (from_credits, from_wallet) = match r.overage {
+            // A blocking plan never touches the wallet: the last call may overrun its credits.
+            OveragePolicy::Block => (actual, 0),
+            OveragePolicy::ChargeWallet => {
+                (actual.min(credits_left), actual - actual.min(credits_left))
+            }
+        };
+        let entry = (from_wallet > 0).then(|| NewLedgerEntry {
+            consumer_id: r.consumer_id.clone(),
+            currency: r.currency.clone(),
+            kind: LedgerKind::Usage,
+            amount_micros: -from_wallet,
+            reason: format!("call {request_id}"),
+            idempotency_key: request_id.to_owned(),
+            actor: "gateway".into(),
+        });
+        self.store
+            .settle_call(&r.subscription_id, &r.period, from_credits, entry)
+            .await?;
+        if let Some(c) = cell
+            .credits
+            .get_mut(&(r.subscription_id.clone(), r.period.clone()))
+        {
+            c.used += from_credits;
+        }
+        if let Some(w) = cell.wallets.get_mut(&r.currency) {
+            w.balance -= from_wallet;
+        }
+        Ok(())
+    }
+
+    /// An admin's ledger write, kept in step with the cached balance.
+    pub async fn append(
+        &self,
+        entry: NewLedgerEntry,
+        audit: &AuditContext,
+    ) -> StoreResult<(LedgerEntry, bool)> {
+        let cell = self.cell(&entry.consumer_id);
+        let mut cell = cell.lock().await;
+        let (written, replayed) = self.store.append_ledger(entry, Some(audit)).await?;
+        if !replayed
+            && let (Some(w), Ok(after)) = (
+                cell.wallets.get_mut(&written.currency),
+                parse_amount(&written.balance_after),
+            )
+        {
+            w.balance = after;
+        }
+        Ok((written, replayed))
+    }
+}

@@ -1,0 +1,114 @@
+//! Who is calling: the consumer key from `Authorization: Bearer` or
+//! `x-api-key`, verified against its stored hash in constant time.
+
+use axum::http::{HeaderMap, StatusCode, header};
+use chrono::{DateTime, Duration, Utc};
+use subtle::ConstantTimeEq;
+use tollgate_api::{ConsumerKeyStatus, ConsumerStatus};
+
+use super::refusal::Refusal;
+use crate::auth::hash_token;
+use crate::consumer_keys::lookup_of;
+use crate::store::{KeyCredential, Store};
+
+const TOUCH_INTERVAL_SECS: i64 = 60;
+
+fn presented(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn invalid(message: &str) -> Refusal {
+    Refusal::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid-api-key",
+        "Invalid API key",
+        message,
+    )
+}
+
+pub async fn authenticate(
+    store: &dyn Store,
+    headers: &HeaderMap,
+    now: DateTime<Utc>,
+) -> Result<KeyCredential, Refusal> {
+    let key = presented(headers).ok_or_else(|| {
+        invalid("No API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`.")
+    })?;
+    let lookup =
+        lookup_of(key).ok_or_else(|| invalid("The API key is not a key of this gateway."))?;
+    let credential = store
+        .key_credential(lookup)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "key lookup failed");
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "billing-unavailable",
+                "Billing unavailable",
+                "The gateway cannot check keys right now.",
+            )
+        })?
+        .ok_or_else(|| invalid("The API key is not a key of this gateway."))?;
+    let matches: bool = credential.secret_hash.ct_eq(&hash_token(key)).into();
+    if !matches {
+        return Err(invalid("The API key is not a key of this gateway."));
+    }
+    let k = &credential.key;
+    match k.status {
+        ConsumerKeyStatus::Revoked => {
+            let at = k.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+            return Err(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "api-key-revoked",
+                "API key revoked",
+                format!("The API key {} was revoked.", k.display_prefix),
+            )
+            .field("revoked_at", at)
+            .field("key_prefix", k.display_prefix.clone()));
+        }
+        ConsumerKeyStatus::Expired => {
+            let expires_at = [k.expires_at, k.grace_until].into_iter().flatten().min();
+            let mut refusal = Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "api-key-expired",
+                "API key expired",
+                format!("The API key {} has expired.", k.display_prefix),
+            )
+            .field("key_prefix", k.display_prefix.clone());
+            if let Some(t) = expires_at {
+                refusal = refusal.field("expires_at", t.to_rfc3339());
+            }
+            if let Some(next) = &k.replaced_by {
+                refusal = refusal.field("replaced_by", next.clone());
+            }
+            return Err(refusal);
+        }
+        ConsumerKeyStatus::Active | ConsumerKeyStatus::Rotating => {}
+    }
+    if credential.consumer_status == ConsumerStatus::Suspended {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "consumer-suspended",
+            "Consumer suspended",
+            "This consumer is suspended; every call is refused.",
+        )
+        .field("consumer_id", k.consumer_id.clone()));
+    }
+    if k.last_used_at
+        .is_none_or(|t| now - t > Duration::seconds(TOUCH_INTERVAL_SECS))
+        && let Err(e) = store.touch_consumer_key(&k.id, now).await
+    {
+        tracing::warn!(error = %e, "could not record a key's last use");
+    }
+    Ok(credential)
+}

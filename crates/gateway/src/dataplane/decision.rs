@@ -1,0 +1,220 @@
+//! Which subscription pays for a call, or why none can: the 403 and 402
+//! answers of the data plane.
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tollgate_api::{PaymentMethod, PaymentMethodStatus, Plan, Subscription, SubscriptionStatus};
+
+use super::refusal::Refusal;
+use crate::billing::lifecycle;
+use crate::billing::service::{Billing, state_of};
+use crate::store::{KeyCredential, SubscriptionFilter};
+
+/// Card problems that only a new card fixes.
+const CARD_INVALID: [&str; 4] = [
+    "expired_card",
+    "incorrect_number",
+    "no_payment_method",
+    "invalid_expiry_year",
+];
+
+/// Best first: the one that can pay, then the one closest to paying.
+fn rank(status: SubscriptionStatus) -> u8 {
+    match status {
+        SubscriptionStatus::Active => 0,
+        SubscriptionStatus::PastDue => 1,
+        SubscriptionStatus::Suspended => 2,
+        SubscriptionStatus::PendingApproval => 3,
+        SubscriptionStatus::Expired => 4,
+        SubscriptionStatus::Canceled => 5,
+        SubscriptionStatus::Rejected => 6,
+    }
+}
+
+fn unavailable() -> Refusal {
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "billing-unavailable",
+        "Billing unavailable",
+        "The gateway cannot check subscriptions right now.",
+    )
+}
+
+fn method_fields(method: &PaymentMethod) -> serde_json::Value {
+    json!({
+        "brand": method.brand,
+        "last4": method.last4,
+        "expiry": format!("{:02}/{}", method.exp_month, method.exp_year),
+        "status": method.status,
+        "decline_code": method.last_decline_code.clone().or(method.last_failure_code.clone()),
+    })
+}
+
+/// The subscription that covers `api` for this caller, with its plan.
+pub async fn subscription_for(
+    billing: &Billing,
+    caller: &KeyCredential,
+    api: &str,
+    now: DateTime<Utc>,
+) -> Result<(Subscription, Plan), Refusal> {
+    let key = &caller.key;
+    if !key.allowed_apis.is_empty() && !key.allowed_apis.iter().any(|a| a == api) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "not-subscribed",
+            "Not subscribed",
+            format!(
+                "The key {} may not call the `{api}` API.",
+                key.display_prefix
+            ),
+        )
+        .field("api", api));
+    }
+    let store = &billing.store;
+    let filter = SubscriptionFilter {
+        consumer_id: Some(key.consumer_id.clone()),
+        ..Default::default()
+    };
+    let (subs, _) = store
+        .list_subscriptions(filter, 0, 200)
+        .await
+        .map_err(|_| unavailable())?;
+    let mut covering = Vec::new();
+    for sub in subs {
+        let plan = store.plan(&sub.plan_id).await.map_err(|_| unavailable())?;
+        if plan.apis.iter().any(|a| a == api) {
+            covering.push((sub, plan));
+        }
+    }
+    covering.sort_by_key(|(s, _)| rank(s.status));
+    let Some((sub, plan)) = covering.into_iter().next() else {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "not-subscribed",
+            "Not subscribed",
+            format!("No subscription of this consumer covers the `{api}` API."),
+        )
+        .field("api", api));
+    };
+    let with_ids = |r: Refusal| {
+        r.field("subscription_id", sub.id.clone())
+            .field("plan", json!({"id": plan.id, "name": plan.name}))
+    };
+    match sub.status {
+        SubscriptionStatus::Active => Ok((sub, plan)),
+        SubscriptionStatus::PendingApproval => Err(with_ids(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "subscription-pending-approval",
+            "Subscription pending approval",
+            format!(
+                "The subscription to {} waits for an admin's approval.",
+                plan.name
+            ),
+        ))),
+        SubscriptionStatus::Suspended => Err(with_ids(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "subscription-suspended",
+            "Subscription suspended",
+            format!(
+                "The subscription to {} is suspended: {}.",
+                plan.name,
+                sub.status_reason
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".into())
+            ),
+        ))),
+        SubscriptionStatus::PastDue => {
+            let method = store
+                .default_payment_method(&sub.consumer_id)
+                .await
+                .map_err(|_| unavailable())?
+                .map(|(m, _)| m);
+            let grace = lifecycle::grace_until(&state_of(&sub), billing.grace_days);
+            let card_invalid = match &method {
+                None => true,
+                Some(m) => {
+                    m.status == PaymentMethodStatus::Expired
+                        || m.last_failure_code
+                            .as_deref()
+                            .is_some_and(|c| CARD_INVALID.contains(&c))
+                }
+            };
+            let (slug, title, message) = if card_invalid {
+                let what = match &method {
+                    None => "there is no card on file".to_owned(),
+                    Some(m) => format!(
+                        "the {} card ending {} ({:02}/{}) is invalid",
+                        m.brand, m.last4, m.exp_month, m.exp_year
+                    ),
+                };
+                (
+                    "payment-method-invalid",
+                    "Payment method invalid",
+                    format!(
+                        "The renewal of {} could not be charged: {what}. Add a valid card.",
+                        plan.name
+                    ),
+                )
+            } else {
+                let decline = method
+                    .as_ref()
+                    .and_then(|m| m.last_decline_code.clone())
+                    .unwrap_or_else(|| "declined".into());
+                (
+                    "subscription-past-due",
+                    "Subscription past due",
+                    format!(
+                        "The renewal charge for {} failed ({decline}); the subscription is past due.",
+                        plan.name
+                    ),
+                )
+            };
+            let mut refusal = with_ids(Refusal::new(
+                StatusCode::PAYMENT_REQUIRED,
+                slug,
+                title,
+                message,
+            ));
+            if let Some(m) = &method {
+                refusal = refusal.field("payment_method", method_fields(m));
+            }
+            if let Some(g) = grace {
+                refusal = refusal.field("grace_until", g.to_rfc3339());
+            }
+            Err(refusal)
+        }
+        SubscriptionStatus::Expired
+        | SubscriptionStatus::Canceled
+        | SubscriptionStatus::Rejected => {
+            if sub.status != SubscriptionStatus::Expired {
+                return Err(with_ids(Refusal::new(
+                    StatusCode::FORBIDDEN,
+                    "not-subscribed",
+                    "Not subscribed",
+                    format!(
+                        "The subscription to {} was {}.",
+                        plan.name,
+                        sub.status.as_str()
+                    ),
+                )));
+            }
+            let ended = sub.current_period_end.unwrap_or(now);
+            let mut refusal = with_ids(Refusal::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "subscription-expired",
+                "Subscription expired",
+                format!(
+                    "The subscription to {} expired on {}.",
+                    plan.name,
+                    ended.format("%Y-%m-%d")
+                ),
+            ))
+            .field("expires_at", ended.to_rfc3339());
+            if let Some(reason) = &sub.status_reason {
+                refusal = refusal.field("expiry_reason", reason.clone());
+            }
+            Err(refusal)
+        }
+    }
+}

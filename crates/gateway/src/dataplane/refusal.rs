@@ -1,0 +1,180 @@
+//! The data plane's answers when it refuses a call: `application/problem+json`
+//! (RFC 9457) with an absolute `type` under the public URL, an OpenAI-style
+//! `error` object so OpenAI SDKs show the message, and the fields a client
+//! needs to act (`balance`, `required`, `payment_method`, …).
+
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use tollgate_api::{PROBLEM_CONTENT_TYPE, REQUEST_ID_HEADER};
+
+/// A refusal waiting for its request id and public URL.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub message: String,
+    /// Reason-specific fields (`expires_at`, `balance`, …).
+    pub fields: Map<String, Value>,
+    pub headers: Vec<(HeaderName, String)>,
+}
+
+/// The OpenAI `error.type` for a status, so SDKs classify it sensibly.
+fn openai_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        503 => "service_unavailable",
+        400 | 404 | 413 | 422 => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+impl Refusal {
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Refusal {
+            status,
+            slug,
+            title,
+            message: message.into(),
+            fields: Map::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn field(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.fields.insert(name.to_owned(), value.into());
+        self
+    }
+
+    pub fn header(mut self, name: HeaderName, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn render(self, request_id: &str, public_url: &str) -> Response {
+        let mut body = json!({
+            "type": format!("{public_url}/problems/{}", self.slug),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.message,
+            "request_id": request_id,
+            "reason": self.slug,
+            "error": {
+                "message": self.message,
+                "type": openai_type(self.status),
+                "code": self.slug.replace('-', "_"),
+            },
+        });
+        if let Value::Object(map) = &mut body {
+            map.extend(self.fields);
+        }
+        let mut response =
+            (self.status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            headers.insert(REQUEST_ID_HEADER, v);
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(name, v);
+            }
+        }
+        response
+    }
+}
+
+/// Every reason the data plane answers with: (slug, title, explanation for
+/// the `/problems/<slug>` page).
+pub const CATALOGUE: &[(&str, &str, &str)] = &[
+    (
+        "invalid-api-key",
+        "Invalid API key",
+        "The request carried no consumer API key, or one this gateway does not know. Send `Authorization: Bearer tg_…` (or `x-api-key`) with the key you were given.",
+    ),
+    (
+        "api-key-expired",
+        "API key expired",
+        "The key passed its expiry date (`expires_at`), or the grace period after its rotation ended. Use the key that replaced it, or ask the gateway's admin for a new one.",
+    ),
+    (
+        "api-key-revoked",
+        "API key revoked",
+        "The key was revoked by an admin. Ask for a new key.",
+    ),
+    (
+        "not-subscribed",
+        "Not subscribed",
+        "No subscription of this consumer covers the API that was called, or the key may not call it. Subscribe to a plan that covers it.",
+    ),
+    (
+        "subscription-pending-approval",
+        "Subscription pending approval",
+        "The subscription waits for an admin's approval. Calls work once it is approved.",
+    ),
+    (
+        "subscription-suspended",
+        "Subscription suspended",
+        "An admin suspended the subscription; `detail` gives the reason. Contact the gateway's admin.",
+    ),
+    (
+        "consumer-suspended",
+        "Consumer suspended",
+        "An admin suspended this consumer; all its keys are refused. Contact the gateway's admin.",
+    ),
+    (
+        "subscription-expired",
+        "Subscription expired",
+        "The subscription's period ended without renewal (`expires_at`), or its grace period after a failed payment ran out. Renew it to call again.",
+    ),
+    (
+        "subscription-past-due",
+        "Subscription past due",
+        "The renewal charge failed; `payment_method` shows the card and the decline code. Pay before `grace_until`, or the subscription expires.",
+    ),
+    (
+        "insufficient-funds",
+        "Insufficient funds",
+        "The call costs more than is left: `required` is what it needs, `balance` what is available, both in `currency`. Top up the wallet or wait for the next period's credits.",
+    ),
+    (
+        "payment-method-invalid",
+        "Payment method invalid",
+        "The renewal could not be charged because the card on file is expired, missing or invalid (`payment_method`). Add a valid card and retry the payment.",
+    ),
+    (
+        "rate-limited",
+        "Rate limited",
+        "Too many calls for the plan's rate limit. Wait `Retry-After` seconds; the `RateLimit-*` headers say how many calls remain.",
+    ),
+    (
+        "billing-unavailable",
+        "Billing unavailable",
+        "The gateway cannot bill calls because its own payment settings are broken. This is the gateway's fault, not yours; its admins have been alerted. Retry later.",
+    ),
+    (
+        "upstream-error",
+        "Upstream error",
+        "The model provider behind the gateway failed or could not be reached; nothing was charged.",
+    ),
+    (
+        "upstream-not-configured",
+        "No upstream",
+        "This gateway has no model provider configured; nothing was charged.",
+    ),
+];

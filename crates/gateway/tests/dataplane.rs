@@ -1,0 +1,581 @@
+//! The data plane's answers, one test per answer: status, headers and every
+//! body field, against a real `tollgated` forwarding to the simulated provider
+//! (a test fixture).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Gateway, client};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct Setup {
+    gw: Gateway,
+    http: reqwest::Client,
+    team: String,
+}
+
+impl Setup {
+    async fn new(extra: &str) -> Setup {
+        let sim = tollgate_sim_provider::spawn("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let gw = Gateway::start_with(&format!(
+            "upstream_url = \"http://{sim}/v1\"\nprice_per_request = \"0.01\"\nprice_per_1k_tokens = \"0\"\n{extra}\n"
+        ));
+        let http = client();
+        let mut s = Setup {
+            gw,
+            http,
+            team: String::new(),
+        };
+        s.team = s
+            .admin(
+                "POST",
+                "/admin/v1/teams",
+                json!({"name": "T"}),
+                StatusCode::CREATED,
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        s
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Value, status: StatusCode) -> Value {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), self.gw.url(path))
+            .bearer_auth(&self.gw.token);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        if path.contains("/wallets/") {
+            req = req.header("Idempotency-Key", ulid_like());
+        }
+        let resp = req.send().await.unwrap();
+        let got = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(got, status, "{method} {path}: {body}");
+        body
+    }
+
+    /// A consumer with a key; returns (consumer id, key secret, key id).
+    async fn consumer(&self, name: &str) -> (String, String, String) {
+        let c = self
+            .admin(
+                "POST",
+                "/admin/v1/consumers",
+                json!({"team_id": self.team, "name": name}),
+                StatusCode::CREATED,
+            )
+            .await;
+        let id = c["id"].as_str().unwrap().to_owned();
+        let k = self
+            .admin(
+                "POST",
+                &format!("/admin/v1/consumers/{id}/keys"),
+                json!({"name": "k"}),
+                StatusCode::CREATED,
+            )
+            .await;
+        (
+            id,
+            k["secret"].as_str().unwrap().to_owned(),
+            k["key"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn plan(&self, name: &str, extra: Value) -> String {
+        let mut plan = json!({"name": name, "currency": "USD", "price": "0", "period": "month", "included_credits": "0",
+            "overage": "charge_wallet", "apis": ["chat"]});
+        plan.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        self.admin("POST", "/admin/v1/plans", plan, StatusCode::CREATED)
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn subscribe(&self, consumer: &str, plan: &str) -> Value {
+        self.admin(
+            "POST",
+            "/admin/v1/subscriptions",
+            json!({"consumer_id": consumer, "plan_id": plan}),
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    async fn top_up(&self, consumer: &str, amount: &str) {
+        self.admin(
+            "POST",
+            &format!("/admin/v1/consumers/{consumer}/wallets/USD/entries"),
+            json!({"kind": "top_up", "amount": amount}),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+
+    async fn call(&self, key: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.post(self.gw.url("/v1/chat/completions"))
+            .json(&json!({"model": "sim-small", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 16}));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+fn ulid_like() -> String {
+    format!("{:032x}", rand_u128())
+}
+
+fn rand_u128() -> u128 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u128;
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        ^ (n << 64)
+}
+
+/// Checks the problem shape shared by every refusal and returns the body.
+async fn refusal(resp: reqwest::Response, status: StatusCode, reason: &str, base: &str) -> Value {
+    assert_eq!(resp.status(), status);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["type"], format!("{base}/problems/{reason}"), "{body}");
+    assert_eq!(body["reason"], reason);
+    assert_eq!(body["status"], status.as_u16());
+    assert_eq!(body["request_id"], request_id.as_str());
+    assert!(!body["title"].as_str().unwrap().is_empty());
+    assert_eq!(body["error"]["message"], body["detail"]);
+    assert_eq!(body["error"]["code"], reason.replace('-', "_"));
+    assert!(body["error"]["type"].is_string());
+    body
+}
+
+#[tokio::test]
+async fn authentication_answers() {
+    let s = Setup::new("").await;
+    let base = s.gw.base.clone();
+    let resp = s.call(None).await;
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    refusal(resp, StatusCode::UNAUTHORIZED, "invalid-api-key", &base).await;
+    refusal(
+        s.call(Some("sk-not-ours")).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid-api-key",
+        &base,
+    )
+    .await;
+    refusal(
+        s.call(Some("tg_abcdefghijkl_forged")).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid-api-key",
+        &base,
+    )
+    .await;
+
+    let (consumer, key, key_id) = s.consumer("A").await;
+    let forged = format!("{}x", key);
+    refusal(
+        s.call(Some(&forged)).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid-api-key",
+        &base,
+    )
+    .await;
+    // x-api-key works as well as Authorization.
+    let via_header = s
+        .http
+        .post(s.gw.url("/v1/chat/completions"))
+        .header("x-api-key", &key)
+        .json(&json!({"model": "m", "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    refusal(via_header, StatusCode::FORBIDDEN, "not-subscribed", &base).await;
+
+    let rotated = s
+        .admin(
+            "POST",
+            &format!("/admin/v1/keys/{key_id}/rotate"),
+            json!({"grace_seconds": 0}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let expired = refusal(
+        s.call(Some(&key)).await,
+        StatusCode::UNAUTHORIZED,
+        "api-key-expired",
+        &base,
+    )
+    .await;
+    assert!(expired["expires_at"].is_string());
+    assert_eq!(expired["replaced_by"], rotated["key"]["id"]);
+    let new_key = rotated["secret"].as_str().unwrap();
+    s.admin(
+        "POST",
+        &format!(
+            "/admin/v1/keys/{}/revoke",
+            rotated["key"]["id"].as_str().unwrap()
+        ),
+        Value::Null,
+        StatusCode::OK,
+    )
+    .await;
+    let revoked = refusal(
+        s.call(Some(new_key)).await,
+        StatusCode::UNAUTHORIZED,
+        "api-key-revoked",
+        &base,
+    )
+    .await;
+    assert!(revoked["revoked_at"].is_string());
+    let _ = consumer;
+
+    // Every reason has a human-readable page.
+    for slug in [
+        "invalid-api-key",
+        "insufficient-funds",
+        "subscription-past-due",
+        "rate-limited",
+        "billing-unavailable",
+    ] {
+        let page = s
+            .http
+            .get(format!("{base}/problems/{slug}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(page.text().await.unwrap().contains("<h1>"));
+    }
+}
+
+#[tokio::test]
+async fn subscription_answers_and_a_paid_call() {
+    let s = Setup::new("").await;
+    let base = s.gw.base.clone();
+    let (consumer, key, _) = s.consumer("A").await;
+    refusal(
+        s.call(Some(&key)).await,
+        StatusCode::FORBIDDEN,
+        "not-subscribed",
+        &base,
+    )
+    .await;
+
+    let gated = s.plan("Gated", json!({"approval_required": true})).await;
+    let sub = s.subscribe(&consumer, &gated).await;
+    let pending = refusal(
+        s.call(Some(&key)).await,
+        StatusCode::FORBIDDEN,
+        "subscription-pending-approval",
+        &base,
+    )
+    .await;
+    assert_eq!(pending["subscription_id"], sub["id"]);
+    assert_eq!(pending["plan"]["name"], "Gated");
+    let sub_id = sub["id"].as_str().unwrap();
+    s.admin(
+        "POST",
+        &format!("/admin/v1/subscriptions/{sub_id}/approve"),
+        json!({}),
+        StatusCode::OK,
+    )
+    .await;
+
+    let broke = refusal(
+        s.call(Some(&key)).await,
+        StatusCode::PAYMENT_REQUIRED,
+        "insufficient-funds",
+        &base,
+    )
+    .await;
+    assert_eq!(
+        (
+            broke["balance"].as_str(),
+            broke["required"].as_str(),
+            broke["currency"].as_str()
+        ),
+        (Some("0.00"), Some("0.01"), Some("USD"))
+    );
+
+    s.top_up(&consumer, "0.05").await;
+    let ok = s.call(Some(&key)).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.headers()["x-tollgate-cost"], "0.01 USD");
+    assert_eq!(ok.headers()["x-tollgate-subscription"], sub_id);
+    let answer: Value = ok.json().await.unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "echo: hello there"
+    );
+    let wallets = s
+        .admin(
+            "GET",
+            &format!("/admin/v1/consumers/{consumer}/wallets"),
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(wallets[0]["balance"], "0.04");
+
+    let status: Value = s
+        .http
+        .get(s.gw.url("/v1/billing/status"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["subscriptions"][0]["status"], "active");
+    assert_eq!(status["wallets"][0]["balance"], "0.04");
+
+    s.admin(
+        "POST",
+        &format!("/admin/v1/subscriptions/{sub_id}/suspend"),
+        json!({"reason": "fraud check"}),
+        StatusCode::OK,
+    )
+    .await;
+    let suspended = refusal(
+        s.call(Some(&key)).await,
+        StatusCode::FORBIDDEN,
+        "subscription-suspended",
+        &base,
+    )
+    .await;
+    assert!(
+        suspended["detail"]
+            .as_str()
+            .unwrap()
+            .contains("fraud check")
+    );
+    s.admin(
+        "POST",
+        &format!("/admin/v1/subscriptions/{sub_id}/resume"),
+        json!({}),
+        StatusCode::OK,
+    )
+    .await;
+
+    s.admin(
+        "PATCH",
+        &format!("/admin/v1/consumers/{consumer}"),
+        json!({"status": "suspended"}),
+        StatusCode::OK,
+    )
+    .await;
+    refusal(
+        s.call(Some(&key)).await,
+        StatusCode::FORBIDDEN,
+        "consumer-suspended",
+        &base,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unpaid_subscription_expires_after_grace() {
+    // No grace: a failed renewal expires at the renewal job's next run (every second).
+    let s = Setup::new("grace_days = 0\nrenewal_interval_secs = 1").await;
+    let base = s.gw.base.clone();
+    let priced = s.plan("Priced", json!({"price": "49.00"})).await;
+
+    let (poor, poor_key, _) = s.consumer("Poor").await;
+    s.admin(
+        "POST",
+        &format!("/admin/v1/consumers/{poor}/payment-methods"),
+        json!({"number": "4000000000009995", "exp_month": 12, "exp_year": 2030, "cvc": "123"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let past_due_sub = s.subscribe(&poor, &priced).await;
+    assert_eq!(past_due_sub["status"], "past_due");
+
+    // With no grace the job expires it within a couple of seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let sub = s
+            .admin(
+                "GET",
+                &format!(
+                    "/admin/v1/subscriptions/{}",
+                    past_due_sub["id"].as_str().unwrap()
+                ),
+                Value::Null,
+                StatusCode::OK,
+            )
+            .await;
+        if sub["status"] == "expired" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewal job did not expire the subscription"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let expired = refusal(
+        s.call(Some(&poor_key)).await,
+        StatusCode::PAYMENT_REQUIRED,
+        "subscription-expired",
+        &base,
+    )
+    .await;
+    assert!(expired["expires_at"].is_string());
+    assert_eq!(
+        expired["expiry_reason"],
+        "the grace period ended without payment"
+    );
+}
+
+#[tokio::test]
+async fn past_due_and_invalid_card_during_grace() {
+    let s = Setup::new("grace_days = 7").await;
+    let base = s.gw.base.clone();
+    let priced = s.plan("Priced", json!({"price": "49.00"})).await;
+
+    let (poor, poor_key, _) = s.consumer("Poor").await;
+    s.admin(
+        "POST",
+        &format!("/admin/v1/consumers/{poor}/payment-methods"),
+        json!({"number": "4000000000009995", "exp_month": 12, "exp_year": 2030, "cvc": "123"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let sub = s.subscribe(&poor, &priced).await;
+    let past_due = refusal(
+        s.call(Some(&poor_key)).await,
+        StatusCode::PAYMENT_REQUIRED,
+        "subscription-past-due",
+        &base,
+    )
+    .await;
+    assert_eq!(past_due["subscription_id"], sub["id"]);
+    assert_eq!(past_due["payment_method"]["last4"], "9995");
+    assert_eq!(past_due["payment_method"]["brand"], "visa");
+    assert_eq!(past_due["payment_method"]["expiry"], "12/2030");
+    assert_eq!(
+        past_due["payment_method"]["decline_code"],
+        "insufficient_funds"
+    );
+    assert!(past_due["grace_until"].is_string());
+
+    let (cardless, cardless_key, _) = s.consumer("Cardless").await;
+    s.subscribe(&cardless, &priced).await;
+    let invalid = refusal(
+        s.call(Some(&cardless_key)).await,
+        StatusCode::PAYMENT_REQUIRED,
+        "payment-method-invalid",
+        &base,
+    )
+    .await;
+    assert!(
+        invalid["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no card on file")
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_headers() {
+    let s = Setup::new("").await;
+    let base = s.gw.base.clone();
+    let (consumer, key, _) = s.consumer("Busy").await;
+    let limited = s
+        .plan(
+            "Limited",
+            json!({"rate_limits": {"requests_per_minute": 2}}),
+        )
+        .await;
+    s.subscribe(&consumer, &limited).await;
+    s.top_up(&consumer, "1").await;
+    for remaining in ["1", "0"] {
+        let ok = s.call(Some(&key)).await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(ok.headers()["ratelimit-limit"], "2");
+        assert_eq!(ok.headers()["ratelimit-remaining"], remaining);
+    }
+    let resp = s.call(Some(&key)).await;
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+    assert_eq!(resp.headers()["ratelimit-remaining"], "0");
+    let body = refusal(resp, StatusCode::TOO_MANY_REQUESTS, "rate-limited", &base).await;
+    assert_eq!(body["retry_after"], retry);
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+}
+
+/// With a balance that covers exactly K calls, N concurrent calls give
+/// exactly K successes and N − K `insufficient-funds`; the balance ends exact
+/// and the ledger sums to it. Repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_never_overspend() {
+    let s = Setup::new("").await;
+    let (consumer, key, _) = s.consumer("Swarm").await;
+    let plan = s.plan("PayGo", json!({})).await;
+    s.subscribe(&consumer, &plan).await;
+    const N: usize = 500;
+    const K: usize = 137;
+    for round in 0..3 {
+        s.top_up(&consumer, &format!("{:.2}", K as f64 * 0.01))
+            .await;
+        let calls = (0..N).map(|_| s.call(Some(&key)));
+        let results = futures_util::future::join_all(calls).await;
+        let ok = results
+            .iter()
+            .filter(|r| r.status() == StatusCode::OK)
+            .count();
+        let refused = results
+            .iter()
+            .filter(|r| r.status() == StatusCode::PAYMENT_REQUIRED)
+            .count();
+        assert_eq!((ok, refused), (K, N - K), "round {round}");
+        let wallets = s
+            .admin(
+                "GET",
+                &format!("/admin/v1/consumers/{consumer}/wallets"),
+                Value::Null,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(wallets[0]["balance"], "0.00", "round {round}");
+        assert_eq!(wallets[0]["reserved"], "0.00");
+    }
+    let mut sum = 0i64;
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => {
+                format!("/admin/v1/consumers/{consumer}/wallets/USD/entries?limit=200&cursor={c}")
+            }
+            None => format!("/admin/v1/consumers/{consumer}/wallets/USD/entries?limit=200"),
+        };
+        let page = s.admin("GET", &path, Value::Null, StatusCode::OK).await;
+        for e in page["items"].as_array().unwrap() {
+            sum += tollgate_api::money::parse_amount(e["amount"].as_str().unwrap()).unwrap();
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(sum, 0, "the ledger sums to the balance");
+}
