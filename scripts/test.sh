@@ -16,7 +16,7 @@ npm --prefix ui run lint
 
 step "build: UI, gateway, desktop (UI embedded)"
 npm --prefix ui run build
-cargo build -p tollgate-gateway
+cargo build -p tollgate-gateway -p tollgate-sim-provider
 cargo build -p tollgate-desktop --features custom-protocol
 
 step "Rust tests: real tollgated processes, real SQLite files, the real Secret Service"
@@ -28,6 +28,9 @@ if [ -n "$(git status --porcelain -- ui/src/bindings crates/api/openapi.json)" ]
   echo "generated files are stale: run 'make bindings openapi' and commit the result" >&2
   exit 1
 fi
+
+step "the official openai Python SDK against the gateway"
+"${TOLLGATE_VENV:-/var/tmp/tollgate-venv}/bin/pytest" -v -p no:cacheprovider tests/sdk
 
 if [ -d tests/e2e ]; then
   step "end-to-end: WebDriver on the real desktop binary under Xvfb"

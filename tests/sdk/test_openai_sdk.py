@@ -1,0 +1,94 @@
+"""The official `openai` Python SDK against a real tollgated forwarding to the
+simulated provider (a test fixture): a billed call succeeds; a refused call
+surfaces as APIStatusError with status 402 and the gateway's message."""
+
+import json
+import os
+import pathlib
+import subprocess
+import tempfile
+import urllib.request
+import uuid
+
+import openai
+import pytest
+
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/tollgate-target"))
+
+
+def start(args, marker):
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "warn"})
+    for line in proc.stdout:
+        if line.startswith(marker):
+            return proc, line.split()[-1]
+    raise RuntimeError(f"{args[0]} did not start")
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    data = tempfile.mkdtemp(prefix="tollgate-sdk-")
+    sim, sim_url = start([str(TARGET / "debug" / "sim-provider")], "sim-provider listening on ")
+    config = pathlib.Path(data, "tollgated.toml")
+    config.write_text(f'upstream_url = "{sim_url}/v1"\nprice_per_request = "0.02"\n')
+    gw, base = start(
+        [str(TARGET / "debug" / "tollgated"), "serve", "--listen", "127.0.0.1:0", "--data-dir", f"{data}/gw", "--config", str(config)],
+        "tollgated listening on ",
+    )
+    token = pathlib.Path(data, "gw", "bootstrap-admin-token").read_text().strip()
+    yield base, token
+    for proc in (gw, sim):
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def admin(base, token, method, path, body=None):
+    request = urllib.request.Request(
+        base + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())},
+    )
+    with urllib.request.urlopen(request) as resp:
+        return json.loads(resp.read() or "null")
+
+
+def subscribed_key(base, token, name, top_up=None):
+    team = admin(base, token, "POST", "/admin/v1/teams", {"name": f"team {name}"})
+    consumer = admin(base, token, "POST", "/admin/v1/consumers", {"team_id": team["id"], "name": name})
+    key = admin(base, token, "POST", f"/admin/v1/consumers/{consumer['id']}/keys", {"name": "sdk"})
+    plan = admin(base, token, "POST", "/admin/v1/plans", {
+        "name": f"plan {name}", "currency": "USD", "price": "0", "period": "month",
+        "overage": "charge_wallet", "apis": ["chat"]})
+    admin(base, token, "POST", "/admin/v1/subscriptions", {"consumer_id": consumer["id"], "plan_id": plan["id"]})
+    if top_up:
+        admin(base, token, "POST", f"/admin/v1/consumers/{consumer['id']}/wallets/USD/entries", {"kind": "top_up", "amount": top_up})
+    return key["secret"]
+
+
+def test_a_billed_call_succeeds(gateway):
+    base, token = gateway
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=subscribed_key(base, token, "paid", top_up="1.00"))
+    completion = client.chat.completions.create(model="sim-small", messages=[{"role": "user", "content": "ping pong"}])
+    assert completion.choices[0].message.content == "echo: ping pong"
+    assert completion.usage.total_tokens == 5
+
+
+def test_a_402_surfaces_with_status_and_our_message(gateway):
+    base, token = gateway
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=subscribed_key(base, token, "broke"), max_retries=0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="sim-small", messages=[{"role": "user", "content": "hi"}])
+    error = caught.value
+    assert error.status_code == 402
+    assert "this call needs 0.02" in str(error)
+    assert error.body["code"] == "insufficient_funds"
+    assert error.response.json()["reason"] == "insufficient-funds"
+    assert error.response.json()["required"] == "0.02"
+
+
+def test_an_unknown_key_is_an_authentication_error(gateway):
+    base, _ = gateway
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="tg_unknownkey12_secret", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client.chat.completions.create(model="sim-small", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == 401
