@@ -200,3 +200,96 @@ pub struct Wallet {
     #[ts(optional)]
     pub updated_at: Option<DateTime<Utc>>,
 }
+
+/// The gateway's payment settings. Credentials are never shown: only whether
+/// they are set, and their last 4 characters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct PaymentSettings {
+    /// `test` (the built-in processor with Stripe's test cards) or `none`
+    /// (no card payments: priced plans cannot renew).
+    pub processor: String,
+    pub credentials_set: bool,
+    #[ts(optional)]
+    pub credentials_last4: Option<String>,
+    /// Currencies plans may be priced in (ISO 4217).
+    pub accepted_currencies: Vec<String>,
+    /// Days a past-due subscription keeps its status before it expires.
+    pub grace_days: u32,
+    #[ts(optional)]
+    pub updated_at: Option<DateTime<Utc>>,
+    #[ts(type = "number")]
+    pub version: i64,
+}
+
+/// Body of `PUT /admin/v1/billing/settings`: only the given fields change.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct UpdatePaymentSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub processor: Option<String>,
+    /// The processor's secret; `""` removes it. Stored encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub credentials: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub accepted_currencies: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub grace_days: Option<u32>,
+}
+
+impl std::fmt::Debug for UpdatePaymentSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdatePaymentSettings")
+            .field("processor", &self.processor)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
+            .field("accepted_currencies", &self.accepted_currencies)
+            .field("grace_days", &self.grace_days)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub enum Severity {
+    /// Consumers are refused or charged wrongly because of it.
+    Error,
+    /// Works, but probably not as intended.
+    Warning,
+}
+
+/// One misconfiguration found by `POST /admin/v1/billing/check`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct BillingFinding {
+    /// Stable code, e.g. `currency-not-accepted`.
+    pub code: String,
+    pub severity: Severity,
+    pub message: String,
+    /// The id of what is misconfigured (a plan, …), when there is one.
+    #[ts(optional)]
+    pub target: Option<String>,
+    /// What to change.
+    pub fix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct BillingCheck {
+    /// No finding of severity `error`.
+    pub ok: bool,
+    pub findings: Vec<BillingFinding>,
+    /// Calls answered `503 billing-unavailable` since the gateway started.
+    #[ts(type = "number")]
+    pub billing_unavailable_count: u64,
+    #[ts(optional)]
+    pub billing_unavailable_last: Option<DateTime<Utc>>,
+}

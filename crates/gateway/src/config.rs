@@ -55,6 +55,7 @@ struct FileSettings {
     upstream_url: Option<String>,
     price_per_request: Option<String>,
     price_per_1k_tokens: Option<String>,
+    encryption_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +79,8 @@ pub struct Settings {
     /// Micro-units of the plan's currency per call, and per 1000 tokens.
     pub price_per_request: i64,
     pub price_per_1k_tokens: i64,
+    /// Where the key for secrets at rest is; see `crypto`.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +170,7 @@ impl Settings {
             }
         };
         Ok(Settings {
+            encryption_key_file: file.encryption_key_file,
             price_per_request: price("price_per_request", file.price_per_request)?,
             price_per_1k_tokens: price("price_per_1k_tokens", file.price_per_1k_tokens)?,
             upstream_url,

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod billing;
 pub mod config;
 pub mod consumer_keys;
+pub mod crypto;
 pub mod dataplane;
 pub mod error;
 pub mod http;

@@ -11,10 +11,10 @@ use tokio::net::TcpListener;
 use crate::auth;
 use crate::billing::service::Billing;
 use crate::config::Settings;
+use crate::crypto::SecretBox;
 use crate::dataplane::accounts::Accounts;
 use crate::dataplane::{DataPlane, Pricing, Upstream};
 use crate::http::{AppState, Instance, router};
-use crate::payments::test_processor::TestProcessor;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
@@ -70,11 +70,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%bound, instance_id = %instance.id, "tollgated listening");
     // Scripts and tests read this line to learn the port when --listen used port 0.
     println!("tollgated listening on http://{bound}");
-    let billing = Arc::new(Billing {
-        store: store.clone(),
-        processor: Arc::new(TestProcessor),
-        grace_days: settings.grace_days,
-    });
+    let secrets = SecretBox::load(&settings.data_dir, settings.encryption_key_file.as_deref())?;
+    let billing = Arc::new(Billing::new(store.clone(), secrets, settings.grace_days).await?);
     let renewals = tokio::spawn(run_renewals(billing.clone(), settings.renewal_interval));
     let data = Arc::new(DataPlane {
         upstream: settings.upstream_url.clone().map(|base_url| Upstream {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use tollgate_api::{OveragePolicy, PlanPeriod, RateLimits, SubscriptionStatus};
 use tollgate_gateway::billing::lifecycle;
 use tollgate_gateway::billing::service::{Billing, terms};
+use tollgate_gateway::crypto::SecretBox;
 use tollgate_gateway::payments::test_processor::TestProcessor;
 use tollgate_gateway::payments::{CardDetails, PaymentProcessor};
 use tollgate_gateway::store::sqlite::SqliteStore;
@@ -61,11 +62,9 @@ async fn world() -> World {
         )
         .await
         .unwrap();
-    let billing = Billing {
-        store: store.clone(),
-        processor: Arc::new(TestProcessor),
-        grace_days: 3,
-    };
+    let billing = Billing::new(store.clone(), SecretBox::from_key([1; 32]), 3)
+        .await
+        .unwrap();
     World {
         billing,
         store,

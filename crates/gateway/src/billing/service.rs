@@ -1,22 +1,54 @@
 //! Charging and renewals: the lifecycle applied to stored subscriptions, with
 //! the payment processor. Used by the renewal job and by admin actions.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use tollgate_api::money::parse_amount;
-use tollgate_api::{Plan, Subscription, SubscriptionStatus};
+use tollgate_api::{
+    BillingCheck, BillingFinding, FieldError, OveragePolicy, PaymentSettings, Plan, Severity,
+    Subscription, SubscriptionStatus, UpdatePaymentSettings,
+};
 
 use super::lifecycle::{self, Due, State, Terms};
+use crate::crypto::SecretBox;
 use crate::error::{ApiError, for_resource};
+use crate::payments::test_processor::TestProcessor;
 use crate::payments::{CardError, PaymentProcessor};
-use crate::store::{AuditContext, NewCharge, Store};
+use crate::store::{AuditContext, NewCharge, Store, StoredPaymentSettings};
+use crate::validate;
 
 pub struct Billing {
     pub store: Arc<dyn Store>,
-    pub processor: Arc<dyn PaymentProcessor>,
-    /// Days a past-due subscription keeps its status before it expires.
-    pub grace_days: u32,
+    /// The payment settings in force, and their credentials once opened.
+    settings: RwLock<Effective>,
+    secrets: SecretBox,
+    /// Calls refused with 503 because of these settings: flagged to admins.
+    incidents: AtomicU64,
+    last_incident: Mutex<Option<DateTime<Utc>>>,
+}
+
+/// The built-in processors a gateway can be set to.
+pub const PROCESSORS: [&str; 2] = ["test", "none"];
+
+#[derive(Debug, Clone)]
+struct Effective {
+    stored: StoredPaymentSettings,
+    /// `Err` when the sealed credentials cannot be opened with the current key.
+    credentials_readable: bool,
+}
+
+fn defaults(grace_days: u32) -> StoredPaymentSettings {
+    StoredPaymentSettings {
+        processor: "test".into(),
+        credentials_sealed: None,
+        credentials_last4: None,
+        accepted_currencies: Vec::new(),
+        grace_days,
+        updated_at: None,
+        version: 0,
+    }
 }
 
 pub fn terms(plan: &Plan) -> Terms {
@@ -44,10 +76,296 @@ pub enum ChargeOutcome {
 }
 
 impl Billing {
+    /// Loads the stored settings (or defaults, with `default_grace_days`).
+    pub async fn new(
+        store: Arc<dyn Store>,
+        secrets: SecretBox,
+        default_grace_days: u32,
+    ) -> anyhow::Result<Self> {
+        let stored = store
+            .payment_settings()
+            .await?
+            .unwrap_or_else(|| defaults(default_grace_days));
+        let readable = stored
+            .credentials_sealed
+            .as_deref()
+            .is_none_or(|blob| secrets.open(blob).is_ok());
+        if !readable {
+            tracing::error!(
+                "the payment credentials cannot be decrypted with this encryption key: billing is unavailable"
+            );
+        }
+        Ok(Billing {
+            store,
+            settings: RwLock::new(Effective {
+                stored,
+                credentials_readable: readable,
+            }),
+            secrets,
+            incidents: AtomicU64::new(0),
+            last_incident: Mutex::new(None),
+        })
+    }
+
+    fn effective(&self) -> Effective {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn grace_days(&self) -> u32 {
+        self.effective().stored.grace_days
+    }
+
+    /// The configured processor; `None` when card payments are off.
+    pub fn processor(&self) -> Option<Arc<dyn PaymentProcessor>> {
+        match self.effective().stored.processor.as_str() {
+            "test" => Some(Arc::new(TestProcessor)),
+            _ => None,
+        }
+    }
+
+    pub fn settings_view(&self) -> PaymentSettings {
+        let e = self.effective().stored;
+        PaymentSettings {
+            processor: e.processor,
+            credentials_set: e.credentials_sealed.is_some(),
+            credentials_last4: e.credentials_last4,
+            accepted_currencies: e.accepted_currencies,
+            grace_days: e.grace_days,
+            updated_at: e.updated_at,
+            version: e.version,
+        }
+    }
+
+    /// Validates and saves a change of the payment settings.
+    pub async fn update_settings(
+        &self,
+        patch: UpdatePaymentSettings,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> Result<PaymentSettings, ApiError> {
+        let mut next = self.effective().stored;
+        let mut errors = Vec::new();
+        if let Some(p) = patch.processor {
+            if PROCESSORS.contains(&p.as_str()) {
+                next.processor = p;
+            } else {
+                errors.push(FieldError::new(
+                    "processor",
+                    format!("must be one of {}", PROCESSORS.join(", ")),
+                ));
+            }
+        }
+        let mut readable = self.effective().credentials_readable;
+        if let Some(secret) = patch.credentials {
+            let secret = secret.trim();
+            if secret.is_empty() {
+                (next.credentials_sealed, next.credentials_last4) = (None, None);
+            } else if secret.len() > 4096 || secret.chars().any(char::is_control) {
+                errors.push(FieldError::new(
+                    "credentials",
+                    "must be one line of at most 4096 characters",
+                ));
+            } else {
+                next.credentials_sealed = Some(self.secrets.seal(secret.as_bytes()));
+                next.credentials_last4 = Some(
+                    secret
+                        .chars()
+                        .rev()
+                        .take(4)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect(),
+                );
+            }
+            readable = true;
+        }
+        if let Some(list) = patch.accepted_currencies {
+            for (i, code) in list.iter().enumerate() {
+                validate::currency(&format!("accepted_currencies.{i}"), code, &mut errors);
+            }
+            next.accepted_currencies = list;
+        }
+        if let Some(days) = patch.grace_days {
+            if days > 90 {
+                errors.push(FieldError::new("grace_days", "must be 0 to 90"));
+            }
+            next.grace_days = days;
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        let saved = self
+            .store
+            .save_payment_settings(next, expected_version, audit)
+            .await?;
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Effective {
+            stored: saved,
+            credentials_readable: readable,
+        };
+        Ok(self.settings_view())
+    }
+
+    /// Why calls on `plan` cannot be billed because of the gateway's own
+    /// settings, if they cannot: the gateway's fault, answered with 503.
+    pub fn fault_for(&self, plan: &Plan) -> Option<String> {
+        let e = self.effective();
+        if !e.credentials_readable {
+            return Some(
+                "the payment credentials cannot be decrypted with this gateway's encryption key"
+                    .into(),
+            );
+        }
+        let accepted = &e.stored.accepted_currencies;
+        if !accepted.is_empty() && !accepted.contains(&plan.currency) {
+            return Some(format!(
+                "the plan {} is priced in {}, which the payment settings do not accept",
+                plan.name, plan.currency
+            ));
+        }
+        None
+    }
+
+    /// Counts a call refused because of the settings, for `billing/check`.
+    pub fn record_incident(&self, reason: &str) {
+        self.incidents.fetch_add(1, Ordering::Relaxed);
+        *self.last_incident.lock().unwrap_or_else(|p| p.into_inner()) = Some(Utc::now());
+        tracing::error!(
+            reason,
+            "a call was refused because the gateway's payment settings are broken"
+        );
+    }
+
+    /// Every misconfiguration of the payment settings and plans.
+    pub async fn check(
+        &self,
+        upstream_configured: bool,
+        calls_are_free: bool,
+    ) -> Result<BillingCheck, ApiError> {
+        let e = self.effective();
+        let mut findings = Vec::new();
+        let mut add =
+            |code: &str, severity: Severity, message: String, target: Option<String>, fix: &str| {
+                findings.push(BillingFinding {
+                    code: code.into(),
+                    severity,
+                    message,
+                    target,
+                    fix: fix.into(),
+                });
+            };
+        if !e.credentials_readable {
+            add("credentials-unreadable", Severity::Error,
+                "The payment credentials cannot be decrypted with this gateway's encryption key; every billed call is refused with 503.".into(),
+                None, "Restore the encryption key the credentials were saved with, or enter the credentials again.");
+        }
+        let mut plans = Vec::new();
+        let mut after = 0;
+        loop {
+            let (page, next) = self.store.list_plans(after, 200).await?;
+            plans.extend(page);
+            match next {
+                Some(n) => after = n,
+                None => break,
+            }
+        }
+        for plan in &plans {
+            let priced = terms(plan).price_micros > 0;
+            if priced && e.stored.processor == "none" {
+                add(
+                    "processor-missing",
+                    Severity::Error,
+                    format!(
+                        "The plan {} costs {} {} per period but no payment processor is set: its renewals cannot be charged.",
+                        plan.name, plan.price, plan.currency
+                    ),
+                    Some(plan.id.clone()),
+                    "Set a payment processor in the payment settings, or make the plan free.",
+                );
+            }
+            if !e.stored.accepted_currencies.is_empty()
+                && !e.stored.accepted_currencies.contains(&plan.currency)
+            {
+                add(
+                    "currency-not-accepted",
+                    Severity::Error,
+                    format!(
+                        "The plan {} is priced in {}, which the payment settings do not accept; its calls are refused with 503.",
+                        plan.name, plan.currency
+                    ),
+                    Some(plan.id.clone()),
+                    "Add the currency to the accepted currencies, or reprice the plan.",
+                );
+            }
+            let credits = parse_amount(&plan.included_credits).unwrap_or(0);
+            if plan.overage == OveragePolicy::Block && credits == 0 && !calls_are_free {
+                add(
+                    "plan-grants-nothing",
+                    Severity::Error,
+                    format!(
+                        "The plan {} includes no credits and blocks overage: every call of its subscribers is refused with 402.",
+                        plan.name
+                    ),
+                    Some(plan.id.clone()),
+                    "Give the plan included credits, or let overage charge the wallet.",
+                );
+            }
+            if plan.apis.is_empty() {
+                add(
+                    "plan-covers-nothing",
+                    Severity::Warning,
+                    format!(
+                        "The plan {} covers no API: its subscribers cannot call anything.",
+                        plan.name
+                    ),
+                    Some(plan.id.clone()),
+                    "List the APIs the plan covers.",
+                );
+            }
+        }
+        if !plans.iter().any(|p| p.apis.iter().any(|a| a == "chat")) {
+            add(
+                "api-uncovered",
+                Severity::Warning,
+                "No plan covers the `chat` API: every consumer is refused with 403 not-subscribed."
+                    .into(),
+                None,
+                "Create a plan that covers `chat`.",
+            );
+        }
+        if calls_are_free {
+            add(
+                "calls-are-free",
+                Severity::Warning,
+                "Calls are priced at zero: wallets and credits are never charged.".into(),
+                None,
+                "Set price_per_request or price_per_1k_tokens.",
+            );
+        }
+        if !upstream_configured {
+            add(
+                "no-upstream",
+                Severity::Warning,
+                "No upstream is configured: calls are refused with 503.".into(),
+                None,
+                "Set upstream_url.",
+            );
+        }
+        Ok(BillingCheck {
+            ok: !findings.iter().any(|f| f.severity == Severity::Error),
+            findings,
+            billing_unavailable_count: self.incidents.load(Ordering::Relaxed),
+            billing_unavailable_last: *self.last_incident.lock().unwrap_or_else(|p| p.into_inner()),
+        })
+    }
+
     /// The subscription as answered by the API: with its grace deadline.
     pub fn present(&self, mut sub: Subscription) -> Subscription {
         sub.grace_until = if sub.status == SubscriptionStatus::PastDue {
-            lifecycle::grace_until(&state_of(&sub), self.grace_days)
+            lifecycle::grace_until(&state_of(&sub), self.grace_days())
         } else {
             None
         };
@@ -64,17 +382,23 @@ impl Billing {
     ) -> Result<ChargeOutcome, ApiError> {
         let amount = terms(plan).price_micros;
         let method = self.store.default_payment_method(&sub.consumer_id).await?;
-        let (method_id, result) = match method {
-            None => (
+        let (method_id, result) = match (method, self.processor()) {
+            (_, None) => (
+                None,
+                Err(CardError::new(
+                    "processor_not_configured",
+                    "The gateway has no payment processor.",
+                )),
+            ),
+            (None, _) => (
                 None,
                 Err(CardError::new(
                     "no_payment_method",
                     "The consumer has no payment method on file.",
                 )),
             ),
-            Some((method, token)) => {
-                let result = self
-                    .processor
+            (Some((method, token)), Some(processor)) => {
+                let result = processor
                     .charge(&token, amount, &plan.currency, idempotency_key, now)
                     .await;
                 (Some(method.id), result)
@@ -169,7 +493,7 @@ impl Billing {
     ) -> Result<Option<Subscription>, ApiError> {
         let sub = self.store.subscription(id).await?;
         let plan = self.store.plan(&sub.plan_id).await?;
-        match lifecycle::due(&state_of(&sub), terms(&plan), self.grace_days, now) {
+        match lifecycle::due(&state_of(&sub), terms(&plan), self.grace_days(), now) {
             Due::Nothing => Ok(None),
             Due::Transition(next) => {
                 let action = if next.status == SubscriptionStatus::Expired {
@@ -210,7 +534,7 @@ impl Billing {
             .map_err(for_resource("subscription", id))?;
         let plan = self.store.plan(&sub.plan_id).await?;
         let due_now = matches!(
-            lifecycle::due(&state_of(&sub), terms(&plan), self.grace_days, now),
+            lifecycle::due(&state_of(&sub), terms(&plan), self.grace_days(), now),
             Due::Charge
         );
         match sub.status {

@@ -60,6 +60,10 @@ async fn handle(
     let data = &state.data;
     let caller = auth::authenticate(state.store.as_ref(), headers, now).await?;
     let (sub, plan) = decision::subscription_for(&state.billing, &caller, API, now).await?;
+    if let Some(fault) = state.billing.fault_for(&plan) {
+        state.billing.record_incident(&fault);
+        return Err(decision::billing_unavailable());
+    }
 
     let mut rate_headers = Vec::new();
     if let Some(rpm) = plan.rate_limits.requests_per_minute {

@@ -51,6 +51,17 @@ fn method_fields(method: &PaymentMethod) -> serde_json::Value {
     })
 }
 
+/// 503: the gateway's own payment settings are broken; never the consumer's fault.
+pub fn billing_unavailable() -> Refusal {
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "billing-unavailable",
+        "Billing unavailable",
+        "The gateway cannot bill this call because of its own payment settings; its admins have been alerted. Retry later.",
+    )
+    .header(axum::http::header::RETRY_AFTER, "60".into())
+}
+
 /// The subscription that covers `api` for this caller, with its plan.
 pub async fn subscription_for(
     billing: &Billing,
@@ -124,13 +135,24 @@ pub async fn subscription_for(
                     .unwrap_or_else(|| "no reason given".into())
             ),
         ))),
+        // A renewal that failed for want of a processor is the gateway's fault.
+        SubscriptionStatus::PastDue
+            if sub
+                .status_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("processor_not_configured")) =>
+        {
+            billing
+                .record_incident("a subscription is past due because no payment processor is set");
+            Err(billing_unavailable())
+        }
         SubscriptionStatus::PastDue => {
             let method = store
                 .default_payment_method(&sub.consumer_id)
                 .await
                 .map_err(|_| unavailable())?
                 .map(|(m, _)| m);
-            let grace = lifecycle::grace_until(&state_of(&sub), billing.grace_days);
+            let grace = lifecycle::grace_until(&state_of(&sub), billing.grace_days());
             let card_invalid = match &method {
                 None => true,
                 Some(m) => {

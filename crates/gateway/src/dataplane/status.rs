@@ -42,7 +42,7 @@ pub async fn billing_status(
                 .await
                 .unwrap_or(0);
             let grace =
-                crate::billing::lifecycle::grace_until(&state_of(&sub), state.billing.grace_days);
+                crate::billing::lifecycle::grace_until(&state_of(&sub), state.billing.grace_days());
             subscriptions.push(json!({
                 "id": sub.id, "status": sub.status, "plan": {"id": plan.id, "name": plan.name, "apis": plan.apis},
                 "current_period_end": sub.current_period_end, "grace_until": grace,

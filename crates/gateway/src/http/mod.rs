@@ -1,5 +1,6 @@
 //! The HTTP surface: router, middleware, and one module per resource.
 
+mod billing_settings;
 mod consumers;
 mod extract;
 mod idempotency;
@@ -130,6 +131,11 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(payment_methods::set_default))
         .routes(routes!(payment_methods::remove))
         .routes(routes!(payment_methods::list_charges))
+        .routes(routes!(
+            billing_settings::get_settings,
+            billing_settings::put_settings
+        ))
+        .routes(routes!(billing_settings::check))
 }
 
 /// The OpenAPI 3.1 document, generated from the routes above.

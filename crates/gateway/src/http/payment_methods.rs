@@ -54,7 +54,11 @@ pub async fn add_payment_method(
         .await
         .map_err(for_resource("consumer", &id))?;
     let now = Utc::now();
-    let processor = &state.billing.processor;
+    let Some(processor) = state.billing.processor() else {
+        return Err(ApiError::Conflict(
+            "the gateway has no payment processor: set one in the payment settings".into(),
+        ));
+    };
     let card = CardDetails {
         number: body.number,
         exp_month: body.exp_month,

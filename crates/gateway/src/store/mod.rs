@@ -261,6 +261,18 @@ pub struct PlanSpec {
     pub rate_limits: RateLimits,
 }
 
+/// Payment settings as stored: credentials sealed.
+#[derive(Debug, Clone)]
+pub struct StoredPaymentSettings {
+    pub processor: String,
+    pub credentials_sealed: Option<Vec<u8>>,
+    pub credentials_last4: Option<String>,
+    pub accepted_currencies: Vec<String>,
+    pub grace_days: u32,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
 /// A ledger write. `idempotency_key` is unique per wallet: writing the same
 /// entry again returns the first one.
 #[derive(Debug, Clone)]
@@ -314,6 +326,14 @@ pub trait BillingStore: Send + Sync + 'static {
         credits_micros: i64,
         wallet: Option<NewLedgerEntry>,
     ) -> StoreResult<()>;
+    /// The payment settings row, if ever saved.
+    async fn payment_settings(&self) -> StoreResult<Option<StoredPaymentSettings>>;
+    async fn save_payment_settings(
+        &self,
+        settings: StoredPaymentSettings,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<StoredPaymentSettings>;
     /// Entries of one wallet, newest first.
     async fn list_ledger(
         &self,

@@ -42,7 +42,13 @@ impl Gateway {
     }
 
     fn spawn(dir: &Path, extra: &[&str]) -> Gateway {
+        Gateway::spawn_env(dir, extra, &[])
+    }
+
+    /// Starts with extra arguments and environment variables.
+    pub fn spawn_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Gateway {
         let mut child = Command::new(BIN)
+            .envs(env.iter().copied())
             .args([
                 "serve",
                 "--listen",

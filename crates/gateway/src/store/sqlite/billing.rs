@@ -11,7 +11,10 @@ use super::{
     parse_ts, split_page, ts,
 };
 use crate::ids;
-use crate::store::{AuditContext, BillingStore, NewLedgerEntry, PlanSpec, StoreError, StoreResult};
+use crate::store::{
+    AuditContext, BillingStore, NewLedgerEntry, PlanSpec, StoreError, StoreResult,
+    StoredPaymentSettings,
+};
 
 fn period_str(p: PlanPeriod) -> &'static str {
     match p {
@@ -401,6 +404,64 @@ impl BillingStore for SqliteStore {
             }
             tx.commit().map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn payment_settings(&self) -> StoreResult<Option<StoredPaymentSettings>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT processor, credentials_sealed, credentials_last4, accepted_currencies, grace_days, updated_at, version \
+                 FROM payment_settings WHERE id = 1",
+                [],
+                |r| {
+                    let currencies: String = r.get(3)?;
+                    Ok(StoredPaymentSettings {
+                        processor: r.get(0)?,
+                        credentials_sealed: r.get(1)?,
+                        credentials_last4: r.get(2)?,
+                        accepted_currencies: serde_json::from_str(&currencies).unwrap_or_default(),
+                        grace_days: r.get(4)?,
+                        updated_at: r.get::<_, Option<String>>(5)?.map(|s| parse_ts(&s)).transpose()?,
+                        version: r.get(6)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn save_payment_settings(
+        &self,
+        settings: StoredPaymentSettings,
+        expected_version: Option<i64>,
+        ctx: &AuditContext,
+    ) -> StoreResult<StoredPaymentSettings> {
+        let ctx = ctx.clone();
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let current: i64 = tx
+                .query_row("SELECT version FROM payment_settings WHERE id = 1", [], |r| r.get(0))
+                .optional()
+                .map_err(backend)?
+                .unwrap_or(0);
+            check_version(current, expected_version)?;
+            let now = Utc::now();
+            tx.execute(
+                "INSERT INTO payment_settings (id, processor, credentials_sealed, credentials_last4, accepted_currencies, \
+                 grace_days, updated_at, version) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (id) DO UPDATE SET processor = excluded.processor, credentials_sealed = excluded.credentials_sealed, \
+                 credentials_last4 = excluded.credentials_last4, accepted_currencies = excluded.accepted_currencies, \
+                 grace_days = excluded.grace_days, updated_at = excluded.updated_at, version = excluded.version",
+                params![settings.processor, settings.credentials_sealed, settings.credentials_last4,
+                    to_json(&settings.accepted_currencies)?, settings.grace_days, ts(now), current + 1],
+            )
+            .map_err(backend)?;
+            audit(&tx, &ctx, "billing.settings.update", "payment_settings")?;
+            tx.commit().map_err(backend)?;
+            Ok(StoredPaymentSettings { updated_at: Some(now), version: current + 1, ..settings })
         })
         .await
     }

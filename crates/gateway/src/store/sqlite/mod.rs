@@ -31,6 +31,9 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../../migrations/0003_billing.sql")),
         M::up(include_str!("../../../migrations/0004_subscriptions.sql")),
         M::up(include_str!("../../../migrations/0005_usage.sql")),
+        M::up(include_str!(
+            "../../../migrations/0006_payment_settings.sql"
+        )),
     ])
 });
 

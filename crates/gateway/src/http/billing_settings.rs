@@ -1,0 +1,62 @@
+//! The gateway's payment settings and the billing check.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use tollgate_api::{BillingCheck, PaymentSettings, Problem, Scope, UpdatePaymentSettings};
+
+use super::{ApiJson, AppState, if_match};
+use crate::auth::Admin;
+use crate::error::ApiResult;
+
+/// The payment settings; credentials only as "set" and their last 4 characters.
+#[utoipa::path(get, path = "/admin/v1/billing/settings", tag = "billing",
+    security(("admin_token" = ["read"])),
+    responses((status = 200, body = PaymentSettings), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn get_settings(
+    State(state): State<AppState>,
+    admin: Admin,
+) -> ApiResult<Json<PaymentSettings>> {
+    admin.require(Scope::Read)?;
+    Ok(Json(state.billing.settings_view()))
+}
+
+/// Change the payment settings; credentials are sealed before they are stored.
+/// Honours `If-Match` with the settings' `version`.
+#[utoipa::path(put, path = "/admin/v1/billing/settings", tag = "billing",
+    security(("admin_token" = ["billing"])),
+    params(("If-Match" = Option<String>, Header)),
+    request_body = UpdatePaymentSettings,
+    responses((status = 200, body = PaymentSettings), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 412, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_settings(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<UpdatePaymentSettings>,
+) -> ApiResult<Json<PaymentSettings>> {
+    admin.require(Scope::Billing)?;
+    Ok(Json(
+        state
+            .billing
+            .update_settings(patch, if_match(&headers), &admin.audit())
+            .await?,
+    ))
+}
+
+/// Every misconfiguration of the payment settings and plans, and how many
+/// calls were refused with 503 because of them.
+#[utoipa::path(post, path = "/admin/v1/billing/check", tag = "billing",
+    security(("admin_token" = ["read"])),
+    responses((status = 200, body = BillingCheck), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn check(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<BillingCheck>> {
+    admin.require(Scope::Read)?;
+    let pricing = state.data.pricing;
+    let free = pricing.per_request == 0 && pricing.per_1k_tokens == 0;
+    Ok(Json(
+        state
+            .billing
+            .check(state.data.upstream.is_some(), free)
+            .await?,
+    ))
+}
