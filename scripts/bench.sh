@@ -2,5 +2,6 @@
 # `make bench`: every benchmark; figures go to BENCHMARKS.md by hand, with the command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "== gateway"; scripts/bench-gateway.sh
+echo "== gateway: management API"; scripts/bench-gateway.sh
+echo "== gateway: data plane vs nginx"; scripts/bench-dataplane.sh
 if [ -x scripts/bench-console.sh ]; then echo "== console"; scripts/bench-console.sh; fi
