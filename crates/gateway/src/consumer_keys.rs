@@ -47,6 +47,24 @@ pub fn lookup_of(presented: &str) -> Option<&str> {
     (lookup.len() == LOOKUP_LEN && !secret.is_empty()).then_some(lookup)
 }
 
+/// A key's status at `now`, from its dates.
+pub fn key_status(
+    key: &tollgate_api::ConsumerKey,
+    now: chrono::DateTime<chrono::Utc>,
+) -> tollgate_api::ConsumerKeyStatus {
+    use tollgate_api::ConsumerKeyStatus;
+    if key.revoked_at.is_some() {
+        ConsumerKeyStatus::Revoked
+    } else if key.expires_at.is_some_and(|t| t <= now) || key.grace_until.is_some_and(|t| t <= now)
+    {
+        ConsumerKeyStatus::Expired
+    } else if key.grace_until.is_some() {
+        ConsumerKeyStatus::Rotating
+    } else {
+        ConsumerKeyStatus::Active
+    }
+}
+
 /// Whether a search string could be (the start of) a display prefix.
 pub fn is_prefix_query(q: &str) -> bool {
     (3..=KEY_PREFIX.len() + DISPLAY_LEN).contains(&q.len())

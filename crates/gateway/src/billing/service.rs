@@ -21,12 +21,22 @@ use crate::validate;
 
 pub struct Billing {
     pub store: Arc<dyn Store>,
+    /// The data plane's cache of keys and subscriptions; every billing write drops it.
+    pub hot: crate::dataplane::hot::HotCache,
     /// The payment settings in force, and their credentials once opened.
     settings: RwLock<Effective>,
     secrets: SecretBox,
     /// Calls refused with 503 because of these settings: flagged to admins.
     incidents: AtomicU64,
     last_incident: Mutex<Option<DateTime<Utc>>>,
+}
+
+struct InvalidateOnDrop<'a>(&'a crate::dataplane::hot::HotCache);
+
+impl Drop for InvalidateOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.invalidate();
+    }
 }
 
 /// The built-in processors a gateway can be set to.
@@ -97,6 +107,7 @@ impl Billing {
         }
         Ok(Billing {
             store,
+            hot: Default::default(),
             settings: RwLock::new(Effective {
                 stored,
                 credentials_readable: readable,
@@ -600,6 +611,8 @@ impl Billing {
             }
         };
         let mut changed = 0;
+        // Whatever changes below, the data plane must see it.
+        let _invalidate = InvalidateOnDrop(&self.hot);
         for id in ids {
             match self.process_due(&id, now).await {
                 Ok(Some(_)) => changed += 1,

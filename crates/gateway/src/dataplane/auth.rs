@@ -8,8 +8,9 @@ use tollgate_api::{ConsumerKeyStatus, ConsumerStatus};
 
 use super::refusal::Refusal;
 use crate::auth::hash_token;
+use crate::billing::service::Billing;
 use crate::consumer_keys::lookup_of;
-use crate::store::{KeyCredential, Store};
+use crate::store::KeyCredential;
 
 const TOUCH_INTERVAL_SECS: i64 = 60;
 
@@ -37,17 +38,19 @@ fn invalid(message: &str) -> Refusal {
 }
 
 pub async fn authenticate(
-    store: &dyn Store,
+    billing: &Billing,
     headers: &HeaderMap,
     now: DateTime<Utc>,
 ) -> Result<KeyCredential, Refusal> {
+    let store = billing.store.as_ref();
     let key = presented(headers).ok_or_else(|| {
         invalid("No API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`.")
     })?;
     let lookup =
         lookup_of(key).ok_or_else(|| invalid("The API key is not a key of this gateway."))?;
-    let credential = store
-        .key_credential(lookup)
+    let credential = billing
+        .hot
+        .key(store, lookup, now)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "key lookup failed");
@@ -106,9 +109,11 @@ pub async fn authenticate(
     }
     if k.last_used_at
         .is_none_or(|t| now - t > Duration::seconds(TOUCH_INTERVAL_SECS))
-        && let Err(e) = store.touch_consumer_key(&k.id, now).await
     {
-        tracing::warn!(error = %e, "could not record a key's last use");
+        billing.hot.touched(&k.id, now);
+        if let Err(e) = store.touch_consumer_key(&k.id, now).await {
+            tracing::warn!(error = %e, "could not record a key's last use");
+        }
     }
     Ok(credential)
 }

@@ -58,7 +58,7 @@ async fn handle(
 ) -> Result<Response, Refusal> {
     let now = Utc::now();
     let data = &state.data;
-    let caller = auth::authenticate(state.store.as_ref(), headers, now).await?;
+    let caller = auth::authenticate(&state.billing, headers, now).await?;
     let (sub, plan) = decision::subscription_for(&state.billing, &caller, API, now).await?;
     if let Some(fault) = state.billing.fault_for(&plan) {
         state.billing.record_incident(&fault);

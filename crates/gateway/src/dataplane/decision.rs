@@ -9,7 +9,7 @@ use tollgate_api::{PaymentMethod, PaymentMethodStatus, Plan, Subscription, Subsc
 use super::refusal::Refusal;
 use crate::billing::lifecycle;
 use crate::billing::service::{Billing, state_of};
-use crate::store::{KeyCredential, SubscriptionFilter};
+use crate::store::KeyCredential;
 
 /// Card problems that only a new card fixes.
 const CARD_INVALID: [&str; 4] = [
@@ -83,21 +83,16 @@ pub async fn subscription_for(
         .field("api", api));
     }
     let store = &billing.store;
-    let filter = SubscriptionFilter {
-        consumer_id: Some(key.consumer_id.clone()),
-        ..Default::default()
-    };
-    let (subs, _) = store
-        .list_subscriptions(filter, 0, 200)
+    let all = billing
+        .hot
+        .subscriptions(store.as_ref(), &key.consumer_id)
         .await
         .map_err(|_| unavailable())?;
-    let mut covering = Vec::new();
-    for sub in subs {
-        let plan = store.plan(&sub.plan_id).await.map_err(|_| unavailable())?;
-        if plan.apis.iter().any(|a| a == api) {
-            covering.push((sub, plan));
-        }
-    }
+    let mut covering: Vec<(Subscription, Plan)> = all
+        .iter()
+        .filter(|(_, plan)| plan.apis.iter().any(|a| a == api))
+        .cloned()
+        .collect();
     covering.sort_by_key(|(s, _)| rank(s.status));
     let Some((sub, plan)) = covering.into_iter().next() else {
         return Err(Refusal::new(

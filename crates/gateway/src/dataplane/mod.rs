@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod auth;
 mod chat;
 pub mod decision;
+pub mod hot;
 pub mod ratelimit;
 pub mod refusal;
 mod status;

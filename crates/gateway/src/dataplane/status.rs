@@ -17,7 +17,7 @@ pub async fn billing_status(
     request_id: axum::Extension<RequestId>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match auth::authenticate(state.store.as_ref(), &headers, Utc::now()).await {
+    let caller = match auth::authenticate(&state.billing, &headers, Utc::now()).await {
         Ok(c) => c,
         Err(refusal) => return refusal.render(&request_id.0.0, &state.instance.public_url),
     };

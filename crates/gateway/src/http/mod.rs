@@ -19,7 +19,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -180,8 +180,14 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let management_write =
+        path.starts_with("/admin/") && !matches!(method, Method::GET | Method::HEAD);
     let started = Instant::now();
     let mut response = finish_problem(next.run(req).await, &request_id, &state.instance.public_url);
+    if management_write {
+        // The data plane caches keys and subscriptions: drop them after any change.
+        state.billing.hot.invalidate();
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }

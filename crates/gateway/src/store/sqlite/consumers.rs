@@ -78,20 +78,6 @@ fn opt_ts(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<U
         .transpose()
 }
 
-/// A key's status at `now`, from its dates.
-pub fn key_status(key: &ConsumerKey, now: DateTime<Utc>) -> ConsumerKeyStatus {
-    if key.revoked_at.is_some() {
-        ConsumerKeyStatus::Revoked
-    } else if key.expires_at.is_some_and(|t| t <= now) || key.grace_until.is_some_and(|t| t <= now)
-    {
-        ConsumerKeyStatus::Expired
-    } else if key.grace_until.is_some() {
-        ConsumerKeyStatus::Rotating
-    } else {
-        ConsumerKeyStatus::Active
-    }
-}
-
 fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConsumerKey, i64)> {
     let apis: String = r.get(4)?;
     let mut key = ConsumerKey {
@@ -108,7 +94,7 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConsumerKey, i64)> {
         revoked_at: opt_ts(r, 9)?,
         created_at: parse_ts(&r.get::<_, String>(10)?)?,
     };
-    key.status = key_status(&key, Utc::now());
+    key.status = crate::consumer_keys::key_status(&key, Utc::now());
     Ok((key, r.get(11)?))
 }
 
