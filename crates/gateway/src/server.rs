@@ -92,12 +92,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         store,
         instance: Arc::new(instance),
         billing,
-        data,
+        data: data.clone(),
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     renewals.abort();
+    // Settled calls still queued are stored before the process ends.
+    data.accounts.usage.flush().await;
     tracing::info!("tollgated stopped");
     Ok(())
 }

@@ -11,7 +11,8 @@ use tollgate_api::money::{format_amount, parse_amount};
 use tollgate_api::{LedgerEntry, LedgerKind, OveragePolicy, Plan, Subscription};
 
 use super::refusal::Refusal;
-use crate::store::{AuditContext, NewLedgerEntry, Store, StoreResult};
+use super::usage::UsageWriter;
+use crate::store::{AuditContext, NewLedgerEntry, SettledCall, Store, StoreResult};
 
 #[derive(Debug, Default)]
 struct Wallet {
@@ -46,6 +47,7 @@ pub struct Reservation {
 
 pub struct Accounts {
     store: Arc<dyn Store>,
+    pub usage: UsageWriter,
     cells: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cell>>>>,
 }
 
@@ -56,11 +58,24 @@ fn period_key(sub: &Subscription) -> String {
 }
 
 impl Accounts {
+    /// Needs a tokio runtime: it starts the usage writer.
     pub fn new(store: Arc<dyn Store>) -> Self {
+        let usage = UsageWriter::start(store.clone());
         Accounts {
             store,
+            usage,
             cells: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The amount held for calls in flight, per currency, for a consumer.
+    pub async fn reserved(&self, consumer_id: &str) -> HashMap<String, i64> {
+        let cell = self.cell(consumer_id);
+        let cell = cell.lock().await;
+        cell.wallets
+            .iter()
+            .map(|(c, w)| (c.clone(), w.reserved))
+            .collect()
     }
 
     fn cell(&self, consumer_id: &str) -> Arc<tokio::sync::Mutex<Cell>> {
@@ -213,7 +228,8 @@ impl Accounts {
     }
 
     /// Charges `actual` for a finished call (credits first) and lifts the hold.
-    pub async fn settle(&self, r: &Reservation, actual: i64, request_id: &str) -> StoreResult<()> {
+    /// The balances move at once; the disk follows through the usage writer.
+    pub async fn settle(&self, r: &Reservation, actual: i64, request_id: &str) {
         let cell = self.cell(&r.consumer_id);
         let mut cell = cell.lock().await;
         Self::release_in(&mut cell, r);
@@ -238,9 +254,12 @@ impl Accounts {
             idempotency_key: request_id.to_owned(),
             actor: "gateway".into(),
         });
-        self.store
-            .settle_call(&r.subscription_id, &r.period, from_credits, entry)
-            .await?;
+        self.usage.record(SettledCall {
+            subscription_id: r.subscription_id.clone(),
+            period_start: r.period.clone(),
+            credits_micros: from_credits,
+            wallet: entry,
+        });
         if let Some(c) = cell
             .credits
             .get_mut(&(r.subscription_id.clone(), r.period.clone()))
@@ -250,7 +269,6 @@ impl Accounts {
         if let Some(w) = cell.wallets.get_mut(&r.currency) {
             w.balance -= from_wallet;
         }
-        Ok(())
     }
 
     /// An admin's ledger write, kept in step with the cached balance.
@@ -261,14 +279,13 @@ impl Accounts {
     ) -> StoreResult<(LedgerEntry, bool)> {
         let cell = self.cell(&entry.consumer_id);
         let mut cell = cell.lock().await;
+        // Usage still on its way to the disk must land first: the entry's
+        // balance_after (and the overdraft check) are computed from the disk.
+        self.usage.flush().await;
+        let amount = entry.amount_micros;
         let (written, replayed) = self.store.append_ledger(entry, Some(audit)).await?;
-        if !replayed
-            && let (Some(w), Ok(after)) = (
-                cell.wallets.get_mut(&written.currency),
-                parse_amount(&written.balance_after),
-            )
-        {
-            w.balance = after;
+        if !replayed && let Some(w) = cell.wallets.get_mut(&written.currency) {
+            w.balance += amount;
         }
         Ok((written, replayed))
     }

@@ -173,9 +173,7 @@ async fn handle(
         .or_else(|| Some(usage["prompt_tokens"].as_u64()? + usage["completion_tokens"].as_u64()?))
         .unwrap_or(0);
     let cost = data.pricing.cost(tokens);
-    if let Err(e) = data.accounts.settle(&reservation, cost, request_id).await {
-        tracing::error!(error = %e, request_id, "could not settle a call");
-    }
+    data.accounts.settle(&reservation, cost, request_id).await;
 
     let mut response = (StatusCode::OK, upstream_body).into_response();
     let h = response.headers_mut();

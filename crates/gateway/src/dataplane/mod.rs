@@ -12,6 +12,7 @@ pub mod hot;
 pub mod ratelimit;
 pub mod refusal;
 mod status;
+pub mod usage;
 
 use axum::Router;
 use axum::routing::{get, post};

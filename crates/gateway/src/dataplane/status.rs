@@ -22,6 +22,7 @@ pub async fn billing_status(
         Err(refusal) => return refusal.render(&request_id.0.0, &state.instance.public_url),
     };
     let consumer = caller.key.consumer_id.clone();
+    state.data.accounts.usage.flush().await;
     let filter = SubscriptionFilter {
         consumer_id: Some(consumer.clone()),
         ..Default::default()

@@ -14,6 +14,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::NewLedgerEntry;
 use crate::validate;
+use tollgate_api::money::{format_amount, parse_amount};
 
 const REASON_MAX: usize = 500;
 
@@ -34,7 +35,18 @@ pub async fn list_wallets(
         .consumer(&id)
         .await
         .map_err(for_resource("consumer", &id))?;
-    Ok(Json(state.store.wallets(&id).await?))
+    // Settled calls reach the disk in batches: wait for them, then add what
+    // calls in flight hold.
+    state.data.accounts.usage.flush().await;
+    let reserved = state.data.accounts.reserved(&id).await;
+    let wallets = state.store.wallets(&id).await?.into_iter().map(|mut w| {
+        let held = reserved.get(&w.currency).copied().unwrap_or(0);
+        let balance = parse_amount(&w.balance).unwrap_or(0);
+        w.reserved = format_amount(held, 2);
+        w.available = format_amount(balance - held, 2);
+        w
+    });
+    Ok(Json(wallets.collect()))
 }
 
 /// The ledger of one wallet, newest first.
@@ -55,6 +67,7 @@ pub async fn list_entries(
         .consumer(&id)
         .await
         .map_err(for_resource("consumer", &id))?;
+    state.data.accounts.usage.flush().await;
     let (items, next) = state
         .store
         .list_ledger(&id, &currency, page.after, page.limit)

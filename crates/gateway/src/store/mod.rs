@@ -261,6 +261,15 @@ pub struct PlanSpec {
     pub rate_limits: RateLimits,
 }
 
+/// One finished call's charge: from its period's credits, the rest from the wallet.
+#[derive(Debug, Clone)]
+pub struct SettledCall {
+    pub subscription_id: String,
+    pub period_start: String,
+    pub credits_micros: i64,
+    pub wallet: Option<NewLedgerEntry>,
+}
+
 /// Payment settings as stored: credentials sealed.
 #[derive(Debug, Clone)]
 pub struct StoredPaymentSettings {
@@ -317,15 +326,9 @@ pub trait BillingStore: Send + Sync + 'static {
     ) -> StoreResult<(LedgerEntry, bool)>;
     /// Included credits used in a subscription's period (keyed by its start).
     async fn period_usage(&self, subscription_id: &str, period_start: &str) -> StoreResult<i64>;
-    /// Records a settled call: credits used from the period, and the wallet
-    /// entry for the rest (if any), in one transaction.
-    async fn settle_call(
-        &self,
-        subscription_id: &str,
-        period_start: &str,
-        credits_micros: i64,
-        wallet: Option<NewLedgerEntry>,
-    ) -> StoreResult<()>;
+    /// Records settled calls (credits used from their periods, and the wallet
+    /// entries for the rest), all in one transaction.
+    async fn settle_calls(&self, calls: Vec<SettledCall>) -> StoreResult<()>;
     /// The payment settings row, if ever saved.
     async fn payment_settings(&self) -> StoreResult<Option<StoredPaymentSettings>>;
     async fn save_payment_settings(

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::ids;
 use crate::store::{
-    AuditContext, BillingStore, NewLedgerEntry, PlanSpec, StoreError, StoreResult,
+    AuditContext, BillingStore, NewLedgerEntry, PlanSpec, SettledCall, StoreError, StoreResult,
     StoredPaymentSettings,
 };
 
@@ -383,24 +383,19 @@ impl BillingStore for SqliteStore {
         .await
     }
 
-    async fn settle_call(
-        &self,
-        subscription_id: &str,
-        period_start: &str,
-        credits_micros: i64,
-        wallet: Option<NewLedgerEntry>,
-    ) -> StoreResult<()> {
-        let (sub, period) = (subscription_id.to_owned(), period_start.to_owned());
+    async fn settle_calls(&self, calls: Vec<SettledCall>) -> StoreResult<()> {
         self.write(move |c| {
             let tx = c.transaction().map_err(backend)?;
-            tx.execute(
-                "INSERT INTO subscription_usage (subscription_id, period_start, used_micros, calls) VALUES (?1, ?2, ?3, 1) \
-                 ON CONFLICT (subscription_id, period_start) DO UPDATE SET used_micros = used_micros + ?3, calls = calls + 1",
-                params![sub, period, credits_micros],
-            )
-            .map_err(backend)?;
-            if let Some(entry) = &wallet {
-                append_ledger_tx(&tx, entry, None)?;
+            for call in &calls {
+                tx.execute(
+                    "INSERT INTO subscription_usage (subscription_id, period_start, used_micros, calls) VALUES (?1, ?2, ?3, 1) \
+                     ON CONFLICT (subscription_id, period_start) DO UPDATE SET used_micros = used_micros + ?3, calls = calls + 1",
+                    params![call.subscription_id, call.period_start, call.credits_micros],
+                )
+                .map_err(backend)?;
+                if let Some(entry) = &call.wallet {
+                    append_ledger_tx(&tx, entry, None)?;
+                }
             }
             tx.commit().map_err(backend)?;
             Ok(())
