@@ -74,6 +74,7 @@ impl GatewayError {
             GatewayError::NotAGateway(_) => "not_a_gateway",
             GatewayError::ResponseTooLarge(_) => "response_too_large",
             GatewayError::MalformedResponse(_) => "malformed_response",
+            GatewayError::Problem(p) if p.reason.as_deref() == Some("card-error") => "card_error",
             GatewayError::Problem(p) => match p.status {
                 404 => "not_found",
                 409 => "conflict",
@@ -469,7 +470,52 @@ impl GatewayClient {
     }
 }
 
-fn encode(segment: &str) -> String {
+/// Generic calls for the resources that need no special handling.
+impl GatewayClient {
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, GatewayError> {
+        Ok(self.call(Method::GET, path, None::<&()>, &[]).await?.0)
+    }
+
+    /// POST with an optional `Idempotency-Key` (a retried click is safe).
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+        idempotency_key: Option<&str>,
+    ) -> Result<T, GatewayError> {
+        let headers: Vec<(&str, String)> = idempotency_key
+            .map(|k| ("Idempotency-Key", k.to_owned()))
+            .into_iter()
+            .collect();
+        Ok(self.call(Method::POST, path, Some(body), &headers).await?.0)
+    }
+
+    /// PATCH guarded by `If-Match` with the version the admin saw.
+    pub async fn patch_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+        version: i64,
+    ) -> Result<T, GatewayError> {
+        let headers = [("If-Match", format!("\"{version}\""))];
+        Ok(self
+            .call(Method::PATCH, path, Some(body), &headers)
+            .await?
+            .0)
+    }
+
+    pub async fn delete_path(&self, path: &str) -> Result<(), GatewayError> {
+        let (status, headers, bytes) = self.send(Method::DELETE, path, None::<&()>, &[]).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(self.failure(status, &headers, &bytes))
+        }
+    }
+}
+
+/// Percent-encodes one path segment or query value.
+pub fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }
 

@@ -3,6 +3,7 @@
 //! management-API client ([`client`]), the local store ([`db`]) and the fleet
 //! monitor ([`fleet`]). [`Console`] ties them together for the desktop shell.
 
+pub mod billing;
 pub mod cli;
 pub mod client;
 mod console;

@@ -2,6 +2,8 @@
 //! and turns its error into `{code, message}`.
 
 pub mod audit;
+pub mod billing;
+pub mod consumers;
 pub mod fleet;
 pub mod instances;
 pub mod system;

@@ -1,0 +1,232 @@
+//! The console's billing actions against a real `tollgated`: the journey of
+//! issue 3's end-to-end test, through the console's client (no UI).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Gateway, input, test_vault};
+use tollgate_api::{
+    AddPaymentMethod, CreateConsumer, CreateConsumerKey, CreateLedgerEntry, CreatePlan,
+    CreateSubscription, CreateTeam, LedgerKind, OveragePolicy, PlanPeriod, SubscriptionStatus,
+};
+use tollgate_console::Console;
+use tollgate_console::client::ClientOptions;
+
+fn card(number: &str) -> AddPaymentMethod {
+    AddPaymentMethod {
+        number: number.into(),
+        exp_month: 12,
+        exp_year: 2030,
+        cvc: "123".into(),
+        make_default: true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consumer_plan_approval_key_top_up_and_cards() {
+    let gw = Gateway::start("billing-gw");
+    let data = tempfile::tempdir().unwrap();
+    let console = Console::open(data.path(), test_vault(), ClientOptions::default()).unwrap();
+    let id = console
+        .add_instance(input("Billing", &gw.base, Some(&gw.token)))
+        .await
+        .unwrap()
+        .id;
+
+    let team = console
+        .create_team(
+            &id,
+            CreateTeam {
+                name: "Acme".into(),
+                description: String::new(),
+            },
+            "t1",
+        )
+        .await
+        .unwrap();
+    let consumer = console
+        .create_consumer(
+            &id,
+            CreateConsumer {
+                team_id: team.id.clone(),
+                name: "Chatbot".into(),
+                contact: "ops@acme.test".into(),
+                metadata: Default::default(),
+            },
+            "c1",
+        )
+        .await
+        .unwrap();
+    let plan = console
+        .create_plan(
+            &id,
+            CreatePlan {
+                name: "Pro".into(),
+                currency: "USD".into(),
+                price: "0".into(),
+                period: PlanPeriod::Month,
+                included_credits: "5".into(),
+                overage: OveragePolicy::ChargeWallet,
+                approval_required: true,
+                apis: vec!["chat".into()],
+                models: vec![],
+                rate_limits: Default::default(),
+            },
+            "p1",
+        )
+        .await
+        .unwrap();
+    let sub = console
+        .create_subscription(
+            &id,
+            CreateSubscription {
+                consumer_id: consumer.id.clone(),
+                plan_id: plan.id.clone(),
+                auto_renew: true,
+            },
+            "s1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(sub.status, SubscriptionStatus::PendingApproval);
+    let queue = console
+        .list_subscriptions(&id, Some("pending_approval".into()), None, None)
+        .await
+        .unwrap();
+    assert_eq!(queue.items[0].id, sub.id);
+    assert_eq!(
+        console
+            .subscription_action(&id, &sub.id, "reject", " ")
+            .await
+            .unwrap_err()
+            .code(),
+        "validation"
+    );
+    assert_eq!(
+        console
+            .subscription_action(&id, &sub.id, "explode", "")
+            .await
+            .unwrap_err()
+            .code(),
+        "validation"
+    );
+    let approved = console
+        .subscription_action(&id, &sub.id, "approve", "")
+        .await
+        .unwrap();
+    assert_eq!(approved.status, SubscriptionStatus::Active);
+
+    let issued = console
+        .create_consumer_key(
+            &id,
+            &consumer.id,
+            CreateConsumerKey {
+                name: "prod".into(),
+                ..Default::default()
+            },
+            "k1",
+        )
+        .await
+        .unwrap();
+    let secret = issued.secret.clone().unwrap();
+    assert!(secret.starts_with(&issued.key.display_prefix));
+    let found = console
+        .find_keys(&id, &issued.key.display_prefix)
+        .await
+        .unwrap();
+    assert_eq!(found.items[0].id, issued.key.id);
+    let rotated = console
+        .rotate_consumer_key(&id, &issued.key.id, 3600)
+        .await
+        .unwrap();
+    assert!(rotated.secret.is_some());
+    let revoked = console
+        .revoke_consumer_key(&id, &rotated.key.id)
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, tollgate_api::ConsumerKeyStatus::Revoked);
+
+    let entry = CreateLedgerEntry {
+        kind: LedgerKind::TopUp,
+        amount: "20.00".into(),
+        reason: String::new(),
+    };
+    console
+        .create_ledger_entry(&id, &consumer.id, "USD", entry.clone(), "top-1")
+        .await
+        .unwrap();
+    console
+        .create_ledger_entry(&id, &consumer.id, "USD", entry, "top-1")
+        .await
+        .unwrap();
+    let wallets = console.list_wallets(&id, &consumer.id).await.unwrap();
+    assert_eq!(
+        wallets[0].balance, "20.00",
+        "a retried top-up moves money once"
+    );
+    assert_eq!(
+        console
+            .list_ledger(&id, &consumer.id, "USD", None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+
+    let declined = console
+        .add_payment_method(&id, &consumer.id, card("4000 0000 0000 0002"))
+        .await
+        .unwrap_err();
+    assert_eq!(declined.code(), "card_error");
+    assert!(
+        declined.to_string().contains("generic_decline"),
+        "{declined}"
+    );
+    assert!(!declined.to_string().contains("4000000000000002"));
+    assert_eq!(
+        console
+            .add_payment_method(&id, &consumer.id, card("12ab"))
+            .await
+            .unwrap_err()
+            .code(),
+        "validation"
+    );
+    let good = console
+        .add_payment_method(&id, &consumer.id, card("4242 4242 4242 4242"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (good.brand.as_str(), good.last4.as_str(), good.is_default),
+        ("visa", "4242", true)
+    );
+    let methods = console
+        .list_payment_methods(&id, &consumer.id)
+        .await
+        .unwrap();
+    assert_eq!(methods.len(), 1);
+    console.remove_payment_method(&id, &good.id).await.unwrap();
+    assert!(
+        console
+            .list_payment_methods(&id, &consumer.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        console
+            .list_charges(&id, &consumer.id, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // The console's own files never hold a key secret or a card number.
+    for entry in std::fs::read_dir(data.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for needle in [secret.as_str(), "4242424242424242"] {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()));
+        }
+    }
+}
