@@ -41,3 +41,6 @@ if [ -x scripts/package-test.sh ]; then
   step "Debian package: build, install with dpkg, start the installed app"
   scripts/package-test.sh
 fi
+
+step "secrets: none in what the tests left behind"
+scripts/scan-secrets.sh
