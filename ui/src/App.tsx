@@ -3,9 +3,12 @@ import { Sidebar } from "./components/Sidebar";
 import { TopBar } from "./components/TopBar";
 import { SECTIONS, useRoute } from "./lib/route";
 import type { Section } from "./lib/route";
+import { ApprovalsPage } from "./pages/ApprovalsPage";
 import { AuditPage } from "./pages/AuditPage";
+import { ConsumersPage } from "./pages/ConsumersPage";
 import { FleetPage } from "./pages/FleetPage";
 import { InstancesPage } from "./pages/InstancesPage";
+import { PlansPage } from "./pages/PlansPage";
 import { TeamsPage } from "./pages/TeamsPage";
 
 function Page({ section }: { section: Section }) {
@@ -16,6 +19,12 @@ function Page({ section }: { section: Section }) {
       return <InstancesPage />;
     case "teams":
       return <TeamsPage />;
+    case "consumers":
+      return <ConsumersPage />;
+    case "plans":
+      return <PlansPage />;
+    case "approvals":
+      return <ApprovalsPage />;
     case "audit":
       return <AuditPage />;
   }

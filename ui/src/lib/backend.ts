@@ -3,18 +3,34 @@
 // becomes a `BackendError`.
 import { invoke } from "@tauri-apps/api/core";
 
+import type { AddPaymentMethod } from "../bindings/AddPaymentMethod";
 import type { AuditEntry } from "../bindings/AuditEntry";
+import type { Charge } from "../bindings/Charge";
 import type { ConnectionReport } from "../bindings/ConnectionReport";
+import type { Consumer } from "../bindings/Consumer";
+import type { ConsumerKey } from "../bindings/ConsumerKey";
+import type { CreateConsumer } from "../bindings/CreateConsumer";
+import type { CreateConsumerKey } from "../bindings/CreateConsumerKey";
+import type { CreateLedgerEntry } from "../bindings/CreateLedgerEntry";
+import type { CreatePlan } from "../bindings/CreatePlan";
+import type { CreateSubscription } from "../bindings/CreateSubscription";
 import type { CreateTeam } from "../bindings/CreateTeam";
 import type { FieldError } from "../bindings/FieldError";
 import type { FleetEntry } from "../bindings/FleetEntry";
 import type { Instance } from "../bindings/Instance";
 import type { InstanceInput } from "../bindings/InstanceInput";
 import type { IpcError } from "../bindings/IpcError";
+import type { IssuedConsumerKey } from "../bindings/IssuedConsumerKey";
 import type { KeyringStatus } from "../bindings/KeyringStatus";
+import type { LedgerEntry } from "../bindings/LedgerEntry";
 import type { Page } from "../bindings/Page";
+import type { PaymentMethod } from "../bindings/PaymentMethod";
+import type { Plan } from "../bindings/Plan";
+import type { Subscription } from "../bindings/Subscription";
 import type { Team } from "../bindings/Team";
+import type { UpdateConsumer } from "../bindings/UpdateConsumer";
 import type { UpdateTeam } from "../bindings/UpdateTeam";
+import type { Wallet } from "../bindings/Wallet";
 
 /** The codes the UI branches on (the backend may send others). */
 export type ErrorCode =
@@ -36,6 +52,8 @@ export type ErrorCode =
   | "network"
   | "storage"
   | "gateway_error"
+  /** The payment processor refused the card (the message carries its codes). */
+  | "card_error"
   /** Not from the backend: the IPC call itself failed (no Tauri, unknown command…). */
   | "ipc";
 
@@ -131,3 +149,101 @@ export const deleteTeam = (instanceId: string, teamId: string, version: number) 
 
 export const listAudit = (instanceId: string, cursor: string | null) =>
   call<Page<AuditEntry>>("list_audit", { instanceId, cursor });
+
+// ---- Consumers -----------------------------------------------------------
+
+/** `teamId` null lists the consumers of every team. */
+export const listConsumers = (instanceId: string, teamId: string | null, cursor: string | null) =>
+  call<Page<Consumer>>("list_consumers", { instanceId, teamId, cursor });
+
+export const createConsumer = (instanceId: string, input: CreateConsumer, idempotencyKey: string) =>
+  call<Consumer>("create_consumer", { instanceId, input, idempotencyKey });
+
+/** `version` is the consumer's version as read; a stale one fails with `precondition_failed`. */
+export const updateConsumer = (instanceId: string, consumerId: string, patch: UpdateConsumer, version: number) =>
+  call<Consumer>("update_consumer", { instanceId, consumerId, patch, version });
+
+// ---- Consumer keys -------------------------------------------------------
+
+export const listConsumerKeys = (instanceId: string, consumerId: string) =>
+  call<Page<ConsumerKey>>("list_consumer_keys", { instanceId, consumerId });
+
+/** The answer's `secret` is shown once: the gateway keeps only a hash. */
+export const createConsumerKey = (instanceId: string, consumerId: string, input: CreateConsumerKey, idempotencyKey: string) =>
+  call<IssuedConsumerKey>("create_consumer_key", { instanceId, consumerId, input, idempotencyKey });
+
+/** Issues a replacement; the old key keeps working for `graceSeconds` (0 to 604800). */
+export const rotateConsumerKey = (instanceId: string, keyId: string, graceSeconds: number) =>
+  call<IssuedConsumerKey>("rotate_consumer_key", { instanceId, keyId, graceSeconds });
+
+export const revokeConsumerKey = (instanceId: string, keyId: string) =>
+  call<ConsumerKey>("revoke_consumer_key", { instanceId, keyId });
+
+/** Keys whose display prefix starts with `prefix` (`tg_ab12…`). */
+export const findKeys = (instanceId: string, prefix: string) =>
+  call<Page<ConsumerKey>>("find_keys", { instanceId, prefix });
+
+// ---- Plans ---------------------------------------------------------------
+
+export const listPlans = (instanceId: string, cursor: string | null) =>
+  call<Page<Plan>>("list_plans", { instanceId, cursor });
+
+export const createPlan = (instanceId: string, input: CreatePlan, idempotencyKey: string) =>
+  call<Plan>("create_plan", { instanceId, input, idempotencyKey });
+
+// ---- Subscriptions -------------------------------------------------------
+
+export type SubscriptionActionName = "approve" | "reject" | "cancel" | "suspend" | "resume" | "renew";
+
+/** `status` and `consumerId` null mean "any". */
+export const listSubscriptions = (
+  instanceId: string,
+  status: string | null,
+  consumerId: string | null,
+  cursor: string | null,
+) => call<Page<Subscription>>("list_subscriptions", { instanceId, status, consumerId, cursor });
+
+export const createSubscription = (instanceId: string, input: CreateSubscription, idempotencyKey: string) =>
+  call<Subscription>("create_subscription", { instanceId, input, idempotencyKey });
+
+/** A reason is required to reject, cancel or suspend (send "" otherwise). */
+export const subscriptionAction = (
+  instanceId: string,
+  subscriptionId: string,
+  action: SubscriptionActionName,
+  reason: string,
+) => call<Subscription>("subscription_action", { instanceId, subscriptionId, action, reason });
+
+// ---- Payment methods and charges -----------------------------------------
+
+export const listPaymentMethods = (instanceId: string, consumerId: string) =>
+  call<PaymentMethod[]>("list_payment_methods", { instanceId, consumerId });
+
+/** A refused card fails with `card_error`, its message naming the processor's codes. */
+export const addPaymentMethod = (instanceId: string, consumerId: string, card: AddPaymentMethod) =>
+  call<PaymentMethod>("add_payment_method", { instanceId, consumerId, card });
+
+export const setDefaultPaymentMethod = (instanceId: string, methodId: string) =>
+  call<PaymentMethod>("set_default_payment_method", { instanceId, methodId });
+
+export const removePaymentMethod = (instanceId: string, methodId: string) =>
+  call<null>("remove_payment_method", { instanceId, methodId });
+
+export const listCharges = (instanceId: string, consumerId: string, cursor: string | null) =>
+  call<Page<Charge>>("list_charges", { instanceId, consumerId, cursor });
+
+// ---- Wallets -------------------------------------------------------------
+
+export const listWallets = (instanceId: string, consumerId: string) =>
+  call<Wallet[]>("list_wallets", { instanceId, consumerId });
+
+export const listLedger = (instanceId: string, consumerId: string, currency: string, cursor: string | null) =>
+  call<Page<LedgerEntry>>("list_ledger", { instanceId, consumerId, currency, cursor });
+
+export const createLedgerEntry = (
+  instanceId: string,
+  consumerId: string,
+  currency: string,
+  input: CreateLedgerEntry,
+  idempotencyKey: string,
+) => call<LedgerEntry>("create_ledger_entry", { instanceId, consumerId, currency, input, idempotencyKey });

@@ -19,6 +19,20 @@ export const keys = {
   fleet: ["fleet"] as const,
   teams: (instanceId: string) => ["teams", instanceId] as const,
   audit: (instanceId: string) => ["audit", instanceId] as const,
+  /** Every consumer list of the instance (all team filters). */
+  consumers: (instanceId: string) => ["consumers", instanceId] as const,
+  consumerList: (instanceId: string, teamId: string | null) => ["consumers", instanceId, "list", teamId] as const,
+  consumerKeys: (instanceId: string, consumerId: string) => ["consumer_keys", instanceId, consumerId] as const,
+  plans: (instanceId: string) => ["plans", instanceId] as const,
+  /** Every subscription list of the instance (all filters). */
+  subscriptions: (instanceId: string) => ["subscriptions", instanceId] as const,
+  subscriptionList: (instanceId: string, status: string | null, consumerId: string | null) =>
+    ["subscriptions", instanceId, status, consumerId] as const,
+  paymentMethods: (instanceId: string, consumerId: string) => ["payment_methods", instanceId, consumerId] as const,
+  charges: (instanceId: string, consumerId: string) => ["charges", instanceId, consumerId] as const,
+  wallets: (instanceId: string, consumerId: string) => ["wallets", instanceId, consumerId] as const,
+  ledger: (instanceId: string, consumerId: string, currency: string) =>
+    ["ledger", instanceId, consumerId, currency] as const,
 };
 
 /** Transient transport failures are worth one quiet retry; everything else is shown at once. */
@@ -108,6 +122,73 @@ export function useAudit(instanceId: string | null) {
   });
 }
 
+export function useConsumers(instanceId: string, teamId: string | null) {
+  return useInfiniteQuery({
+    queryKey: keys.consumerList(instanceId, teamId),
+    queryFn: ({ pageParam }) => backend.listConsumers(instanceId, teamId, pageParam),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor ?? null,
+  });
+}
+
+export function useConsumerKeys(instanceId: string, consumerId: string) {
+  return useQuery({
+    queryKey: keys.consumerKeys(instanceId, consumerId),
+    queryFn: () => backend.listConsumerKeys(instanceId, consumerId),
+  });
+}
+
+export function usePlans(instanceId: string) {
+  return useInfiniteQuery({
+    queryKey: keys.plans(instanceId),
+    queryFn: ({ pageParam }) => backend.listPlans(instanceId, pageParam),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor ?? null,
+  });
+}
+
+export function useSubscriptions(instanceId: string, status: string | null, consumerId: string | null) {
+  return useInfiniteQuery({
+    queryKey: keys.subscriptionList(instanceId, status, consumerId),
+    queryFn: ({ pageParam }) => backend.listSubscriptions(instanceId, status, consumerId, pageParam),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor ?? null,
+  });
+}
+
+export function usePaymentMethods(instanceId: string, consumerId: string) {
+  return useQuery({
+    queryKey: keys.paymentMethods(instanceId, consumerId),
+    queryFn: () => backend.listPaymentMethods(instanceId, consumerId),
+  });
+}
+
+export function useCharges(instanceId: string, consumerId: string) {
+  return useInfiniteQuery({
+    queryKey: keys.charges(instanceId, consumerId),
+    queryFn: ({ pageParam }) => backend.listCharges(instanceId, consumerId, pageParam),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor ?? null,
+  });
+}
+
+export function useWallets(instanceId: string, consumerId: string) {
+  return useQuery({
+    queryKey: keys.wallets(instanceId, consumerId),
+    queryFn: () => backend.listWallets(instanceId, consumerId),
+  });
+}
+
+export function useLedger(instanceId: string, consumerId: string, currency: string | null) {
+  return useInfiniteQuery({
+    queryKey: keys.ledger(instanceId, consumerId, currency ?? ""),
+    queryFn: ({ pageParam }) => backend.listLedger(instanceId, consumerId, currency ?? "", pageParam),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor ?? null,
+    enabled: currency !== null && currency !== "",
+  });
+}
+
 /** After any change to the instance registry. */
 export async function invalidateInstances(client: QueryClient): Promise<void> {
   await Promise.all([
@@ -121,6 +202,18 @@ export async function invalidateInstances(client: QueryClient): Promise<void> {
 export async function invalidateTeams(client: QueryClient, instanceId: string): Promise<void> {
   await Promise.all([
     client.invalidateQueries({ queryKey: keys.teams(instanceId) }),
+    client.invalidateQueries({ queryKey: keys.audit(instanceId) }),
+  ]);
+}
+
+/** Invalidates the given keys of an instance, plus its audit log (every admin write lands there). */
+export async function invalidateWith(
+  client: QueryClient,
+  instanceId: string,
+  queryKeys: readonly (readonly unknown[])[],
+): Promise<void> {
+  await Promise.all([
+    ...queryKeys.map((queryKey) => client.invalidateQueries({ queryKey })),
     client.invalidateQueries({ queryKey: keys.audit(instanceId) }),
   ]);
 }

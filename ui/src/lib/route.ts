@@ -3,12 +3,15 @@ import { useSyncExternalStore } from "react";
 // Hash routing: real links (`#/teams`), back/forward work, nothing to configure in Tauri.
 // A route is `#/<section>` or `#/<section>/<detail>` (e.g. `#/instances/add`).
 
-export type Section = "fleet" | "instances" | "teams" | "audit";
+export type Section = "fleet" | "instances" | "teams" | "consumers" | "plans" | "approvals" | "audit";
 
 export const SECTIONS: readonly { id: Section; label: string }[] = [
   { id: "fleet", label: "Fleet" },
   { id: "instances", label: "Instances" },
   { id: "teams", label: "Teams" },
+  { id: "consumers", label: "Consumers" },
+  { id: "plans", label: "Plans" },
+  { id: "approvals", label: "Approvals" },
   { id: "audit", label: "Audit" },
 ];
 

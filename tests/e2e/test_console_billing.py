@@ -1,0 +1,103 @@
+"""Issue 3's journey on the real desktop app against a real gateway: a plan
+that needs approval, a consumer subscribed and approved, a key revealed once,
+a top-up, a declining card refused with a clear error, then a good card.
+Runs after test_console.py (same session: instance "East" with team "Platform")."""
+
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select
+
+from test_console import fill, shot, tid, wait
+
+
+def choose(driver, testid: str, text: str) -> None:
+    select = Select(wait(driver).until(EC.element_to_be_clickable(tid(testid))))
+    for option in select.options:
+        if text in option.text:
+            select.select_by_visible_text(option.text)
+            return
+    raise AssertionError(f"no option with {text!r} in {testid}: {[o.text for o in select.options]}")
+
+
+def open_consumer(driver, name: str) -> None:
+    driver.find_element(*tid("nav-consumers")).click()
+    row = wait(driver).until(EC.presence_of_element_located(tid(f"consumer-row-{name}")))
+    links = row.find_elements(By.CSS_SELECTOR, "a, button")
+    (links[0] if links else row).click()
+    wait(driver).until(EC.presence_of_element_located(tid("consumer-detail")))
+
+
+def test_billing_journey(driver, gateways):
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("1").key_up(Keys.CONTROL).perform()
+    wait(driver).until(EC.text_to_be_present_in_element(tid("current-instance-name"), "East"))
+
+    driver.find_element(*tid("nav-plans")).click()
+    wait(driver).until(EC.element_to_be_clickable(tid("new-plan"))).click()
+    fill(driver, "plan-name", "Pro")
+    fill(driver, "plan-price", "0")
+    fill(driver, "plan-credits", "5")
+    checkbox = driver.find_element(*tid("plan-approval"))
+    if not checkbox.is_selected():
+        checkbox.click()
+    driver.find_element(*tid("save-plan")).click()
+    wait(driver).until(EC.presence_of_element_located(tid("plan-row-Pro")))
+    shot(driver, "plans")
+
+    driver.find_element(*tid("nav-consumers")).click()
+    wait(driver).until(EC.element_to_be_clickable(tid("new-consumer"))).click()
+    choose(driver, "consumer-team", "Platform")
+    fill(driver, "consumer-name", "Chatbot")
+    fill(driver, "consumer-contact", "ops@acme.test")
+    driver.find_element(*tid("save-consumer")).click()
+    wait(driver).until(EC.presence_of_element_located(tid("consumer-row-Chatbot")))
+    shot(driver, "consumers")
+
+    open_consumer(driver, "Chatbot")
+    driver.find_element(*tid("subscribe")).click()
+    choose(driver, "subscribe-plan", "Pro")
+    driver.find_element(*tid("save-subscription")).click()
+    wait(driver).until(EC.text_to_be_present_in_element(tid("consumer-detail"), "pending"))
+
+    driver.find_element(*tid("nav-approvals")).click()
+    approve = wait(driver).until(EC.element_to_be_clickable((By.CSS_SELECTOR, '[data-testid^="approve-"]')))
+    shot(driver, "approvals")
+    approve.click()
+    wait(driver).until(EC.invisibility_of_element_located((By.CSS_SELECTOR, '[data-testid^="approve-"]')))
+
+    open_consumer(driver, "Chatbot")
+    wait(driver).until(EC.text_to_be_present_in_element(tid("consumer-detail"), "active"))
+    driver.find_element(*tid("new-key")).click()
+    fill(driver, "key-name", "production")
+    driver.find_element(*tid("save-key")).click()
+    secret = wait(driver).until(EC.visibility_of_element_located(tid("revealed-secret")))
+    assert secret.text.startswith("tg_") or (secret.get_attribute("value") or "").startswith("tg_")
+    # No screenshot here: the secret is on screen, and artifacts must not hold it.
+    driver.find_element(*tid("close-secret")).click()
+    wait(driver).until(EC.presence_of_element_located(tid("key-row-production")))
+
+    driver.find_element(*tid("wallet-entry")).click()
+    fill(driver, "entry-amount", "10.00")
+    driver.find_element(*tid("save-entry")).click()
+    wait(driver).until(EC.presence_of_element_located(tid("wallet-row-USD")))
+    wait(driver).until(EC.text_to_be_present_in_element(tid("wallet-row-USD"), "10.00"))
+
+    driver.find_element(*tid("add-card")).click()
+    fill(driver, "card-number", "4000 0000 0000 0002")
+    fill(driver, "card-exp-month", "12")
+    fill(driver, "card-exp-year", "2030")
+    fill(driver, "card-cvc", "123")
+    driver.find_element(*tid("save-card")).click()
+    error = wait(driver).until(EC.visibility_of_element_located(tid("card-error")))
+    wait(driver).until(EC.text_to_be_present_in_element(tid("card-error"), "generic_decline"))
+    shot(driver, "card-declined")
+    assert "declined" in error.text.lower()
+
+    fill(driver, "card-number", "4242 4242 4242 4242")
+    fill(driver, "card-exp-month", "12")
+    fill(driver, "card-exp-year", "2030")
+    fill(driver, "card-cvc", "123")
+    driver.find_element(*tid("save-card")).click()
+    wait(driver).until(EC.presence_of_element_located(tid("card-row-4242")))
+    shot(driver, "consumer-detail")

@@ -1,0 +1,24 @@
+type Tone = "ok" | "warn" | "danger" | "muted";
+
+const TONES: Record<string, Tone> = {
+  active: "ok",
+  succeeded: "ok",
+  pending_approval: "warn",
+  rotating: "warn",
+  past_due: "warn",
+  suspended: "warn",
+  failed: "danger",
+  rejected: "danger",
+  expired: "muted",
+  revoked: "muted",
+  canceled: "muted",
+};
+
+/** A status as a word in a tinted pill (never colour alone): `pending_approval` → "pending approval". */
+export function StatusBadge({ status, testId }: { status: string; testId?: string }) {
+  return (
+    <span className={`badge badge-${TONES[status] ?? "muted"}`} data-testid={testId}>
+      {status.replace(/_/g, " ")}
+    </span>
+  );
+}
