@@ -24,6 +24,15 @@ export const ACTIONS_BY_STATUS: Record<SubscriptionStatus, readonly Subscription
   canceled: [],
 };
 
+/** Renewing an active subscription only makes sense once its period has ended. */
+function actionsFor(sub: Subscription): readonly SubscriptionActionName[] {
+  const actions = ACTIONS_BY_STATUS[sub.status];
+  if (sub.status !== "active") return actions;
+  const end = sub.current_period_end ? Date.parse(sub.current_period_end) : Number.NaN;
+  const due = !Number.isNaN(end) && end <= Date.now();
+  return due ? actions : actions.filter((a) => a !== "renew");
+}
+
 const NEEDS_REASON = new Set<SubscriptionActionName>(["reject", "cancel", "suspend"]);
 
 const LABELS: Record<SubscriptionActionName, string> = {
@@ -134,7 +143,7 @@ export function SubscriptionTable({ instance, rows, planNames, showConsumer = fa
               <td>{when(sub.current_period_end, now)}</td>
               <td>{when(sub.created_at, now)}</td>
               <td className="actions">
-                {ACTIONS_BY_STATUS[sub.status].map((action) => (
+                {actionsFor(sub).map((action) => (
                   <button
                     key={action}
                     type="button"

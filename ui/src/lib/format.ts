@@ -4,7 +4,9 @@
 export function relativeTime(iso: string, now: number): string {
   const then = Date.parse(iso);
   if (Number.isNaN(then)) return iso;
-  const seconds = Math.round((now - then) / 1000);
+  // `now` ticks slowly on some pages; a render caused by new data must not
+  // show a just-created row as being in the future.
+  const seconds = Math.round((Math.max(now, Date.now()) - then) / 1000);
   const future = seconds < 0;
   const span = Math.abs(seconds);
   let text: string;
