@@ -61,7 +61,19 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError 
         (parent, Some(name)) => format!("{parent}.{name}"),
         (p, None) => p.to_owned(),
     };
-    FieldError::new(field, message)
+    FieldError::new(field, without_value(&message))
+}
+
+/// serde quotes the offending value ("invalid type: integer `4242…`"): it may
+/// be a card number or a key sent in the wrong field, so it is never echoed.
+fn without_value(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        let expected = message.split("expected ").nth(1).unwrap_or("another value");
+        format!("has the wrong type or value: expected {expected}")
+    } else {
+        message.to_owned()
+    }
 }
 
 /// `?limit=&cursor=`, validated. `after` is the position the cursor names.
@@ -168,4 +180,30 @@ pub fn if_match(headers: &HeaderMap) -> Option<i64> {
     let first = raw.split(',').next().unwrap_or_default().trim();
     let first = first.strip_prefix("W/").unwrap_or(first);
     Some(first.trim_matches('"').parse::<i64>().unwrap_or(-1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_value_is_never_echoed() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Card {
+            number: String,
+            exp_month: u32,
+        }
+        for body in [
+            r#"{"number": 4242424242424242, "exp_month": 1}"#,
+            r#"{"number": "x", "exp_month": -4242424242}"#,
+        ] {
+            let Err(ApiError::Validation(fields)) = parse_json::<Card>(body.as_bytes()) else {
+                panic!("expected a validation error for {body}")
+            };
+            let text = format!("{fields:?}");
+            assert!(!text.contains("4242424242"), "{text}");
+            assert!(text.contains("expected"), "{text}");
+        }
+    }
 }
