@@ -6,6 +6,11 @@ use tollgate_api::Scope;
 use tollgate_gateway::config::{LogFormat, ServeArgs, Settings};
 use tollgate_gateway::{auth, http, server};
 
+// The request path allocates many small, short-lived buffers; mimalloc serves
+// them several times faster than glibc's malloc under one busy core.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Tollgate AI gateway.
 #[derive(Parser)]
 #[command(name = "tollgated", version)]

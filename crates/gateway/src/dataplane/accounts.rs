@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use tollgate_api::money::{format_amount, parse_amount};
-use tollgate_api::{LedgerEntry, LedgerKind, OveragePolicy, Plan, Subscription};
+use tollgate_api::{LedgerEntry, OveragePolicy, Plan, Subscription};
 
 use super::refusal::Refusal;
-use super::usage::UsageWriter;
-use crate::store::{AuditContext, NewLedgerEntry, SettledCall, Store, StoreResult};
+use super::usage::{SettledCall, UsageWriter};
+use crate::store::{AuditContext, NewLedgerEntry, Store, StoreResult};
 
 #[derive(Debug, Default)]
 struct Wallet {
@@ -245,20 +245,14 @@ impl Accounts {
                 (actual.min(credits_left), actual - actual.min(credits_left))
             }
         };
-        let entry = (from_wallet > 0).then(|| NewLedgerEntry {
+        self.usage.record(SettledCall {
             consumer_id: r.consumer_id.clone(),
             currency: r.currency.clone(),
-            kind: LedgerKind::Usage,
-            amount_micros: -from_wallet,
-            reason: format!("call {request_id}"),
-            idempotency_key: request_id.to_owned(),
-            actor: "gateway".into(),
-        });
-        self.usage.record(SettledCall {
             subscription_id: r.subscription_id.clone(),
             period_start: r.period.clone(),
-            credits_micros: from_credits,
-            wallet: entry,
+            credits: from_credits,
+            wallet: from_wallet,
+            request_id: request_id.to_owned(),
         });
         if let Some(c) = cell
             .credits

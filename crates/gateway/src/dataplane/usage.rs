@@ -1,18 +1,39 @@
 //! Group commit of settled calls: the request path hands each charge to one
-//! writer task, which stores everything queued in a single transaction. The
-//! in-memory balances ([`super::accounts`]) are already up to date, so the
-//! call never waits for the disk. `flush` waits until everything handed over
-//! before it is stored: admin reads call it first, and shutdown calls it last.
+//! writer task, which sums everything that arrives within a short window and
+//! stores the sums in one transaction: one usage row per subscription period
+//! and one `usage` ledger entry per wallet. The in-memory balances
+//! ([`super::accounts`]) are already up to date, so a call never waits for
+//! the disk. `flush` ends the window at once and waits until everything
+//! handed over before it is stored: admin reads call it first, and shutdown
+//! calls it last. A crash can lose at most one window of charges.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tollgate_api::LedgerKind;
 
-use crate::store::{SettledCall, Store};
+use crate::store::{NewLedgerEntry, PeriodUsage, Store, UsageBatch};
 
-const MAX_BATCH: usize = 2048;
+/// How long the writer gathers calls before it writes them.
+const WINDOW: Duration = Duration::from_millis(50);
+/// Calls summed into one transaction at most, should a flood outpace the window.
+const MAX_CALLS: usize = 100_000;
 const ATTEMPTS: u32 = 5;
+
+/// One finished call's charge: `credits` from its period's included credits,
+/// `wallet` from its consumer's wallet (micro-units).
+#[derive(Debug, Clone)]
+pub struct SettledCall {
+    pub consumer_id: String,
+    pub currency: String,
+    pub subscription_id: String,
+    pub period_start: String,
+    pub credits: i64,
+    pub wallet: i64,
+    pub request_id: String,
+}
 
 enum Message {
     Call(SettledCall),
@@ -22,14 +43,19 @@ enum Message {
 #[derive(Clone)]
 pub struct UsageWriter {
     tx: mpsc::UnboundedSender<Message>,
+    flush_requested: Arc<Notify>,
 }
 
 impl UsageWriter {
     /// Starts the writer task on the current runtime.
     pub fn start(store: Arc<dyn Store>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, rx));
-        UsageWriter { tx }
+        let flush_requested = Arc::new(Notify::new());
+        tokio::spawn(run(store, rx, flush_requested.clone()));
+        UsageWriter {
+            tx,
+            flush_requested,
+        }
     }
 
     pub fn record(&self, call: SettledCall) {
@@ -42,27 +68,115 @@ impl UsageWriter {
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Message::Flush(done)).is_ok() {
+            self.flush_requested.notify_one();
             let _ = wait.await;
         }
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Message>) {
+/// The sums of one window.
+#[derive(Default)]
+struct Window {
+    periods: HashMap<(String, String), PeriodUsage>,
+    wallets: HashMap<(String, String), WalletUsage>,
+}
+
+struct WalletUsage {
+    amount: i64,
+    calls: u64,
+    first_request: String,
+    last_request: String,
+}
+
+impl Window {
+    fn add(&mut self, call: SettledCall) {
+        let period = self
+            .periods
+            .entry((call.subscription_id.clone(), call.period_start.clone()))
+            .or_insert_with(|| PeriodUsage {
+                subscription_id: call.subscription_id,
+                period_start: call.period_start,
+                credits_micros: 0,
+                calls: 0,
+            });
+        period.credits_micros += call.credits;
+        period.calls += 1;
+        if call.wallet > 0 {
+            let wallet = self
+                .wallets
+                .entry((call.consumer_id, call.currency))
+                .or_insert_with(|| WalletUsage {
+                    amount: 0,
+                    calls: 0,
+                    first_request: call.request_id.clone(),
+                    last_request: String::new(),
+                });
+            wallet.amount += call.wallet;
+            wallet.calls += 1;
+            wallet.last_request = call.request_id;
+        }
+    }
+
+    fn into_batch(self) -> UsageBatch {
+        let wallet_entries = self
+            .wallets
+            .into_iter()
+            .map(|((consumer_id, currency), w)| NewLedgerEntry {
+                consumer_id,
+                currency,
+                kind: LedgerKind::Usage,
+                amount_micros: -w.amount,
+                reason: if w.calls == 1 {
+                    format!("1 call ({})", w.first_request)
+                } else {
+                    format!(
+                        "{} calls ({} … {})",
+                        w.calls, w.first_request, w.last_request
+                    )
+                },
+                // A request id belongs to one window only, so a retried
+                // write of this window replays instead of charging twice.
+                idempotency_key: format!("usage:{}", w.first_request),
+                actor: "gateway".into(),
+            })
+            .collect();
+        UsageBatch {
+            periods: self.periods.into_values().collect(),
+            wallet_entries,
+        }
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    flush_requested: Arc<Notify>,
+) {
     while let Some(first) = rx.recv().await {
-        let mut calls = Vec::new();
+        if matches!(first, Message::Call(_)) {
+            tokio::select! {
+                () = tokio::time::sleep(WINDOW) => {}
+                () = flush_requested.notified() => {}
+            }
+        }
+        let mut window = Window::default();
         let mut flushes = Vec::new();
         let mut next = Some(first);
+        let mut calls = 0;
         while let Some(message) = next.take() {
             match message {
-                Message::Call(c) => calls.push(c),
+                Message::Call(c) => {
+                    window.add(c);
+                    calls += 1;
+                }
                 Message::Flush(f) => flushes.push(f),
             }
-            if calls.len() < MAX_BATCH {
+            if calls < MAX_CALLS {
                 next = rx.try_recv().ok();
             }
         }
-        if !calls.is_empty() {
-            write(store.as_ref(), calls).await;
+        if !window.periods.is_empty() {
+            write(store.as_ref(), window.into_batch()).await;
         }
         for f in flushes {
             let _ = f.send(());
@@ -70,10 +184,11 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Message>) {
     }
 }
 
-async fn write(store: &dyn Store, calls: Vec<SettledCall>) {
-    let count = calls.len();
+async fn write(store: &dyn Store, batch: UsageBatch) {
+    let count = batch.periods.iter().map(|p| p.calls).sum::<i64>();
+    // A failed transaction changes nothing, so retrying the whole batch is exact.
     for attempt in 1..=ATTEMPTS {
-        match store.settle_calls(calls.clone()).await {
+        match store.settle_calls(batch.clone()).await {
             Ok(()) => return,
             Err(e) if attempt < ATTEMPTS => {
                 tracing::warn!(error = %e, attempt, count, "storing settled calls failed; retrying");
@@ -83,5 +198,47 @@ async fn write(store: &dyn Store, calls: Vec<SettledCall>) {
                 tracing::error!(error = %e, count, "settled calls could not be stored; their charges are lost")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(consumer: &str, sub: &str, credits: i64, wallet: i64, request: &str) -> SettledCall {
+        SettledCall {
+            consumer_id: consumer.into(),
+            currency: "USD".into(),
+            subscription_id: sub.into(),
+            period_start: "p1".into(),
+            credits,
+            wallet,
+            request_id: request.into(),
+        }
+    }
+
+    #[test]
+    fn a_window_sums_per_period_and_per_wallet() {
+        let mut window = Window::default();
+        window.add(call("c1", "s1", 10, 0, "req_a"));
+        window.add(call("c1", "s1", 5, 7, "req_b"));
+        window.add(call("c1", "s1", 0, 3, "req_c"));
+        window.add(call("c2", "s2", 1, 0, "req_d"));
+        let mut batch = window.into_batch();
+        batch.periods.sort_by(|a, b| a.subscription_id.cmp(&b.subscription_id));
+        let periods: Vec<_> = batch
+            .periods
+            .iter()
+            .map(|p| (p.subscription_id.as_str(), p.credits_micros, p.calls))
+            .collect();
+        assert_eq!(periods, vec![("s1", 15, 3), ("s2", 1, 1)]);
+        // Only c1 paid from its wallet: one entry for both of its paying calls.
+        assert_eq!(batch.wallet_entries.len(), 1);
+        let entry = &batch.wallet_entries[0];
+        assert_eq!(entry.consumer_id, "c1");
+        assert_eq!(entry.amount_micros, -10);
+        assert_eq!(entry.kind, LedgerKind::Usage);
+        assert_eq!(entry.reason, "2 calls (req_b … req_c)");
+        assert_eq!(entry.idempotency_key, "usage:req_b");
     }
 }

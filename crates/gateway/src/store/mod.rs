@@ -261,13 +261,21 @@ pub struct PlanSpec {
     pub rate_limits: RateLimits,
 }
 
-/// One finished call's charge: from its period's credits, the rest from the wallet.
+/// Settled calls summed over one write window of the usage writer: credits
+/// used per subscription period, and one usage entry per wallet.
+#[derive(Debug, Clone, Default)]
+pub struct UsageBatch {
+    pub periods: Vec<PeriodUsage>,
+    pub wallet_entries: Vec<NewLedgerEntry>,
+}
+
+/// Included credits used by `calls` calls of one subscription period.
 #[derive(Debug, Clone)]
-pub struct SettledCall {
+pub struct PeriodUsage {
     pub subscription_id: String,
     pub period_start: String,
     pub credits_micros: i64,
-    pub wallet: Option<NewLedgerEntry>,
+    pub calls: i64,
 }
 
 /// Payment settings as stored: credentials sealed.
@@ -326,9 +334,10 @@ pub trait BillingStore: Send + Sync + 'static {
     ) -> StoreResult<(LedgerEntry, bool)>;
     /// Included credits used in a subscription's period (keyed by its start).
     async fn period_usage(&self, subscription_id: &str, period_start: &str) -> StoreResult<i64>;
-    /// Records settled calls (credits used from their periods, and the wallet
-    /// entries for the rest), all in one transaction.
-    async fn settle_calls(&self, calls: Vec<SettledCall>) -> StoreResult<()>;
+    /// Records a batch of settled calls (credits used from their periods, and
+    /// the wallet entries for the rest), all in one transaction. Replaying a
+    /// batch adds its credits again but not its (idempotent) wallet entries.
+    async fn settle_calls(&self, batch: UsageBatch) -> StoreResult<()>;
     /// The payment settings row, if ever saved.
     async fn payment_settings(&self) -> StoreResult<Option<StoredPaymentSettings>>;
     async fn save_payment_settings(

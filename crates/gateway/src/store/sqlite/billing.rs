@@ -12,8 +12,8 @@ use super::{
 };
 use crate::ids;
 use crate::store::{
-    AuditContext, BillingStore, NewLedgerEntry, PlanSpec, SettledCall, StoreError, StoreResult,
-    StoredPaymentSettings,
+    AuditContext, BillingStore, NewLedgerEntry, PlanSpec, StoreError, StoreResult,
+    StoredPaymentSettings, UsageBatch,
 };
 
 fn period_str(p: PlanPeriod) -> &'static str {
@@ -161,15 +161,17 @@ fn append_ledger_tx(
     ctx: Option<&AuditContext>,
 ) -> StoreResult<(LedgerEntry, bool)> {
     let existing = tx
-        .query_row(
-            &format!(
-                "SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE consumer_id = ?1 AND currency = ?2 \
+        .prepare_cached(&format!(
+            "SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE consumer_id = ?1 AND currency = ?2 \
                  AND idempotency_key = ?3"
-            ),
-            params![e.consumer_id, e.currency, e.idempotency_key],
-            ledger_row,
-        )
-        .optional()
+        ))
+        .and_then(|mut s| {
+            s.query_row(
+                params![e.consumer_id, e.currency, e.idempotency_key],
+                ledger_row,
+            )
+            .optional()
+        })
         .map_err(backend)?;
     if let Some((entry, _)) = existing {
         if entry.kind != e.kind || entry.amount != money(e.amount_micros) {
@@ -177,11 +179,11 @@ fn append_ledger_tx(
         }
         return Ok((entry, true));
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO wallets (consumer_id, currency, balance_micros) VALUES (?1, ?2, 0) \
          ON CONFLICT (consumer_id, currency) DO NOTHING",
-        params![e.consumer_id, e.currency],
     )
+    .and_then(|mut s| s.execute(params![e.consumer_id, e.currency]))
     .map_err(|err| {
         if is_foreign_key_violation(&err) {
             StoreError::NotFound
@@ -190,11 +192,10 @@ fn append_ledger_tx(
         }
     })?;
     let balance: i64 = tx
-        .query_row(
+        .prepare_cached(
             "SELECT balance_micros FROM wallets WHERE consumer_id = ?1 AND currency = ?2",
-            params![e.consumer_id, e.currency],
-            |r| r.get(0),
         )
+        .and_then(|mut s| s.query_row(params![e.consumer_id, e.currency], |r| r.get(0)))
         .map_err(backend)?;
     let after = balance
         .checked_add(e.amount_micros)
@@ -208,28 +209,27 @@ fn append_ledger_tx(
     }
     let id = ids::new_id("led");
     let now = ts(Utc::now());
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO ledger_entries (id, consumer_id, currency, kind, amount_micros, balance_after_micros, \
          reason, idempotency_key, actor, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![id, e.consumer_id, e.currency, kind_str(e.kind), e.amount_micros, after, e.reason,
-            e.idempotency_key, e.actor, now],
     )
+    .and_then(|mut s| s.execute(params![id, e.consumer_id, e.currency, kind_str(e.kind), e.amount_micros, after, e.reason,
+            e.idempotency_key, e.actor, now]))
     .map_err(backend)?;
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE wallets SET balance_micros = ?3, entries = entries + 1, updated_at = ?4 \
          WHERE consumer_id = ?1 AND currency = ?2",
-        params![e.consumer_id, e.currency, after, now],
     )
+    .and_then(|mut s| s.execute(params![e.consumer_id, e.currency, after, now]))
     .map_err(backend)?;
     if let Some(ctx) = ctx {
         audit(tx, ctx, &format!("wallet.{}", kind_str(e.kind)), &id)?;
     }
     let (entry, _) = tx
-        .query_row(
-            &format!("SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE id = ?1"),
-            [&id],
-            ledger_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE id = ?1"
+        ))
+        .and_then(|mut s| s.query_row([&id], ledger_row))
         .map_err(backend)?;
     Ok((entry, false))
 }
@@ -383,19 +383,25 @@ impl BillingStore for SqliteStore {
         .await
     }
 
-    async fn settle_calls(&self, calls: Vec<SettledCall>) -> StoreResult<()> {
+    async fn settle_calls(&self, batch: UsageBatch) -> StoreResult<()> {
         self.write(move |c| {
             let tx = c.transaction().map_err(backend)?;
-            for call in &calls {
-                tx.execute(
-                    "INSERT INTO subscription_usage (subscription_id, period_start, used_micros, calls) VALUES (?1, ?2, ?3, 1) \
-                     ON CONFLICT (subscription_id, period_start) DO UPDATE SET used_micros = used_micros + ?3, calls = calls + 1",
-                    params![call.subscription_id, call.period_start, call.credits_micros],
-                )
-                .map_err(backend)?;
-                if let Some(entry) = &call.wallet {
-                    append_ledger_tx(&tx, entry, None)?;
+            {
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO subscription_usage (subscription_id, period_start, used_micros, calls) \
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (subscription_id, period_start) \
+                         DO UPDATE SET used_micros = used_micros + ?3, calls = calls + ?4",
+                    )
+                    .map_err(backend)?;
+                for p in &batch.periods {
+                    upsert
+                        .execute(params![p.subscription_id, p.period_start, p.credits_micros, p.calls])
+                        .map_err(backend)?;
                 }
+            }
+            for entry in &batch.wallet_entries {
+                append_ledger_tx(&tx, entry, None)?;
             }
             tx.commit().map_err(backend)?;
             Ok(())
