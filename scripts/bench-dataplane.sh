@@ -82,15 +82,25 @@ run() { # key-label label url [api-key]
     perf record -q -F "${BENCH_PERF_FREQ:-1999}" ${BENCH_PERF_CALLGRAPH:--g} -p "$GW_PID" -o "$BENCH_PERF_DIR/$(ls "$BENCH_PERF_DIR" | wc -l).data" -- sleep "${DURATION%s}" 2>/dev/null &
     perf_pid=$!
   fi
+  local server_pid=$GW_PID before
+  [ "${2%%:*}" = nginx ] && server_pid=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
+  before=$(cpu_ticks "$server_pid")
   out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$WORK/post.lua" ${4:+-H "Authorization: Bearer $4"} "$3")
+  local ticks=$(( $(cpu_ticks "$server_pid") - before ))
   [ -n "$perf_pid" ] && wait "$perf_pid"
   echo "$out" >&2
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" \
+  local requests
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" \
     "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" \
     "$(echo "$out" | awk '$1 == "50%" {print $2}')" \
     "$(echo "$out" | awk '$1 == "99%" {print $2}')" \
-    "$(echo "$out" | awk '/Non-2xx/ {print $NF}')" >>"$WORK/results"
+    "$(echo "$out" | awk '/Non-2xx/ {print $NF}')" \
+    "$(python3 -c "print(f'{$ticks * 1e6 / $(getconf CLK_TCK) / $requests:.1f}')")" >>"$WORK/results"
 }
+
+# CPU time (user + system, in clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # The machine's two cores are shared with the rest of the system, so single
 # runs wander; each pair is measured in alternation, ROUNDS times, and the
@@ -113,18 +123,19 @@ import statistics, sys
 path, conns, duration, rounds = sys.argv[1:]
 rows = {}
 for line in open(path):
-    key, label, rps, p50, p99, non2xx = line.rstrip("\n").split("\t")
-    rows.setdefault(key, (label, []))[1].append((float(rps), p50, p99, non2xx or "0"))
+    key, label, rps, p50, p99, non2xx, cpu = line.rstrip("\n").split("\t")
+    rows.setdefault(key, (label, []))[1].append((float(rps), p50, p99, non2xx or "0", float(cpu)))
 print(f"| Request (c={conns}, {duration} x {rounds} rounds, server on CPU 0, upstream and wrk on CPU 1) "
-      "| req/s (median) | req/s per round | p50 | p99 | non-2xx |")
-print("|---|---|---|---|---|---|")
+      "| req/s (median) | req/s per round | p50 | p99 | non-2xx | server CPU per request |")
+print("|---|---|---|---|---|---|---|")
 median = {}
 for key, (label, runs) in rows.items():
     runs.sort()
     mid = runs[len(runs) // 2]
     median[key] = mid[0]
     per_round = " / ".join(f"{r[0]:,.0f}" for r in runs)
-    print(f"| {label} | {mid[0]:,.0f} | {per_round} | {mid[1]} | {mid[2]} | {mid[3]} |")
+    cpu = statistics.median(r[4] for r in runs)
+    print(f"| {label} | {mid[0]:,.0f} | {per_round} | {mid[1]} | {mid[2]} | {mid[3]} | {cpu:.1f} µs |")
 print()
 if "gw_ok" in median:
     print(f"forwarding: tollgated / nginx = {median['gw_ok'] / median['ng_ok']:.2f} (goal >= 0.8)")

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::dataplane::accounts::Accounts;
 use crate::dataplane::{DataPlane, Pricing, Upstream};
-use crate::http::{AppState, Instance, router};
+use crate::http::{App, AppState, Instance, app};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
@@ -88,20 +88,72 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         accounts: Accounts::new(store.clone()),
         limiter: Default::default(),
     });
-    let app = router(AppState {
+    let app = app(AppState {
         store,
         instance: Arc::new(instance),
         billing,
         data: data.clone(),
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    serve_connections(listener, app, shutdown_signal()).await;
     renewals.abort();
     // Settled calls still queued are stored before the process ends.
     data.accounts.usage.flush().await;
     tracing::info!("tollgated stopped");
     Ok(())
+}
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a graceful shutdown waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections and serves HTTP/1.1 on each (keep-alive, no Nagle
+/// delay) until `shutdown` resolves; then stops accepting, lets requests in
+/// flight finish (up to [`DRAIN_TIMEOUT`]) and returns. Written on hyper
+/// directly rather than `axum::serve` to choose HTTP/1.1 only (no HTTP/2
+/// preface sniffing on every connection) and set the socket options.
+async fn serve_connections(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, don't spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        let connection = graceful
+            .watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), app.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+        }
+    }
 }
 
 /// The renewal job: every `interval`, whatever is due (renewal charges,

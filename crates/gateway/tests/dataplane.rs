@@ -579,3 +579,118 @@ async fn concurrent_calls_never_overspend() {
     }
     assert_eq!(sum, 0, "the ledger sums to the balance");
 }
+
+/// Malformed calls get a problem naming what is wrong — never echoing the
+/// values sent — and nothing is charged. Unknown paths, wrong methods and
+/// oversized bodies are problems too.
+#[tokio::test]
+async fn malformed_calls_are_refused_without_echoing_values() {
+    let s = Setup::new("max_body_bytes = 4096").await;
+    let base = s.gw.base.clone();
+    let (consumer, key, _) = s.consumer("M").await;
+    let plan = s.plan("Basic", json!({})).await;
+    s.subscribe(&consumer, &plan).await;
+    s.top_up(&consumer, "1").await;
+    let post = |body: String| {
+        s.http
+            .post(s.gw.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let secret = "sk-live-do-not-echo-4242424242424242";
+    for body in [
+        format!(r#"{{"model": 42, "messages": [], "note": "{secret}"}}"#),
+        format!(r#"{{"model": "m", "messages": "{secret}"}}"#),
+        format!(r#"{{"model": "m", "messages": [], "stream": "{secret}"}}"#),
+        format!(r#"{{"model": "m", "messages": [], "max_tokens": "{secret}"}}"#),
+        r#"{"messages": []}"#.to_owned(),
+        r#"{"model": "m"}"#.to_owned(),
+        format!(r#"{{"model": "{secret}", "messages": [}}"#),
+        "[1, 2, 3]".to_owned(),
+    ] {
+        let resp = post(body.clone()).await.unwrap();
+        let problem = refusal(resp, StatusCode::BAD_REQUEST, "bad-request", &base).await;
+        let text = problem.to_string();
+        assert!(!text.contains(secret), "{body} → {text}");
+        assert!(!text.contains("42"), "{body} → {text}");
+    }
+    let syntax = refusal(
+        post("{\"model\": ".to_owned()).await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+        &base,
+    )
+    .await;
+    assert!(
+        syntax["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"),
+        "{syntax}"
+    );
+    let fields = refusal(
+        post(r#"{"model": 1, "messages": []}"#.into())
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+        &base,
+    )
+    .await;
+    assert!(
+        fields["detail"]
+            .as_str()
+            .unwrap()
+            .contains("`model` (a string)"),
+        "{fields}"
+    );
+
+    let huge = format!(
+        r#"{{"model": "m", "messages": [{{"role": "user", "content": "{}"}}]}}"#,
+        "x".repeat(8192)
+    );
+    refusal(
+        post(huge).await.unwrap(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+        &base,
+    )
+    .await;
+    refusal(
+        s.http
+            .get(s.gw.url("/v1/nothing-here"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "not-found",
+        &base,
+    )
+    .await;
+    refusal(
+        s.http
+            .get(s.gw.url("/v1/chat/completions"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        &base,
+    )
+    .await;
+
+    // Nothing above was charged: the wallet still holds the whole top-up.
+    let wallets = s
+        .admin(
+            "GET",
+            &format!("/admin/v1/consumers/{consumer}/wallets"),
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(wallets[0]["balance"], "1.00", "{wallets}");
+    // And a well-formed call still works.
+    assert_eq!(s.call(Some(&key)).await.status(), StatusCode::OK);
+}

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use tollgate_api::money::{format_amount, parse_amount};
-use tollgate_api::{LedgerEntry, OveragePolicy, Plan, Subscription};
+use tollgate_api::{LedgerEntry, OveragePolicy};
 
+use super::hot::Coverage;
 use super::refusal::Refusal;
 use super::usage::{SettledCall, UsageWriter};
 use crate::store::{AuditContext, NewLedgerEntry, Store, StoreResult};
@@ -51,12 +52,6 @@ pub struct Accounts {
     cells: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cell>>>>,
 }
 
-fn period_key(sub: &Subscription) -> String {
-    sub.current_period_start
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_else(|| "none".into())
-}
-
 impl Accounts {
     /// Needs a tokio runtime: it starts the usage writer.
     pub fn new(store: Arc<dyn Store>) -> Self {
@@ -80,6 +75,9 @@ impl Accounts {
 
     fn cell(&self, consumer_id: &str) -> Arc<tokio::sync::Mutex<Cell>> {
         let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cell) = cells.get(consumer_id) {
+            return cell.clone();
+        }
         cells.entry(consumer_id.to_owned()).or_default().clone()
     }
 
@@ -124,12 +122,8 @@ impl Accounts {
 
     /// Holds `estimate` for a call: from the period's included credits first,
     /// then from the wallet when the plan charges overage to it.
-    pub async fn reserve(
-        &self,
-        sub: &Subscription,
-        plan: &Plan,
-        estimate: i64,
-    ) -> Result<Reservation, Refusal> {
+    pub async fn reserve(&self, cover: &Coverage, estimate: i64) -> Result<Reservation, Refusal> {
+        let (sub, plan) = (&cover.sub, &cover.plan);
         let cell = self.cell(&sub.consumer_id);
         let mut cell = cell.lock().await;
         let unavailable = |_| {
@@ -140,10 +134,10 @@ impl Accounts {
                 "The gateway cannot read balances right now.",
             )
         };
-        let included = parse_amount(&plan.included_credits).unwrap_or(0);
-        let period = period_key(sub);
+        let included = cover.included;
+        let period = &cover.period;
         let credits = self
-            .credits(&mut cell, &sub.id, &period)
+            .credits(&mut cell, &sub.id, period)
             .await
             .map_err(unavailable)?;
         let credits_left = (included - credits.used - credits.reserved).max(0);
@@ -193,7 +187,7 @@ impl Accounts {
             wallet.reserved += rest;
         }
         let credits = self
-            .credits(&mut cell, &sub.id, &period)
+            .credits(&mut cell, &sub.id, period)
             .await
             .map_err(unavailable)?;
         credits.reserved += from_credits;
@@ -201,7 +195,7 @@ impl Accounts {
             consumer_id: sub.consumer_id.clone(),
             currency: plan.currency.clone(),
             subscription_id: sub.id.clone(),
-            period,
+            period: period.clone(),
             included,
             overage: plan.overage,
             credits: from_credits,

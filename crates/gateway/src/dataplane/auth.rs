@@ -1,15 +1,17 @@
 //! Who is calling: the consumer key from `Authorization: Bearer` or
 //! `x-api-key`, verified against its stored hash in constant time.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, Duration, Utc};
 use subtle::ConstantTimeEq;
-use tollgate_api::{ConsumerKeyStatus, ConsumerStatus};
+use tollgate_api::{ConsumerKey, ConsumerKeyStatus, ConsumerStatus};
 
 use super::refusal::Refusal;
 use crate::auth::hash_token;
 use crate::billing::service::Billing;
-use crate::consumer_keys::lookup_of;
+use crate::consumer_keys::{key_status, lookup_of};
 use crate::store::KeyCredential;
 
 const TOUCH_INTERVAL_SECS: i64 = 60;
@@ -37,11 +39,23 @@ fn invalid(message: &str) -> Refusal {
     )
 }
 
+/// A consumer key that was presented and matched, with its status now.
+pub struct Caller {
+    pub credential: Arc<KeyCredential>,
+    pub status: ConsumerKeyStatus,
+}
+
+impl Caller {
+    pub fn key(&self) -> &ConsumerKey {
+        &self.credential.key
+    }
+}
+
 pub async fn authenticate(
     billing: &Billing,
     headers: &HeaderMap,
     now: DateTime<Utc>,
-) -> Result<KeyCredential, Refusal> {
+) -> Result<Caller, Refusal> {
     let store = billing.store.as_ref();
     let key = presented(headers).ok_or_else(|| {
         invalid("No API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`.")
@@ -50,7 +64,7 @@ pub async fn authenticate(
         lookup_of(key).ok_or_else(|| invalid("The API key is not a key of this gateway."))?;
     let credential = billing
         .hot
-        .key(store, lookup, now)
+        .key(store, lookup)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "key lookup failed");
@@ -67,7 +81,8 @@ pub async fn authenticate(
         return Err(invalid("The API key is not a key of this gateway."));
     }
     let k = &credential.key;
-    match k.status {
+    let status = key_status(k, now);
+    match status {
         ConsumerKeyStatus::Revoked => {
             let at = k.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_default();
             return Err(Refusal::new(
@@ -107,13 +122,12 @@ pub async fn authenticate(
         )
         .field("consumer_id", k.consumer_id.clone()));
     }
-    if k.last_used_at
-        .is_none_or(|t| now - t > Duration::seconds(TOUCH_INTERVAL_SECS))
-    {
+    let last_used = billing.hot.last_used(&k.id).or(k.last_used_at);
+    if last_used.is_none_or(|t| now - t > Duration::seconds(TOUCH_INTERVAL_SECS)) {
         billing.hot.touched(&k.id, now);
         if let Err(e) = store.touch_consumer_key(&k.id, now).await {
             tracing::warn!(error = %e, "could not record a key's last use");
         }
     }
-    Ok(credential)
+    Ok(Caller { credential, status })
 }

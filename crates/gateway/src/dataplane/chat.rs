@@ -5,14 +5,16 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 use super::refusal::Refusal;
-use super::{auth, decision};
-use crate::http::{AppState, RequestId};
+use super::{Call, auth, decision};
+use crate::http::AppState;
 
 const API: &str = "chat";
 /// Completion tokens assumed when the request sets no `max_tokens`.
@@ -27,26 +29,133 @@ fn bad_request(message: &str) -> Refusal {
     )
 }
 
-/// Tokens a request may use: its text at ~4 characters a token, plus its
-/// completion allowance.
-fn estimate_tokens(body: &Value, raw_len: usize) -> u64 {
-    let max = body["max_tokens"]
-        .as_u64()
-        .or_else(|| body["max_completion_tokens"].as_u64())
-        .unwrap_or(DEFAULT_MAX_TOKENS);
-    (raw_len as u64).div_ceil(4) + max
+/// The fields of a chat completion request the gateway reads; the body is
+/// forwarded as it came.
+#[derive(Deserialize)]
+struct ChatRequest {
+    model: Option<IgnoredString>,
+    messages: Option<IgnoredArray>,
+    stream: Option<bool>,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+}
+
+impl ChatRequest {
+    /// Tokens the request may use: its text at ~4 characters a token, plus
+    /// its completion allowance.
+    fn token_allowance(&self, raw_len: usize) -> u64 {
+        let completion = self
+            .max_tokens
+            .or(self.max_completion_tokens)
+            .unwrap_or(DEFAULT_MAX_TOKENS);
+        (raw_len as u64).div_ceil(4) + completion
+    }
+}
+
+/// Parses the fields above. Errors name the fields, never their values.
+fn parse_request(body: &[u8]) -> Result<ChatRequest, Refusal> {
+    const FIELDS: &str = "A chat completion needs `model` (a string) and `messages` (an array); \
+        `stream` must be true or false, `max_tokens` a whole number.";
+    let parsed: ChatRequest = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => bad_request(FIELDS),
+        _ => bad_request(&format!(
+            "The body is not valid JSON (line {}, column {}).",
+            e.line(),
+            e.column()
+        )),
+    })?;
+    if parsed.model.is_none() || parsed.messages.is_none() {
+        return Err(bad_request(FIELDS));
+    }
+    Ok(parsed)
+}
+
+/// Accepts any JSON string and keeps nothing.
+struct IgnoredString;
+
+impl<'de> Deserialize<'de> for IgnoredString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = IgnoredString;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<IgnoredString, E> {
+                Ok(IgnoredString)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Accepts any JSON array and keeps nothing.
+struct IgnoredArray;
+
+impl<'de> Deserialize<'de> for IgnoredArray {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IgnoredArray;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<IgnoredArray, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(IgnoredArray)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// The part of the upstream's answer the gateway bills from.
+#[derive(Deserialize)]
+struct Answer {
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    total_tokens: Option<u64>,
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+impl Usage {
+    fn tokens(&self) -> u64 {
+        self.total_tokens.unwrap_or_else(|| {
+            self.prompt_tokens.unwrap_or(0) + self.completion_tokens.unwrap_or(0)
+        })
+    }
 }
 
 pub async fn chat_completions(
     State(state): State<AppState>,
-    request_id: axum::Extension<RequestId>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let public_url = state.instance.public_url.clone();
-    match handle(&state, &request_id.0.0, &headers, body).await {
-        Ok(response) => response,
-        Err(refusal) => refusal.render(&request_id.0.0, &public_url),
+    let call = Call::start();
+    let answer = match body {
+        Ok(body) => handle(&state, &call.request_id, &headers, body).await,
+        Err(rejection) => Err(body_refused(&rejection)),
+    };
+    call.finish(&state, "/v1/chat/completions", answer)
+}
+
+fn body_refused(rejection: &BytesRejection) -> Refusal {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            "The request body is larger than this gateway accepts.",
+        )
+    } else {
+        bad_request("The request body could not be read.")
     }
 }
 
@@ -59,8 +168,9 @@ async fn handle(
     let now = Utc::now();
     let data = &state.data;
     let caller = auth::authenticate(&state.billing, headers, now).await?;
-    let (sub, plan) = decision::subscription_for(&state.billing, &caller, API, now).await?;
-    if let Some(fault) = state.billing.fault_for(&plan) {
+    let cover = decision::subscription_for(&state.billing, &caller, API, now).await?;
+    let (sub, plan) = (&cover.sub, &cover.plan);
+    if let Some(fault) = state.billing.fault_for(plan) {
         state.billing.record_incident(&fault);
         return Err(decision::billing_unavailable());
     }
@@ -106,14 +216,8 @@ async fn handle(
         }
     }
 
-    let parsed: Value = serde_json::from_slice(&body)
-        .map_err(|e| bad_request(&format!("The body is not valid JSON: {e}")))?;
-    if !parsed["model"].is_string() || !parsed["messages"].is_array() {
-        return Err(bad_request(
-            "A chat completion needs `model` (a string) and `messages` (an array).",
-        ));
-    }
-    if parsed["stream"].as_bool() == Some(true) {
+    let parsed = parse_request(&body)?;
+    if parsed.stream == Some(true) {
         return Err(bad_request(
             "Streaming is not offered by this gateway yet; send `stream: false`.",
         ));
@@ -127,8 +231,8 @@ async fn handle(
         ));
     };
 
-    let estimate = data.pricing.cost(estimate_tokens(&parsed, body.len()));
-    let reservation = data.accounts.reserve(&sub, &plan, estimate).await?;
+    let estimate = data.pricing.cost(parsed.token_allowance(body.len()));
+    let reservation = data.accounts.reserve(&cover, estimate).await?;
 
     let mut request = data
         .http
@@ -166,12 +270,11 @@ async fn handle(
             Some(status.as_u16()),
         ));
     }
-    let answer: Value = serde_json::from_slice(&upstream_body).unwrap_or(Value::Null);
-    let usage = &answer["usage"];
-    let tokens = usage["total_tokens"]
-        .as_u64()
-        .or_else(|| Some(usage["prompt_tokens"].as_u64()? + usage["completion_tokens"].as_u64()?))
-        .unwrap_or(0);
+    // An answer without usage is billed at the per-request price only.
+    let tokens = serde_json::from_slice::<Answer>(&upstream_body)
+        .ok()
+        .and_then(|a| a.usage)
+        .map_or(0, |u| u.tokens());
     let cost = data.pricing.cost(tokens);
     data.accounts.settle(&reservation, cost, request_id).await;
 

@@ -1,15 +1,18 @@
 //! Which subscription pays for a call, or why none can: the 403 and 402
 //! answers of the data plane.
 
+use std::sync::Arc;
+
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tollgate_api::{PaymentMethod, PaymentMethodStatus, Plan, Subscription, SubscriptionStatus};
+use tollgate_api::{PaymentMethod, PaymentMethodStatus, SubscriptionStatus};
 
+use super::auth::Caller;
+use super::hot::Coverage;
 use super::refusal::Refusal;
 use crate::billing::lifecycle;
 use crate::billing::service::{Billing, state_of};
-use crate::store::KeyCredential;
 
 /// Card problems that only a new card fixes.
 const CARD_INVALID: [&str; 4] = [
@@ -65,11 +68,11 @@ pub fn billing_unavailable() -> Refusal {
 /// The subscription that covers `api` for this caller, with its plan.
 pub async fn subscription_for(
     billing: &Billing,
-    caller: &KeyCredential,
+    caller: &Caller,
     api: &str,
     now: DateTime<Utc>,
-) -> Result<(Subscription, Plan), Refusal> {
-    let key = &caller.key;
+) -> Result<Arc<Coverage>, Refusal> {
+    let key = caller.key();
     if !key.allowed_apis.is_empty() && !key.allowed_apis.iter().any(|a| a == api) {
         return Err(Refusal::new(
             StatusCode::FORBIDDEN,
@@ -88,13 +91,11 @@ pub async fn subscription_for(
         .subscriptions(store.as_ref(), &key.consumer_id)
         .await
         .map_err(|_| unavailable())?;
-    let mut covering: Vec<(Subscription, Plan)> = all
+    let best = all
         .iter()
-        .filter(|(_, plan)| plan.apis.iter().any(|a| a == api))
-        .cloned()
-        .collect();
-    covering.sort_by_key(|(s, _)| rank(s.status));
-    let Some((sub, plan)) = covering.into_iter().next() else {
+        .filter(|c| c.plan.apis.iter().any(|a| a == api))
+        .min_by_key(|c| rank(c.sub.status));
+    let Some(cover) = best else {
         return Err(Refusal::new(
             StatusCode::FORBIDDEN,
             "not-subscribed",
@@ -103,12 +104,13 @@ pub async fn subscription_for(
         )
         .field("api", api));
     };
+    let (sub, plan) = (&cover.sub, &cover.plan);
     let with_ids = |r: Refusal| {
         r.field("subscription_id", sub.id.clone())
             .field("plan", json!({"id": plan.id, "name": plan.name}))
     };
     match sub.status {
-        SubscriptionStatus::Active => Ok((sub, plan)),
+        SubscriptionStatus::Active => Ok(cover.clone()),
         SubscriptionStatus::PendingApproval => Err(with_ids(Refusal::new(
             StatusCode::FORBIDDEN,
             "subscription-pending-approval",
@@ -147,7 +149,7 @@ pub async fn subscription_for(
                 .await
                 .map_err(|_| unavailable())?
                 .map(|(m, _)| m);
-            let grace = lifecycle::grace_until(&state_of(&sub), billing.grace_days());
+            let grace = lifecycle::grace_until(&state_of(sub), billing.grace_days());
             let card_invalid = match &method {
                 None => true,
                 Some(m) => {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
+use tollgate_api::money::parse_amount;
 use tollgate_api::{Plan, Subscription};
 
 use crate::store::{KeyCredential, Store, StoreResult, SubscriptionFilter};
@@ -16,12 +17,24 @@ use crate::store::{KeyCredential, Store, StoreResult, SubscriptionFilter};
 /// Entries kept before the maps are cleared wholesale.
 const CAPACITY: usize = 100_000;
 
-pub type Covered = Arc<Vec<(Subscription, Plan)>>;
+/// A subscription of a consumer with its plan, and what the data plane
+/// derives from them once rather than per call.
+#[derive(Debug)]
+pub struct Coverage {
+    pub sub: Subscription,
+    pub plan: Plan,
+    /// The key of the current period's usage row (its start, RFC 3339).
+    pub period: String,
+    /// The plan's included credits per period, in micro-units.
+    pub included: i64,
+}
+
+pub type Covered = Arc<Vec<Arc<Coverage>>>;
 
 #[derive(Default)]
 pub struct HotCache {
     epoch: AtomicU64,
-    keys: RwLock<HashMap<String, (u64, KeyCredential)>>,
+    keys: RwLock<HashMap<String, (u64, Arc<KeyCredential>)>>,
     subscriptions: RwLock<HashMap<String, (u64, Covered)>>,
     touched: Mutex<HashMap<String, DateTime<Utc>>>,
 }
@@ -51,38 +64,33 @@ impl HotCache {
         self.epoch.load(Ordering::Acquire)
     }
 
+    /// The stored credential for a key's lookup part, as last read. Its
+    /// status and last use are the caller's to recompute ([`Self::last_used`]).
     pub async fn key(
         &self,
         store: &dyn Store,
         lookup: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<KeyCredential>> {
+    ) -> StoreResult<Option<Arc<KeyCredential>>> {
         let epoch = self.epoch();
-        let mut found = match get(&self.keys, lookup, epoch) {
-            Some(hit) => Some(hit),
-            None => {
-                let loaded = store.key_credential(lookup).await?;
-                if let Some(c) = &loaded {
-                    put(&self.keys, lookup, epoch, c.clone());
-                }
-                loaded
-            }
-        };
-        if let Some(c) = &mut found {
-            c.key.status = crate::consumer_keys::key_status(&c.key, now);
-            if let Some(t) = self
-                .touched
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&c.key.id)
-            {
-                c.key.last_used_at = Some(*t);
-            }
+        if let Some(hit) = get(&self.keys, lookup, epoch) {
+            return Ok(Some(hit));
         }
-        Ok(found)
+        let loaded = store.key_credential(lookup).await?.map(Arc::new);
+        if let Some(c) = &loaded {
+            put(&self.keys, lookup, epoch, c.clone());
+        }
+        Ok(loaded)
     }
 
-    /// Records a key's last use, so the cached copy does not ask again.
+    /// When the key was last used, if that is newer than the stored value.
+    pub fn last_used(&self, key_id: &str) -> Option<DateTime<Utc>> {
+        self.touched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key_id)
+            .copied()
+    }
+
     pub fn touched(&self, key_id: &str, at: DateTime<Utc>) {
         let mut touched = self.touched.lock().unwrap_or_else(|p| p.into_inner());
         if touched.len() >= CAPACITY {
@@ -109,10 +117,24 @@ impl HotCache {
         let mut covered = Vec::with_capacity(subs.len());
         for sub in subs {
             let plan = store.plan(&sub.plan_id).await?;
-            covered.push((sub, plan));
+            let period = period_key(&sub);
+            let included = parse_amount(&plan.included_credits).unwrap_or(0);
+            covered.push(Arc::new(Coverage {
+                sub,
+                plan,
+                period,
+                included,
+            }));
         }
         let covered = Arc::new(covered);
         put(&self.subscriptions, consumer_id, epoch, covered.clone());
         Ok(covered)
     }
+}
+
+/// The key of a subscription's current period in the usage table.
+pub fn period_key(sub: &Subscription) -> String {
+    sub.current_period_start
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| "none".into())
 }

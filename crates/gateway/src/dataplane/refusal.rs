@@ -3,24 +3,26 @@
 //! `error` object so OpenAI SDKs show the message, and the fields a client
 //! needs to act (`balance`, `required`, `payment_method`, …).
 
+use std::fmt;
+
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::Value;
 use tollgate_api::{PROBLEM_CONTENT_TYPE, REQUEST_ID_HEADER};
 
-/// A refusal waiting for its request id and public URL.
 #[derive(Debug, Clone)]
 pub struct Refusal {
     pub status: StatusCode,
     pub slug: &'static str,
     pub title: &'static str,
     pub message: String,
-    /// Reason-specific fields (`expires_at`, `balance`, …).
-    pub fields: Map<String, Value>,
+    /// The fields a client needs to act, after the standard ones, in order.
+    pub fields: Vec<(&'static str, Value)>,
     pub headers: Vec<(HeaderName, String)>,
 }
 
-/// The OpenAI `error.type` for a status, so SDKs classify it sensibly.
 fn openai_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
         401 => "authentication_error",
@@ -45,13 +47,18 @@ impl Refusal {
             slug,
             title,
             message: message.into(),
-            fields: Map::new(),
+            fields: Vec::new(),
             headers: Vec::new(),
         }
     }
 
-    pub fn field(mut self, name: &str, value: impl Into<Value>) -> Self {
-        self.fields.insert(name.to_owned(), value.into());
+    /// Adds a field to the body; a later value for the same name wins.
+    pub fn field(mut self, name: &'static str, value: impl Into<Value>) -> Self {
+        let value = value.into();
+        match self.fields.iter_mut().find(|(n, _)| *n == name) {
+            Some(existing) => existing.1 = value,
+            None => self.fields.push((name, value)),
+        }
         self
     }
 
@@ -60,25 +67,16 @@ impl Refusal {
         self
     }
 
+    /// The `application/problem+json` answer, with an OpenAI-style `error`
+    /// object inside so that OpenAI SDKs show the message.
     pub fn render(self, request_id: &str, public_url: &str) -> Response {
-        let mut body = json!({
-            "type": format!("{public_url}/problems/{}", self.slug),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.message,
-            "request_id": request_id,
-            "reason": self.slug,
-            "error": {
-                "message": self.message,
-                "type": openai_type(self.status),
-                "code": self.slug.replace('-', "_"),
-            },
-        });
-        if let Value::Object(map) = &mut body {
-            map.extend(self.fields);
-        }
-        let mut response =
-            (self.status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
+        let body = serde_json::to_vec(&ProblemBody {
+            refusal: &self,
+            request_id,
+            public_url,
+        })
+        .unwrap_or_default();
+        let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -99,8 +97,62 @@ impl Refusal {
     }
 }
 
-/// Every reason the data plane answers with: (slug, title, explanation for
-/// the `/problems/<slug>` page).
+/// Serializes a refusal straight to bytes: this is the data plane's hottest
+/// answer, so no intermediate JSON tree is built.
+struct ProblemBody<'a> {
+    refusal: &'a Refusal,
+    request_id: &'a str,
+    public_url: &'a str,
+}
+
+struct OpenAiError<'a>(&'a Refusal);
+
+/// `invalid-api-key` → `invalid_api_key`, the OpenAI spelling of codes.
+struct Code(&'static str);
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, part) in self.0.split('-').enumerate() {
+            if i > 0 {
+                f.write_str("_")?;
+            }
+            f.write_str(part)?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for ProblemBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = self.refusal;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry(
+            "type",
+            &format_args!("{}/problems/{}", self.public_url, r.slug),
+        )?;
+        map.serialize_entry("title", r.title)?;
+        map.serialize_entry("status", &r.status.as_u16())?;
+        map.serialize_entry("detail", &r.message)?;
+        map.serialize_entry("request_id", self.request_id)?;
+        map.serialize_entry("reason", r.slug)?;
+        map.serialize_entry("error", &OpenAiError(r))?;
+        for (name, value) in &r.fields {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for OpenAiError<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("message", &self.0.message)?;
+        map.serialize_entry("type", openai_type(self.0.status))?;
+        map.serialize_entry("code", &format_args!("{}", Code(self.0.slug)))?;
+        map.end()
+    }
+}
+
 pub const CATALOGUE: &[(&str, &str, &str)] = &[
     (
         "invalid-api-key",

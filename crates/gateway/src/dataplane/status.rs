@@ -7,21 +7,21 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::json;
 
-use super::auth;
+use super::refusal::Refusal;
+use super::{Call, auth};
 use crate::billing::service::state_of;
-use crate::http::{AppState, RequestId};
+use crate::http::AppState;
 use crate::store::SubscriptionFilter;
 
-pub async fn billing_status(
-    State(state): State<AppState>,
-    request_id: axum::Extension<RequestId>,
-    headers: HeaderMap,
-) -> Response {
-    let caller = match auth::authenticate(&state.billing, &headers, Utc::now()).await {
-        Ok(c) => c,
-        Err(refusal) => return refusal.render(&request_id.0.0, &state.instance.public_url),
-    };
-    let consumer = caller.key.consumer_id.clone();
+pub async fn billing_status(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let call = Call::start();
+    let answer = status(&state, &headers).await;
+    call.finish(&state, "/v1/billing/status", answer)
+}
+
+async fn status(state: &AppState, headers: &HeaderMap) -> Result<Response, Refusal> {
+    let caller = auth::authenticate(&state.billing, headers, Utc::now()).await?;
+    let consumer = caller.key().consumer_id.clone();
     state.data.accounts.usage.flush().await;
     let filter = SubscriptionFilter {
         consumer_id: Some(consumer.clone()),
@@ -33,10 +33,7 @@ pub async fn billing_status(
             let Ok(plan) = state.store.plan(&sub.plan_id).await else {
                 continue;
             };
-            let period = sub
-                .current_period_start
-                .map(|t| t.to_rfc3339())
-                .unwrap_or_else(|| "none".into());
+            let period = super::hot::period_key(&sub);
             let used = state
                 .store
                 .period_usage(&sub.id, &period)
@@ -57,12 +54,12 @@ pub async fn billing_status(
         json!({"brand": m.brand, "last4": m.last4, "expiry": format!("{:02}/{}", m.exp_month, m.exp_year),
                "status": m.status, "decline_code": m.last_decline_code})
     });
-    Json(json!({
+    Ok(Json(json!({
         "consumer_id": consumer,
-        "key": {"id": caller.key.id, "prefix": caller.key.display_prefix, "status": caller.key.status, "expires_at": caller.key.expires_at},
+        "key": {"id": caller.key().id, "prefix": caller.key().display_prefix, "status": caller.status, "expires_at": caller.key().expires_at},
         "subscriptions": subscriptions,
         "wallets": wallets,
         "payment_method": method,
     }))
-    .into_response()
+    .into_response())
 }

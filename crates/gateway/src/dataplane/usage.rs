@@ -225,7 +225,9 @@ mod tests {
         window.add(call("c1", "s1", 0, 3, "req_c"));
         window.add(call("c2", "s2", 1, 0, "req_d"));
         let mut batch = window.into_batch();
-        batch.periods.sort_by(|a, b| a.subscription_id.cmp(&b.subscription_id));
+        batch
+            .periods
+            .sort_by(|a, b| a.subscription_id.cmp(&b.subscription_id));
         let periods: Vec<_> = batch
             .periods
             .iter()

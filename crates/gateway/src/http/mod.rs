@@ -143,7 +143,37 @@ pub fn openapi() -> OpenApi {
     documented_routes().split_for_parts().1
 }
 
-pub fn router(state: AppState) -> Router {
+/// Everything the server answers: `/v1/…` goes straight to the data plane,
+/// the rest (management API, problem pages, health) to the management router.
+#[derive(Clone)]
+pub struct App {
+    management: Router,
+    data_plane: Router,
+}
+
+pub fn app(state: AppState) -> App {
+    App {
+        data_plane: crate::dataplane::router(state.clone()),
+        management: router(state),
+    }
+}
+
+impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for App {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+
+    fn call(&self, req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        let router = if req.uri().path().starts_with("/v1/") {
+            &self.data_plane
+        } else {
+            &self.management
+        };
+        tower::Service::call(&mut router.clone(), req.map(Body::new))
+    }
+}
+
+fn router(state: AppState) -> Router {
     let (routes, doc) = documented_routes().split_for_parts();
     let doc = Arc::new(doc);
     routes
@@ -158,7 +188,6 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/problems/{slug}", axum::routing::get(problems::page))
-        .merge(crate::dataplane::routes())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(
