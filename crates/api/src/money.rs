@@ -39,17 +39,26 @@ pub fn parse_amount(text: &str) -> Result<i64, String> {
 
 /// Formats micro-units with at least `min_decimals` places and no trailing zeros beyond them.
 pub fn format_amount(micros: i64, min_decimals: usize) -> String {
-    let sign = if micros < 0 { "-" } else { "" };
+    use std::fmt::Write;
     let abs = micros.unsigned_abs();
-    let whole = abs / MICROS as u64;
-    let fraction = format!("{:06}", abs % MICROS as u64);
-    let trimmed = fraction.trim_end_matches('0');
-    let keep = trimmed.len().max(min_decimals.min(FRACTION_DIGITS));
-    if keep == 0 {
-        format!("{sign}{whole}")
-    } else {
-        format!("{sign}{whole}.{}", &fraction[..keep])
+    let mut fraction = abs % MICROS as u64;
+    // Drop trailing zero digits beyond the minimum; the data plane formats
+    // amounts on every refusal, so this avoids formatting twice.
+    let mut digits = FRACTION_DIGITS;
+    let min = min_decimals.min(FRACTION_DIGITS);
+    while digits > min && fraction.is_multiple_of(10) {
+        fraction /= 10;
+        digits -= 1;
     }
+    let mut out = String::with_capacity(24);
+    if micros < 0 {
+        out.push('-');
+    }
+    let _ = write!(out, "{}", abs / MICROS as u64);
+    if digits > 0 {
+        let _ = write!(out, ".{fraction:0digits$}");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -69,6 +78,12 @@ mod tests {
             assert_eq!(parse_amount(text), Ok(micros), "{text}");
         }
         assert_eq!(format_amount(12_500_000, 2), "12.50");
+        assert_eq!(format_amount(0, 2), "0.00");
+        assert_eq!(format_amount(0, 0), "0");
+        assert_eq!(format_amount(-1, 2), "-0.000001");
+        assert_eq!(format_amount(1_230_000, 0), "1.23");
+        assert_eq!(format_amount(-7_000_000, 0), "-7");
+        assert_eq!(format_amount(5_000_010, 9), "5.000010");
         assert_eq!(format_amount(1, 2), "0.000001");
         assert_eq!(format_amount(-3_250_000, 2), "-3.25");
         assert_eq!(format_amount(7_000_000, 0), "7");

@@ -13,7 +13,8 @@ use crate::billing::service::Billing;
 use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::dataplane::accounts::Accounts;
-use crate::dataplane::{DataPlane, Pricing, Upstream};
+use crate::dataplane::upstream::UpstreamClient;
+use crate::dataplane::{DataPlane, Pricing};
 use crate::http::{App, AppState, Instance, app};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -73,18 +74,19 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let secrets = SecretBox::load(&settings.data_dir, settings.encryption_key_file.as_deref())?;
     let billing = Arc::new(Billing::new(store.clone(), secrets, settings.grace_days).await?);
     let renewals = tokio::spawn(run_renewals(billing.clone(), settings.renewal_interval));
+    let upstream = match &settings.upstream_url {
+        Some(url) => Some(
+            UpstreamClient::new(url, settings.upstream_key.as_deref(), UPSTREAM_TIMEOUT)
+                .context("setting up the upstream client")?,
+        ),
+        None => None,
+    };
     let data = Arc::new(DataPlane {
-        upstream: settings.upstream_url.clone().map(|base_url| Upstream {
-            base_url,
-            api_key: settings.upstream_key.clone(),
-        }),
+        upstream,
         pricing: Pricing {
             per_request: settings.price_per_request,
             per_1k_tokens: settings.price_per_1k_tokens,
         },
-        http: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(120))
-            .build()?,
         accounts: Accounts::new(store.clone()),
         limiter: Default::default(),
     });
@@ -102,6 +104,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long the upstream may take to answer a call in full.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a graceful shutdown waits for requests in flight.

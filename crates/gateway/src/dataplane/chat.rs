@@ -4,15 +4,15 @@
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use hyper::body::Incoming;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 use super::refusal::Refusal;
+use super::upstream::UpstreamError;
 use super::{Call, auth, decision};
 use crate::http::AppState;
 
@@ -134,29 +134,13 @@ impl Usage {
 }
 
 pub async fn chat_completions(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let call = Call::start();
-    let answer = match body {
-        Ok(body) => handle(&state, &call.request_id, &headers, body).await,
-        Err(rejection) => Err(body_refused(&rejection)),
-    };
-    call.finish(&state, "/v1/chat/completions", answer)
-}
-
-fn body_refused(rejection: &BytesRejection) -> Refusal {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            "Payload too large",
-            "The request body is larger than this gateway accepts.",
-        )
-    } else {
-        bad_request("The request body could not be read.")
-    }
+    state: &AppState,
+    call: &Call,
+    req: Request<Incoming>,
+) -> Result<Response, Refusal> {
+    let (parts, body) = req.into_parts();
+    let body = super::read_body(body, state.instance.max_body_bytes).await?;
+    handle(state, &call.request_id, &parts.headers, body).await
 }
 
 async fn handle(
@@ -234,33 +218,18 @@ async fn handle(
     let estimate = data.pricing.cost(parsed.token_allowance(body.len()));
     let reservation = data.accounts.reserve(&cover, estimate).await?;
 
-    let mut request = data
-        .http
-        .post(format!("{}/chat/completions", upstream.base_url))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body);
-    if let Some(key) = &upstream.api_key {
-        request = request.bearer_auth(key);
-    }
-    let sent = request.send().await;
-    let (status, upstream_body) = match sent {
-        Ok(resp) => {
-            let status = resp.status();
-            match resp.bytes().await {
-                Ok(b) => (status, b),
-                Err(e) => {
-                    data.accounts.release(&reservation).await;
-                    return Err(upstream_error(
-                        &format!("the upstream's answer broke off: {e}"),
-                        None,
-                    ));
-                }
-            }
-        }
+    let (status, upstream_body) = match upstream.chat_completions(body).await {
+        Ok(answer) => answer,
         Err(e) => {
             data.accounts.release(&reservation).await;
-            tracing::warn!(error = %e, "upstream unreachable");
-            return Err(upstream_error("the upstream could not be reached", None));
+            tracing::warn!(error = %e, "forwarding to the upstream failed");
+            let what = match e {
+                UpstreamError::Unreachable(_) => "the upstream could not be reached",
+                UpstreamError::Timeout(_) => "the upstream did not answer in time",
+                UpstreamError::Broken(_) => "the upstream's answer broke off",
+                UpstreamError::TooLarge => "the upstream's answer was too large",
+            };
+            return Err(upstream_error(what, None));
         }
     };
     if !status.is_success() {

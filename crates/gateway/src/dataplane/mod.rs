@@ -12,28 +12,20 @@ pub mod hot;
 pub mod ratelimit;
 pub mod refusal;
 mod status;
+pub mod upstream;
 pub mod usage;
 
 use std::time::Instant;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::body::Bytes;
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
 use tollgate_api::REQUEST_ID_HEADER;
 
 use crate::http::AppState;
 use refusal::Refusal;
-
-/// Where calls are forwarded.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// Base URL ending in `/v1`, e.g. `http://127.0.0.1:9000/v1`.
-    pub base_url: String,
-    /// Sent as `Authorization: Bearer`; from the environment only.
-    pub api_key: Option<String>,
-}
 
 /// What a call costs, in micro-units of the plan's currency.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,27 +42,49 @@ impl Pricing {
 }
 
 pub struct DataPlane {
-    pub upstream: Option<Upstream>,
+    /// Where calls are forwarded; `None` until a provider is configured.
+    pub upstream: Option<upstream::UpstreamClient>,
     pub pricing: Pricing,
-    pub http: reqwest::Client,
     pub accounts: accounts::Accounts,
     pub limiter: ratelimit::RateLimiter,
 }
 
-/// The data plane's own router. The server sends every `/v1/` request here
-/// directly, past the management API's middleware (idempotency, audit-cache
-/// invalidation), which the data plane has no use for and which would cost
-/// on its hottest path. Each handler opens a [`Call`] for its request id and
-/// log line.
-pub fn router(state: AppState) -> Router {
-    let max_body = state.instance.max_body_bytes;
-    Router::new()
-        .route("/v1/chat/completions", post(chat::chat_completions))
-        .route("/v1/billing/status", get(status::billing_status))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state)
+/// Answers one data-plane request. The server sends every `/v1/` request
+/// here directly, on hyper, past the management API's router and middleware
+/// (idempotency, cache invalidation, extractors), which the data plane has no
+/// use for and which would cost on its hottest path.
+pub async fn serve(state: AppState, req: Request<Incoming>) -> Response {
+    let call = Call::start();
+    let (path, answer) = match (req.method(), req.uri().path()) {
+        (&Method::POST, CHAT) => (CHAT, chat::chat_completions(&state, &call, req).await),
+        (&Method::GET, STATUS) => (STATUS, status::billing_status(&state, req.headers()).await),
+        (_, CHAT) => (CHAT, Err(method_not_allowed("POST"))),
+        (_, STATUS) => (STATUS, Err(method_not_allowed("GET"))),
+        _ => ("unknown", Err(not_found())),
+    };
+    call.finish(&state, path, answer)
+}
+
+const CHAT: &str = "/v1/chat/completions";
+const STATUS: &str = "/v1/billing/status";
+
+/// The request body, up to `limit` bytes.
+pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Refusal> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            format!("The request body is larger than this gateway accepts ({limit} bytes)."),
+        )),
+        Err(_) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            "The request body could not be read.",
+        )),
+    }
 }
 
 /// One data-plane request: its id, when it began, and the line logged when
@@ -114,28 +128,21 @@ impl Call {
     }
 }
 
-async fn not_found(State(state): State<AppState>) -> Response {
-    Call::start().finish(
-        &state,
-        "unknown",
-        Err(Refusal::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not found",
-            "This gateway offers POST /v1/chat/completions and GET /v1/billing/status.",
-        )),
+fn not_found() -> Refusal {
+    Refusal::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "This gateway offers POST /v1/chat/completions and GET /v1/billing/status.",
     )
 }
 
-async fn method_not_allowed(State(state): State<AppState>) -> Response {
-    Call::start().finish(
-        &state,
-        "unknown",
-        Err(Refusal::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "Method not allowed",
-            "This path does not take this method.",
-        )),
+fn method_not_allowed(allowed: &'static str) -> Refusal {
+    Refusal::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("This path takes {allowed} only."),
     )
+    .header(header::ALLOW, allowed.to_owned())
 }

@@ -1,25 +1,18 @@
 //! `GET /v1/billing/status`: a consumer's own view of what it may spend.
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::json;
 
+use super::auth;
 use super::refusal::Refusal;
-use super::{Call, auth};
 use crate::billing::service::state_of;
 use crate::http::AppState;
 use crate::store::SubscriptionFilter;
 
-pub async fn billing_status(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let call = Call::start();
-    let answer = status(&state, &headers).await;
-    call.finish(&state, "/v1/billing/status", answer)
-}
-
-async fn status(state: &AppState, headers: &HeaderMap) -> Result<Response, Refusal> {
+pub async fn billing_status(state: &AppState, headers: &HeaderMap) -> Result<Response, Refusal> {
     let caller = auth::authenticate(&state.billing, headers, Utc::now()).await?;
     let consumer = caller.key().consumer_id.clone();
     state.data.accounts.usage.flush().await;

@@ -147,29 +147,33 @@ pub fn openapi() -> OpenApi {
 /// the rest (management API, problem pages, health) to the management router.
 #[derive(Clone)]
 pub struct App {
+    state: AppState,
     management: Router,
-    data_plane: Router,
 }
 
 pub fn app(state: AppState) -> App {
     App {
-        data_plane: crate::dataplane::router(state.clone()),
-        management: router(state),
+        management: router(state.clone()),
+        state,
     }
 }
 
 impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for App {
     type Response = Response;
     type Error = std::convert::Infallible;
-    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send>>;
 
     fn call(&self, req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
-        let router = if req.uri().path().starts_with("/v1/") {
-            &self.data_plane
+        if req.uri().path().starts_with("/v1/") {
+            let state = self.state.clone();
+            Box::pin(async move { Ok(crate::dataplane::serve(state, req).await) })
         } else {
-            &self.management
-        };
-        tower::Service::call(&mut router.clone(), req.map(Body::new))
+            Box::pin(tower::Service::call(
+                &mut self.management.clone(),
+                req.map(Body::new),
+            ))
+        }
     }
 }
 

@@ -1,0 +1,118 @@
+//! The client side of forwarding: hyper's pooled HTTP/1.1 client (rustls for
+//! `https`), with the upstream's address parsed once at start. A general
+//! purpose client (reqwest) parsed the URL three times per call and ran
+//! redirect and proxy policies the data plane never wants.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderValue, Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// The largest answer read from the upstream.
+const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+/// Idle pooled connections kept per host.
+const POOL_IDLE_PER_HOST: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the upstream could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the upstream's answer broke off: {0}")]
+    Broken(String),
+    #[error("the upstream's answer is larger than {MAX_ANSWER_BYTES} bytes")]
+    TooLarge,
+}
+
+pub struct UpstreamClient {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    chat_completions: Uri,
+    authorization: Option<HeaderValue>,
+    timeout: Duration,
+}
+
+impl UpstreamClient {
+    /// `base_url` ends in `/v1` (validated by the config); `api_key` is sent
+    /// as a bearer token and marked sensitive so it is never logged.
+    pub fn new(base_url: &str, api_key: Option<&str>, timeout: Duration) -> anyhow::Result<Self> {
+        let chat_completions: Uri =
+            format!("{}/chat/completions", base_url.trim_end_matches('/')).parse()?;
+        let authorization = match api_key {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                    anyhow::anyhow!("the upstream key has characters a header cannot carry")
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+            .build(connector);
+        Ok(UpstreamClient {
+            client,
+            chat_completions,
+            authorization,
+            timeout,
+        })
+    }
+
+    /// Posts a chat completion request body as it came; returns the status
+    /// and the whole answer.
+    pub async fn chat_completions(
+        &self,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), UpstreamError> {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(self.chat_completions.clone())
+            .header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        if let Some(auth) = &self.authorization {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+            let status = response.status();
+            let answer = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        UpstreamError::TooLarge
+                    } else {
+                        UpstreamError::Broken(e.to_string())
+                    }
+                })?
+                .to_bytes();
+            Ok((status, answer))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| UpstreamError::Timeout(self.timeout))?
+    }
+}
