@@ -16,12 +16,18 @@ struct Setup {
 }
 
 impl Setup {
+    /// A gateway forwarding to a fresh simulated provider; `extra` is more TOML.
     async fn new(extra: &str) -> Setup {
         let sim = tollgate_sim_provider::spawn("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
+        Setup::new_with_upstream(&format!("upstream_url = \"http://{sim}/v1\"\n{extra}")).await
+    }
+
+    /// A gateway whose upstream (or lack of one) is given in `config`.
+    async fn new_with_upstream(config: &str) -> Setup {
         let gw = Gateway::start_with(&format!(
-            "upstream_url = \"http://{sim}/v1\"\nprice_per_request = \"0.01\"\nprice_per_1k_tokens = \"0\"\n{extra}\n"
+            "price_per_request = \"0.01\"\nprice_per_1k_tokens = \"0\"\n{config}\n"
         ));
         let http = client();
         let mut s = Setup {
@@ -693,4 +699,82 @@ async fn malformed_calls_are_refused_without_echoing_values() {
     assert_eq!(wallets[0]["balance"], "1.00", "{wallets}");
     // And a well-formed call still works.
     assert_eq!(s.call(Some(&key)).await.status(), StatusCode::OK);
+}
+
+/// When the provider fails, the consumer is told so (502, the provider's
+/// status when it answered) and nothing is charged; without a provider the
+/// gateway says it has none (503).
+#[tokio::test]
+async fn upstream_failures_are_502_and_charge_nothing() {
+    let s = Setup::new("").await;
+    let base = s.gw.base.clone();
+    let (consumer, key, _) = s.consumer("U").await;
+    let plan = s.plan("Basic", json!({})).await;
+    s.subscribe(&consumer, &plan).await;
+    s.top_up(&consumer, "1").await;
+    let failing = s
+        .http
+        .post(s.gw.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "sim-fail-500", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let problem = refusal(failing, StatusCode::BAD_GATEWAY, "upstream-error", &base).await;
+    assert_eq!(problem["upstream_status"], 500, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was charged")
+    );
+    let wallets = s
+        .admin(
+            "GET",
+            &format!("/admin/v1/consumers/{consumer}/wallets"),
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(wallets[0]["balance"], "1.00", "{wallets}");
+
+    // A provider that is down: a port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let down =
+        Setup::new_with_upstream(&format!("upstream_url = \"http://127.0.0.1:{port}/v1\"")).await;
+    let (consumer, key, _) = down.consumer("D").await;
+    let plan = down.plan("Basic", json!({})).await;
+    down.subscribe(&consumer, &plan).await;
+    down.top_up(&consumer, "1").await;
+    let problem = refusal(
+        down.call(Some(&key)).await,
+        StatusCode::BAD_GATEWAY,
+        "upstream-error",
+        &down.gw.base,
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{problem}"
+    );
+    assert!(problem.get("upstream_status").is_none());
+
+    // No provider configured at all.
+    let none = Setup::new_with_upstream("").await;
+    let (consumer, key, _) = none.consumer("N").await;
+    let plan = none.plan("Basic", json!({})).await;
+    none.subscribe(&consumer, &plan).await;
+    none.top_up(&consumer, "1").await;
+    refusal(
+        none.call(Some(&key)).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "upstream-not-configured",
+        &none.gw.base,
+    )
+    .await;
 }

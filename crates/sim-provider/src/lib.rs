@@ -8,7 +8,9 @@
 //! - `GET /v1/models` lists `sim-small` and `sim-large`.
 //! - The request header `x-sim-fail: <status>` makes it answer that status
 //!   with an OpenAI-style error body (e.g. 401, 402, 429, 500), so failure
-//!   paths can be scripted per request.
+//!   paths can be scripted per request. So does the model name
+//!   `sim-fail-<status>` (e.g. `sim-fail-500`), for callers that reach the
+//!   simulator through a gateway, which does not pass client headers on.
 
 use std::net::SocketAddr;
 
@@ -37,9 +39,15 @@ fn message_text(message: &Value) -> String {
 }
 
 async fn chat(headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let failing_model = body["model"]
+        .as_str()
+        .and_then(|m| m.strip_prefix("sim-fail-"))
+        .map(str::to_owned);
     if let Some(status) = headers
         .get("x-sim-fail")
         .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(failing_model)
         .and_then(|s| s.parse::<u16>().ok())
     {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
