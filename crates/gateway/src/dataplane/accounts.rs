@@ -156,7 +156,7 @@ impl Accounts {
                 .field("required", money(estimate))
                 .field("currency", plan.currency.clone())
                 .field("subscription_id", sub.id.clone())
-                .field("plan", serde_json::json!({"id": plan.id, "name": plan.name})));
+                .raw_field("plan", &cover.plan_ref));
             }
             let wallet = self
                 .wallet(&mut cell, &sub.consumer_id, &plan.currency)
@@ -179,10 +179,7 @@ impl Accounts {
                 .field("required", money(rest))
                 .field("currency", plan.currency.clone())
                 .field("subscription_id", sub.id.clone())
-                .field(
-                    "plan",
-                    serde_json::json!({"id": plan.id, "name": plan.name}),
-                ));
+                .raw_field("plan", &cover.plan_ref));
             }
             wallet.reserved += rest;
         }

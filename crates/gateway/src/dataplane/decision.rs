@@ -107,7 +107,7 @@ pub async fn subscription_for(
     let (sub, plan) = (&cover.sub, &cover.plan);
     let with_ids = |r: Refusal| {
         r.field("subscription_id", sub.id.clone())
-            .field("plan", json!({"id": plan.id, "name": plan.name}))
+            .raw_field("plan", &cover.plan_ref)
     };
     match sub.status {
         SubscriptionStatus::Active => Ok(cover.clone()),

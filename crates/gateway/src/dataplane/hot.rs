@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use tollgate_api::money::parse_amount;
 use tollgate_api::{Plan, Subscription};
 
@@ -27,6 +28,8 @@ pub struct Coverage {
     pub period: String,
     /// The plan's included credits per period, in micro-units.
     pub included: i64,
+    /// `{"id", "name"}` of the plan, as refusals show it.
+    pub plan_ref: Arc<RawValue>,
 }
 
 pub type Covered = Arc<Vec<Arc<Coverage>>>;
@@ -119,11 +122,17 @@ impl HotCache {
             let plan = store.plan(&sub.plan_id).await?;
             let period = period_key(&sub);
             let included = parse_amount(&plan.included_credits).unwrap_or(0);
+            let plan_ref = serde_json::value::to_raw_value(
+                &serde_json::json!({"id": plan.id, "name": plan.name}),
+            )
+            .map_err(|e| crate::store::StoreError::Backend(e.into()))?
+            .into();
             covered.push(Arc::new(Coverage {
                 sub,
                 plan,
                 period,
                 included,
+                plan_ref,
             }));
         }
         let covered = Arc::new(covered);

@@ -4,13 +4,32 @@
 //! needs to act (`balance`, `required`, `payment_method`, …).
 
 use std::fmt;
+use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tollgate_api::{PROBLEM_CONTENT_TYPE, REQUEST_ID_HEADER};
+
+/// A field's value: built for this refusal, or JSON written once and shared
+/// (what every refusal of a subscription repeats, such as its plan).
+#[derive(Debug, Clone)]
+pub enum Field {
+    Value(Value),
+    Raw(Arc<RawValue>),
+}
+
+impl Serialize for Field {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Value(v) => v.serialize(serializer),
+            Field::Raw(raw) => raw.serialize(serializer),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Refusal {
@@ -19,7 +38,7 @@ pub struct Refusal {
     pub title: &'static str,
     pub message: String,
     /// The fields a client needs to act, after the standard ones, in order.
-    pub fields: Vec<(&'static str, Value)>,
+    pub fields: Vec<(&'static str, Field)>,
     pub headers: Vec<(HeaderName, String)>,
 }
 
@@ -47,14 +66,22 @@ impl Refusal {
             slug,
             title,
             message: message.into(),
-            fields: Vec::new(),
+            fields: Vec::with_capacity(8),
             headers: Vec::new(),
         }
     }
 
     /// Adds a field to the body; a later value for the same name wins.
-    pub fn field(mut self, name: &'static str, value: impl Into<Value>) -> Self {
-        let value = value.into();
+    pub fn field(self, name: &'static str, value: impl Into<Value>) -> Self {
+        self.set(name, Field::Value(value.into()))
+    }
+
+    /// Adds a field whose JSON was written beforehand.
+    pub fn raw_field(self, name: &'static str, json: &Arc<RawValue>) -> Self {
+        self.set(name, Field::Raw(json.clone()))
+    }
+
+    fn set(mut self, name: &'static str, value: Field) -> Self {
         match self.fields.iter_mut().find(|(n, _)| *n == name) {
             Some(existing) => existing.1 = value,
             None => self.fields.push((name, value)),
