@@ -107,6 +107,15 @@ pub struct SubscriptionAction {
     pub reason: String,
 }
 
+/// Body of `POST /admin/v1/subscriptions/{id}/change-plan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct ChangePlan {
+    /// The plan to move to (`plan_<ulid>`).
+    pub plan_id: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
 #[serde(rename_all = "snake_case")]
 #[ts(export, export_to = "../../../ui/src/bindings/")]

@@ -389,3 +389,132 @@ async fn a_failed_first_charge_is_past_due_until_a_good_card_pays() {
         }
     }
 }
+
+/// Changing plan: a running paid period stays; a subscription with no
+/// running period starts one on the new plan and is charged; bad requests are
+/// refused with the field or the conflict named; the change is audited.
+#[tokio::test]
+async fn a_subscription_changes_plan() {
+    let gw = Gateway::start();
+    let api = Api {
+        gw: &gw,
+        http: client(),
+    };
+    let consumer = api.consumer("Mover").await;
+    api.card(&consumer, "4242424242424242", StatusCode::CREATED)
+        .await;
+    let monthly = api.plan("Monthly", false).await;
+    let open = api
+        .post(
+            "/admin/v1/plans",
+            json!({"name": "Open", "currency": "USD", "price": "0", "period": "none", "overage": "block"}),
+            StatusCode::CREATED,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sub = api
+        .post(
+            "/admin/v1/subscriptions",
+            json!({"consumer_id": consumer, "plan_id": open}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let id = sub["id"].as_str().unwrap();
+    assert_eq!(sub["current_period_end"], Value::Null);
+    let change = |plan: &str| json!({ "plan_id": plan });
+
+    // From a plan without periods to a monthly one: a period starts and is paid.
+    let moved = api
+        .post(
+            &format!("/admin/v1/subscriptions/{id}/change-plan"),
+            change(&monthly),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(moved["plan_id"], monthly.as_str());
+    assert_eq!(moved["status"], "active");
+    assert!(moved["current_period_end"].is_string(), "{moved}");
+    let charges = api
+        .get(&format!("/admin/v1/consumers/{consumer}/charges"))
+        .await;
+    let paid: Vec<_> = charges["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["subscription_id"] == id && c["status"] == "succeeded")
+        .collect();
+    assert_eq!(paid.len(), 1, "{charges}");
+    assert_eq!(paid[0]["amount"], "49.00");
+
+    // Back to the open plan mid-period: no charge, no more renewals.
+    let back = api
+        .post(
+            &format!("/admin/v1/subscriptions/{id}/change-plan"),
+            change(&open),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(back["plan_id"], open.as_str());
+    assert_eq!(back["current_period_end"], Value::Null);
+    let charges_after = api
+        .get(&format!("/admin/v1/consumers/{consumer}/charges"))
+        .await;
+    assert_eq!(charges_after["items"], charges["items"]);
+
+    // Refusals: same plan (409), unknown plan (422 naming plan_id), missing
+    // field (422), unknown subscription (404), canceled subscription (409).
+    api.post(
+        &format!("/admin/v1/subscriptions/{id}/change-plan"),
+        change(&open),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let unknown = api
+        .post(
+            &format!("/admin/v1/subscriptions/{id}/change-plan"),
+            change("plan_01jzzzzzzzzzzzzzzzzzzzzzzz"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    assert_eq!(unknown["errors"][0]["field"], "plan_id");
+    api.post(
+        &format!("/admin/v1/subscriptions/{id}/change-plan"),
+        json!({}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    api.post(
+        "/admin/v1/subscriptions/sub_01jzzzzzzzzzzzzzzzzzzzzzzz/change-plan",
+        change(&monthly),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    api.post(
+        &format!("/admin/v1/subscriptions/{id}/cancel"),
+        json!({"reason": "leaving"}),
+        StatusCode::OK,
+    )
+    .await;
+    let ended = api
+        .post(
+            &format!("/admin/v1/subscriptions/{id}/change-plan"),
+            change(&monthly),
+            StatusCode::CONFLICT,
+        )
+        .await;
+    assert!(
+        ended["detail"].as_str().unwrap().contains("canceled"),
+        "{ended}"
+    );
+
+    let audit = api.get("/admin/v1/audit?limit=100").await;
+    let changes = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "subscription.change_plan" && e["target"] == id)
+        .count();
+    assert_eq!(changes, 2, "{audit}");
+}

@@ -149,6 +149,44 @@ pub fn resume(state: &State) -> Result<State, NotAllowed> {
     }
 }
 
+/// What a plan change asks of the caller besides storing the new state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterChange {
+    Nothing,
+    /// A new period started now: charge the new plan's price for it.
+    ChargeNewPeriod,
+}
+
+/// Moves a subscription to another plan (`terms`) at `now`, by an admin (so
+/// no approval is asked for). A paid period in progress runs to its end and
+/// renews on the new terms; a subscription without a running period (its old
+/// plan had none, or it is past due) starts a new one now, to be charged. A
+/// pending subscription stays pending, now for the new plan.
+pub fn change_plan(
+    state: &State,
+    terms: Terms,
+    now: DateTime<Utc>,
+) -> Result<(State, AfterChange), NotAllowed> {
+    match state.status {
+        SubscriptionStatus::PendingApproval => Ok((state.clone(), AfterChange::Nothing)),
+        SubscriptionStatus::Active if terms.period == PlanPeriod::None => Ok((
+            State {
+                period_end: None,
+                ..state.clone()
+            },
+            AfterChange::Nothing,
+        )),
+        SubscriptionStatus::Active if state.period_end.is_some_and(|end| end > now) => {
+            Ok((state.clone(), AfterChange::Nothing))
+        }
+        SubscriptionStatus::Active | SubscriptionStatus::PastDue => Ok((
+            activate(terms, state.auto_renew, now),
+            AfterChange::ChargeNewPeriod,
+        )),
+        other => Err(not_allowed(other, "moved to another plan")),
+    }
+}
+
 /// When a past-due subscription expires.
 pub fn grace_until(state: &State, grace_days: u32) -> Option<DateTime<Utc>> {
     state
@@ -381,5 +419,46 @@ mod tests {
         let canceled = cancel(&active, "customer left").unwrap();
         assert_eq!((canceled.status, canceled.auto_renew), (Canceled, false));
         assert!(suspend(&canceled, "x").is_err());
+    }
+
+    #[test]
+    fn a_plan_change_keeps_a_paid_period_or_starts_one() {
+        let active = start(MONTHLY, false, true, at("2026-03-01T00:00:00Z"));
+        // Mid-period: the paid period runs on; renewal follows the new terms.
+        let (kept, after) = change_plan(&active, FREE, at("2026-03-10T00:00:00Z")).unwrap();
+        assert_eq!(kept, active);
+        assert_eq!(after, AfterChange::Nothing);
+        // To a plan without periods: no more renewals.
+        let unlimited = Terms {
+            period: PlanPeriod::None,
+            price_micros: 0,
+        };
+        let (open, after) = change_plan(&active, unlimited, at("2026-03-10T00:00:00Z")).unwrap();
+        assert_eq!((open.status, open.period_end), (Active, None));
+        assert_eq!(after, AfterChange::Nothing);
+        // From a plan without periods: a period starts now and is charged.
+        let (started, after) = change_plan(&open, MONTHLY, at("2026-04-02T12:00:00Z")).unwrap();
+        assert_eq!(started.period_start, Some(at("2026-04-02T12:00:00Z")));
+        assert_eq!(started.period_end, Some(at("2026-05-02T12:00:00Z")));
+        assert_eq!(after, AfterChange::ChargeNewPeriod);
+        // Past due: the new plan starts afresh and is charged now.
+        let past_due = charge_failed(&active, "card_declined", at("2026-04-01T00:00:00Z"));
+        let (fresh, after) = change_plan(&past_due, FREE, at("2026-04-02T00:00:00Z")).unwrap();
+        assert_eq!((fresh.status, fresh.past_due_since), (Active, None));
+        assert_eq!(after, AfterChange::ChargeNewPeriod);
+        // Pending stays pending; ended and suspended ones cannot move.
+        let pending = start(MONTHLY, true, true, at("2026-03-01T00:00:00Z"));
+        assert_eq!(
+            change_plan(&pending, FREE, at("2026-03-02T00:00:00Z")).unwrap(),
+            (pending.clone(), AfterChange::Nothing)
+        );
+        for ended in [
+            cancel(&active, "bye").unwrap(),
+            suspend(&active, "abuse").unwrap(),
+            reject(&pending, "no").unwrap(),
+        ] {
+            let refused = change_plan(&ended, FREE, at("2026-03-02T00:00:00Z")).unwrap_err();
+            assert_eq!(refused.action, "moved to another plan");
+        }
     }
 }

@@ -474,11 +474,25 @@ impl Billing {
         now: DateTime<Utc>,
         audit: &AuditContext,
     ) -> Result<Subscription, ApiError> {
+        let key = format!("first:{}", sub.id);
+        self.charge_new_period(sub, plan, &key, now, audit).await
+    }
+
+    /// Charges the price of a period that just started (on approval, or on a
+    /// plan change); a failed charge makes the subscription past due.
+    /// `key` makes the charge idempotent.
+    pub async fn charge_new_period(
+        &self,
+        sub: Subscription,
+        plan: &Plan,
+        key: &str,
+        now: DateTime<Utc>,
+        audit: &AuditContext,
+    ) -> Result<Subscription, ApiError> {
         if sub.status != SubscriptionStatus::Active || terms(plan).price_micros == 0 {
             return Ok(sub);
         }
-        let key = format!("first:{}", sub.id);
-        match self.charge(&sub, plan, &key, now).await? {
+        match self.charge(&sub, plan, key, now).await? {
             ChargeOutcome::Paid => Ok(sub),
             ChargeOutcome::Failed(reason) => {
                 let next = lifecycle::charge_failed(&state_of(&sub), &reason, now);

@@ -124,6 +124,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(subscriptions::get_subscription))
         .routes(routes!(subscriptions::act_on_subscription))
+        .routes(routes!(subscriptions::change_plan))
         .routes(routes!(
             payment_methods::list_payment_methods,
             payment_methods::add_payment_method

@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use tollgate_api::{
-    CreateSubscription, FieldError, Page, Problem, Scope, Subscription, SubscriptionAction,
-    SubscriptionStatus,
+    ChangePlan, CreateSubscription, FieldError, Page, Problem, Scope, Subscription,
+    SubscriptionAction, SubscriptionStatus,
 };
 
 use super::{ApiJson, AppState, PageParams, parse_json};
@@ -217,6 +217,70 @@ pub async fn act_on_subscription(
             .await?
     } else {
         saved
+    };
+    Ok(Json(state.billing.present(saved)))
+}
+
+/// Move a subscription to another plan. A paid period in progress runs to its
+/// end and renews on the new plan; a subscription without a running period
+/// (its plan had none, or it is past due) starts a new period now, charged to
+/// the default card. The admin's change needs no approval; a pending
+/// subscription stays pending, for the new plan.
+#[utoipa::path(post, path = "/admin/v1/subscriptions/{id}/change-plan", tag = "subscriptions",
+    security(("admin_token" = ["billing"])),
+    params(("id" = String, Path)),
+    request_body = ChangePlan,
+    responses((status = 200, body = Subscription), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn change_plan(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ChangePlan>,
+) -> ApiResult<Json<Subscription>> {
+    admin.require(Scope::Billing)?;
+    let plan_id = body.plan_id.trim();
+    if plan_id.is_empty() {
+        return Err(ApiError::validation("plan_id", "is required"));
+    }
+    let sub = state
+        .store
+        .subscription(&id)
+        .await
+        .map_err(for_resource("subscription", &id))?;
+    if sub.plan_id == plan_id {
+        return Err(ApiError::Conflict(
+            "the subscription is already on this plan".into(),
+        ));
+    }
+    let plan = match state.store.plan(plan_id).await {
+        Ok(plan) => plan,
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::validation(
+                "plan_id",
+                "names no plan of this gateway",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let now = Utc::now();
+    let (next, after) = lifecycle::change_plan(&state_of(&sub), terms(&plan), now)
+        .map_err(|e| ApiError::Conflict(e.to_string()))?;
+    let audit = admin.audit();
+    let saved = state
+        .store
+        .change_subscription_plan(&id, &plan.id, next, sub.version, &audit)
+        .await?;
+    let saved = match after {
+        lifecycle::AfterChange::Nothing => saved,
+        lifecycle::AfterChange::ChargeNewPeriod => {
+            let key = format!("change:{}:{}", saved.id, saved.version);
+            state
+                .billing
+                .charge_new_period(saved, &plan, &key, now, &audit)
+                .await?
+        }
     };
     Ok(Json(state.billing.present(saved)))
 }

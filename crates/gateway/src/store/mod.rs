@@ -405,6 +405,16 @@ pub trait SubscriptionStore: Send + Sync + 'static {
         action: &str,
         audit: Option<&AuditContext>,
     ) -> StoreResult<tollgate_api::Subscription>;
+    /// Moves a subscription to `plan_id` with its new lifecycle state, if it
+    /// is still at `expected_version`; audited as `subscription.change_plan`.
+    async fn change_subscription_plan(
+        &self,
+        id: &str,
+        plan_id: &str,
+        state: crate::billing::lifecycle::State,
+        expected_version: i64,
+        audit: &AuditContext,
+    ) -> StoreResult<tollgate_api::Subscription>;
 
     async fn add_payment_method(
         &self,

@@ -249,6 +249,35 @@ impl SubscriptionStore for SqliteStore {
         .await
     }
 
+    async fn change_subscription_plan(
+        &self,
+        id: &str,
+        plan_id: &str,
+        state: State,
+        expected_version: i64,
+        ctx: &AuditContext,
+    ) -> StoreResult<Subscription> {
+        let (id, plan_id, ctx) = (id.to_owned(), plan_id.to_owned(), ctx.clone());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let current = load_sub(&tx, &id)?;
+            check_version(current.version, Some(expected_version))?;
+            tx.execute(
+                "UPDATE subscriptions SET plan_id = ?2, status = ?3, status_reason = ?4, period_start = ?5, \
+                 period_end = ?6, auto_renew = ?7, past_due_since = ?8, updated_at = ?9, version = version + 1 \
+                 WHERE id = ?1",
+                params![id, plan_id, state.status.as_str(), state.reason, state.period_start.map(ts),
+                    state.period_end.map(ts), state.auto_renew, state.past_due_since.map(ts), ts(Utc::now())],
+            )
+            .map_err(|e| if is_foreign_key_violation(&e) { StoreError::NotFound } else { backend(e) })?;
+            audit(&tx, &ctx, "subscription.change_plan", &id)?;
+            let sub = load_sub(&tx, &id)?;
+            tx.commit().map_err(backend)?;
+            Ok(sub)
+        })
+        .await
+    }
+
     async fn add_payment_method(
         &self,
         consumer_id: &str,
