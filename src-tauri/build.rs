@@ -34,6 +34,7 @@ fn main() {
         "list_subscriptions",
         "create_subscription",
         "subscription_action",
+        "change_subscription_plan",
         "list_payment_methods",
         "add_payment_method",
         "set_default_payment_method",

@@ -61,6 +61,7 @@ pub fn run() {
             commands::billing::list_subscriptions,
             commands::billing::create_subscription,
             commands::billing::subscription_action,
+            commands::billing::change_subscription_plan,
             commands::billing::list_payment_methods,
             commands::billing::add_payment_method,
             commands::billing::set_default_payment_method,

@@ -101,3 +101,29 @@ def test_billing_journey(driver, gateways):
     driver.find_element(*tid("save-card")).click()
     wait(driver).until(EC.presence_of_element_located(tid("card-row-4242")))
     shot(driver, "consumer-detail")
+
+    # Move the subscription to a second plan: the dialog says what happens to
+    # the running period, and the row then shows the new plan.
+    driver.find_element(*tid("nav-plans")).click()
+    wait(driver).until(EC.element_to_be_clickable(tid("new-plan"))).click()
+    fill(driver, "plan-name", "Team")
+    fill(driver, "plan-price", "29")
+    fill(driver, "plan-credits", "50")
+    checkbox = driver.find_element(*tid("plan-approval"))
+    if checkbox.is_selected():
+        checkbox.click()
+    driver.find_element(*tid("save-plan")).click()
+    wait(driver).until(EC.presence_of_element_located(tid("plan-row-Team")))
+
+    open_consumer(driver, "Chatbot")
+    move = wait(driver).until(EC.element_to_be_clickable((By.CSS_SELECTOR, '[data-testid^="change-plan-sub_"]')))
+    move.click()
+    choose(driver, "change-plan-select", "Team")
+    effect = wait(driver).until(EC.visibility_of_element_located(tid("change-plan-effect")))
+    assert "runs to its end" in effect.text, effect.text
+    shot(driver, "change-plan")
+    driver.find_element(*tid("change-plan-ok")).click()
+    wait(driver).until(EC.invisibility_of_element_located(tid("change-plan-ok")))
+    row = wait(driver).until(EC.presence_of_element_located((By.CSS_SELECTOR, '[data-testid^="subscription-row-"]')))
+    wait(driver).until(lambda d: "Team" in row.text)
+    assert "active" in row.text

@@ -5,7 +5,7 @@
 
 use serde_json::json;
 use tollgate_api::{
-    AddPaymentMethod, Charge, Consumer, ConsumerKey, CreateConsumer, CreateConsumerKey,
+    AddPaymentMethod, ChangePlan, Charge, Consumer, ConsumerKey, CreateConsumer, CreateConsumerKey,
     CreateLedgerEntry, CreatePlan, CreateSubscription, IssuedConsumerKey, LedgerEntry, Page,
     PaymentMethod, Plan, Subscription, SubscriptionStatus, UpdateConsumer, Wallet,
 };
@@ -234,6 +234,35 @@ impl Console {
             .client(id)
             .await?
             .post_json(&path, &json!({"reason": reason.trim()}), None)
+            .await?)
+    }
+
+    /// Moves a subscription to another plan (see the gateway's rules: a
+    /// running paid period continues; otherwise a new one starts, charged).
+    pub async fn change_subscription_plan(
+        &self,
+        id: &str,
+        subscription_id: &str,
+        plan_id: &str,
+    ) -> Result<Subscription, ConsoleError> {
+        let plan_id = plan_id.trim();
+        if plan_id.is_empty() {
+            return Err(ConsoleError::validation("plan_id", "choose a plan"));
+        }
+        let path = format!(
+            "/admin/v1/subscriptions/{}/change-plan",
+            encode(subscription_id)
+        );
+        Ok(self
+            .client(id)
+            .await?
+            .post_json(
+                &path,
+                &ChangePlan {
+                    plan_id: plan_id.to_owned(),
+                },
+                None,
+            )
             .await?)
     }
 

@@ -115,6 +115,19 @@ async fn consumer_plan_approval_key_top_up_and_cards() {
         .await
         .unwrap();
     assert_eq!(approved.status, SubscriptionStatus::Active);
+    assert_eq!(
+        console
+            .change_subscription_plan(&id, &sub.id, "  ")
+            .await
+            .unwrap_err()
+            .code(),
+        "validation"
+    );
+    let refused = console
+        .change_subscription_plan(&id, &sub.id, &sub.plan_id)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "conflict", "{refused:?}");
 
     let issued = console
         .create_consumer_key(

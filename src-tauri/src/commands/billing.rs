@@ -65,6 +65,18 @@ pub async fn subscription_action(
 }
 
 #[tauri::command]
+pub async fn change_subscription_plan(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    subscription_id: String,
+    plan_id: String,
+) -> CommandResult<Subscription> {
+    Ok(console
+        .change_subscription_plan(&instance_id, &subscription_id, &plan_id)
+        .await?)
+}
+
+#[tauri::command]
 pub async fn list_payment_methods(
     console: ConsoleState<'_>,
     instance_id: String,

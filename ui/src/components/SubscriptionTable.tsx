@@ -7,7 +7,8 @@ import type { SubscriptionStatus } from "../bindings/SubscriptionStatus";
 import * as backend from "../lib/backend";
 import type { SubscriptionActionName } from "../lib/backend";
 import { absoluteTime, relativeTime } from "../lib/format";
-import { invalidateWith, keys } from "../lib/queries";
+import { invalidateWith, keys, usePlans } from "../lib/queries";
+import { ChangePlanDialog } from "./ChangePlanDialog";
 import { ProdNotice } from "./ProdNotice";
 import { ReasonDialog } from "./ReasonDialog";
 import { StatusBadge } from "./StatusBadge";
@@ -32,6 +33,9 @@ function actionsFor(sub: Subscription): readonly SubscriptionActionName[] {
   const due = !Number.isNaN(end) && end <= Date.now();
   return due ? actions : actions.filter((a) => a !== "renew");
 }
+
+/** Statuses whose subscription may move to another plan. */
+const CAN_CHANGE_PLAN = new Set<SubscriptionStatus>(["pending_approval", "active", "past_due"]);
 
 const NEEDS_REASON = new Set<SubscriptionActionName>(["reject", "cancel", "suspend"]);
 
@@ -77,6 +81,24 @@ export function SubscriptionTable({ instance, rows, planNames, showConsumer = fa
   const client = useQueryClient();
   const toast = useToast();
   const [asking, setAsking] = useState<{ sub: Subscription; action: SubscriptionActionName } | null>(null);
+  const [moving, setMoving] = useState<Subscription | null>(null);
+  const plans = usePlans(instance.id);
+  const planRows = plans.data?.pages.flatMap((p) => p.items) ?? [];
+
+  const change = useMutation({
+    mutationFn: ({ sub, planId }: { sub: Subscription; planId: string }) => backend.changeSubscriptionPlan(instance.id, sub.id, planId),
+    onSuccess: async (saved) => {
+      setMoving(null);
+      const name = planRows.find((p) => p.id === saved.plan_id)?.name ?? saved.plan_id;
+      toast.success(`Moved subscription ${saved.id} to ${name} (now ${saved.status.replace(/_/g, " ")}).`);
+      await invalidateWith(client, instance.id, [keys.subscriptions(instance.id), ["charges", instance.id]]);
+    },
+    onError: async (error) => {
+      if (error.code === "precondition_failed" || error.code === "conflict" || error.code === "not_found") {
+        await client.invalidateQueries({ queryKey: keys.subscriptions(instance.id) });
+      }
+    },
+  });
 
   const act = useMutation({
     mutationFn: ({ sub, action, reason }: { sub: Subscription; action: SubscriptionActionName; reason: string }) =>
@@ -155,11 +177,37 @@ export function SubscriptionTable({ instance, rows, planNames, showConsumer = fa
                     {LABELS[action]}
                   </button>
                 ))}
+                {CAN_CHANGE_PLAN.has(sub.status) && (
+                  <button
+                    type="button"
+                    data-testid={`change-plan-${sub.id}`}
+                    onClick={() => {
+                      change.reset();
+                      setMoving(sub);
+                    }}
+                  >
+                    Change plan
+                  </button>
+                )}
               </td>
             </tr>
           ))}
         </tbody>
       </table>
+      {moving && (
+        <ChangePlanDialog
+          instance={instance}
+          sub={moving}
+          plans={planRows}
+          onConfirm={(planId) => change.mutate({ sub: moving, planId })}
+          onCancel={() => {
+            setMoving(null);
+            change.reset();
+          }}
+          pending={change.isPending}
+          error={change.error}
+        />
+      )}
       {asking && (
         <ReasonDialog
           title={`${LABELS[asking.action]} subscription`}

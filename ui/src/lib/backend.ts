@@ -214,6 +214,9 @@ export const subscriptionAction = (
   reason: string,
 ) => call<Subscription>("subscription_action", { instanceId, subscriptionId, action, reason });
 
+export const changeSubscriptionPlan = (instanceId: string, subscriptionId: string, planId: string) =>
+  call<Subscription>("change_subscription_plan", { instanceId, subscriptionId, planId });
+
 // ---- Payment methods and charges -----------------------------------------
 
 export const listPaymentMethods = (instanceId: string, consumerId: string) =>
