@@ -22,8 +22,10 @@ interface Props {
 }
 
 function describe(plan: Plan) {
-  const price = plan.price === "0" || Number(plan.price) === 0 ? "free" : `${plan.price} ${plan.currency}`;
-  return plan.period === "none" ? `${plan.name} (${price}, no periods)` : `${plan.name} (${price} a ${plan.period})`;
+  const free = Number(plan.price) === 0;
+  if (plan.period === "none") return `${plan.name} (${free ? "free" : `${plan.price} ${plan.currency}`}, no periods)`;
+  if (free) return `${plan.name} (free, ${plan.period === "month" ? "monthly" : "yearly"})`;
+  return `${plan.name} (${plan.price} ${plan.currency} a ${plan.period})`;
 }
 
 /** Moves a subscription to another plan, saying what happens to its period and its card. */

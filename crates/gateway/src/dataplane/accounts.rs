@@ -21,8 +21,11 @@ struct Wallet {
     reserved: i64,
 }
 
+/// A subscription's included credits in its current period (keyed by the
+/// period's start); a call of an older period no longer counts here.
 #[derive(Debug, Default)]
 struct Credits {
+    period: String,
     used: i64,
     reserved: i64,
 }
@@ -30,7 +33,15 @@ struct Credits {
 #[derive(Debug, Default)]
 struct Cell {
     wallets: HashMap<String, Wallet>,
-    credits: HashMap<(String, String), Credits>,
+    /// Per subscription id.
+    credits: HashMap<String, Credits>,
+}
+
+impl Cell {
+    /// The credits of `sub` if `period` is still its current one.
+    fn credits_in(&mut self, sub: &str, period: &str) -> Option<&mut Credits> {
+        self.credits.get_mut(sub).filter(|c| c.period == period)
+    }
 }
 
 /// Credit held for one call.
@@ -111,13 +122,20 @@ impl Accounts {
         sub: &str,
         period: &str,
     ) -> StoreResult<&'a mut Credits> {
-        let key = (sub.to_owned(), period.to_owned());
-        if !cell.credits.contains_key(&key) {
+        if cell.credits_in(sub, period).is_none() {
             let used = self.store.period_usage(sub, period).await?;
-            cell.credits
-                .insert(key.clone(), Credits { used, reserved: 0 });
+            cell.credits.insert(
+                sub.to_owned(),
+                Credits {
+                    period: period.to_owned(),
+                    used,
+                    reserved: 0,
+                },
+            );
         }
-        Ok(cell.credits.get_mut(&key).expect("inserted above"))
+        Ok(cell
+            .credits_in(sub, period)
+            .expect("inserted above for this period"))
     }
 
     /// Holds `estimate` for a call: from the period's included credits first,
@@ -201,10 +219,7 @@ impl Accounts {
     }
 
     fn release_in(cell: &mut Cell, r: &Reservation) {
-        if let Some(c) = cell
-            .credits
-            .get_mut(&(r.subscription_id.clone(), r.period.clone()))
-        {
+        if let Some(c) = cell.credits_in(&r.subscription_id, &r.period) {
             c.reserved -= r.credits;
         }
         if let Some(w) = cell.wallets.get_mut(&r.currency) {
@@ -225,8 +240,7 @@ impl Accounts {
         let mut cell = cell.lock().await;
         Self::release_in(&mut cell, r);
         let used = cell
-            .credits
-            .get(&(r.subscription_id.clone(), r.period.clone()))
+            .credits_in(&r.subscription_id, &r.period)
             .map_or(0, |c| c.used);
         let credits_left = (r.included - used).max(0);
         let (from_credits, from_wallet) = match r.overage {
@@ -245,10 +259,7 @@ impl Accounts {
             wallet: from_wallet,
             request_id: request_id.to_owned(),
         });
-        if let Some(c) = cell
-            .credits
-            .get_mut(&(r.subscription_id.clone(), r.period.clone()))
-        {
+        if let Some(c) = cell.credits_in(&r.subscription_id, &r.period) {
             c.used += from_credits;
         }
         if let Some(w) = cell.wallets.get_mut(&r.currency) {

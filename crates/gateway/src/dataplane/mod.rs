@@ -114,7 +114,10 @@ impl Call {
             Err(refusal) => refusal.render(&self.request_id, &state.instance.public_url),
         };
         let status = response.status().as_u16();
-        if let Ok(value) = HeaderValue::from_str(&self.request_id) {
+        // Refusals carry it already; successful answers get it here.
+        if !response.headers().contains_key(REQUEST_ID_HEADER)
+            && let Ok(value) = HeaderValue::from_str(&self.request_id)
+        {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
         tracing::info!(
