@@ -161,7 +161,9 @@ pub enum AfterChange {
 /// no approval is asked for). A paid period in progress runs to its end and
 /// renews on the new terms; a subscription without a running period (its old
 /// plan had none, or it is past due) starts a new one now, to be charged. A
-/// pending subscription stays pending, now for the new plan.
+/// past-due subscription thus leaves its grace period: should the new charge
+/// fail too, a new grace period starts from the change. A pending
+/// subscription stays pending, now for the new plan.
 pub fn change_plan(
     state: &State,
     terms: Terms,
