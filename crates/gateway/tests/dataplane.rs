@@ -126,6 +126,16 @@ impl Setup {
         .await;
     }
 
+    /// A consumer subscribed to a fresh wallet-charging plan, its wallet
+    /// topped up with 1 USD; returns (consumer id, key secret).
+    async fn paying_consumer(&self, name: &str) -> (String, String) {
+        let (consumer, key, _) = self.consumer(name).await;
+        let plan = self.plan(&format!("Plan of {name}"), json!({})).await;
+        self.subscribe(&consumer, &plan).await;
+        self.top_up(&consumer, "1").await;
+        (consumer, key)
+    }
+
     async fn call(&self, key: Option<&str>) -> reqwest::Response {
         let mut req = self.http.post(self.gw.url("/v1/chat/completions"))
             .json(&json!({"model": "sim-small", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 16}));
@@ -593,10 +603,7 @@ async fn concurrent_calls_never_overspend() {
 async fn malformed_calls_are_refused_without_echoing_values() {
     let s = Setup::new("max_body_bytes = 4096").await;
     let base = s.gw.base.clone();
-    let (consumer, key, _) = s.consumer("M").await;
-    let plan = s.plan("Basic", json!({})).await;
-    s.subscribe(&consumer, &plan).await;
-    s.top_up(&consumer, "1").await;
+    let (consumer, key) = s.paying_consumer("M").await;
     let post = |body: String| {
         s.http
             .post(s.gw.url("/v1/chat/completions"))
@@ -708,10 +715,7 @@ async fn malformed_calls_are_refused_without_echoing_values() {
 async fn upstream_failures_are_502_and_charge_nothing() {
     let s = Setup::new("").await;
     let base = s.gw.base.clone();
-    let (consumer, key, _) = s.consumer("U").await;
-    let plan = s.plan("Basic", json!({})).await;
-    s.subscribe(&consumer, &plan).await;
-    s.top_up(&consumer, "1").await;
+    let (consumer, key) = s.paying_consumer("U").await;
     let failing = s
         .http
         .post(s.gw.url("/v1/chat/completions"))
@@ -744,10 +748,7 @@ async fn upstream_failures_are_502_and_charge_nothing() {
     drop(closed);
     let down =
         Setup::new_with_upstream(&format!("upstream_url = \"http://127.0.0.1:{port}/v1\"")).await;
-    let (consumer, key, _) = down.consumer("D").await;
-    let plan = down.plan("Basic", json!({})).await;
-    down.subscribe(&consumer, &plan).await;
-    down.top_up(&consumer, "1").await;
+    let (_, key) = down.paying_consumer("D").await;
     let problem = refusal(
         down.call(Some(&key)).await,
         StatusCode::BAD_GATEWAY,
@@ -766,10 +767,7 @@ async fn upstream_failures_are_502_and_charge_nothing() {
 
     // No provider configured at all.
     let none = Setup::new_with_upstream("").await;
-    let (consumer, key, _) = none.consumer("N").await;
-    let plan = none.plan("Basic", json!({})).await;
-    none.subscribe(&consumer, &plan).await;
-    none.top_up(&consumer, "1").await;
+    let (_, key) = none.paying_consumer("N").await;
     refusal(
         none.call(Some(&key)).await,
         StatusCode::SERVICE_UNAVAILABLE,
