@@ -4,7 +4,8 @@
 #      to the simulated provider (test fixture) vs nginx proxying the same
 #      upstream (proxy_pass with keepalive);
 #   2. a refusal decided by tollgated (402 insufficient-funds) vs nginx
-#      answering a static 402 body.
+#      answering a static copy of that same 402 answer (and, for reference,
+#      a minimal static 402 body).
 # The server under test runs on CPU 0; the upstream and wrk on CPU 1.
 # BENCH_PERF_DIR=dir records a perf profile of tollgated during its runs.
 set -euo pipefail
@@ -43,6 +44,12 @@ consumer_key() {
 }
 RICH=$(consumer_key rich 1000000)
 BROKE=$(consumer_key broke)
+POST_BODY='{"model":"sim-small","messages":[{"role":"user","content":"hello there"}],"max_tokens":16}'
+# nginx serves a static copy of the gateway's own 402 answer, so both send
+# the same bytes; a minimal 402 is measured too, for reference.
+REFUSAL=$(curl -sS -H "Authorization: Bearer $BROKE" -H 'content-type: application/json' -d "$POST_BODY" "$GW/v1/chat/completions")
+case "$REFUSAL" in *insufficient-funds*) ;; *) echo "unexpected refusal: $REFUSAL" >&2; exit 1 ;; esac
+case "$REFUSAL" in *'$'*|*"'"*|*'\'*) echo "the refusal needs escaping for nginx: $REFUSAL" >&2; exit 1 ;; esac
 
 cat >"$WORK/nginx.conf" <<NGINX
 worker_processes 1;
@@ -57,7 +64,8 @@ http {
     listen 127.0.0.1:0;
     listen 127.0.0.1:18402;
     location /v1/ { proxy_pass http://sim; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    location = /static402 { default_type application/problem+json; return 402 '{"type":"about:blank","title":"Payment Required","status":402}'; }
+    location = /static402 { default_type application/problem+json; return 402 '$REFUSAL'; }
+    location = /static402-minimal { default_type application/problem+json; return 402 '{"type":"about:blank","title":"Payment Required","status":402}'; }
   }
 }
 NGINX
@@ -66,9 +74,9 @@ nginx -c "$WORK/nginx.conf" -p "$WORK" && PIDS+=("$(cat "$WORK/nginx.pid" 2>/dev
 sleep 0.3
 NGINX_URL=http://127.0.0.1:18402
 
-cat >"$WORK/post.lua" <<'LUA'
+cat >"$WORK/post.lua" <<LUA
 wrk.method = "POST"
-wrk.body = '{"model":"sim-small","messages":[{"role":"user","content":"hello there"}],"max_tokens":16}'
+wrk.body = '$POST_BODY'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
@@ -115,7 +123,8 @@ for round in $(seq 1 "$ROUNDS"); do
   fi
   if [ "$ONLY" != forward ]; then
     run gw_402 "tollgated: 402 insufficient-funds decided by the gateway" "$GW/v1/chat/completions" "$BROKE"
-    run ng_402 "nginx: static 402 body" "$NGINX_URL/static402"
+    run ng_402 "nginx: static copy of the gateway's 402 answer ($(printf %s "$REFUSAL" | wc -c) B)" "$NGINX_URL/static402"
+    run ng_402_min "nginx: minimal static 402 body (64 B; reference only)" "$NGINX_URL/static402-minimal"
   fi
 done
 python3 - "$WORK/results" "$CONNS" "$DURATION" "$ROUNDS" <<'PY'
@@ -140,5 +149,6 @@ print()
 if "gw_ok" in median:
     print(f"forwarding: tollgated / nginx = {median['gw_ok'] / median['ng_ok']:.2f} (goal >= 0.8)")
 if "gw_402" in median:
-    print(f"refusal:    tollgated / nginx = {median['gw_402'] / median['ng_402']:.2f} (goal >= 0.7)")
+    print(f"refusal:    tollgated / nginx = {median['gw_402'] / median['ng_402']:.2f} (goal >= 0.7; "
+          f"{median['gw_402'] / median['ng_402_min']:.2f} against the minimal body)")
 PY

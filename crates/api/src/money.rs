@@ -39,26 +39,42 @@ pub fn parse_amount(text: &str) -> Result<i64, String> {
 
 /// Formats micro-units with at least `min_decimals` places and no trailing zeros beyond them.
 pub fn format_amount(micros: i64, min_decimals: usize) -> String {
-    use std::fmt::Write;
     let abs = micros.unsigned_abs();
     let mut fraction = abs % MICROS as u64;
-    // Drop trailing zero digits beyond the minimum; the data plane formats
-    // amounts on every refusal, so this avoids formatting twice.
+    // Drop trailing zero digits beyond the minimum.
     let mut digits = FRACTION_DIGITS;
     let min = min_decimals.min(FRACTION_DIGITS);
     while digits > min && fraction.is_multiple_of(10) {
         fraction /= 10;
         digits -= 1;
     }
-    let mut out = String::with_capacity(24);
-    if micros < 0 {
-        out.push('-');
+    // Written right to left into a buffer that holds any i64 (the data
+    // plane formats amounts on every refusal, so no `fmt` machinery).
+    let mut buf = [0u8; 32];
+    let mut pos = buf.len();
+    let mut push = |byte: u8| {
+        pos -= 1;
+        buf[pos] = byte;
+    };
+    for _ in 0..digits {
+        push(b'0' + (fraction % 10) as u8);
+        fraction /= 10;
     }
-    let _ = write!(out, "{}", abs / MICROS as u64);
     if digits > 0 {
-        let _ = write!(out, ".{fraction:0digits$}");
+        push(b'.');
     }
-    out
+    let mut whole = abs / MICROS as u64;
+    loop {
+        push(b'0' + (whole % 10) as u8);
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    if micros < 0 {
+        push(b'-');
+    }
+    String::from_utf8_lossy(&buf[pos..]).into_owned()
 }
 
 #[cfg(test)]
@@ -87,6 +103,9 @@ mod tests {
         assert_eq!(format_amount(1, 2), "0.000001");
         assert_eq!(format_amount(-3_250_000, 2), "-3.25");
         assert_eq!(format_amount(7_000_000, 0), "7");
+        assert_eq!(format_amount(i64::MIN, 2), "-9223372036854.775808");
+        assert_eq!(format_amount(i64::MAX, 0), "9223372036854.775807");
+        assert_eq!(format_amount(10_000_000, 1), "10.0");
         for bad in [
             "",
             "-",

@@ -223,7 +223,8 @@ impl Billing {
     /// Why calls on `plan` cannot be billed because of the gateway's own
     /// settings, if they cannot: the gateway's fault, answered with 503.
     pub fn fault_for(&self, plan: &Plan) -> Option<String> {
-        let e = self.effective();
+        // Asked on every call: read in place rather than clone the settings.
+        let e = self.settings.read().unwrap_or_else(|p| p.into_inner());
         if !e.credentials_readable {
             return Some(
                 "the payment credentials cannot be decrypted with this gateway's encryption key"

@@ -3,7 +3,8 @@
 //! there is. Every ledger write of a consumer (calls and admin top-ups) goes
 //! through here, so the cached balances stay equal to the store's.
 
-use std::collections::HashMap;
+// A fast hash: these maps are read on every call (seeded per process).
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
@@ -164,14 +165,15 @@ impl Accounts {
         let money = |m: i64| format_amount(m, 2);
         if rest > 0 {
             if plan.overage == OveragePolicy::Block {
+                let (balance, required) = (money(credits_left), money(estimate));
                 return Err(Refusal::new(
                     StatusCode::PAYMENT_REQUIRED,
                     "insufficient-funds",
                     "Insufficient funds",
-                    format!("The plan's included credits for this period are used up ({} {} left, {} needed).", money(credits_left), plan.currency, money(estimate)),
+                    format!("The plan's included credits for this period are used up ({balance} {} left, {required} needed).", plan.currency),
                 )
-                .field("balance", money(credits_left))
-                .field("required", money(estimate))
+                .field("balance", balance)
+                .field("required", required)
                 .field("currency", plan.currency.clone())
                 .field("subscription_id", sub.id.clone())
                 .raw_field("plan", &cover.plan_ref));
@@ -182,19 +184,18 @@ impl Accounts {
                 .map_err(unavailable)?;
             let available = wallet.balance - wallet.reserved;
             if available < rest {
+                let (balance, required) = (money(available.max(0)), money(rest));
                 return Err(Refusal::new(
                     StatusCode::PAYMENT_REQUIRED,
                     "insufficient-funds",
                     "Insufficient funds",
                     format!(
-                        "The wallet holds {} {} available; this call needs {}.",
-                        money(available.max(0)),
+                        "The wallet holds {balance} {} available; this call needs {required}.",
                         plan.currency,
-                        money(rest)
                     ),
                 )
-                .field("balance", money(available.max(0)))
-                .field("required", money(rest))
+                .field("balance", balance)
+                .field("required", required)
                 .field("currency", plan.currency.clone())
                 .field("subscription_id", sub.id.clone())
                 .raw_field("plan", &cover.plan_ref));

@@ -11,8 +11,10 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+use super::accounts::Reservation;
+use super::hot::Coverage;
 use super::refusal::Refusal;
-use super::upstream::UpstreamError;
+use super::upstream::{UpstreamClient, UpstreamError};
 use super::{Call, auth, decision};
 use crate::http::AppState;
 
@@ -152,6 +154,7 @@ async fn handle(
     let now = Utc::now();
     let data = &state.data;
     let caller = auth::authenticate(&state.billing, headers, now).await?;
+
     let cover = decision::subscription_for(&state.billing, &caller, API, now).await?;
     let (sub, plan) = (&cover.sub, &cover.plan);
     if let Some(fault) = state.billing.fault_for(plan) {
@@ -217,7 +220,31 @@ async fn handle(
 
     let estimate = data.pricing.cost(parsed.token_allowance(body.len()));
     let reservation = data.accounts.reserve(&cover, estimate).await?;
+    // Boxed so that the refusals above, the hottest answers, do not carry
+    // (and copy) the forwarding's much larger state.
+    Box::pin(forward(
+        state,
+        request_id,
+        &cover,
+        rate_headers,
+        reservation,
+        upstream,
+        body,
+    ))
+    .await
+}
 
+/// Sends a reserved call upstream and settles it at its actual cost.
+async fn forward(
+    state: &AppState,
+    request_id: &str,
+    cover: &Coverage,
+    rate_headers: Vec<(HeaderName, String)>,
+    reservation: Reservation,
+    upstream: &UpstreamClient,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let (data, sub, plan) = (&state.data, &cover.sub, &cover.plan);
     let (status, upstream_body) = match upstream.chat_completions(body).await {
         Ok(answer) => answer,
         Err(e) => {
@@ -255,10 +282,6 @@ async fn handle(
     );
     let cost_text = tollgate_api::money::format_amount(cost, 2);
     for (name, value) in [
-        (
-            HeaderName::from_static("x-request-id"),
-            request_id.to_owned(),
-        ),
         (
             HeaderName::from_static("x-tollgate-cost"),
             format!("{cost_text} {}", plan.currency),

@@ -4,7 +4,8 @@
 //! stale longer than the write that changed them takes to answer. Statuses
 //! that change with time (a key's expiry) are recomputed at each use.
 
-use std::collections::HashMap;
+// A fast hash: these maps are read on every call (seeded per process).
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 

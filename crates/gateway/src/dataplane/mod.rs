@@ -18,7 +18,7 @@ pub mod usage;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -64,6 +64,9 @@ pub async fn serve(state: AppState, req: Request<Incoming>) -> Response {
     };
     call.finish(&state, path, answer)
 }
+
+/// Built once: parsing a header name from text on every call costs.
+const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 const CHAT: &str = "/v1/chat/completions";
 const STATUS: &str = "/v1/billing/status";
@@ -114,11 +117,8 @@ impl Call {
             Err(refusal) => refusal.render(&self.request_id, &state.instance.public_url),
         };
         let status = response.status().as_u16();
-        // Refusals carry it already; successful answers get it here.
-        if !response.headers().contains_key(REQUEST_ID_HEADER)
-            && let Ok(value) = HeaderValue::from_str(&self.request_id)
-        {
-            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        if let Ok(value) = HeaderValue::from_str(&self.request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
         }
         tracing::info!(
             request_id = self.request_id,

@@ -3,16 +3,16 @@
 //! `error` object so OpenAI SDKs show the message, and the fields a client
 //! needs to act (`balance`, `required`, `payment_method`, …).
 
-use std::fmt;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::Serializer;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tollgate_api::{PROBLEM_CONTENT_TYPE, REQUEST_ID_HEADER};
+use tollgate_api::PROBLEM_CONTENT_TYPE;
 
 /// A field's value: built for this refusal, or JSON written once and shared
 /// (what every refusal of a subscription repeats, such as its plan).
@@ -95,23 +95,18 @@ impl Refusal {
     }
 
     /// The `application/problem+json` answer, with an OpenAI-style `error`
-    /// object inside so that OpenAI SDKs show the message.
+    /// object inside so that OpenAI SDKs show the message. The request id
+    /// header is the caller's to set ([`super::Call::finish`]).
     pub fn render(self, request_id: &str, public_url: &str) -> Response {
-        let body = serde_json::to_vec(&ProblemBody {
-            refusal: &self,
-            request_id,
-            public_url,
-        })
-        .unwrap_or_default();
-        let mut response = (self.status, body).into_response();
+        let mut body = Vec::with_capacity(384 + 2 * self.message.len() + 64 * self.fields.len());
+        self.write_body(&mut body, request_id, public_url);
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
-        if let Ok(v) = HeaderValue::from_str(request_id) {
-            headers.insert(REQUEST_ID_HEADER, v);
-        }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -122,62 +117,79 @@ impl Refusal {
         }
         response
     }
-}
 
-/// Serializes a refusal straight to bytes: this is the data plane's hottest
-/// answer, so no intermediate JSON tree is built.
-struct ProblemBody<'a> {
-    refusal: &'a Refusal,
-    request_id: &'a str,
-    public_url: &'a str,
-}
-
-struct OpenAiError<'a>(&'a Refusal);
-
-/// `invalid-api-key` → `invalid_api_key`, the OpenAI spelling of codes.
-struct Code(&'static str);
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, part) in self.0.split('-').enumerate() {
-            if i > 0 {
-                f.write_str("_")?;
+    /// Writes the problem body straight to bytes: this is the data plane's
+    /// hottest answer, so no JSON tree is built, the message is escaped once
+    /// for both places it appears, and the catalogue's own words (slugs,
+    /// titles, field names) are written as they are.
+    fn write_body(&self, out: &mut Vec<u8>, request_id: &str, public_url: &str) {
+        out.extend_from_slice(b"{\"type\":\"");
+        write_escaped(out, public_url);
+        out.extend_from_slice(b"/problems/");
+        write_plain(out, self.slug);
+        out.extend_from_slice(b"\",\"title\":\"");
+        write_plain(out, self.title);
+        out.extend_from_slice(b"\",\"status\":");
+        out.extend_from_slice(self.status.as_str().as_bytes());
+        out.extend_from_slice(b",\"detail\":\"");
+        let message = out.len();
+        write_escaped(out, &self.message);
+        let message = message..out.len();
+        out.extend_from_slice(b"\",\"request_id\":\"");
+        write_escaped(out, request_id);
+        out.extend_from_slice(b"\",\"reason\":\"");
+        write_plain(out, self.slug);
+        out.extend_from_slice(b"\",\"error\":{\"message\":\"");
+        out.extend_from_within(message);
+        out.extend_from_slice(b"\",\"type\":\"");
+        write_plain(out, openai_type(self.status));
+        out.extend_from_slice(b"\",\"code\":\"");
+        // `invalid-api-key` → `invalid_api_key`, the OpenAI spelling of codes.
+        out.extend(self.slug.bytes().map(|b| if b == b'-' { b'_' } else { b }));
+        out.extend_from_slice(b"\"}");
+        for (name, value) in &self.fields {
+            out.extend_from_slice(b",\"");
+            write_plain(out, name);
+            out.extend_from_slice(b"\":");
+            match value {
+                Field::Value(Value::String(text)) => {
+                    out.push(b'"');
+                    write_escaped(out, text);
+                    out.push(b'"');
+                }
+                Field::Value(value) => {
+                    // Writing a `Value` to a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut *out, value);
+                }
+                Field::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
             }
-            f.write_str(part)?;
         }
-        Ok(())
+        out.push(b'}');
     }
 }
 
-impl Serialize for ProblemBody<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let r = self.refusal;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry(
-            "type",
-            &format_args!("{}/problems/{}", self.public_url, r.slug),
-        )?;
-        map.serialize_entry("title", r.title)?;
-        map.serialize_entry("status", &r.status.as_u16())?;
-        map.serialize_entry("detail", &r.message)?;
-        map.serialize_entry("request_id", self.request_id)?;
-        map.serialize_entry("reason", r.slug)?;
-        map.serialize_entry("error", &OpenAiError(r))?;
-        for (name, value) in &r.fields {
-            map.serialize_entry(name, value)?;
-        }
-        map.end()
-    }
+/// Whether a string can go inside JSON quotes as it is. Written to scan
+/// without branches so that it vectorizes.
+fn needs_no_escape(s: &str) -> bool {
+    !s.bytes().fold(false, |bad, b| {
+        bad | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
-impl Serialize for OpenAiError<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("message", &self.0.message)?;
-        map.serialize_entry("type", openai_type(self.0.status))?;
-        map.serialize_entry("code", &format_args!("{}", Code(self.0.slug)))?;
-        map.end()
+/// The catalogue's own words, which never need escaping.
+fn write_plain(out: &mut Vec<u8>, s: &str) {
+    debug_assert!(needs_no_escape(s), "{s:?} needs escaping");
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A string's JSON content (without the quotes).
+fn write_escaped(out: &mut Vec<u8>, s: &str) {
+    if needs_no_escape(s) {
+        out.extend_from_slice(s.as_bytes());
+        return;
     }
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    out.extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);
 }
 
 pub const CATALOGUE: &[(&str, &str, &str)] = &[
@@ -257,3 +269,59 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "This gateway has no model provider configured; nothing was charged.",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_is_json_with_every_field_and_escapes_what_it_must() {
+        let plan: Arc<RawValue> = serde_json::value::to_raw_value(
+            &serde_json::json!({"id": "pln_1", "name": "Pro \"Max\""}),
+        )
+        .unwrap()
+        .into();
+        let refusal = Refusal::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient-funds",
+            "Insufficient funds",
+            "Needs \"1.00\" USD\nnow \\ \u{1}é",
+        )
+        .field("balance", "0.50")
+        .field("required", "1.00")
+        .field("limit", 60)
+        .field("balance", "0.25")
+        .raw_field("plan", &plan);
+        let mut out = Vec::new();
+        refusal.write_body(&mut out, "req_1", "https://gw.example/a\"b");
+        let body: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "type": "https://gw.example/a\"b/problems/insufficient-funds",
+                "title": "Insufficient funds",
+                "status": 402,
+                "detail": "Needs \"1.00\" USD\nnow \\ \u{1}é",
+                "request_id": "req_1",
+                "reason": "insufficient-funds",
+                "error": {
+                    "message": "Needs \"1.00\" USD\nnow \\ \u{1}é",
+                    "type": "billing_error",
+                    "code": "insufficient_funds",
+                },
+                "balance": "0.25",
+                "required": "1.00",
+                "limit": 60,
+                "plan": {"id": "pln_1", "name": "Pro \"Max\""},
+            })
+        );
+    }
+
+    #[test]
+    fn catalogue_words_need_no_escaping() {
+        for (slug, title, _) in CATALOGUE {
+            assert!(needs_no_escape(slug) && needs_no_escape(title), "{slug}");
+        }
+        assert!(!needs_no_escape("a\"b") && !needs_no_escape("a\\b") && !needs_no_escape("a\tb"));
+    }
+}
