@@ -111,8 +111,8 @@ run() { # key-label label url [api-key]
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # The machine's two cores are shared with the rest of the system, so single
-# runs wander; each pair is measured in alternation, ROUNDS times, and the
-# table shows the medians. BENCH_ONLY=forward|refusal measures one pair.
+# runs wander; each pair is measured in alternation, ROUNDS times; the
+# table shows the medians and the ratios are medians of per-round ratios. BENCH_ONLY=forward|refusal measures one pair.
 ROUNDS=${BENCH_ROUNDS:-3}
 ONLY=${BENCH_ONLY:-}
 for round in $(seq 1 "$ROUNDS"); do
@@ -139,16 +139,21 @@ print(f"| Request (c={conns}, {duration} x {rounds} rounds, server on CPU 0, ups
 print("|---|---|---|---|---|---|---|")
 median = {}
 for key, (label, runs) in rows.items():
-    runs.sort()
-    mid = runs[len(runs) // 2]
+    per_round = " / ".join(f"{r[0]:,.0f}" for r in runs)  # in the order measured
+    mid = sorted(runs)[len(runs) // 2]
     median[key] = mid[0]
-    per_round = " / ".join(f"{r[0]:,.0f}" for r in runs)
     cpu = statistics.median(r[4] for r in runs)
     print(f"| {label} | {mid[0]:,.0f} | {per_round} | {mid[1]} | {mid[2]} | {mid[3]} | {cpu:.1f} µs |")
 print()
+# Each round measures tollgated and nginx seconds apart, so the ratio within
+# a round cancels most of the machine's drift; its median is the figure.
+def paired(a, b):
+    ratios = sorted(x[0] / y[0] for x, y in zip(rows[a][1], rows[b][1]))
+    text = " / ".join(f"{r:.2f}" for r in ratios)
+    return f"{statistics.median(ratios):.2f} (rounds: {text})"
 if "gw_ok" in median:
-    print(f"forwarding: tollgated / nginx = {median['gw_ok'] / median['ng_ok']:.2f} (goal >= 0.8)")
+    print(f"forwarding: tollgated / nginx = {paired('gw_ok', 'ng_ok')}, goal >= 0.8")
 if "gw_402" in median:
-    print(f"refusal:    tollgated / nginx = {median['gw_402'] / median['ng_402']:.2f} (goal >= 0.7; "
-          f"{median['gw_402'] / median['ng_402_min']:.2f} against the minimal body)")
+    print(f"refusal:    tollgated / nginx = {paired('gw_402', 'ng_402')}, goal >= 0.7")
+    print(f"            against the minimal body {paired('gw_402', 'ng_402_min')}")
 PY

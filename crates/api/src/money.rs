@@ -39,42 +39,65 @@ pub fn parse_amount(text: &str) -> Result<i64, String> {
 
 /// Formats micro-units with at least `min_decimals` places and no trailing zeros beyond them.
 pub fn format_amount(micros: i64, min_decimals: usize) -> String {
-    let abs = micros.unsigned_abs();
-    let mut fraction = abs % MICROS as u64;
-    // Drop trailing zero digits beyond the minimum.
-    let mut digits = FRACTION_DIGITS;
-    let min = min_decimals.min(FRACTION_DIGITS);
-    while digits > min && fraction.is_multiple_of(10) {
-        fraction /= 10;
-        digits -= 1;
-    }
-    // Written right to left into a buffer that holds any i64 (the data
-    // plane formats amounts on every refusal, so no `fmt` machinery).
-    let mut buf = [0u8; 32];
-    let mut pos = buf.len();
-    let mut push = |byte: u8| {
-        pos -= 1;
-        buf[pos] = byte;
-    };
-    for _ in 0..digits {
-        push(b'0' + (fraction % 10) as u8);
-        fraction /= 10;
-    }
-    if digits > 0 {
-        push(b'.');
-    }
-    let mut whole = abs / MICROS as u64;
-    loop {
-        push(b'0' + (whole % 10) as u8);
-        whole /= 10;
-        if whole == 0 {
-            break;
+    Amount::new(micros, min_decimals).as_str().to_owned()
+}
+
+/// An amount written out on the stack, for hot paths that format amounts
+/// into a larger text without allocating for each.
+pub struct Amount {
+    buf: [u8; 32],
+    start: usize,
+}
+
+impl Amount {
+    pub fn new(micros: i64, min_decimals: usize) -> Self {
+        let abs = micros.unsigned_abs();
+        let mut fraction = abs % MICROS as u64;
+        // Drop trailing zero digits beyond the minimum.
+        let mut digits = FRACTION_DIGITS;
+        let min = min_decimals.min(FRACTION_DIGITS);
+        while digits > min && fraction.is_multiple_of(10) {
+            fraction /= 10;
+            digits -= 1;
         }
+        // Written right to left; 32 bytes hold any i64.
+        let mut buf = [0u8; 32];
+        let mut pos = buf.len();
+        let mut push = |byte: u8| {
+            pos -= 1;
+            buf[pos] = byte;
+        };
+        for _ in 0..digits {
+            push(b'0' + (fraction % 10) as u8);
+            fraction /= 10;
+        }
+        if digits > 0 {
+            push(b'.');
+        }
+        let mut whole = abs / MICROS as u64;
+        loop {
+            push(b'0' + (whole % 10) as u8);
+            whole /= 10;
+            if whole == 0 {
+                break;
+            }
+        }
+        if micros < 0 {
+            push(b'-');
+        }
+        Amount { buf, start: pos }
     }
-    if micros < 0 {
-        push(b'-');
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, '.' and '-' are ever written.
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or("")
     }
-    String::from_utf8_lossy(&buf[pos..]).into_owned()
+}
+
+impl std::fmt::Display for Amount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[cfg(test)]
@@ -106,6 +129,7 @@ mod tests {
         assert_eq!(format_amount(i64::MIN, 2), "-9223372036854.775808");
         assert_eq!(format_amount(i64::MAX, 0), "9223372036854.775807");
         assert_eq!(format_amount(10_000_000, 1), "10.0");
+        assert_eq!(Amount::new(-2_500_000, 2).to_string(), "-2.50");
         for bad in [
             "",
             "-",

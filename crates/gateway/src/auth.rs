@@ -26,7 +26,12 @@ pub struct MintedToken {
 }
 
 pub fn hash_token(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+    token_digest(token).to_vec()
+}
+
+/// What [`hash_token`] stores, without allocating (checked on every call).
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 pub fn mint(name: &str, scopes: Vec<Scope>) -> MintedToken {

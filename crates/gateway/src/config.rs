@@ -52,6 +52,7 @@ struct FileSettings {
     max_body_bytes: Option<usize>,
     grace_days: Option<u32>,
     renewal_interval_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
     upstream_url: Option<String>,
     price_per_request: Option<String>,
     price_per_1k_tokens: Option<String>,
@@ -71,6 +72,9 @@ pub struct Settings {
     pub grace_days: u32,
     /// How often the renewal job runs.
     pub renewal_interval: std::time::Duration,
+    /// A connection without a request in flight for this long is closed
+    /// (idle keep-alive, or a client too slow to send a request's head).
+    pub idle_timeout: std::time::Duration,
     /// Base URL of the OpenAI-compatible upstream (ends in `/v1`).
     pub upstream_url: Option<String>,
     /// `Authorization` for the upstream; from `TOLLGATE_UPSTREAM_KEY` only,
@@ -154,6 +158,13 @@ impl Settings {
                 message: "must be 1 to 86400".into(),
             });
         }
+        let idle_secs = file.idle_timeout_secs.unwrap_or(30);
+        if !(1..=3600).contains(&idle_secs) {
+            return Err(ConfigError::Invalid {
+                key: "idle_timeout_secs",
+                message: "must be 1 to 3600".into(),
+            });
+        }
         let upstream_url = match args.upstream_url.clone().or(file.upstream_url) {
             Some(raw) => Some(validate_url("upstream_url", &raw)?),
             None => None,
@@ -179,6 +190,7 @@ impl Settings {
                 .filter(|k| !k.is_empty()),
             grace_days,
             renewal_interval: std::time::Duration::from_secs(renewal_secs),
+            idle_timeout: std::time::Duration::from_secs(idle_secs),
             data_dir,
             listen,
             instance_name,

@@ -96,7 +96,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         billing,
         data: data.clone(),
     });
-    serve_connections(listener, app, shutdown_signal()).await;
+    serve_connections(listener, app, settings.idle_timeout, shutdown_signal()).await;
     renewals.abort();
     // Settled calls still queued are stored before the process ends.
     data.accounts.usage.flush().await;
@@ -106,24 +106,25 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 /// How long the upstream may take to answer a call in full.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a graceful shutdown waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts connections and serves HTTP/1.1 on each (keep-alive, no Nagle
-/// delay) until `shutdown` resolves; then stops accepting, lets requests in
+/// delay, closed after `idle_timeout` without a request) until `shutdown`
+/// resolves; then stops accepting, lets requests in
 /// flight finish (up to [`DRAIN_TIMEOUT`]) and returns. Written on hyper
 /// directly rather than `axum::serve` to choose HTTP/1.1 only (no HTTP/2
 /// preface sniffing on every connection) and set the socket options.
 async fn serve_connections(
     listener: TcpListener,
     app: App,
+    idle_timeout: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
+    // No `header_read_timeout`: idle connections are closed by the watchdog
+    // below instead, which costs nothing per request (see `http::activity`).
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true)
         .writev(false);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -144,11 +145,23 @@ async fn serve_connections(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let connection = graceful
-            .watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), app.clone()));
-        tokio::spawn(async move {
+        let (app, activity) = app.for_connection();
+        let connection =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), app));
+        let serving = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
+            }
+        })
+        .abort_handle();
+        tokio::spawn(async move {
+            if activity
+                .idle_for(idle_timeout, || serving.is_finished())
+                .await
+            {
+                // Dropping the connection's task closes it; nothing is in flight.
+                serving.abort();
+                tracing::debug!("closed a connection idle for {idle_timeout:?}");
             }
         });
     }

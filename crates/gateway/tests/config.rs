@@ -118,4 +118,19 @@ fn bad_settings_stop_the_start_with_a_clear_message() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
+
+    for bad in ["idle_timeout_secs = 0", "idle_timeout_secs = 3601"] {
+        std::fs::write(&config, format!("data_dir = \"/tmp/x\"\n{bad}\n")).unwrap();
+        let out = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("idle_timeout_secs") && err.contains("1 to 3600"),
+            "{err}"
+        );
+    }
 }

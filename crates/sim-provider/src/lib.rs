@@ -11,6 +11,8 @@
 //!   paths can be scripted per request. So does the model name
 //!   `sim-fail-<status>` (e.g. `sim-fail-500`), for callers that reach the
 //!   simulator through a gateway, which does not pass client headers on.
+//! - The model name `sim-slow-<ms>` (e.g. `sim-slow-1500`) delays the answer
+//!   by that many milliseconds (at most 10 s), for timeout paths.
 
 use std::net::SocketAddr;
 
@@ -53,6 +55,13 @@ async fn chat(headers: HeaderMap, Json(body): Json<Value>) -> Response {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let error = json!({"error": {"message": format!("simulated failure {status}"), "type": "sim_error", "code": status.as_u16()}});
         return (status, Json(error)).into_response();
+    }
+    if let Some(ms) = body["model"]
+        .as_str()
+        .and_then(|m| m.strip_prefix("sim-slow-"))
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(ms.min(10_000))).await;
     }
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     let prompt_tokens: u64 = messages.iter().map(|m| tokens(&message_text(m))).sum();

@@ -8,7 +8,7 @@ use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
-use tollgate_api::money::{format_amount, parse_amount};
+use tollgate_api::money::{Amount, parse_amount};
 use tollgate_api::{LedgerEntry, OveragePolicy};
 
 use super::hot::Coverage;
@@ -56,6 +56,19 @@ pub struct Reservation {
     overage: OveragePolicy,
     credits: i64,
     wallet: i64,
+}
+
+fn insufficient_funds(cover: &Coverage, balance: i64, required: i64, message: String) -> Refusal {
+    Refusal::new(
+        StatusCode::PAYMENT_REQUIRED,
+        "insufficient-funds",
+        "Insufficient funds",
+        message,
+    )
+    .amount_field("balance", balance)
+    .amount_field("required", required)
+    .raw_field("currency", &cover.currency_json)
+    .covering(cover)
 }
 
 pub struct Accounts {
@@ -162,21 +175,20 @@ impl Accounts {
         let credits_left = (included - credits.used - credits.reserved).max(0);
         let from_credits = estimate.min(credits_left);
         let rest = estimate - from_credits;
-        let money = |m: i64| format_amount(m, 2);
+        let money = |m: i64| Amount::new(m, 2);
         if rest > 0 {
             if plan.overage == OveragePolicy::Block {
-                let (balance, required) = (money(credits_left), money(estimate));
-                return Err(Refusal::new(
-                    StatusCode::PAYMENT_REQUIRED,
-                    "insufficient-funds",
-                    "Insufficient funds",
-                    format!("The plan's included credits for this period are used up ({balance} {} left, {required} needed).", plan.currency),
-                )
-                .field("balance", balance)
-                .field("required", required)
-                .field("currency", plan.currency.clone())
-                .field("subscription_id", sub.id.clone())
-                .raw_field("plan", &cover.plan_ref));
+                return Err(insufficient_funds(
+                    cover,
+                    credits_left,
+                    estimate,
+                    format!(
+                        "The plan's included credits for this period are used up ({} {} left, {} needed).",
+                        money(credits_left),
+                        plan.currency,
+                        money(estimate)
+                    ),
+                ));
             }
             let wallet = self
                 .wallet(&mut cell, &sub.consumer_id, &plan.currency)
@@ -184,21 +196,17 @@ impl Accounts {
                 .map_err(unavailable)?;
             let available = wallet.balance - wallet.reserved;
             if available < rest {
-                let (balance, required) = (money(available.max(0)), money(rest));
-                return Err(Refusal::new(
-                    StatusCode::PAYMENT_REQUIRED,
-                    "insufficient-funds",
-                    "Insufficient funds",
+                return Err(insufficient_funds(
+                    cover,
+                    available.max(0),
+                    rest,
                     format!(
-                        "The wallet holds {balance} {} available; this call needs {required}.",
+                        "The wallet holds {} {} available; this call needs {}.",
+                        money(available.max(0)),
                         plan.currency,
+                        money(rest)
                     ),
-                )
-                .field("balance", balance)
-                .field("required", required)
-                .field("currency", plan.currency.clone())
-                .field("subscription_id", sub.id.clone())
-                .raw_field("plan", &cover.plan_ref));
+                ));
             }
             wallet.reserved += rest;
         }

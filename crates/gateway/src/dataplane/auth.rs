@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 use tollgate_api::{ConsumerKey, ConsumerKeyStatus, ConsumerStatus};
 
 use super::refusal::Refusal;
-use crate::auth::hash_token;
+use crate::auth::token_digest;
 use crate::billing::service::Billing;
 use crate::consumer_keys::{key_status, lookup_of};
 use crate::store::KeyCredential;
@@ -76,7 +76,7 @@ pub async fn authenticate(
             )
         })?
         .ok_or_else(|| invalid("The API key is not a key of this gateway."))?;
-    let matches: bool = credential.secret_hash.ct_eq(&hash_token(key)).into();
+    let matches: bool = credential.secret_hash.ct_eq(&token_digest(key)).into();
     if !matches {
         return Err(invalid("The API key is not a key of this gateway."));
     }

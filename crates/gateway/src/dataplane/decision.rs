@@ -105,10 +105,7 @@ pub async fn subscription_for(
         .field("api", api));
     };
     let (sub, plan) = (&cover.sub, &cover.plan);
-    let with_ids = |r: Refusal| {
-        r.field("subscription_id", sub.id.clone())
-            .raw_field("plan", &cover.plan_ref)
-    };
+    let with_ids = |r: Refusal| r.covering(cover);
     match sub.status {
         SubscriptionStatus::Active => Ok(cover.clone()),
         SubscriptionStatus::PendingApproval => Err(with_ids(Refusal::new(

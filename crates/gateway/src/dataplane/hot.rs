@@ -31,6 +31,15 @@ pub struct Coverage {
     pub included: i64,
     /// `{"id", "name"}` of the plan, as refusals show it.
     pub plan_ref: Arc<RawValue>,
+    /// The subscription's id and the plan's currency as JSON strings.
+    pub subscription_id_json: Arc<RawValue>,
+    pub currency_json: Arc<RawValue>,
+}
+
+fn raw_json(value: &impl serde::Serialize) -> StoreResult<Arc<RawValue>> {
+    serde_json::value::to_raw_value(value)
+        .map(Arc::from)
+        .map_err(|e| crate::store::StoreError::Backend(e.into()))
 }
 
 pub type Covered = Arc<Vec<Arc<Coverage>>>;
@@ -123,17 +132,14 @@ impl HotCache {
             let plan = store.plan(&sub.plan_id).await?;
             let period = period_key(&sub);
             let included = parse_amount(&plan.included_credits).unwrap_or(0);
-            let plan_ref = serde_json::value::to_raw_value(
-                &serde_json::json!({"id": plan.id, "name": plan.name}),
-            )
-            .map_err(|e| crate::store::StoreError::Backend(e.into()))?
-            .into();
             covered.push(Arc::new(Coverage {
+                plan_ref: raw_json(&serde_json::json!({"id": plan.id, "name": plan.name}))?,
+                subscription_id_json: raw_json(&sub.id)?,
+                currency_json: raw_json(&plan.currency)?,
                 sub,
                 plan,
                 period,
                 included,
-                plan_ref,
             }));
         }
         let covered = Arc::new(covered);

@@ -117,9 +117,6 @@ impl Call {
             Err(refusal) => refusal.render(&self.request_id, &state.instance.public_url),
         };
         let status = response.status().as_u16();
-        if let Ok(value) = HeaderValue::from_str(&self.request_id) {
-            response.headers_mut().insert(REQUEST_ID, value);
-        }
         tracing::info!(
             request_id = self.request_id,
             path,
@@ -127,6 +124,10 @@ impl Call {
             latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
             "call"
         );
+        // The id's own bytes become the header's (no copy).
+        if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(self.request_id)) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
         response
     }
 }

@@ -3,16 +3,19 @@
 //! `error` object so OpenAI SDKs show the message, and the fields a client
 //! needs to act (`balance`, `required`, `payment_method`, …).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use serde::Serialize;
-use serde::ser::Serializer;
+use bytes::{BufMut, BytesMut};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use tollgate_api::PROBLEM_CONTENT_TYPE;
+use tollgate_api::money::Amount;
+
+use super::hot::Coverage;
 
 /// A field's value: built for this refusal, or JSON written once and shared
 /// (what every refusal of a subscription repeats, such as its plan).
@@ -20,15 +23,8 @@ use tollgate_api::PROBLEM_CONTENT_TYPE;
 pub enum Field {
     Value(Value),
     Raw(Arc<RawValue>),
-}
-
-impl Serialize for Field {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Field::Value(v) => v.serialize(serializer),
-            Field::Raw(raw) => raw.serialize(serializer),
-        }
-    }
+    /// Micro-units, written as a decimal string with at least 2 places.
+    Amount(i64),
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +77,17 @@ impl Refusal {
         self.set(name, Field::Raw(json.clone()))
     }
 
+    /// Adds an amount of money (micro-units) as a decimal string.
+    pub fn amount_field(self, name: &'static str, micros: i64) -> Self {
+        self.set(name, Field::Amount(micros))
+    }
+
+    /// Names the subscription and plan the refusal is about.
+    pub fn covering(self, cover: &Coverage) -> Self {
+        self.raw_field("subscription_id", &cover.subscription_id_json)
+            .raw_field("plan", &cover.plan_ref)
+    }
+
     fn set(mut self, name: &'static str, value: Field) -> Self {
         match self.fields.iter_mut().find(|(n, _)| *n == name) {
             Some(existing) => existing.1 = value,
@@ -98,9 +105,11 @@ impl Refusal {
     /// object inside so that OpenAI SDKs show the message. The request id
     /// header is the caller's to set ([`super::Call::finish`]).
     pub fn render(self, request_id: &str, public_url: &str) -> Response {
-        let mut body = Vec::with_capacity(384 + 2 * self.message.len() + 64 * self.fields.len());
+        let mut body =
+            BytesMut::with_capacity(384 + 2 * self.message.len() + 64 * self.fields.len());
         self.write_body(&mut body, request_id, public_url);
-        let mut response = Response::new(Body::from(body));
+        // Frozen rather than converted from a Vec: no copy to shrink it.
+        let mut response = Response::new(Body::from(body.freeze()));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(
@@ -122,7 +131,7 @@ impl Refusal {
     /// hottest answer, so no JSON tree is built, the message is escaped once
     /// for both places it appears, and the catalogue's own words (slugs,
     /// titles, field names) are written as they are.
-    fn write_body(&self, out: &mut Vec<u8>, request_id: &str, public_url: &str) {
+    fn write_body(&self, out: &mut BytesMut, request_id: &str, public_url: &str) {
         out.extend_from_slice(b"{\"type\":\"");
         write_escaped(out, public_url);
         out.extend_from_slice(b"/problems/");
@@ -132,15 +141,14 @@ impl Refusal {
         out.extend_from_slice(b"\",\"status\":");
         out.extend_from_slice(self.status.as_str().as_bytes());
         out.extend_from_slice(b",\"detail\":\"");
-        let message = out.len();
-        write_escaped(out, &self.message);
-        let message = message..out.len();
+        let message = escaped(&self.message);
+        out.extend_from_slice(message.as_bytes());
         out.extend_from_slice(b"\",\"request_id\":\"");
         write_escaped(out, request_id);
         out.extend_from_slice(b"\",\"reason\":\"");
         write_plain(out, self.slug);
         out.extend_from_slice(b"\",\"error\":{\"message\":\"");
-        out.extend_from_within(message);
+        out.extend_from_slice(message.as_bytes());
         out.extend_from_slice(b"\",\"type\":\"");
         write_plain(out, openai_type(self.status));
         out.extend_from_slice(b"\",\"code\":\"");
@@ -153,18 +161,23 @@ impl Refusal {
             out.extend_from_slice(b"\":");
             match value {
                 Field::Value(Value::String(text)) => {
-                    out.push(b'"');
+                    out.put_u8(b'"');
                     write_escaped(out, text);
-                    out.push(b'"');
+                    out.put_u8(b'"');
                 }
                 Field::Value(value) => {
-                    // Writing a `Value` to a Vec cannot fail.
-                    let _ = serde_json::to_writer(&mut *out, value);
+                    // Writing a `Value` to memory cannot fail.
+                    let _ = serde_json::to_writer((&mut *out).writer(), value);
                 }
                 Field::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
+                Field::Amount(micros) => {
+                    out.put_u8(b'"');
+                    out.extend_from_slice(Amount::new(*micros, 2).as_str().as_bytes());
+                    out.put_u8(b'"');
+                }
             }
         }
-        out.push(b'}');
+        out.put_u8(b'}');
     }
 }
 
@@ -177,19 +190,24 @@ fn needs_no_escape(s: &str) -> bool {
 }
 
 /// The catalogue's own words, which never need escaping.
-fn write_plain(out: &mut Vec<u8>, s: &str) {
+fn write_plain(out: &mut BytesMut, s: &str) {
     debug_assert!(needs_no_escape(s), "{s:?} needs escaping");
     out.extend_from_slice(s.as_bytes());
 }
 
 /// A string's JSON content (without the quotes).
-fn write_escaped(out: &mut Vec<u8>, s: &str) {
+fn write_escaped(out: &mut BytesMut, s: &str) {
+    out.extend_from_slice(escaped(s).as_bytes());
+}
+
+/// A string's JSON content (without the quotes), copied only if it needs
+/// escaping.
+fn escaped(s: &str) -> Cow<'_, str> {
     if needs_no_escape(s) {
-        out.extend_from_slice(s.as_bytes());
-        return;
+        return Cow::Borrowed(s);
     }
     let quoted = serde_json::to_string(s).unwrap_or_default();
-    out.extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);
+    Cow::Owned(quoted[1..quoted.len() - 1].to_owned())
 }
 
 pub const CATALOGUE: &[(&str, &str, &str)] = &[
@@ -288,11 +306,11 @@ mod tests {
             "Needs \"1.00\" USD\nnow \\ \u{1}é",
         )
         .field("balance", "0.50")
-        .field("required", "1.00")
+        .amount_field("required", 1_000_000)
         .field("limit", 60)
-        .field("balance", "0.25")
+        .amount_field("balance", 250_000)
         .raw_field("plan", &plan);
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         refusal.write_body(&mut out, "req_1", "https://gw.example/a\"b");
         let body: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(

@@ -1,5 +1,6 @@
 //! The HTTP surface: router, middleware, and one module per resource.
 
+pub mod activity;
 mod billing_settings;
 mod consumers;
 mod extract;
@@ -31,6 +32,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ProblemDraft};
 use crate::store::Store;
+use activity::{Activity, TrackedBody};
 
 pub use extract::{ApiJson, PageParams, created, etag, if_match, parse_json, versioned};
 
@@ -150,30 +152,45 @@ pub fn openapi() -> OpenApi {
 pub struct App {
     state: AppState,
     management: Router,
+    /// What the connection this copy serves is doing; see [`activity`].
+    activity: Option<Arc<Activity>>,
 }
 
 pub fn app(state: AppState) -> App {
     App {
         management: router(state.clone()),
         state,
+        activity: None,
     }
 }
 
+impl App {
+    /// A copy for one connection, with what it does counted.
+    pub fn for_connection(&self) -> (App, Arc<Activity>) {
+        let activity = Arc::new(Activity::default());
+        let mut app = self.clone();
+        app.activity = Some(activity.clone());
+        (app, activity)
+    }
+}
+
+type Answer = axum::http::Response<TrackedBody>;
+
 impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for App {
-    type Response = Response;
+    type Response = Answer;
     type Error = std::convert::Infallible;
     type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send>>;
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Answer, Self::Error>> + Send>>;
 
     fn call(&self, req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        let in_flight = self.activity.as_ref().map(Activity::begin);
+        let track = move |response: Response| response.map(|b| TrackedBody::new(b, in_flight));
         if req.uri().path().starts_with("/v1/") {
             let state = self.state.clone();
-            Box::pin(async move { Ok(crate::dataplane::serve(state, req).await) })
+            Box::pin(async move { Ok(track(crate::dataplane::serve(state, req).await)) })
         } else {
-            Box::pin(tower::Service::call(
-                &mut self.management.clone(),
-                req.map(Body::new),
-            ))
+            let answer = tower::Service::call(&mut self.management.clone(), req.map(Body::new));
+            Box::pin(async move { Ok(track(answer.await?)) })
         }
     }
 }
