@@ -70,6 +70,9 @@ pub fn run() {
             commands::billing::list_wallets,
             commands::billing::list_ledger,
             commands::billing::create_ledger_entry,
+            commands::billing::payment_settings,
+            commands::billing::update_payment_settings,
+            commands::billing::check_billing,
         ])
         .run(tauri::generate_context!())
         .expect("error while running the Tollgate console");

@@ -127,3 +127,33 @@ def test_billing_journey(driver, gateways):
     row = wait(driver).until(EC.presence_of_element_located((By.CSS_SELECTOR, '[data-testid^="subscription-row-"]')))
     wait(driver).until(lambda d: "Team" in row.text)
     assert "active" in row.text
+
+    # The gateway's payment settings and its billing check: accepting only EUR
+    # leaves the USD plans unable to bill, which the check reports with a fix.
+    driver.find_element(*tid("nav-billing")).click()
+    summary = wait(driver).until(EC.visibility_of_element_located(tid("billing-check-summary")))
+    assert "check-ok" in summary.get_attribute("class"), summary.text
+    retype(driver, "settings-currencies", "EURO")
+    driver.find_element(*tid("settings-save")).click()
+    form = driver.find_element(*tid("payment-settings-form"))
+    wait(driver).until(lambda d: "three-letter" in form.text)
+    retype(driver, "settings-currencies", "EUR")
+    driver.find_element(*tid("settings-save")).click()
+    finding = wait(driver).until(EC.visibility_of_element_located(tid("finding-currency-not-accepted")))
+    assert "Fix:" in finding.text, finding.text
+    summary = driver.find_element(*tid("billing-check-summary"))
+    assert "check-bad" in summary.get_attribute("class") and "2 errors" in summary.text, summary.text
+    shot(driver, "billing-check")
+    retype(driver, "settings-currencies", "")
+    driver.find_element(*tid("settings-save")).click()
+    wait(driver).until(lambda d: "check-ok" in d.find_element(*tid("billing-check-summary")).get_attribute("class"))
+
+
+def retype(driver, testid: str, value: str) -> None:
+    """Replaces a field's text the way a person does (select all, type), so
+    that React sees every change, emptying included."""
+    field = wait(driver).until(EC.element_to_be_clickable(tid(testid)))
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(Keys.BACKSPACE)
+    if value:
+        field.send_keys(value)

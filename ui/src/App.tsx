@@ -5,6 +5,7 @@ import { SECTIONS, useRoute } from "./lib/route";
 import type { Section } from "./lib/route";
 import { ApprovalsPage } from "./pages/ApprovalsPage";
 import { AuditPage } from "./pages/AuditPage";
+import { BillingPage } from "./pages/BillingPage";
 import { ConsumersPage } from "./pages/ConsumersPage";
 import { FleetPage } from "./pages/FleetPage";
 import { InstancesPage } from "./pages/InstancesPage";
@@ -25,6 +26,8 @@ function Page({ section }: { section: Section }) {
       return <PlansPage />;
     case "approvals":
       return <ApprovalsPage />;
+    case "billing":
+      return <BillingPage />;
     case "audit":
       return <AuditPage />;
   }

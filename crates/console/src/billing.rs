@@ -5,9 +5,10 @@
 
 use serde_json::json;
 use tollgate_api::{
-    AddPaymentMethod, ChangePlan, Charge, Consumer, ConsumerKey, CreateConsumer, CreateConsumerKey,
-    CreateLedgerEntry, CreatePlan, CreateSubscription, IssuedConsumerKey, LedgerEntry, Page,
-    PaymentMethod, Plan, Subscription, SubscriptionStatus, UpdateConsumer, Wallet,
+    AddPaymentMethod, BillingCheck, ChangePlan, Charge, Consumer, ConsumerKey, CreateConsumer,
+    CreateConsumerKey, CreateLedgerEntry, CreatePlan, CreateSubscription, FieldError,
+    IssuedConsumerKey, LedgerEntry, Page, PaymentMethod, PaymentSettings, Plan, Subscription,
+    SubscriptionStatus, UpdateConsumer, UpdatePaymentSettings, Wallet,
 };
 
 use crate::Console;
@@ -395,5 +396,89 @@ impl Console {
             .await?
             .post_json(&path, &input, Some(key))
             .await?)
+    }
+
+    /// The gateway's payment settings (credentials only as "set" and their
+    /// last 4 characters).
+    pub async fn payment_settings(&self, id: &str) -> Result<PaymentSettings, ConsoleError> {
+        Ok(self
+            .client(id)
+            .await?
+            .get_json("/admin/v1/billing/settings")
+            .await?)
+    }
+
+    /// Changes the given payment settings, guarded by the version the admin
+    /// saw. A processor secret passes through to the gateway, which stores
+    /// it encrypted; the console keeps nothing of it.
+    pub async fn update_payment_settings(
+        &self,
+        id: &str,
+        update: UpdatePaymentSettings,
+        version: i64,
+    ) -> Result<PaymentSettings, ConsoleError> {
+        let update = checked_settings(update)?;
+        Ok(self
+            .client(id)
+            .await?
+            .put_json("/admin/v1/billing/settings", &update, version)
+            .await?)
+    }
+
+    /// Every misconfiguration the gateway finds in its payment settings and
+    /// plans, and the calls refused because of them.
+    pub async fn check_billing(&self, id: &str) -> Result<BillingCheck, ConsoleError> {
+        Ok(self
+            .client(id)
+            .await?
+            .post_json("/admin/v1/billing/check", &json!({}), None)
+            .await?)
+    }
+}
+
+/// The processors a gateway of this version offers.
+const PROCESSORS: [&str; 2] = ["test", "none"];
+
+/// Validates a settings change before it leaves the console; the gateway
+/// checks again.
+fn checked_settings(
+    mut update: UpdatePaymentSettings,
+) -> Result<UpdatePaymentSettings, ConsoleError> {
+    let mut errors = Vec::new();
+    if let Some(p) = &mut update.processor {
+        *p = p.trim().to_owned();
+        if !PROCESSORS.contains(&p.as_str()) {
+            errors.push(FieldError::new(
+                "processor",
+                format!("must be one of {}", PROCESSORS.join(", ")),
+            ));
+        }
+    }
+    if let Some(secret) = &update.credentials
+        && (secret.trim().len() > 4096 || secret.trim().chars().any(char::is_control))
+    {
+        errors.push(FieldError::new(
+            "credentials",
+            "must be one line of at most 4096 characters",
+        ));
+    }
+    if let Some(list) = &mut update.accepted_currencies {
+        for (i, code) in list.iter_mut().enumerate() {
+            *code = code.trim().to_ascii_uppercase();
+            if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+                errors.push(FieldError::new(
+                    format!("accepted_currencies.{i}"),
+                    format!("`{code}` is not a three-letter ISO 4217 code like USD"),
+                ));
+            }
+        }
+    }
+    if update.grace_days.is_some_and(|d| d > 90) {
+        errors.push(FieldError::new("grace_days", "must be 0 to 90"));
+    }
+    if errors.is_empty() {
+        Ok(update)
+    } else {
+        Err(ConsoleError::Validation(errors))
     }
 }

@@ -504,6 +504,17 @@ impl GatewayClient {
             .0)
     }
 
+    /// PUT guarded by `If-Match` with the version the admin saw.
+    pub async fn put_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+        version: i64,
+    ) -> Result<T, GatewayError> {
+        let headers = [("If-Match", format!("\"{version}\""))];
+        Ok(self.call(Method::PUT, path, Some(body), &headers).await?.0)
+    }
+
     pub async fn delete_path(&self, path: &str) -> Result<(), GatewayError> {
         let (status, headers, bytes) = self.send(Method::DELETE, path, None::<&()>, &[]).await?;
         if status.is_success() {

@@ -8,6 +8,7 @@ use common::{Gateway, input, test_vault};
 use tollgate_api::{
     AddPaymentMethod, CreateConsumer, CreateConsumerKey, CreateLedgerEntry, CreatePlan,
     CreateSubscription, CreateTeam, LedgerKind, OveragePolicy, PlanPeriod, SubscriptionStatus,
+    UpdatePaymentSettings,
 };
 use tollgate_console::Console;
 use tollgate_console::client::ClientOptions;
@@ -242,4 +243,131 @@ async fn consumer_plan_approval_key_top_up_and_cards() {
             assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()));
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payment_settings_and_the_billing_check() {
+    let gw = Gateway::start("settings-gw");
+    let data = tempfile::tempdir().unwrap();
+    let console = Console::open(data.path(), test_vault(), ClientOptions::default()).unwrap();
+    let id = console
+        .add_instance(input("Settings", &gw.base, Some(&gw.token)))
+        .await
+        .unwrap()
+        .id;
+    let plan = console
+        .create_plan(
+            &id,
+            CreatePlan {
+                name: "Euro".into(),
+                currency: "EUR".into(),
+                price: "9".into(),
+                period: PlanPeriod::Month,
+                included_credits: "1".into(),
+                overage: OveragePolicy::Block,
+                approval_required: false,
+                apis: vec!["chat".into()],
+                models: vec![],
+                rate_limits: Default::default(),
+            },
+            "p-eur",
+        )
+        .await
+        .unwrap();
+
+    let before = console.payment_settings(&id).await.unwrap();
+    assert!(console.check_billing(&id).await.unwrap().ok);
+
+    // Bad input is refused by the console, naming each field; nothing changes.
+    let bad = console
+        .update_payment_settings(
+            &id,
+            UpdatePaymentSettings {
+                processor: Some("paypal".into()),
+                accepted_currencies: Some(vec!["usd".into(), "EURO".into()]),
+                grace_days: Some(91),
+                credentials: Some("two\nlines".into()),
+            },
+            before.version,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), "validation");
+    let text = bad.to_string();
+    for field in [
+        "processor",
+        "accepted_currencies.1",
+        "grace_days",
+        "credentials",
+    ] {
+        assert!(text.contains(field), "{field} missing from {text}");
+    }
+    assert!(
+        !text.contains("accepted_currencies.0"),
+        "usd is fine once upper-cased: {text}"
+    );
+    assert_eq!(console.payment_settings(&id).await.unwrap(), before);
+
+    // A good change, with a processor secret that comes back only as its last 4.
+    let secret = "sk_test_console_secret_9876";
+    let saved = console
+        .update_payment_settings(
+            &id,
+            UpdatePaymentSettings {
+                accepted_currencies: Some(vec!["usd".into()]),
+                grace_days: Some(5),
+                credentials: Some(secret.into()),
+                ..Default::default()
+            },
+            before.version,
+        )
+        .await
+        .unwrap();
+    assert_eq!(saved.accepted_currencies, vec!["USD".to_owned()]);
+    assert_eq!(saved.grace_days, 5);
+    assert!(saved.credentials_set);
+    assert_eq!(saved.credentials_last4.as_deref(), Some("9876"));
+    assert!(!format!("{saved:?}").contains(secret));
+
+    // The plan priced in EUR can no longer bill: the check says so and how to fix it.
+    let check = console.check_billing(&id).await.unwrap();
+    assert!(!check.ok);
+    let finding = check
+        .findings
+        .iter()
+        .find(|f| f.code == "currency-not-accepted")
+        .expect("the EUR plan is reported");
+    assert_eq!(finding.target.as_deref(), Some(plan.id.as_str()));
+    assert!(!finding.fix.is_empty());
+
+    // A stale version is refused rather than overwriting the newer settings.
+    let stale = console
+        .update_payment_settings(
+            &id,
+            UpdatePaymentSettings {
+                grace_days: Some(1),
+                ..Default::default()
+            },
+            before.version,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), "precondition_failed");
+    assert_eq!(console.payment_settings(&id).await.unwrap().grace_days, 5);
+
+    // Accepting EUR again clears the finding; removing the secret forgets it.
+    let fixed = console
+        .update_payment_settings(
+            &id,
+            UpdatePaymentSettings {
+                accepted_currencies: Some(vec!["USD".into(), "EUR".into()]),
+                credentials: Some(String::new()),
+                ..Default::default()
+            },
+            saved.version,
+        )
+        .await
+        .unwrap();
+    assert!(!fixed.credentials_set);
+    assert!(console.check_billing(&id).await.unwrap().ok);
 }

@@ -1,6 +1,7 @@
 use tollgate_api::{
-    AddPaymentMethod, Charge, CreateLedgerEntry, CreatePlan, CreateSubscription, LedgerEntry, Page,
-    PaymentMethod, Plan, Subscription, Wallet,
+    AddPaymentMethod, BillingCheck, Charge, CreateLedgerEntry, CreatePlan, CreateSubscription,
+    LedgerEntry, Page, PaymentMethod, PaymentSettings, Plan, Subscription, UpdatePaymentSettings,
+    Wallet,
 };
 
 use super::{CommandResult, ConsoleState};
@@ -173,4 +174,32 @@ pub async fn create_ledger_entry(
             &idempotency_key,
         )
         .await?)
+}
+
+#[tauri::command]
+pub async fn payment_settings(
+    console: ConsoleState<'_>,
+    instance_id: String,
+) -> CommandResult<PaymentSettings> {
+    Ok(console.payment_settings(&instance_id).await?)
+}
+
+#[tauri::command]
+pub async fn update_payment_settings(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    update: UpdatePaymentSettings,
+    version: i64,
+) -> CommandResult<PaymentSettings> {
+    Ok(console
+        .update_payment_settings(&instance_id, update, version)
+        .await?)
+}
+
+#[tauri::command]
+pub async fn check_billing(
+    console: ConsoleState<'_>,
+    instance_id: String,
+) -> CommandResult<BillingCheck> {
+    Ok(console.check_billing(&instance_id).await?)
 }

@@ -5,6 +5,7 @@ import { invoke } from "@tauri-apps/api/core";
 
 import type { AddPaymentMethod } from "../bindings/AddPaymentMethod";
 import type { AuditEntry } from "../bindings/AuditEntry";
+import type { BillingCheck } from "../bindings/BillingCheck";
 import type { Charge } from "../bindings/Charge";
 import type { ConnectionReport } from "../bindings/ConnectionReport";
 import type { Consumer } from "../bindings/Consumer";
@@ -25,10 +26,12 @@ import type { KeyringStatus } from "../bindings/KeyringStatus";
 import type { LedgerEntry } from "../bindings/LedgerEntry";
 import type { Page } from "../bindings/Page";
 import type { PaymentMethod } from "../bindings/PaymentMethod";
+import type { PaymentSettings } from "../bindings/PaymentSettings";
 import type { Plan } from "../bindings/Plan";
 import type { Subscription } from "../bindings/Subscription";
 import type { Team } from "../bindings/Team";
 import type { UpdateConsumer } from "../bindings/UpdateConsumer";
+import type { UpdatePaymentSettings } from "../bindings/UpdatePaymentSettings";
 import type { UpdateTeam } from "../bindings/UpdateTeam";
 import type { Wallet } from "../bindings/Wallet";
 
@@ -216,6 +219,16 @@ export const subscriptionAction = (
 
 export const changeSubscriptionPlan = (instanceId: string, subscriptionId: string, planId: string) =>
   call<Subscription>("change_subscription_plan", { instanceId, subscriptionId, planId });
+
+// ---- Payment settings of the gateway ---------------------------------------
+
+export const paymentSettings = (instanceId: string) => call<PaymentSettings>("payment_settings", { instanceId });
+
+/** Guarded by the `version` the admin saw; a stale one fails with `precondition_failed`. */
+export const updatePaymentSettings = (instanceId: string, update: UpdatePaymentSettings, version: number) =>
+  call<PaymentSettings>("update_payment_settings", { instanceId, update, version });
+
+export const checkBilling = (instanceId: string) => call<BillingCheck>("check_billing", { instanceId });
 
 // ---- Payment methods and charges -----------------------------------------
 

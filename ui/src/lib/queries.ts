@@ -24,6 +24,8 @@ export const keys = {
   consumerList: (instanceId: string, teamId: string | null) => ["consumers", instanceId, "list", teamId] as const,
   consumerKeys: (instanceId: string, consumerId: string) => ["consumer_keys", instanceId, consumerId] as const,
   plans: (instanceId: string) => ["plans", instanceId] as const,
+  paymentSettings: (instanceId: string) => ["payment_settings", instanceId] as const,
+  billingCheck: (instanceId: string) => ["billing_check", instanceId] as const,
   /** Every subscription list of the instance (all filters). */
   subscriptions: (instanceId: string) => ["subscriptions", instanceId] as const,
   subscriptionList: (instanceId: string, status: string | null, consumerId: string | null) =>
@@ -144,6 +146,21 @@ export function usePlans(instanceId: string) {
     queryFn: ({ pageParam }) => backend.listPlans(instanceId, pageParam),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor ?? null,
+  });
+}
+
+export function usePaymentSettings(instanceId: string) {
+  return useQuery({
+    queryKey: keys.paymentSettings(instanceId),
+    queryFn: () => backend.paymentSettings(instanceId),
+  });
+}
+
+/** The gateway's own billing check; it changes nothing, so it runs like a read. */
+export function useBillingCheck(instanceId: string) {
+  return useQuery({
+    queryKey: keys.billingCheck(instanceId),
+    queryFn: () => backend.checkBilling(instanceId),
   });
 }
 
