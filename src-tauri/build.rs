@@ -38,6 +38,8 @@ fn main() {
         "payment_settings",
         "update_payment_settings",
         "check_billing",
+        "update_plan",
+        "delete_plan",
         "list_payment_methods",
         "add_payment_method",
         "set_default_payment_method",

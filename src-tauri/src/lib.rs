@@ -73,6 +73,8 @@ pub fn run() {
             commands::billing::payment_settings,
             commands::billing::update_payment_settings,
             commands::billing::check_billing,
+            commands::billing::update_plan,
+            commands::billing::delete_plan,
         ])
         .run(tauri::generate_context!())
         .expect("error while running the Tollgate console");

@@ -148,6 +148,33 @@ def test_billing_journey(driver, gateways):
     driver.find_element(*tid("settings-save")).click()
     wait(driver).until(lambda d: "check-ok" in d.find_element(*tid("billing-check-summary")).get_attribute("class"))
 
+    # Plans are edited (not their currency) and deleted once nobody uses them:
+    # "Team" carries Chatbot's subscription, "Pro" no longer does.
+    driver.find_element(*tid("nav-plans")).click()
+    wait(driver).until(EC.element_to_be_clickable(tid("edit-plan-Team"))).click()
+    assert not driver.find_element(*tid("plan-currency")).is_enabled()
+    retype(driver, "plan-price", "abc")
+    driver.find_element(*tid("save-plan")).click()
+    wait(driver).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".field-error"), "decimal amount"))
+    retype(driver, "plan-price", "35")
+    retype(driver, "plan-rpm", "120")
+    shot(driver, "plan-edit")
+    driver.find_element(*tid("save-plan")).click()
+    wait(driver).until(EC.invisibility_of_element_located(tid("save-plan")))
+    team = wait(driver).until(EC.presence_of_element_located(tid("plan-row-Team")))
+    wait(driver).until(lambda d: "35" in team.text and "120 req/min" in team.text)
+
+    driver.find_element(*tid("delete-plan-Team")).click()
+    driver.find_element(By.XPATH, '//button[normalize-space()="Delete plan"]').click()
+    error = wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".dialog .form-error")))
+    assert "conflict" in error.text, error.text
+    driver.find_element(By.XPATH, '//button[normalize-space()="Cancel"]').click()
+    driver.find_element(*tid("delete-plan-Pro")).click()
+    driver.find_element(By.XPATH, '//button[normalize-space()="Delete plan"]').click()
+    wait(driver).until(EC.invisibility_of_element_located(tid("plan-row-Pro")))
+    assert driver.find_elements(*tid("plan-row-Team"))
+    shot(driver, "plans-after-edit")
+
 
 def retype(driver, testid: str, value: str) -> None:
     """Replaces a field's text the way a person does (select all, type), so

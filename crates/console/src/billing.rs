@@ -4,11 +4,12 @@
 //! secrets are returned once to the UI and never kept.
 
 use serde_json::json;
+use tollgate_api::money::parse_amount;
 use tollgate_api::{
     AddPaymentMethod, BillingCheck, ChangePlan, Charge, Consumer, ConsumerKey, CreateConsumer,
     CreateConsumerKey, CreateLedgerEntry, CreatePlan, CreateSubscription, FieldError,
     IssuedConsumerKey, LedgerEntry, Page, PaymentMethod, PaymentSettings, Plan, Subscription,
-    SubscriptionStatus, UpdateConsumer, UpdatePaymentSettings, Wallet,
+    SubscriptionStatus, UpdateConsumer, UpdatePaymentSettings, UpdatePlan, Wallet,
 };
 
 use crate::Console;
@@ -163,6 +164,38 @@ impl Console {
             .client(id)
             .await?
             .post_json("/admin/v1/plans", &input, Some(key))
+            .await?)
+    }
+
+    /// Changes a plan (not its currency), guarded by the version the admin saw.
+    pub async fn update_plan(
+        &self,
+        id: &str,
+        plan_id: &str,
+        update: UpdatePlan,
+        version: i64,
+    ) -> Result<Plan, ConsoleError> {
+        let update = checked_plan_update(update)?;
+        let path = format!("/admin/v1/plans/{}", encode(plan_id));
+        Ok(self
+            .client(id)
+            .await?
+            .patch_json(&path, &update, version)
+            .await?)
+    }
+
+    /// Deletes a plan nobody subscribes to (the gateway refuses otherwise).
+    pub async fn delete_plan(
+        &self,
+        id: &str,
+        plan_id: &str,
+        version: i64,
+    ) -> Result<(), ConsoleError> {
+        let path = format!("/admin/v1/plans/{}", encode(plan_id));
+        Ok(self
+            .client(id)
+            .await?
+            .delete_versioned(&path, version)
             .await?)
     }
 
@@ -433,6 +466,60 @@ impl Console {
             .await?
             .post_json("/admin/v1/billing/check", &json!({}), None)
             .await?)
+    }
+}
+
+/// Validates a plan change before it leaves the console; the gateway
+/// checks again (and knows the rest of the plan).
+fn checked_plan_update(mut update: UpdatePlan) -> Result<UpdatePlan, ConsoleError> {
+    let mut errors = Vec::new();
+    if let Some(name) = &mut update.name {
+        *name = name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 100 {
+            errors.push(FieldError::new("name", "must be 1 to 100 characters"));
+        }
+    }
+    for (field, amount) in [
+        ("price", &mut update.price),
+        ("included_credits", &mut update.included_credits),
+    ] {
+        if let Some(text) = amount {
+            *text = text.trim().to_owned();
+            match parse_amount(text) {
+                Ok(m) if m >= 0 => {}
+                Ok(_) => errors.push(FieldError::new(field, "must not be negative")),
+                Err(message) => errors.push(FieldError::new(field, message)),
+            }
+        }
+    }
+    if let Some(apis) = &mut update.apis {
+        apis.iter_mut().for_each(|a| *a = a.trim().to_owned());
+        apis.retain(|a| !a.is_empty());
+        if apis.is_empty() {
+            errors.push(FieldError::new(
+                "apis",
+                "list at least one API: a plan that covers none allows no calls",
+            ));
+        }
+    }
+    if let Some(limits) = &update.rate_limits {
+        if limits.requests_per_minute == Some(0) {
+            errors.push(FieldError::new(
+                "rate_limits.requests_per_minute",
+                "must be at least 1",
+            ));
+        }
+        if limits.tokens_per_minute == Some(0) {
+            errors.push(FieldError::new(
+                "rate_limits.tokens_per_minute",
+                "must be at least 1",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(update)
+    } else {
+        Err(ConsoleError::Validation(errors))
     }
 }
 

@@ -441,14 +441,15 @@ impl GatewayClient {
     }
 
     pub async fn delete_team(&self, id: &str, version: i64) -> Result<(), GatewayError> {
+        self.delete_versioned(&format!("/admin/v1/teams/{}", encode(id)), version)
+            .await
+    }
+
+    /// DELETE guarded by `If-Match` with the version the admin saw.
+    pub async fn delete_versioned(&self, path: &str, version: i64) -> Result<(), GatewayError> {
         let headers = [("If-Match", format!("\"{version}\""))];
         let (status, response_headers, bytes) = self
-            .send(
-                Method::DELETE,
-                &format!("/admin/v1/teams/{}", encode(id)),
-                None::<&()>,
-                &headers,
-            )
+            .send(Method::DELETE, path, None::<&()>, &headers)
             .await?;
         if status.is_success() {
             Ok(())

@@ -7,11 +7,39 @@ mod common;
 use common::{Gateway, input, test_vault};
 use tollgate_api::{
     AddPaymentMethod, CreateConsumer, CreateConsumerKey, CreateLedgerEntry, CreatePlan,
-    CreateSubscription, CreateTeam, LedgerKind, OveragePolicy, PlanPeriod, SubscriptionStatus,
-    UpdatePaymentSettings,
+    CreateSubscription, CreateTeam, LedgerKind, OveragePolicy, PlanPeriod, RateLimits,
+    SubscriptionStatus, UpdatePaymentSettings, UpdatePlan,
 };
 use tollgate_console::Console;
 use tollgate_console::client::ClientOptions;
+
+/// A team ("Acme of <name>") and a consumer in it, created through the console.
+async fn team_and_consumer(console: &Console, id: &str, name: &str) -> tollgate_api::Consumer {
+    let team = console
+        .create_team(
+            id,
+            CreateTeam {
+                name: format!("Acme of {name}"),
+                description: String::new(),
+            },
+            &format!("team-{name}"),
+        )
+        .await
+        .unwrap();
+    console
+        .create_consumer(
+            id,
+            CreateConsumer {
+                team_id: team.id,
+                name: name.into(),
+                contact: "ops@acme.test".into(),
+                metadata: Default::default(),
+            },
+            &format!("consumer-{name}"),
+        )
+        .await
+        .unwrap()
+}
 
 fn card(number: &str) -> AddPaymentMethod {
     AddPaymentMethod {
@@ -34,30 +62,7 @@ async fn consumer_plan_approval_key_top_up_and_cards() {
         .unwrap()
         .id;
 
-    let team = console
-        .create_team(
-            &id,
-            CreateTeam {
-                name: "Acme".into(),
-                description: String::new(),
-            },
-            "t1",
-        )
-        .await
-        .unwrap();
-    let consumer = console
-        .create_consumer(
-            &id,
-            CreateConsumer {
-                team_id: team.id.clone(),
-                name: "Chatbot".into(),
-                contact: "ops@acme.test".into(),
-                metadata: Default::default(),
-            },
-            "c1",
-        )
-        .await
-        .unwrap();
+    let consumer = team_and_consumer(&console, &id, "Chatbot").await;
     let plan = console
         .create_plan(
             &id,
@@ -370,4 +375,148 @@ async fn payment_settings_and_the_billing_check() {
         .unwrap();
     assert!(!fixed.credentials_set);
     assert!(console.check_billing(&id).await.unwrap().ok);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plans_are_edited_and_deleted_with_their_version() {
+    let gw = Gateway::start("plans-gw");
+    let data = tempfile::tempdir().unwrap();
+    let console = Console::open(data.path(), test_vault(), ClientOptions::default()).unwrap();
+    let id = console
+        .add_instance(input("Plans", &gw.base, Some(&gw.token)))
+        .await
+        .unwrap()
+        .id;
+    let new_plan = |name: &str| CreatePlan {
+        name: name.into(),
+        currency: "USD".into(),
+        price: "10".into(),
+        period: PlanPeriod::Month,
+        included_credits: "1".into(),
+        overage: OveragePolicy::Block,
+        approval_required: false,
+        apis: vec!["chat".into()],
+        models: vec![],
+        rate_limits: Default::default(),
+    };
+    let plan = console
+        .create_plan(&id, new_plan("Basic"), "pl-1")
+        .await
+        .unwrap();
+
+    // Bad input is refused by the console, naming each field; nothing changes.
+    let bad = console
+        .update_plan(
+            &id,
+            &plan.id,
+            UpdatePlan {
+                name: Some("  ".into()),
+                price: Some("ten".into()),
+                included_credits: Some("-1".into()),
+                apis: Some(vec![" ".into()]),
+                rate_limits: Some(RateLimits {
+                    requests_per_minute: Some(0),
+                    tokens_per_minute: None,
+                }),
+                ..Default::default()
+            },
+            plan.version,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), "validation");
+    let text = bad.to_string();
+    for field in [
+        "name",
+        "price",
+        "included_credits",
+        "apis",
+        "rate_limits.requests_per_minute",
+    ] {
+        assert!(text.contains(field), "{field} missing from {text}");
+    }
+    let listed = console.list_plans(&id, None).await.unwrap();
+    assert_eq!(listed.items[0], plan);
+
+    // A good change keeps what it does not name (the currency never changes).
+    let saved = console
+        .update_plan(
+            &id,
+            &plan.id,
+            UpdatePlan {
+                name: Some(" Basic+ ".into()),
+                price: Some("12.50".into()),
+                rate_limits: Some(RateLimits {
+                    requests_per_minute: Some(60),
+                    tokens_per_minute: None,
+                }),
+                ..Default::default()
+            },
+            plan.version,
+        )
+        .await
+        .unwrap();
+    assert_eq!(saved.name, "Basic+");
+    assert_eq!(saved.price, "12.50");
+    assert_eq!(saved.currency, "USD");
+    assert_eq!(saved.included_credits, plan.included_credits);
+    assert_eq!(saved.rate_limits.requests_per_minute, Some(60));
+    assert!(saved.version > plan.version);
+
+    // The version seen before is stale now: neither edit nor delete goes through.
+    let stale = console
+        .update_plan(
+            &id,
+            &plan.id,
+            UpdatePlan {
+                price: Some("1".into()),
+                ..Default::default()
+            },
+            plan.version,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), "precondition_failed");
+    let stale = console
+        .delete_plan(&id, &plan.id, plan.version)
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), "precondition_failed");
+
+    // A plan someone subscribes to cannot be deleted; an unused one can.
+    let consumer = team_and_consumer(&console, &id, "C").await;
+    console
+        .create_subscription(
+            &id,
+            CreateSubscription {
+                consumer_id: consumer.id,
+                plan_id: saved.id.clone(),
+                auto_renew: true,
+            },
+            "pl-s",
+        )
+        .await
+        .unwrap();
+    let used = console
+        .delete_plan(&id, &saved.id, saved.version)
+        .await
+        .unwrap_err();
+    assert_eq!(used.code(), "conflict", "{used}");
+    let unused = console
+        .create_plan(&id, new_plan("Spare"), "pl-2")
+        .await
+        .unwrap();
+    console
+        .delete_plan(&id, &unused.id, unused.version)
+        .await
+        .unwrap();
+    let names: Vec<String> = console
+        .list_plans(&id, None)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, vec!["Basic+".to_owned()]);
 }

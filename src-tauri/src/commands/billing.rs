@@ -1,7 +1,7 @@
 use tollgate_api::{
     AddPaymentMethod, BillingCheck, Charge, CreateLedgerEntry, CreatePlan, CreateSubscription,
     LedgerEntry, Page, PaymentMethod, PaymentSettings, Plan, Subscription, UpdatePaymentSettings,
-    Wallet,
+    UpdatePlan, Wallet,
 };
 
 use super::{CommandResult, ConsoleState};
@@ -202,4 +202,27 @@ pub async fn check_billing(
     instance_id: String,
 ) -> CommandResult<BillingCheck> {
     Ok(console.check_billing(&instance_id).await?)
+}
+
+#[tauri::command]
+pub async fn update_plan(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    plan_id: String,
+    update: UpdatePlan,
+    version: i64,
+) -> CommandResult<Plan> {
+    Ok(console
+        .update_plan(&instance_id, &plan_id, update, version)
+        .await?)
+}
+
+#[tauri::command]
+pub async fn delete_plan(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    plan_id: String,
+    version: i64,
+) -> CommandResult<()> {
+    Ok(console.delete_plan(&instance_id, &plan_id, version).await?)
 }

@@ -5,7 +5,10 @@ import type { SubmitEvent } from "react";
 import type { CreatePlan } from "../bindings/CreatePlan";
 import type { Instance } from "../bindings/Instance";
 import type { OveragePolicy } from "../bindings/OveragePolicy";
+import type { Plan } from "../bindings/Plan";
 import type { PlanPeriod } from "../bindings/PlanPeriod";
+import type { RateLimits } from "../bindings/RateLimits";
+import type { UpdatePlan } from "../bindings/UpdatePlan";
 import * as backend from "../lib/backend";
 import type { BackendError } from "../lib/backend";
 import { focusFirstInvalid } from "../lib/dom";
@@ -21,24 +24,60 @@ type Errors = Partial<Record<(typeof FIELDS)[number], string>>;
 
 const AMOUNT = /^\d+(\.\d+)?$/;
 
-/** The "New plan" form, inside its dialog. */
-export function PlanForm({ instance, onDone, onCancel }: { instance: Instance; onDone: () => void; onCancel: () => void }) {
+/** What changed between a plan and the form's values: only those are sent. */
+function changesOf(plan: Plan, input: CreatePlan): UpdatePlan {
+  const update: UpdatePlan = {};
+  if (input.name !== plan.name) update.name = input.name;
+  if (Number(input.price) !== Number(plan.price)) update.price = input.price;
+  if (input.period !== plan.period) update.period = input.period;
+  if (Number(input.included_credits) !== Number(plan.included_credits)) update.included_credits = input.included_credits;
+  if (input.overage !== plan.overage) update.overage = input.overage;
+  if (input.approval_required !== undefined && input.approval_required !== plan.approval_required)
+    update.approval_required = input.approval_required;
+  const apis = input.apis ?? [];
+  if (apis.join(",") !== plan.apis.join(",")) update.apis = apis;
+  const rpm = input.rate_limits?.requests_per_minute;
+  if (rpm !== plan.rate_limits.requests_per_minute) {
+    const limits: RateLimits = {};
+    if (plan.rate_limits.tokens_per_minute !== undefined) limits.tokens_per_minute = plan.rate_limits.tokens_per_minute;
+    if (rpm !== undefined) limits.requests_per_minute = rpm;
+    update.rate_limits = limits;
+  }
+  return update;
+}
+
+interface PlanFormProps {
+  instance: Instance;
+  /** The plan to edit; without it the form creates one. */
+  plan?: Plan | undefined;
+  onDone: () => void;
+  onCancel: () => void;
+}
+
+/** The "New plan" and "Edit plan" form, inside its dialog. */
+export function PlanForm({ instance, plan, onDone, onCancel }: PlanFormProps) {
   const client = useQueryClient();
   const toast = useToast();
   const idempotency = useIdempotencyKey();
   const formRef = useRef<HTMLFormElement>(null);
-  const [name, setName] = useState("");
-  const [currency, setCurrency] = useState("USD");
-  const [price, setPrice] = useState("0");
-  const [period, setPeriod] = useState<PlanPeriod>("month");
-  const [credits, setCredits] = useState("0");
-  const [overage, setOverage] = useState<OveragePolicy>("block");
-  const [approval, setApproval] = useState(false);
-  const [apis, setApis] = useState("chat");
-  const [rpm, setRpm] = useState("");
+  const [name, setName] = useState(plan?.name ?? "");
+  const [currency, setCurrency] = useState(plan?.currency ?? "USD");
+  const [price, setPrice] = useState(plan?.price ?? "0");
+  const [period, setPeriod] = useState<PlanPeriod>(plan?.period ?? "month");
+  const [credits, setCredits] = useState(plan?.included_credits ?? "0");
+  const [overage, setOverage] = useState<OveragePolicy>(plan?.overage ?? "block");
+  const [approval, setApproval] = useState(plan?.approval_required ?? false);
+  const [apis, setApis] = useState(plan ? plan.apis.join(", ") : "chat");
+  const [rpm, setRpm] = useState(plan?.rate_limits.requests_per_minute?.toString() ?? "");
   const [errors, setErrors] = useState<Errors>({});
   const [formError, setFormError] = useState<BackendError | null>(null);
 
+  const onError = (error: BackendError) => {
+    const { byField, other } = splitFields(error, FIELDS);
+    setErrors(byField);
+    setFormError(other ? error : null);
+    focusFirstInvalid(formRef.current);
+  };
   const create = useMutation({
     mutationFn: (input: CreatePlan) => backend.createPlan(instance.id, input, idempotency.keyFor(input)),
     onSuccess: async (plan) => {
@@ -48,12 +87,23 @@ export function PlanForm({ instance, onDone, onCancel }: { instance: Instance; o
     },
     onError: (error) => {
       idempotency.settle(error);
-      const { byField, other } = splitFields(error, FIELDS);
-      setErrors(byField);
-      setFormError(other ? error : null);
-      focusFirstInvalid(formRef.current);
+      onError(error);
     },
   });
+  const update = useMutation({
+    mutationFn: ({ id, changes, version }: { id: string; changes: UpdatePlan; version: number }) =>
+      backend.updatePlan(instance.id, id, changes, version),
+    onSuccess: async (saved) => {
+      toast.success(`Saved plan “${saved.name}” on ${instance.name}.`);
+      await invalidateWith(client, instance.id, [keys.plans(instance.id), keys.billingCheck(instance.id)]);
+      onDone();
+    },
+    onError: async (error) => {
+      onError(error);
+      if (error.code === "precondition_failed" || error.code === "not_found") await client.invalidateQueries({ queryKey: keys.plans(instance.id) });
+    },
+  });
+  const pending = create.isPending || update.isPending;
 
   function onSubmit(e: SubmitEvent) {
     e.preventDefault();
@@ -91,7 +141,17 @@ export function PlanForm({ instance, onDone, onCancel }: { instance: Instance; o
       apis: apiList,
     };
     if (requestsPerMinute !== undefined) input.rate_limits = { requests_per_minute: requestsPerMinute };
-    create.mutate(input);
+    if (!plan) {
+      create.mutate(input);
+      return;
+    }
+    const changes = changesOf(plan, input);
+    if (Object.keys(changes).length === 0) {
+      toast.success("Nothing changed.");
+      onDone();
+      return;
+    }
+    update.mutate({ id: plan.id, changes, version: plan.version });
   }
 
   const clear = (field: keyof Errors) => setErrors((x) => ({ ...x, [field]: undefined }));
@@ -120,7 +180,7 @@ export function PlanForm({ instance, onDone, onCancel }: { instance: Instance; o
       <div className="form-grid">
         <Field label="Currency" error={errors.currency}>
           {({ id, describedBy, invalid }) => (
-            <input id={id} data-testid="plan-currency" value={currency} maxLength={3} onChange={(e) => { setCurrency(e.target.value); clear("currency"); }} aria-describedby={describedBy} aria-invalid={invalid} autoComplete="off" />
+            <input id={id} data-testid="plan-currency" value={currency} maxLength={3} disabled={!!plan} title={plan ? "A plan's currency cannot change" : undefined} onChange={(e) => { setCurrency(e.target.value); clear("currency"); }} aria-describedby={describedBy} aria-invalid={invalid} autoComplete="off" />
           )}
         </Field>
         <Field label="Price per period" error={errors.price}>
@@ -175,8 +235,8 @@ export function PlanForm({ instance, onDone, onCancel }: { instance: Instance; o
         <button type="button" onClick={onCancel}>
           Cancel
         </button>
-        <button type="submit" className="primary" data-testid="save-plan" disabled={create.isPending}>
-          {create.isPending ? "Creating…" : "Create plan"}
+        <button type="submit" className="primary" data-testid="save-plan" disabled={pending}>
+          {plan ? (pending ? "Saving…" : "Save plan") : pending ? "Creating…" : "Create plan"}
         </button>
       </div>
     </form>

@@ -32,6 +32,7 @@ import type { Subscription } from "../bindings/Subscription";
 import type { Team } from "../bindings/Team";
 import type { UpdateConsumer } from "../bindings/UpdateConsumer";
 import type { UpdatePaymentSettings } from "../bindings/UpdatePaymentSettings";
+import type { UpdatePlan } from "../bindings/UpdatePlan";
 import type { UpdateTeam } from "../bindings/UpdateTeam";
 import type { Wallet } from "../bindings/Wallet";
 
@@ -193,6 +194,14 @@ export const listPlans = (instanceId: string, cursor: string | null) =>
 
 export const createPlan = (instanceId: string, input: CreatePlan, idempotencyKey: string) =>
   call<Plan>("create_plan", { instanceId, input, idempotencyKey });
+
+/** Guarded by the `version` the admin saw; the currency never changes. */
+export const updatePlan = (instanceId: string, planId: string, update: UpdatePlan, version: number) =>
+  call<Plan>("update_plan", { instanceId, planId, update, version });
+
+/** Refused with `conflict` while anyone subscribes to the plan. */
+export const deletePlan = (instanceId: string, planId: string, version: number) =>
+  call<null>("delete_plan", { instanceId, planId, version });
 
 // ---- Subscriptions -------------------------------------------------------
 

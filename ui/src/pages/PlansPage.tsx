@@ -1,12 +1,17 @@
+import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 
 import type { Instance } from "../bindings/Instance";
 import type { Plan } from "../bindings/Plan";
+import { ConfirmDialog } from "../components/ConfirmDialog";
 import { Dialog } from "../components/Dialog";
 import { ErrorState } from "../components/ErrorState";
 import { NoInstance } from "../components/NoInstance";
 import { PlanForm } from "../components/PlanForm";
-import { useCurrentInstance, usePlans } from "../lib/queries";
+import { ProdNotice } from "../components/ProdNotice";
+import { useToast } from "../components/Toaster";
+import * as backend from "../lib/backend";
+import { invalidateWith, keys, useCurrentInstance, usePlans } from "../lib/queries";
 
 function priceOf(p: Plan): string {
   return p.period === "none" ? `${p.price} ${p.currency} once` : `${p.price} ${p.currency} / ${p.period}`;
@@ -22,7 +27,22 @@ function limitsOf(p: Plan): string {
 function PlansOf({ instance }: { instance: Instance }) {
   const plans = usePlans(instance.id);
   const [creating, setCreating] = useState(false);
+  const [editing, setEditing] = useState<Plan | null>(null);
+  const [deleting, setDeleting] = useState<Plan | null>(null);
   const rows = plans.data?.pages.flatMap((p) => p.items) ?? [];
+  const client = useQueryClient();
+  const toast = useToast();
+  const remove = useMutation({
+    mutationFn: (plan: Plan) => backend.deletePlan(instance.id, plan.id, plan.version),
+    onSuccess: async (_, plan) => {
+      setDeleting(null);
+      toast.success(`Deleted plan “${plan.name}”.`);
+      await invalidateWith(client, instance.id, [keys.plans(instance.id), keys.billingCheck(instance.id)]);
+    },
+    onError: async (error) => {
+      if (error.code === "precondition_failed" || error.code === "not_found") await client.invalidateQueries({ queryKey: keys.plans(instance.id) });
+    },
+  });
 
   return (
     <section className="page">
@@ -68,6 +88,9 @@ function PlansOf({ instance }: { instance: Instance }) {
               <th scope="col">APIs</th>
               <th scope="col">Rate limit</th>
               <th scope="col">Id</th>
+              <th scope="col" className="actions">
+                <span className="visually-hidden">Actions</span>
+              </th>
             </tr>
           </thead>
           <tbody>
@@ -86,6 +109,22 @@ function PlansOf({ instance }: { instance: Instance }) {
                 <td className="mono cell-wrap">{p.apis.length > 0 ? p.apis.join(", ") : <span className="warning-text">none</span>}</td>
                 <td>{limitsOf(p) || <span className="muted">—</span>}</td>
                 <td className="mono muted">{p.id}</td>
+                <td className="actions">
+                  <button type="button" className="link-button" data-testid={`edit-plan-${p.name}`} onClick={() => setEditing(p)}>
+                    Edit
+                  </button>
+                  <button
+                    type="button"
+                    className="link-button danger-quiet"
+                    data-testid={`delete-plan-${p.name}`}
+                    onClick={() => {
+                      remove.reset();
+                      setDeleting(p);
+                    }}
+                  >
+                    Delete
+                  </button>
+                </td>
               </tr>
             ))}
           </tbody>
@@ -103,6 +142,24 @@ function PlansOf({ instance }: { instance: Instance }) {
           Could not {plans.isFetchNextPageError ? "load more" : "reload"}: {plans.error.message}
           <code className="code-tag">{plans.error.code}</code>
         </p>
+      )}
+      {editing && (
+        <Dialog title={`Edit plan “${editing.name}”`} onClose={() => setEditing(null)} wide>
+          <PlanForm instance={instance} plan={editing} onDone={() => setEditing(null)} onCancel={() => setEditing(null)} />
+        </Dialog>
+      )}
+      {deleting && (
+        <ConfirmDialog
+          title={`Delete plan “${deleting.name}”?`}
+          confirmLabel="Delete plan"
+          onConfirm={() => remove.mutate(deleting)}
+          onCancel={() => setDeleting(null)}
+          pending={remove.isPending}
+          error={remove.error}
+        >
+          <ProdNotice instance={instance} />
+          <p>The plan is removed from the gateway. A plan anyone subscribes to cannot be deleted: move or end those subscriptions first.</p>
+        </ConfirmDialog>
       )}
       {creating && (
         <Dialog title="New plan" onClose={() => setCreating(false)} wide>
