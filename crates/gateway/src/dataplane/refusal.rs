@@ -67,7 +67,7 @@ impl Refusal {
         }
     }
 
-    /// Adds a field to the body; a later value for the same name wins.
+    /// Adds a field to the body.
     pub fn field(self, name: &'static str, value: impl Into<Value>) -> Self {
         self.set(name, Field::Value(value.into()))
     }
@@ -88,11 +88,14 @@ impl Refusal {
             .raw_field("plan", &cover.plan_ref)
     }
 
+    /// Each name is given once (refusals are built in one place each);
+    /// checked in debug builds rather than searched on every call.
     fn set(mut self, name: &'static str, value: Field) -> Self {
-        match self.fields.iter_mut().find(|(n, _)| *n == name) {
-            Some(existing) => existing.1 = value,
-            None => self.fields.push((name, value)),
-        }
+        debug_assert!(
+            self.fields.iter().all(|(n, _)| *n != name),
+            "field {name} given twice"
+        );
+        self.fields.push((name, value));
         self
     }
 
@@ -305,7 +308,6 @@ mod tests {
             "Insufficient funds",
             "Needs \"1.00\" USD\nnow \\ \u{1}é",
         )
-        .field("balance", "0.50")
         .amount_field("required", 1_000_000)
         .field("limit", 60)
         .amount_field("balance", 250_000)
@@ -327,8 +329,8 @@ mod tests {
                     "type": "billing_error",
                     "code": "insufficient_funds",
                 },
-                "balance": "0.25",
                 "required": "1.00",
+                "balance": "0.25",
                 "limit": 60,
                 "plan": {"id": "pln_1", "name": "Pro \"Max\""},
             })
