@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
-DURATION=${BENCH_DURATION:-10s}
+DURATION=${BENCH_DURATION:-8s}
 CONNS=${BENCH_CONNECTIONS:-32}
 cargo build -q --release -p tollgate-gateway -p tollgate-sim-provider
 WORK=$(mktemp -d /tmp/tollgate-bench-dp.XXXXXX)
@@ -113,7 +113,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # The machine's two cores are shared with the rest of the system, so single
 # runs wander; each pair is measured in alternation, ROUNDS times; the
 # table shows the medians and the ratios are medians of per-round ratios. BENCH_ONLY=forward|refusal measures one pair.
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 ONLY=${BENCH_ONLY:-}
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instructions the gateway executes in user space per refusal (402
-# insufficient-funds), counted by valgrind's callgrind while wrk sends calls
-# for a few seconds. Unlike req/s on a shared machine, the count barely
+# insufficient-funds), or with BENCH_MODE=forward per billed call forwarded
+# to the simulated provider (test fixture), counted by valgrind's callgrind
+# while wrk sends calls for a few seconds. Unlike req/s on a shared machine, the count barely
 # moves between runs, so it shows what a code change saves. It leaves out
 # the kernel (send/recv), and under valgrind sha256 runs without the CPU's
 # SHA instructions, so the key digest is reported apart.
@@ -9,14 +10,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
-cargo build -q --release -p tollgate-gateway
+MODE=${BENCH_MODE:-refusal}
+cargo build -q --release -p tollgate-gateway -p tollgate-sim-provider
 WORK=$(mktemp -d /tmp/tollgate-bench-instr.XXXXXX)
 OUT=${1:-$WORK/callgrind.out}
-GW_PID=
-cleanup() { [ -n "$GW_PID" ] && kill "$GW_PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
+GW_PID= SIM_PID=
+cleanup() { for p in $GW_PID $SIM_PID; do kill "$p" 2>/dev/null; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-printf 'upstream_url = "http://127.0.0.1:9/v1"\nprice_per_request = "0.000001"\n' >"$WORK/gw.toml"
+UPSTREAM=127.0.0.1:9
+if [ "$MODE" = forward ]; then
+  "$TARGET/release/sim-provider" >"$WORK/sim.out" 2>&1 &
+  SIM_PID=$!
+  for _ in $(seq 1 100); do grep -q "listening on" "$WORK/sim.out" 2>/dev/null && break; sleep 0.1; done
+  UPSTREAM=$(sed -n 's/^sim-provider listening on http:\/\///p' "$WORK/sim.out")
+fi
+printf 'upstream_url = "http://%s/v1"\nprice_per_request = "0.000001"\n' "$UPSTREAM" >"$WORK/gw.toml"
 RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT" \
   "$TARGET/release/tollgated" serve --data-dir "$WORK/gw" --listen 127.0.0.1:0 --config "$WORK/gw.toml" \
   >"$WORK/gw.out" 2>"$WORK/gw.log" &
@@ -32,6 +41,7 @@ PLAN=$(api POST /admin/v1/plans '{"name":"bench","currency":"USD","price":"0","p
 CONSUMER=$(api POST /admin/v1/consumers "{\"team_id\":\"$TEAM\",\"name\":\"broke\"}" | json '["id"]')
 KEY=$(api POST "/admin/v1/consumers/$CONSUMER/keys" '{"name":"bench"}' | json '["secret"]')
 api POST /admin/v1/subscriptions "{\"consumer_id\":\"$CONSUMER\",\"plan_id\":\"$PLAN\"}" >/dev/null
+[ "$MODE" = forward ] && api POST "/admin/v1/consumers/$CONSUMER/wallets/USD/entries" '{"kind":"top_up","amount":"1000000"}' >/dev/null
 cat >"$WORK/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"model":"sim-small","messages":[{"role":"user","content":"hello there"}],"max_tokens":16}'
@@ -56,11 +66,12 @@ def inclusive(name):
 total = inclusive("PROGRAM TOTALS")
 digest = inclusive("tollgate_gateway::auth::token_digest")
 print(f"requests counted: {requests:,}")
-print(f"user-space instructions per refusal: {total // requests:,} "
+print(f"user-space instructions per call: {total // requests:,} "
       f"({(total - digest) // requests:,} without the key digest, which runs without SHA-NI under valgrind)")
 for name, label in [("hyper::proto::h1::io::Buffered<T,B>::parse", "hyper: request head parsing"),
                     ("tollgate_gateway::dataplane::chat::handle", "gateway: authenticate (with the key digest), decide, reserve, refuse"),
                     ("tollgate_gateway::dataplane::chat::parse_request", "  of which the request body (JSON)"),
-                    ("tollgate_gateway::dataplane::Call::finish", "gateway: the problem body and headers")]:
+                    ("tollgate_gateway::dataplane::chat::forward", "gateway: forwarding and settling (forward mode)"),
+                    ("tollgate_gateway::dataplane::Call::finish", "gateway: the answer's headers (and a refusal's body)")]:
     print(f"  {label}: {inclusive(name) // requests:,}")
 PY
