@@ -44,6 +44,7 @@ pub fn format_amount(micros: i64, min_decimals: usize) -> String {
 
 /// An amount written out on the stack, for hot paths that format amounts
 /// into a larger text without allocating for each.
+#[derive(Clone, Copy)]
 pub struct Amount {
     buf: [u8; 32],
     start: usize,
@@ -91,6 +92,12 @@ impl Amount {
     pub fn as_str(&self) -> &str {
         // Only ASCII digits, '.' and '-' are ever written.
         std::str::from_utf8(&self.buf[self.start..]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for Amount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

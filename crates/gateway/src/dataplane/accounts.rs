@@ -58,7 +58,42 @@ pub struct Reservation {
     wallet: i64,
 }
 
-fn insufficient_funds(cover: &Coverage, balance: i64, required: i64, message: String) -> Refusal {
+/// What a call could not be paid from.
+enum ShortOf {
+    IncludedCredits,
+    Wallet,
+}
+
+fn insufficient_funds(cover: &Coverage, balance: i64, required: i64, short_of: ShortOf) -> Refusal {
+    let (balance, required) = (Amount::new(balance, 2), Amount::new(required, 2));
+    let currency = cover.plan.currency.as_str();
+    // Built by hand rather than with `format!`: refusals are the hottest answer.
+    let mut message = String::with_capacity(112);
+    if let ShortOf::Wallet = short_of {
+        for part in [
+            "The wallet holds ",
+            balance.as_str(),
+            " ",
+            currency,
+            " available; this call needs ",
+            required.as_str(),
+            ".",
+        ] {
+            message.push_str(part);
+        }
+    } else {
+        for part in [
+            "The plan's included credits for this period are used up (",
+            balance.as_str(),
+            " ",
+            currency,
+            " left, ",
+            required.as_str(),
+            " needed).",
+        ] {
+            message.push_str(part);
+        }
+    }
     Refusal::new(
         StatusCode::PAYMENT_REQUIRED,
         "insufficient-funds",
@@ -175,19 +210,13 @@ impl Accounts {
         let credits_left = (included - credits.used - credits.reserved).max(0);
         let from_credits = estimate.min(credits_left);
         let rest = estimate - from_credits;
-        let money = |m: i64| Amount::new(m, 2);
         if rest > 0 {
             if plan.overage == OveragePolicy::Block {
                 return Err(insufficient_funds(
                     cover,
                     credits_left,
                     estimate,
-                    format!(
-                        "The plan's included credits for this period are used up ({} {} left, {} needed).",
-                        money(credits_left),
-                        plan.currency,
-                        money(estimate)
-                    ),
+                    ShortOf::IncludedCredits,
                 ));
             }
             let wallet = self
@@ -200,12 +229,7 @@ impl Accounts {
                     cover,
                     available.max(0),
                     rest,
-                    format!(
-                        "The wallet holds {} {} available; this call needs {}.",
-                        money(available.max(0)),
-                        plan.currency,
-                        money(rest)
-                    ),
+                    ShortOf::Wallet,
                 ));
             }
             wallet.reserved += rest;

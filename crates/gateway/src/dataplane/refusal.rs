@@ -23,8 +23,8 @@ use super::hot::Coverage;
 pub enum Field {
     Value(Value),
     Raw(Arc<RawValue>),
-    /// Micro-units, written as a decimal string with at least 2 places.
-    Amount(i64),
+    /// An amount of money, written as a decimal string.
+    Amount(Amount),
 }
 
 #[derive(Debug, Clone)]
@@ -77,9 +77,9 @@ impl Refusal {
         self.set(name, Field::Raw(json.clone()))
     }
 
-    /// Adds an amount of money (micro-units) as a decimal string.
-    pub fn amount_field(self, name: &'static str, micros: i64) -> Self {
-        self.set(name, Field::Amount(micros))
+    /// Adds an amount of money as a decimal string.
+    pub fn amount_field(self, name: &'static str, amount: Amount) -> Self {
+        self.set(name, Field::Amount(amount))
     }
 
     /// Names the subscription and plan the refusal is about.
@@ -147,7 +147,8 @@ impl Refusal {
         let message = escaped(&self.message);
         out.extend_from_slice(message.as_bytes());
         out.extend_from_slice(b"\",\"request_id\":\"");
-        write_escaped(out, request_id);
+        // Request ids are the gateway's own (`req_` and a lowercase ULID).
+        write_plain(out, request_id);
         out.extend_from_slice(b"\",\"reason\":\"");
         write_plain(out, self.slug);
         out.extend_from_slice(b"\",\"error\":{\"message\":\"");
@@ -156,7 +157,12 @@ impl Refusal {
         write_plain(out, openai_type(self.status));
         out.extend_from_slice(b"\",\"code\":\"");
         // `invalid-api-key` → `invalid_api_key`, the OpenAI spelling of codes.
-        out.extend(self.slug.bytes().map(|b| if b == b'-' { b'_' } else { b }));
+        for (i, part) in self.slug.split('-').enumerate() {
+            if i > 0 {
+                out.put_u8(b'_');
+            }
+            out.extend_from_slice(part.as_bytes());
+        }
         out.extend_from_slice(b"\"}");
         for (name, value) in &self.fields {
             out.extend_from_slice(b",\"");
@@ -173,9 +179,9 @@ impl Refusal {
                     let _ = serde_json::to_writer((&mut *out).writer(), value);
                 }
                 Field::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
-                Field::Amount(micros) => {
+                Field::Amount(amount) => {
                     out.put_u8(b'"');
-                    out.extend_from_slice(Amount::new(*micros, 2).as_str().as_bytes());
+                    out.extend_from_slice(amount.as_str().as_bytes());
                     out.put_u8(b'"');
                 }
             }
@@ -308,9 +314,9 @@ mod tests {
             "Insufficient funds",
             "Needs \"1.00\" USD\nnow \\ \u{1}é",
         )
-        .amount_field("required", 1_000_000)
+        .amount_field("required", Amount::new(1_000_000, 2))
         .field("limit", 60)
-        .amount_field("balance", 250_000)
+        .amount_field("balance", Amount::new(250_000, 2))
         .raw_field("plan", &plan);
         let mut out = BytesMut::new();
         refusal.write_body(&mut out, "req_1", "https://gw.example/a\"b");
