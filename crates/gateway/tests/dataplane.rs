@@ -835,3 +835,62 @@ async fn idle_and_slow_connections_are_closed_but_slow_answers_are_not() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "echo: hi");
 }
+
+#[tokio::test]
+async fn keys_are_read_from_any_case_of_bearer_and_bodies_in_several_chunks() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Setup::new("").await;
+    let (_, key) = s.paying_consumer("Chunks").await;
+    let base = s.gw.base.clone();
+
+    // The scheme is case-insensitive; another scheme is no key at all.
+    for (header, status) in [
+        (format!("bearer {key}"), StatusCode::OK),
+        (format!("BEARER   {key}  "), StatusCode::OK),
+        (format!("Basic {key}"), StatusCode::UNAUTHORIZED),
+        ("Bearer".to_owned(), StatusCode::UNAUTHORIZED),
+    ] {
+        let resp = s
+            .http
+            .post(s.gw.url("/v1/chat/completions"))
+            .header("authorization", &header)
+            .json(&json!({"model": "sim-small", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{}", header.replace(&key, "<key>"));
+        if status == StatusCode::UNAUTHORIZED {
+            refusal(resp, status, "invalid-api-key", &base).await;
+        }
+    }
+
+    // A body sent in chunks, apart in time, is read whole.
+    let addr = base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    for part in [
+        r#"{"model": "sim-small", "#,
+        r#""messages": [{"role": "user", "content": "in two parts"}]}"#,
+    ] {
+        conn.write_all(format!("{:x}\r\n{part}\r\n", part.len()).as_bytes())
+            .await
+            .unwrap();
+        conn.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    conn.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        conn.read_to_string(&mut answer),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("echo: in two parts"), "{answer}");
+}

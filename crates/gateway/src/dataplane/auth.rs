@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use chrono::{DateTime, Duration, Utc};
 use subtle::ConstantTimeEq;
 use tollgate_api::{ConsumerKey, ConsumerKeyStatus, ConsumerStatus};
@@ -16,18 +16,24 @@ use crate::store::KeyCredential;
 
 const TOUCH_INTERVAL_SECS: i64 = 60;
 
+/// Built once: parsing a header name from text on every call costs.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// The key sent as `Authorization: Bearer <key>` or `x-api-key: <key>`.
+/// Read as bytes (checked once as UTF-8) since it runs on every call.
 fn presented(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let (scheme, token) = value.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
-    }
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+    let token = match headers.get(header::AUTHORIZATION) {
+        Some(value) => {
+            let value = value.as_bytes();
+            let (scheme, token) = value.split_at_checked(7)?;
+            if !scheme.eq_ignore_ascii_case(b"bearer ") {
+                return None;
+            }
+            token
+        }
+        None => headers.get(X_API_KEY)?.as_bytes(),
+    };
+    std::str::from_utf8(token.trim_ascii()).ok()
 }
 
 fn invalid(message: &str) -> Refusal {

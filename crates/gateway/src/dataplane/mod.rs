@@ -20,6 +20,8 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
+use bytes::BytesMut;
+use http_body::Body as _;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use tollgate_api::REQUEST_ID_HEADER;
@@ -71,22 +73,42 @@ const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 const CHAT: &str = "/v1/chat/completions";
 const STATUS: &str = "/v1/billing/status";
 
-/// The request body, up to `limit` bytes.
+/// The request body, up to `limit` bytes. Most bodies arrive in one frame,
+/// which is returned as it is; only longer ones are gathered.
 pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Refusal> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(Refusal::new(
+    let mut body = Limited::new(body, limit);
+    let first = match body.frame().await {
+        None => return Ok(Bytes::new()),
+        Some(frame) => frame.map_err(|e| body_error(&*e, limit))?,
+    };
+    let first = first.into_data().unwrap_or_default();
+    if body.is_end_stream() {
+        return Ok(first);
+    }
+    let mut all = BytesMut::from(&first[..]);
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.map_err(|e| body_error(&*e, limit))?.into_data() {
+            all.extend_from_slice(&data);
+        }
+    }
+    Ok(all.freeze())
+}
+
+fn body_error(e: &(dyn std::error::Error + Send + Sync + 'static), limit: usize) -> Refusal {
+    if e.is::<LengthLimitError>() {
+        Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload-too-large",
             "Payload too large",
             format!("The request body is larger than this gateway accepts ({limit} bytes)."),
-        )),
-        Err(_) => Err(Refusal::new(
+        )
+    } else {
+        Refusal::new(
             StatusCode::BAD_REQUEST,
             "bad-request",
             "Bad request",
             "The request body could not be read.",
-        )),
+        )
     }
 }
 
