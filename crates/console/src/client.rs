@@ -498,11 +498,8 @@ impl GatewayClient {
         body: &(impl Serialize + ?Sized),
         version: i64,
     ) -> Result<T, GatewayError> {
-        let headers = [("If-Match", format!("\"{version}\""))];
-        Ok(self
-            .call(Method::PATCH, path, Some(body), &headers)
-            .await?
-            .0)
+        self.versioned_json(Method::PATCH, path, body, version)
+            .await
     }
 
     /// PUT guarded by `If-Match` with the version the admin saw.
@@ -512,8 +509,18 @@ impl GatewayClient {
         body: &(impl Serialize + ?Sized),
         version: i64,
     ) -> Result<T, GatewayError> {
+        self.versioned_json(Method::PUT, path, body, version).await
+    }
+
+    async fn versioned_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+        version: i64,
+    ) -> Result<T, GatewayError> {
         let headers = [("If-Match", format!("\"{version}\""))];
-        Ok(self.call(Method::PUT, path, Some(body), &headers).await?.0)
+        Ok(self.call(method, path, Some(body), &headers).await?.0)
     }
 
     pub async fn delete_path(&self, path: &str) -> Result<(), GatewayError> {

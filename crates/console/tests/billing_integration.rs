@@ -41,6 +41,22 @@ async fn team_and_consumer(console: &Console, id: &str, name: &str) -> tollgate_
         .unwrap()
 }
 
+/// A monthly plan covering `chat`, blocking when its credits run out.
+fn monthly_plan(name: &str, currency: &str, price: &str) -> CreatePlan {
+    CreatePlan {
+        name: name.into(),
+        currency: currency.into(),
+        price: price.into(),
+        period: PlanPeriod::Month,
+        included_credits: "1".into(),
+        overage: OveragePolicy::Block,
+        approval_required: false,
+        apis: vec!["chat".into()],
+        models: vec![],
+        rate_limits: Default::default(),
+    }
+}
+
 fn card(number: &str) -> AddPaymentMethod {
     AddPaymentMethod {
         number: number.into(),
@@ -67,16 +83,10 @@ async fn consumer_plan_approval_key_top_up_and_cards() {
         .create_plan(
             &id,
             CreatePlan {
-                name: "Pro".into(),
-                currency: "USD".into(),
-                price: "0".into(),
-                period: PlanPeriod::Month,
                 included_credits: "5".into(),
                 overage: OveragePolicy::ChargeWallet,
                 approval_required: true,
-                apis: vec!["chat".into()],
-                models: vec![],
-                rate_limits: Default::default(),
+                ..monthly_plan("Pro", "USD", "0")
             },
             "p1",
         )
@@ -261,22 +271,7 @@ async fn payment_settings_and_the_billing_check() {
         .unwrap()
         .id;
     let plan = console
-        .create_plan(
-            &id,
-            CreatePlan {
-                name: "Euro".into(),
-                currency: "EUR".into(),
-                price: "9".into(),
-                period: PlanPeriod::Month,
-                included_credits: "1".into(),
-                overage: OveragePolicy::Block,
-                approval_required: false,
-                apis: vec!["chat".into()],
-                models: vec![],
-                rate_limits: Default::default(),
-            },
-            "p-eur",
-        )
+        .create_plan(&id, monthly_plan("Euro", "EUR", "9"), "p-eur")
         .await
         .unwrap();
 
@@ -387,18 +382,7 @@ async fn plans_are_edited_and_deleted_with_their_version() {
         .await
         .unwrap()
         .id;
-    let new_plan = |name: &str| CreatePlan {
-        name: name.into(),
-        currency: "USD".into(),
-        price: "10".into(),
-        period: PlanPeriod::Month,
-        included_credits: "1".into(),
-        overage: OveragePolicy::Block,
-        approval_required: false,
-        apis: vec!["chat".into()],
-        models: vec![],
-        rate_limits: Default::default(),
-    };
+    let new_plan = |name: &str| monthly_plan(name, "USD", "10");
     let plan = console
         .create_plan(&id, new_plan("Basic"), "pl-1")
         .await
