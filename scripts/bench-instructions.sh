@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
+command -v valgrind >/dev/null && command -v callgrind_control >/dev/null ||
+  { echo "bench-instructions needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 MODE=${BENCH_MODE:-refusal}
 cargo build -q --release -p tollgate-gateway -p tollgate-sim-provider
 WORK=$(mktemp -d /tmp/tollgate-bench-instr.XXXXXX)

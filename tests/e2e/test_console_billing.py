@@ -21,6 +21,19 @@ def choose(driver, testid: str, text: str) -> None:
     raise AssertionError(f"no option with {text!r} in {testid}: {[o.text for o in select.options]}")
 
 
+def create_plan(driver, name: str, price: str, credits: str, approval: bool) -> None:
+    driver.find_element(*tid("nav-plans")).click()
+    wait(driver).until(EC.element_to_be_clickable(tid("new-plan"))).click()
+    fill(driver, "plan-name", name)
+    fill(driver, "plan-price", price)
+    fill(driver, "plan-credits", credits)
+    checkbox = driver.find_element(*tid("plan-approval"))
+    if checkbox.is_selected() != approval:
+        checkbox.click()
+    driver.find_element(*tid("save-plan")).click()
+    wait(driver).until(EC.presence_of_element_located(tid(f"plan-row-{name}")))
+
+
 def open_consumer(driver, name: str) -> None:
     driver.find_element(*tid("nav-consumers")).click()
     row = wait(driver).until(EC.presence_of_element_located(tid(f"consumer-row-{name}")))
@@ -33,16 +46,7 @@ def test_billing_journey(driver, gateways):
     ActionChains(driver).key_down(Keys.CONTROL).send_keys("1").key_up(Keys.CONTROL).perform()
     wait(driver).until(EC.text_to_be_present_in_element(tid("current-instance-name"), "East"))
 
-    driver.find_element(*tid("nav-plans")).click()
-    wait(driver).until(EC.element_to_be_clickable(tid("new-plan"))).click()
-    fill(driver, "plan-name", "Pro")
-    fill(driver, "plan-price", "0")
-    fill(driver, "plan-credits", "5")
-    checkbox = driver.find_element(*tid("plan-approval"))
-    if not checkbox.is_selected():
-        checkbox.click()
-    driver.find_element(*tid("save-plan")).click()
-    wait(driver).until(EC.presence_of_element_located(tid("plan-row-Pro")))
+    create_plan(driver, "Pro", price="0", credits="5", approval=True)
     shot(driver, "plans")
 
     driver.find_element(*tid("nav-consumers")).click()
@@ -104,16 +108,7 @@ def test_billing_journey(driver, gateways):
 
     # Move the subscription to a second plan: the dialog says what happens to
     # the running period, and the row then shows the new plan.
-    driver.find_element(*tid("nav-plans")).click()
-    wait(driver).until(EC.element_to_be_clickable(tid("new-plan"))).click()
-    fill(driver, "plan-name", "Team")
-    fill(driver, "plan-price", "29")
-    fill(driver, "plan-credits", "50")
-    checkbox = driver.find_element(*tid("plan-approval"))
-    if checkbox.is_selected():
-        checkbox.click()
-    driver.find_element(*tid("save-plan")).click()
-    wait(driver).until(EC.presence_of_element_located(tid("plan-row-Team")))
+    create_plan(driver, "Team", price="29", credits="50", approval=False)
 
     open_consumer(driver, "Chatbot")
     move = wait(driver).until(EC.element_to_be_clickable((By.CSS_SELECTOR, '[data-testid^="change-plan-sub_"]')))
