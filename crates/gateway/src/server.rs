@@ -122,11 +122,10 @@ async fn serve_connections(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
-    // No `header_read_timeout`: idle connections are closed by the watchdog
-    // below instead, which costs nothing per request (see `http::activity`).
-    http.timer(hyper_util::rt::TokioTimer::new())
-        .keep_alive(true)
-        .writev(false);
+    // No timer: with one, hyper arms a 30 s header-read timeout on every
+    // request even when none is configured. Idle and slow-head connections
+    // are closed by the watchdog below instead (see `http::activity`).
+    http.keep_alive(true).writev(false);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -3,11 +3,10 @@
 //! or a keep-alive connection left idle, is closed after the idle timeout.
 //!
 //! hyper's own `header_read_timeout` does this with a timer armed,
-//! registered and cancelled on every request (in alternating runs of
-//! `scripts/bench-dataplane.sh`, 7.5–10.5 µs of user CPU per refusal with it
-//! against 6.0–8.1 µs without). Here each request only bumps two counters,
-//! and one coarse watchdog per connection looks at them a few times per
-//! timeout.
+//! registered and cancelled on every request: about 1,650 of the 32,000
+//! user-space instructions a refusal cost (`scripts/bench-instructions.sh`).
+//! Here each request only bumps two counters, and one coarse watchdog per
+//! connection looks at them a few times per timeout.
 
 use std::pin::Pin;
 use std::sync::Arc;
