@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
-DURATION=${BENCH_DURATION:-8s}
+DURATION=${BENCH_DURATION:-6s}
 CONNS=${BENCH_CONNECTIONS:-32}
 cargo build -q --release -p tollgate-gateway -p tollgate-sim-provider
 WORK=$(mktemp -d /tmp/tollgate-bench-dp.XXXXXX)
@@ -111,21 +111,24 @@ run() { # key-label label url [api-key]
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # The machine's two cores are shared with the rest of the system, so single
-# runs wander; each pair is measured in alternation, ROUNDS times; the
-# table shows the medians and the ratios are medians of per-round ratios. BENCH_ONLY=forward|refusal measures one pair.
-ROUNDS=${BENCH_ROUNDS:-5}
+# runs wander; each pair is measured back to back, ROUNDS times, tollgated
+# first in odd rounds and nginx first in even ones (so that a drift within a
+# round favours neither); the table shows the medians and the ratios are
+# medians of per-round ratios. BENCH_ONLY=forward|refusal measures one pair.
+ROUNDS=${BENCH_ROUNDS:-7}
 ONLY=${BENCH_ONLY:-}
+gw_ok() { run gw_ok "tollgated: authenticated, billed chat completion forwarded upstream" "$GW/v1/chat/completions" "$RICH"; }
+ng_ok() { run ng_ok "nginx: proxy_pass to the same upstream (keepalive)" "$NGINX_URL/v1/chat/completions"; }
+gw_402() { run gw_402 "tollgated: 402 insufficient-funds decided by the gateway" "$GW/v1/chat/completions" "$BROKE"; }
+ng_402() {
+  run ng_402 "nginx: static copy of the gateway's 402 answer ($(printf %s "$REFUSAL" | wc -c) B)" "$NGINX_URL/static402"
+  run ng_402_min "nginx: minimal static 402 body (64 B; reference only)" "$NGINX_URL/static402-minimal"
+}
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
-  if [ "$ONLY" != refusal ]; then
-    run gw_ok "tollgated: authenticated, billed chat completion forwarded upstream" "$GW/v1/chat/completions" "$RICH"
-    run ng_ok "nginx: proxy_pass to the same upstream (keepalive)" "$NGINX_URL/v1/chat/completions"
-  fi
-  if [ "$ONLY" != forward ]; then
-    run gw_402 "tollgated: 402 insufficient-funds decided by the gateway" "$GW/v1/chat/completions" "$BROKE"
-    run ng_402 "nginx: static copy of the gateway's 402 answer ($(printf %s "$REFUSAL" | wc -c) B)" "$NGINX_URL/static402"
-    run ng_402_min "nginx: minimal static 402 body (64 B; reference only)" "$NGINX_URL/static402-minimal"
-  fi
+  if [ $((round % 2)) = 1 ]; then first=gw second=ng; else first=ng second=gw; fi
+  if [ "$ONLY" != refusal ]; then "${first}_ok"; "${second}_ok"; fi
+  if [ "$ONLY" != forward ]; then "${first}_402"; "${second}_402"; fi
 done
 python3 - "$WORK/results" "$CONNS" "$DURATION" "$ROUNDS" <<'PY'
 import statistics, sys

@@ -89,6 +89,12 @@ impl Amount {
         Amount { buf, start: pos }
     }
 
+    /// The decimal text as bytes, for writers that need no `str` (and so
+    /// no UTF-8 check).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII digits, '.' and '-' are ever written.
         std::str::from_utf8(&self.buf[self.start..]).unwrap_or("")

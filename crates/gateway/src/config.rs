@@ -227,7 +227,9 @@ fn validate_url(key: &'static str, raw: &str) -> Result<String, ConfigError> {
             "`{raw}` must be an http(s) URL with a host"
         )));
     }
-    Ok(raw.trim_end_matches('/').to_owned())
+    // The parsed form: percent-encoded, so it can be written into JSON and
+    // headers as it is.
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
@@ -291,5 +293,15 @@ mod tests {
                 .to_string()
                 .contains("data_dir")
         );
+    }
+
+    #[test]
+    fn the_public_url_is_kept_in_its_encoded_form() {
+        // Problem bodies write it into JSON unescaped: no quote or backslash may remain.
+        let mut a = args();
+        a.data_dir = Some("/x".into());
+        a.public_url = Some("http://Gateway.example/a\"b\\c/".into());
+        let url = Settings::load(&a).unwrap().public_url.unwrap();
+        assert_eq!(url, "http://gateway.example/a%22b/c");
     }
 }

@@ -43,8 +43,10 @@ pub fn mint() -> MintedKey {
 /// The lookup part of a presented key, if it has the right shape.
 pub fn lookup_of(presented: &str) -> Option<&str> {
     let rest = presented.strip_prefix(KEY_PREFIX)?;
-    let (lookup, secret) = rest.split_once('_')?;
-    (lookup.len() == LOOKUP_LEN && !secret.is_empty()).then_some(lookup)
+    // The lookup part has a fixed length: check the separator where it must be.
+    (rest.as_bytes().get(LOOKUP_LEN) == Some(&b'_') && rest.len() > LOOKUP_LEN + 1)
+        .then(|| rest.get(..LOOKUP_LEN))
+        .flatten()
 }
 
 /// A key's status at `now`, from its dates.

@@ -840,8 +840,13 @@ async fn idle_and_slow_connections_are_closed_but_slow_answers_are_not() {
 async fn keys_are_read_from_any_case_of_bearer_and_bodies_in_several_chunks() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = Setup::new("").await;
-    let (_, key) = s.paying_consumer("Chunks").await;
+    let (consumer, key) = s.paying_consumer("Chunks").await;
     let base = s.gw.base.clone();
+    let keys_path = format!("/admin/v1/consumers/{consumer}/keys");
+    let keys = s
+        .admin("GET", &keys_path, json!(null), StatusCode::OK)
+        .await;
+    assert!(keys["items"][0]["last_used_at"].is_null(), "{keys}");
 
     // The scheme is case-insensitive; another scheme is no key at all.
     for (header, status) in [
@@ -863,6 +868,11 @@ async fn keys_are_read_from_any_case_of_bearer_and_bodies_in_several_chunks() {
             refusal(resp, status, "invalid-api-key", &base).await;
         }
     }
+    // The key's first use is recorded (later ones at most once a minute).
+    let keys = s
+        .admin("GET", &keys_path, json!(null), StatusCode::OK)
+        .await;
+    assert!(keys["items"][0]["last_used_at"].is_string(), "{keys}");
 
     // A body sent in chunks, apart in time, is read whole.
     let addr = base.trim_start_matches("http://").to_owned();

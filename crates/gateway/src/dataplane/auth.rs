@@ -4,15 +4,15 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
 use tollgate_api::{ConsumerKey, ConsumerKeyStatus, ConsumerStatus};
 
+use super::hot::HotKey;
 use super::refusal::Refusal;
 use crate::auth::token_digest;
 use crate::billing::service::Billing;
 use crate::consumer_keys::{key_status, lookup_of};
-use crate::store::KeyCredential;
 
 const TOUCH_INTERVAL_SECS: i64 = 60;
 
@@ -47,13 +47,13 @@ fn invalid(message: &str) -> Refusal {
 
 /// A consumer key that was presented and matched, with its status now.
 pub struct Caller {
-    pub credential: Arc<KeyCredential>,
+    pub credential: Arc<HotKey>,
     pub status: ConsumerKeyStatus,
 }
 
 impl Caller {
     pub fn key(&self) -> &ConsumerKey {
-        &self.credential.key
+        &self.credential.credential.key
     }
 }
 
@@ -82,11 +82,12 @@ pub async fn authenticate(
             )
         })?
         .ok_or_else(|| invalid("The API key is not a key of this gateway."))?;
-    let matches: bool = credential.secret_hash.ct_eq(&token_digest(key)).into();
+    let stored = &credential.credential;
+    let matches: bool = stored.secret_hash.ct_eq(&token_digest(key)).into();
     if !matches {
         return Err(invalid("The API key is not a key of this gateway."));
     }
-    let k = &credential.key;
+    let k = &stored.key;
     let status = key_status(k, now);
     match status {
         ConsumerKeyStatus::Revoked => {
@@ -119,7 +120,7 @@ pub async fn authenticate(
         }
         ConsumerKeyStatus::Active | ConsumerKeyStatus::Rotating => {}
     }
-    if credential.consumer_status == ConsumerStatus::Suspended {
+    if stored.consumer_status == ConsumerStatus::Suspended {
         return Err(Refusal::new(
             StatusCode::FORBIDDEN,
             "consumer-suspended",
@@ -128,12 +129,10 @@ pub async fn authenticate(
         )
         .field("consumer_id", k.consumer_id.clone()));
     }
-    let last_used = billing.hot.last_used(&k.id).or(k.last_used_at);
-    if last_used.is_none_or(|t| now - t > Duration::seconds(TOUCH_INTERVAL_SECS)) {
-        billing.hot.touched(&k.id, now);
-        if let Err(e) = store.touch_consumer_key(&k.id, now).await {
-            tracing::warn!(error = %e, "could not record a key's last use");
-        }
+    if credential.claim_touch(now, TOUCH_INTERVAL_SECS)
+        && let Err(e) = store.touch_consumer_key(&k.id, now).await
+    {
+        tracing::warn!(error = %e, "could not record a key's last use");
     }
     Ok(Caller { credential, status })
 }

@@ -6,8 +6,8 @@
 
 // A fast hash: these maps are read on every call (seeded per process).
 use foldhash::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
@@ -44,12 +44,45 @@ fn raw_json(value: &impl serde::Serialize) -> StoreResult<Arc<RawValue>> {
 
 pub type Covered = Arc<Vec<Arc<Coverage>>>;
 
+/// A key's stored credential and when its last use was last recorded.
+#[derive(Debug)]
+pub struct HotKey {
+    pub credential: KeyCredential,
+    /// Unix seconds of the last use written to the store (or read from it).
+    last_recorded: AtomicI64,
+}
+
+impl HotKey {
+    fn new(credential: KeyCredential) -> Self {
+        let recorded = credential
+            .key
+            .last_used_at
+            .map_or(i64::MIN, |t| t.timestamp());
+        HotKey {
+            credential,
+            last_recorded: AtomicI64::new(recorded),
+        }
+    }
+
+    /// Whether this use should be written to the store: the last one written
+    /// is more than `interval_secs` old. Only one of the calls racing for a
+    /// key's update is told yes.
+    pub fn claim_touch(&self, now: DateTime<Utc>, interval_secs: i64) -> bool {
+        let now = now.timestamp();
+        let last = self.last_recorded.load(Ordering::Relaxed);
+        now.saturating_sub(last) > interval_secs
+            && self
+                .last_recorded
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
 #[derive(Default)]
 pub struct HotCache {
     epoch: AtomicU64,
-    keys: RwLock<HashMap<String, (u64, Arc<KeyCredential>)>>,
+    keys: RwLock<HashMap<String, (u64, Arc<HotKey>)>>,
     subscriptions: RwLock<HashMap<String, (u64, Covered)>>,
-    touched: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 fn get<T: Clone>(map: &RwLock<HashMap<String, (u64, T)>>, key: &str, epoch: u64) -> Option<T> {
@@ -78,38 +111,20 @@ impl HotCache {
     }
 
     /// The stored credential for a key's lookup part, as last read. Its
-    /// status and last use are the caller's to recompute ([`Self::last_used`]).
-    pub async fn key(
-        &self,
-        store: &dyn Store,
-        lookup: &str,
-    ) -> StoreResult<Option<Arc<KeyCredential>>> {
+    /// status is the caller's to recompute.
+    pub async fn key(&self, store: &dyn Store, lookup: &str) -> StoreResult<Option<Arc<HotKey>>> {
         let epoch = self.epoch();
         if let Some(hit) = get(&self.keys, lookup, epoch) {
             return Ok(Some(hit));
         }
-        let loaded = store.key_credential(lookup).await?.map(Arc::new);
+        let loaded = store
+            .key_credential(lookup)
+            .await?
+            .map(|c| Arc::new(HotKey::new(c)));
         if let Some(c) = &loaded {
             put(&self.keys, lookup, epoch, c.clone());
         }
         Ok(loaded)
-    }
-
-    /// When the key was last used, if that is newer than the stored value.
-    pub fn last_used(&self, key_id: &str) -> Option<DateTime<Utc>> {
-        self.touched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key_id)
-            .copied()
-    }
-
-    pub fn touched(&self, key_id: &str, at: DateTime<Utc>) {
-        let mut touched = self.touched.lock().unwrap_or_else(|p| p.into_inner());
-        if touched.len() >= CAPACITY {
-            touched.clear();
-        }
-        touched.insert(key_id.to_owned(), at);
     }
 
     /// The consumer's subscriptions with their plans.
@@ -153,4 +168,40 @@ pub fn period_key(sub: &Subscription) -> String {
     sub.current_period_start
         .map(|t| t.to_rfc3339())
         .unwrap_or_else(|| "none".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_api::{ConsumerKey, ConsumerStatus};
+
+    fn hot_key(last_used_at: Option<DateTime<Utc>>) -> HotKey {
+        let key: ConsumerKey = serde_json::from_value(serde_json::json!({
+            "id": "key_1", "consumer_id": "con_1", "name": "k", "display_prefix": "tg_abcd",
+            "allowed_apis": [], "status": "active", "created_at": "2026-01-01T00:00:00Z",
+            "last_used_at": last_used_at,
+        }))
+        .unwrap();
+        HotKey::new(KeyCredential {
+            key,
+            secret_hash: vec![0; 32],
+            consumer_status: ConsumerStatus::Active,
+            team_id: "tea_1".into(),
+        })
+    }
+
+    #[test]
+    fn a_use_is_recorded_at_most_once_per_interval() {
+        let now: DateTime<Utc> = "2026-05-01T12:00:00Z".parse().unwrap();
+        let never_used = hot_key(None);
+        assert!(never_used.claim_touch(now, 60));
+        // A second call in the same minute is not written again.
+        assert!(!never_used.claim_touch(now + chrono::Duration::seconds(30), 60));
+        assert!(never_used.claim_touch(now + chrono::Duration::seconds(61), 60));
+
+        let recently = hot_key(Some(now - chrono::Duration::seconds(10)));
+        assert!(!recently.claim_touch(now, 60));
+        let long_ago = hot_key(Some(now - chrono::Duration::hours(2)));
+        assert!(long_ago.claim_touch(now, 60));
+    }
 }

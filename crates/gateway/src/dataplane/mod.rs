@@ -26,7 +26,10 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use tollgate_api::REQUEST_ID_HEADER;
 
-use crate::http::AppState;
+use std::convert::Infallible;
+
+use crate::http::activity::{InFlight, TrackedBody};
+use crate::http::{Answer, AppState};
 use refusal::Refusal;
 
 /// What a call costs, in micro-units of the plan's currency.
@@ -55,7 +58,11 @@ pub struct DataPlane {
 /// here directly, on hyper, past the management API's router and middleware
 /// (idempotency, cache invalidation, extractors), which the data plane has no
 /// use for and which would cost on its hottest path.
-pub async fn serve(state: AppState, req: Request<Incoming>) -> Response {
+pub async fn serve(
+    state: AppState,
+    req: Request<Incoming>,
+    in_flight: Option<InFlight>,
+) -> Result<Answer, Infallible> {
     let call = Call::start();
     let (path, answer) = match (req.method(), req.uri().path()) {
         (&Method::POST, CHAT) => (CHAT, chat::chat_completions(&state, &call, req).await),
@@ -64,7 +71,8 @@ pub async fn serve(state: AppState, req: Request<Incoming>) -> Response {
         (_, STATUS) => (STATUS, Err(method_not_allowed("GET"))),
         _ => ("unknown", Err(not_found())),
     };
-    call.finish(&state, path, answer)
+    let response = call.finish(&state, path, answer);
+    Ok(response.map(|body| TrackedBody::new(body, in_flight)))
 }
 
 /// Built once: parsing a header name from text on every call costs.

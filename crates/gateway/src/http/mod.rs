@@ -174,7 +174,7 @@ impl App {
     }
 }
 
-type Answer = axum::http::Response<TrackedBody>;
+pub type Answer = axum::http::Response<TrackedBody>;
 
 impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for App {
     type Response = Answer;
@@ -184,13 +184,13 @@ impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for App
 
     fn call(&self, req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
         let in_flight = self.activity.as_ref().map(Activity::begin);
-        let track = move |response: Response| response.map(|b| TrackedBody::new(b, in_flight));
         if req.uri().path().starts_with("/v1/") {
-            let state = self.state.clone();
-            Box::pin(async move { Ok(track(crate::dataplane::serve(state, req).await)) })
+            // The data plane's future goes straight into the box: wrapping it
+            // in another async block would copy its (large) state once more.
+            Box::pin(crate::dataplane::serve(self.state.clone(), req, in_flight))
         } else {
             let answer = tower::Service::call(&mut self.management.clone(), req.map(Body::new));
-            Box::pin(async move { Ok(track(answer.await?)) })
+            Box::pin(async move { Ok(answer.await?.map(|b| TrackedBody::new(b, in_flight))) })
         }
     }
 }
