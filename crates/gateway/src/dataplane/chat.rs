@@ -10,6 +10,7 @@ use chrono::Utc;
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+use tollgate_api::money::Amount;
 
 use super::accounts::Reservation;
 use super::hot::Coverage;
@@ -19,6 +20,8 @@ use super::{Call, auth, decision};
 use crate::http::AppState;
 
 const API: &str = "chat";
+const X_TOLLGATE_COST: HeaderName = HeaderName::from_static("x-tollgate-cost");
+const X_TOLLGATE_SUBSCRIPTION: HeaderName = HeaderName::from_static("x-tollgate-subscription");
 /// Completion tokens assumed when the request sets no `max_tokens`.
 const DEFAULT_MAX_TOKENS: u64 = 256;
 
@@ -244,7 +247,7 @@ async fn forward(
     upstream: &UpstreamClient,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    let (data, sub, plan) = (&state.data, &cover.sub, &cover.plan);
+    let (data, plan) = (&state.data, &cover.plan);
     let (status, upstream_body) = match upstream.chat_completions(body).await {
         Ok(answer) => answer,
         Err(e) => {
@@ -280,20 +283,17 @@ async fn forward(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let cost_text = tollgate_api::money::format_amount(cost, 2);
-    for (name, value) in [
-        (
-            HeaderName::from_static("x-tollgate-cost"),
-            format!("{cost_text} {}", plan.currency),
-        ),
-        (
-            HeaderName::from_static("x-tollgate-subscription"),
-            sub.id.clone(),
-        ),
-    ]
-    .into_iter()
-    .chain(rate_headers)
-    {
+    // `0.000123 USD`, written without `format!`.
+    let amount = Amount::new(cost, 2);
+    let mut cost_text = Vec::with_capacity(amount.as_bytes().len() + 1 + plan.currency.len());
+    cost_text.extend_from_slice(amount.as_bytes());
+    cost_text.push(b' ');
+    cost_text.extend_from_slice(plan.currency.as_bytes());
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(cost_text)) {
+        h.insert(X_TOLLGATE_COST, v);
+    }
+    h.insert(X_TOLLGATE_SUBSCRIPTION, cover.subscription_header.clone());
+    for (name, value) in rate_headers {
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(name, v);
         }

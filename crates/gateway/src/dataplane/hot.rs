@@ -9,6 +9,7 @@ use foldhash::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use axum::http::HeaderValue;
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use tollgate_api::money::parse_amount;
@@ -34,6 +35,8 @@ pub struct Coverage {
     /// The subscription's id and the plan's currency as JSON strings.
     pub subscription_id_json: Arc<RawValue>,
     pub currency_json: Arc<RawValue>,
+    /// The subscription's id as the `x-tollgate-subscription` header of answers.
+    pub subscription_header: HeaderValue,
 }
 
 fn raw_json(value: &impl serde::Serialize) -> StoreResult<Arc<RawValue>> {
@@ -147,7 +150,11 @@ impl HotCache {
             let plan = store.plan(&sub.plan_id).await?;
             let period = period_key(&sub);
             let included = parse_amount(&plan.included_credits).unwrap_or(0);
+            // Ids are the gateway's own (`sub_` and a ULID): always a valid header.
+            let subscription_header = HeaderValue::from_str(&sub.id)
+                .map_err(|e| crate::store::StoreError::Backend(e.into()))?;
             covered.push(Arc::new(Coverage {
+                subscription_header,
                 plan_ref: raw_json(&serde_json::json!({"id": plan.id, "name": plan.name}))?,
                 subscription_id_json: raw_json(&sub.id)?,
                 currency_json: raw_json(&plan.currency)?,

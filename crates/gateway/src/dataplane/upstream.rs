@@ -33,6 +33,8 @@ pub enum UpstreamError {
 pub struct UpstreamClient {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     chat_completions: Uri,
+    /// Set here once: the client would otherwise format it on every call.
+    host: HeaderValue,
     authorization: Option<HeaderValue>,
     timeout: Duration,
 }
@@ -43,6 +45,11 @@ impl UpstreamClient {
     pub fn new(base_url: &str, api_key: Option<&str>, timeout: Duration) -> anyhow::Result<Self> {
         let chat_completions: Uri =
             format!("{}/chat/completions", base_url.trim_end_matches('/')).parse()?;
+        let host = match (chat_completions.host(), chat_completions.port()) {
+            (Some(host), Some(port)) => HeaderValue::from_str(&format!("{host}:{port}"))?,
+            (Some(host), None) => HeaderValue::from_str(host)?,
+            (None, _) => anyhow::bail!("the upstream URL has no host"),
+        };
         let authorization = match api_key {
             Some(key) => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
@@ -67,6 +74,7 @@ impl UpstreamClient {
         Ok(UpstreamClient {
             client,
             chat_completions,
+            host,
             authorization,
             timeout,
         })
@@ -81,6 +89,7 @@ impl UpstreamClient {
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.chat_completions.clone())
+            .header(header::HOST, self.host.clone())
             .header(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),

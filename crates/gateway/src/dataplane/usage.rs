@@ -7,7 +7,8 @@
 //! handed over before it is stored: admin reads call it first, and shutdown
 //! calls it last. A crash can lose at most one window of charges.
 
-use std::collections::HashMap;
+// A fast hash: every settled call is added to these maps (seeded per process).
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
