@@ -12,6 +12,7 @@ mod billing;
 mod consumers;
 pub mod money;
 mod problem;
+mod providers;
 mod subscriptions;
 mod teams;
 
@@ -19,6 +20,7 @@ pub use admin::*;
 pub use billing::*;
 pub use consumers::*;
 pub use problem::*;
+pub use providers::*;
 pub use subscriptions::*;
 pub use teams::*;
 

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use tollgate_api::{
     AuditEntry, Consumer, ConsumerKey, ConsumerStatus, LedgerEntry, LedgerKind, OveragePolicy,
-    Plan, PlanPeriod, RateLimits, Scope, Team, Wallet,
+    Plan, PlanPeriod, Provider, ProviderKey, ProviderKeyEvent, ProviderKeyStatus, ProviderKind,
+    ProviderModel, RateLimits, Scope, Team, Wallet,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -87,11 +88,14 @@ pub enum IdempotencyBegin {
 /// Everything the gateway stores. Each domain has its own small trait, so a
 /// backend (SQLite today, PostgreSQL later) implements them one by one.
 pub trait Store:
-    SystemStore + TeamStore + ConsumerStore + BillingStore + SubscriptionStore
+    SystemStore + TeamStore + ConsumerStore + BillingStore + SubscriptionStore + ProviderStore
 {
 }
 
-impl<T: SystemStore + TeamStore + ConsumerStore + BillingStore + SubscriptionStore> Store for T {}
+impl<T: SystemStore + TeamStore + ConsumerStore + BillingStore + SubscriptionStore + ProviderStore>
+    Store for T
+{
+}
 
 /// Instance facts, admin tokens, the audit log and idempotency records.
 #[async_trait]
@@ -447,4 +451,120 @@ pub trait SubscriptionStore: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<(Vec<tollgate_api::Charge>, Option<i64>)>;
+}
+
+/// A provider as validated, ready to store.
+#[derive(Debug, Clone)]
+pub struct ProviderSpec {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub currency: String,
+    pub models: Vec<ProviderModel>,
+    pub timeout_secs: u32,
+    pub enabled: bool,
+}
+
+/// A new pool key, its secret already sealed.
+#[derive(Clone)]
+pub struct NewProviderKey {
+    pub label: String,
+    pub secret_sealed: Vec<u8>,
+    pub last4: String,
+    pub priority: u32,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What an admin changes on a pool key; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderKeyChange {
+    pub label: Option<String>,
+    pub priority: Option<u32>,
+    pub status: Option<(ProviderKeyStatus, String)>,
+}
+
+/// A pool key with its sealed secret, for the data plane only.
+#[derive(Clone)]
+pub struct SealedProviderKey {
+    pub key: ProviderKey,
+    pub secret_sealed: Vec<u8>,
+}
+
+/// Who changed a key's status: an admin's write, or the gateway itself.
+#[derive(Debug, Clone)]
+pub enum KeyActor<'a> {
+    Admin(&'a AuditContext),
+    Gateway,
+}
+
+#[async_trait]
+pub trait ProviderStore: Send + Sync + 'static {
+    /// Fails with `Conflict` when the name, or one of its model names, is
+    /// another provider's.
+    async fn create_provider(
+        &self,
+        spec: ProviderSpec,
+        audit: &AuditContext,
+    ) -> StoreResult<Provider>;
+    async fn provider(&self, id: &str) -> StoreResult<Provider>;
+    async fn list_providers(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Provider>, Option<i64>)>;
+    async fn update_provider(
+        &self,
+        id: &str,
+        spec: ProviderSpec,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<Provider>;
+    /// Deletes the provider and its keys.
+    async fn delete_provider(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<()>;
+    async fn create_provider_key(
+        &self,
+        provider_id: &str,
+        new: NewProviderKey,
+        audit: &AuditContext,
+    ) -> StoreResult<ProviderKey>;
+    /// A provider's keys in the order they are tried (priority, then age).
+    async fn provider_keys(&self, provider_id: &str) -> StoreResult<Vec<ProviderKey>>;
+    async fn provider_key(&self, id: &str) -> StoreResult<ProviderKey>;
+    async fn update_provider_key(
+        &self,
+        id: &str,
+        change: ProviderKeyChange,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<ProviderKey>;
+    async fn delete_provider_key(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<()>;
+    /// Sets a key's status (no version check: the gateway's own findings
+    /// win over a concurrent edit) and records the change; does nothing when
+    /// the status is already `status`. Returns whether it changed.
+    async fn set_provider_key_status(
+        &self,
+        id: &str,
+        status: ProviderKeyStatus,
+        reason: &str,
+        actor: KeyActor<'_>,
+    ) -> StoreResult<bool>;
+    /// Status changes, newest first: of one key, or of every key of a provider.
+    async fn provider_key_events(
+        &self,
+        provider_id: &str,
+        key_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<ProviderKeyEvent>>;
+    /// Every enabled provider with its keys (sealed), for the data plane.
+    async fn routing_table(&self) -> StoreResult<Vec<(Provider, Vec<SealedProviderKey>)>>;
 }

@@ -21,6 +21,7 @@ use crate::ids;
 
 mod billing;
 mod consumers;
+mod providers;
 mod subscriptions;
 
 /// Ordered, embedded schema migrations. Append only; never edit a released one.
@@ -34,6 +35,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!(
             "../../../migrations/0006_payment_settings.sql"
         )),
+        M::up(include_str!("../../../migrations/0007_providers.sql")),
     ])
 });
 
