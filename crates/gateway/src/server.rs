@@ -71,8 +71,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%bound, instance_id = %instance.id, "tollgated listening");
     // Scripts and tests read this line to learn the port when --listen used port 0.
     println!("tollgated listening on http://{bound}");
-    let secrets = SecretBox::load(&settings.data_dir, settings.encryption_key_file.as_deref())?;
-    let billing = Arc::new(Billing::new(store.clone(), secrets, settings.grace_days).await?);
+    let secrets = Arc::new(SecretBox::load(
+        &settings.data_dir,
+        settings.encryption_key_file.as_deref(),
+    )?);
+    let billing =
+        Arc::new(Billing::new(store.clone(), secrets.clone(), settings.grace_days).await?);
     let renewals = tokio::spawn(run_renewals(billing.clone(), settings.renewal_interval));
     let upstream = match &settings.upstream_url {
         Some(url) => Some(
@@ -92,6 +96,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     });
     let app = app(AppState {
         store,
+        secrets,
         instance: Arc::new(instance),
         billing,
         data: data.clone(),

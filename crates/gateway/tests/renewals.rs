@@ -62,7 +62,7 @@ async fn world() -> World {
         )
         .await
         .unwrap();
-    let billing = Billing::new(store.clone(), SecretBox::from_key([1; 32]), 3)
+    let billing = Billing::new(store.clone(), Arc::new(SecretBox::from_key([1; 32])), 3)
         .await
         .unwrap();
     World {

@@ -25,7 +25,7 @@ pub struct Billing {
     pub hot: crate::dataplane::hot::HotCache,
     /// The payment settings in force, and their credentials once opened.
     settings: RwLock<Effective>,
-    secrets: SecretBox,
+    secrets: Arc<SecretBox>,
     /// Calls refused with 503 because of these settings: flagged to admins.
     incidents: AtomicU64,
     last_incident: Mutex<Option<DateTime<Utc>>>,
@@ -89,7 +89,7 @@ impl Billing {
     /// Loads the stored settings (or defaults, with `default_grace_days`).
     pub async fn new(
         store: Arc<dyn Store>,
-        secrets: SecretBox,
+        secrets: Arc<SecretBox>,
         default_grace_days: u32,
     ) -> anyhow::Result<Self> {
         let stored = store

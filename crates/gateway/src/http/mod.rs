@@ -9,6 +9,7 @@ mod keys;
 mod payment_methods;
 mod plans;
 mod problems;
+mod providers;
 mod subscriptions;
 mod system;
 mod teams;
@@ -51,6 +52,8 @@ pub struct Instance {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Seals secrets kept at rest (provider keys, processor credentials).
+    pub secrets: Arc<crate::crypto::SecretBox>,
     pub instance: Arc<Instance>,
     pub billing: Arc<crate::billing::service::Billing>,
     pub data: Arc<crate::dataplane::DataPlane>,
@@ -139,6 +142,24 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             billing_settings::put_settings
         ))
         .routes(routes!(billing_settings::check))
+        .routes(routes!(
+            providers::list_providers,
+            providers::create_provider
+        ))
+        .routes(routes!(
+            providers::get_provider,
+            providers::update_provider,
+            providers::delete_provider
+        ))
+        .routes(routes!(
+            providers::list_provider_keys,
+            providers::create_provider_key
+        ))
+        .routes(routes!(
+            providers::update_provider_key,
+            providers::delete_provider_key
+        ))
+        .routes(routes!(providers::list_key_events))
 }
 
 /// The OpenAPI 3.1 document, generated from the routes above.
