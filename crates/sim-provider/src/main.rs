@@ -5,7 +5,7 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(
     name = "sim-provider",
-    about = "TEST FIXTURE: a simulated OpenAI-compatible model provider"
+    about = "TEST FIXTURE: a simulated OpenAI- and Anthropic-compatible model provider"
 )]
 struct Args {
     /// Address to listen on; port 0 picks one (printed on stdout).
