@@ -13,8 +13,8 @@ use crate::billing::service::Billing;
 use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::dataplane::accounts::Accounts;
-use crate::dataplane::upstream::UpstreamClient;
-use crate::dataplane::{DataPlane, Pricing};
+use crate::dataplane::upstream::{Target, UpstreamClient, bearer};
+use crate::dataplane::{DataPlane, DefaultUpstream, Pricing};
 use crate::http::{App, AppState, Instance, app};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -79,13 +79,20 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         Arc::new(Billing::new(store.clone(), secrets.clone(), settings.grace_days).await?);
     let renewals = tokio::spawn(run_renewals(billing.clone(), settings.renewal_interval));
     let upstream = match &settings.upstream_url {
-        Some(url) => Some(
-            UpstreamClient::new(url, settings.upstream_key.as_deref(), UPSTREAM_TIMEOUT)
-                .context("setting up the upstream client")?,
-        ),
+        Some(url) => Some(DefaultUpstream {
+            target: Target::new(url, UPSTREAM_TIMEOUT).context("the upstream URL")?,
+            authorization: settings
+                .upstream_key
+                .as_deref()
+                .map(bearer)
+                .transpose()
+                .context("the upstream key")?,
+        }),
         None => None,
     };
     let data = Arc::new(DataPlane {
+        client: UpstreamClient::new().context("setting up the upstream client")?,
+        routes: Default::default(),
         upstream,
         pricing: Pricing {
             per_request: settings.price_per_request,

@@ -1,6 +1,8 @@
 //! `POST /v1/chat/completions`: the minimal forwarding path to one
 //! OpenAI-compatible upstream, billed per request and per token.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -12,10 +14,13 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use tollgate_api::money::Amount;
 
+use super::DefaultUpstream;
 use super::accounts::Reservation;
 use super::hot::Coverage;
+use super::pool::{self, Served, Unserved};
 use super::refusal::Refusal;
-use super::upstream::{UpstreamClient, UpstreamError};
+use super::routes::{ModelRoute, RouteTable};
+use super::upstream::UpstreamError;
 use super::{Call, auth, decision};
 use crate::http::AppState;
 
@@ -37,28 +42,36 @@ fn bad_request(message: &str) -> Refusal {
 /// The fields of a chat completion request the gateway reads; the body is
 /// forwarded as it came.
 #[derive(Deserialize)]
-struct ChatRequest {
-    model: Option<IgnoredString>,
+struct ChatRequest<'a> {
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
     messages: Option<IgnoredArray>,
     stream: Option<bool>,
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
 }
 
-impl ChatRequest {
+impl ChatRequest<'_> {
     /// Tokens the request may use: its text at ~4 characters a token, plus
     /// its completion allowance.
     fn token_allowance(&self, raw_len: usize) -> u64 {
+        let (prompt, completion) = self.token_estimate(raw_len);
+        prompt + completion
+    }
+
+    /// (prompt, completion) tokens at most: the body's text at ~4
+    /// characters a token, and the completion allowance.
+    fn token_estimate(&self, raw_len: usize) -> (u64, u64) {
         let completion = self
             .max_tokens
             .or(self.max_completion_tokens)
             .unwrap_or(DEFAULT_MAX_TOKENS);
-        (raw_len as u64).div_ceil(4) + completion
+        ((raw_len as u64).div_ceil(4), completion)
     }
 }
 
 /// Parses the fields above. Errors name the fields, never their values.
-fn parse_request(body: &[u8]) -> Result<ChatRequest, Refusal> {
+fn parse_request(body: &[u8]) -> Result<ChatRequest<'_>, Refusal> {
     const FIELDS: &str = "A chat completion needs `model` (a string) and `messages` (an array); \
         `stream` must be true or false, `max_tokens` a whole number.";
     let parsed: ChatRequest = serde_json::from_slice(body).map_err(|e| match e.classify() {
@@ -73,25 +86,6 @@ fn parse_request(body: &[u8]) -> Result<ChatRequest, Refusal> {
         return Err(bad_request(FIELDS));
     }
     Ok(parsed)
-}
-
-/// Accepts any JSON string and keeps nothing.
-struct IgnoredString;
-
-impl<'de> Deserialize<'de> for IgnoredString {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = IgnoredString;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<IgnoredString, E> {
-                Ok(IgnoredString)
-            }
-        }
-        d.deserialize_str(V)
-    }
 }
 
 /// Accepts any JSON array and keeps nothing.
@@ -131,6 +125,14 @@ struct Usage {
 }
 
 impl Usage {
+    /// (prompt, completion) tokens; a total alone counts as completion.
+    fn split(&self) -> (u64, u64) {
+        match (self.prompt_tokens, self.completion_tokens) {
+            (None, None) => (0, self.total_tokens.unwrap_or(0)),
+            (p, c) => (p.unwrap_or(0), c.unwrap_or(0)),
+        }
+    }
+
     fn tokens(&self) -> u64 {
         self.total_tokens.unwrap_or_else(|| {
             self.prompt_tokens.unwrap_or(0) + self.completion_tokens.unwrap_or(0)
@@ -212,13 +214,78 @@ async fn handle(
             "Streaming is not offered by this gateway yet; send `stream: false`.",
         ));
     }
-    let Some(upstream) = &data.upstream else {
+    let model = parsed.model.as_deref().unwrap_or_default();
+    if !plan.models.is_empty() && !plan.models.iter().any(|m| m == model) {
         return Err(Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream-not-configured",
-            "No upstream",
-            "This gateway has no model provider configured.",
-        ));
+            StatusCode::FORBIDDEN,
+            "not-subscribed",
+            "Not subscribed",
+            format!("The plan {} does not cover the model `{model}`.", plan.name),
+        )
+        .field("model", model)
+        .covering(&cover));
+    }
+    let table = data
+        .routes
+        .current(
+            state.billing.hot.epoch(),
+            state.store.as_ref(),
+            &state.secrets,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "reading the providers failed");
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "billing-unavailable",
+                "Billing unavailable",
+                "The gateway cannot read its providers right now.",
+            )
+        })?;
+    if let Some(route) = table.model(model) {
+        if route.provider.currency != plan.currency {
+            state.billing.record_incident(&format!(
+                "the model {} is priced in {} but the plan {} in {}",
+                route.name, route.provider.currency, plan.name, plan.currency
+            ));
+            return Err(decision::billing_unavailable());
+        }
+        let (prompt, completion) = parsed.token_estimate(body.len());
+        let estimate = data.pricing.per_request + route.cost(prompt, completion);
+        let reservation = data.accounts.reserve(&cover, estimate).await?;
+        let route = route.clone();
+        return Box::pin(forward_routed(
+            state,
+            request_id,
+            &cover,
+            rate_headers,
+            reservation,
+            Routed {
+                table,
+                route,
+                prompt,
+            },
+            body,
+        ))
+        .await;
+    }
+    let Some(upstream) = &data.upstream else {
+        return Err(if table.is_empty() {
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream-not-configured",
+                "No upstream",
+                "This gateway has no model provider configured.",
+            )
+        } else {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                "model-not-found",
+                "Model not found",
+                format!("No provider of this gateway serves the model `{model}`."),
+            )
+            .field("model", model)
+        });
     };
 
     let estimate = data.pricing.cost(parsed.token_allowance(body.len()));
@@ -244,12 +311,16 @@ async fn forward(
     cover: &Coverage,
     rate_headers: Vec<(HeaderName, String)>,
     reservation: Reservation,
-    upstream: &UpstreamClient,
+    upstream: &DefaultUpstream,
     body: Bytes,
 ) -> Result<Response, Refusal> {
     let (data, plan) = (&state.data, &cover.plan);
-    let (status, upstream_body) = match upstream.chat_completions(body).await {
-        Ok(answer) => answer,
+    let answer = data
+        .client
+        .chat_completions(&upstream.target, upstream.authorization.as_ref(), body)
+        .await;
+    let (status, upstream_body) = match answer {
+        Ok(answer) => (answer.status, answer.body),
         Err(e) => {
             data.accounts.release(&reservation).await;
             tracing::warn!(error = %e, "forwarding to the upstream failed");
@@ -299,6 +370,132 @@ async fn forward(
         }
     }
     Ok(response)
+}
+
+/// A call matched to a provider's model.
+struct Routed {
+    table: Arc<RouteTable>,
+    route: Arc<ModelRoute>,
+    /// The prompt tokens estimated from the body, for an answer without usage.
+    prompt: u64,
+}
+
+const X_TOLLGATE_PROVIDER: HeaderName = HeaderName::from_static("x-tollgate-provider");
+const X_TOLLGATE_MODEL: HeaderName = HeaderName::from_static("x-tollgate-model");
+
+/// Sends a reserved call through the model's provider (its key pool, then
+/// its fallbacks) and settles it at the serving model's price.
+async fn forward_routed(
+    state: &AppState,
+    request_id: &str,
+    cover: &Coverage,
+    rate_headers: Vec<(HeaderName, String)>,
+    reservation: Reservation,
+    routed: Routed,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let (data, plan) = (&state.data, &cover.plan);
+    let served = pool::send(
+        &data.client,
+        &routed.table,
+        &routed.route,
+        &state.billing,
+        body,
+    )
+    .await;
+    let Served { route, answer } = match served {
+        Ok(served) => served,
+        Err(unserved) => {
+            data.accounts.release(&reservation).await;
+            return Err(unserved_refusal(unserved));
+        }
+    };
+    if route.provider.currency != plan.currency {
+        // A fallback priced in another currency: served, but billed at the
+        // price asked for, and flagged.
+        state.billing.record_incident(&format!(
+            "the fallback model {} is priced in {} but the plan {} in {}",
+            route.name, route.provider.currency, plan.name, plan.currency
+        ));
+    }
+    let priced = if route.provider.currency == plan.currency {
+        &route
+    } else {
+        &routed.route
+    };
+    let (prompt, completion) = serde_json::from_slice::<Answer>(&answer.body)
+        .ok()
+        .and_then(|a| a.usage)
+        .map_or((routed.prompt, 0), |u| u.split());
+    let cost = data.pricing.per_request + priced.cost(prompt, completion);
+    data.accounts.settle(&reservation, cost, request_id).await;
+
+    let mut response = (StatusCode::OK, answer.body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let amount = Amount::new(cost, 2);
+    let mut cost_text = Vec::with_capacity(amount.as_bytes().len() + 1 + plan.currency.len());
+    cost_text.extend_from_slice(amount.as_bytes());
+    cost_text.push(b' ');
+    cost_text.extend_from_slice(plan.currency.as_bytes());
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(cost_text)) {
+        h.insert(X_TOLLGATE_COST, v);
+    }
+    h.insert(X_TOLLGATE_SUBSCRIPTION, cover.subscription_header.clone());
+    h.insert(X_TOLLGATE_PROVIDER, route.provider.name_header.clone());
+    h.insert(X_TOLLGATE_MODEL, route.name_header.clone());
+    for (name, value) in rate_headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    Ok(response)
+}
+
+fn unserved_refusal(unserved: Unserved) -> Refusal {
+    match unserved {
+        Unserved::NoUsableKey { model } => Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider-unavailable",
+            "Provider unavailable",
+            format!("No key of the provider serving `{model}` (or its fallbacks) can take calls right now; nothing was charged."),
+        )
+        .field("model", model)
+        .header(header::RETRY_AFTER, "30".into()),
+        Unserved::UnknownFallback(model) => Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider-unavailable",
+            "Provider unavailable",
+            format!("The model's provider failed and its fallback `{model}` is served by no provider; nothing was charged."),
+        )
+        .field("model", model),
+        Unserved::Timeout(after) => Refusal::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream-timeout",
+            "Upstream timeout",
+            format!(
+                "The model provider did not answer within {} s; nothing was charged.",
+                after.as_secs()
+            ),
+        ),
+        Unserved::ProviderFailed { status, detail } => {
+            tracing::warn!(detail, "the provider failed");
+            upstream_error(
+                &status.map_or_else(
+                    || "the upstream could not be reached".to_owned(),
+                    |s| format!("the upstream answered {s}"),
+                ),
+                status.map(|s| s.as_u16()),
+            )
+        }
+        Unserved::Refused { answer } => upstream_error(
+            &format!("the upstream refused the request ({})", answer.status),
+            Some(answer.status.as_u16()),
+        ),
+    }
 }
 
 fn upstream_error(message: &str, upstream_status: Option<u16>) -> Refusal {

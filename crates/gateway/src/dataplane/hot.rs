@@ -109,7 +109,7 @@ impl HotCache {
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
-    fn epoch(&self) -> u64 {
+    pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
 

@@ -9,8 +9,10 @@ pub mod auth;
 mod chat;
 pub mod decision;
 pub mod hot;
+pub mod pool;
 pub mod ratelimit;
 pub mod refusal;
+pub mod routes;
 mod status;
 pub mod upstream;
 pub mod usage;
@@ -46,9 +48,19 @@ impl Pricing {
     }
 }
 
+/// The single upstream named in the config (`upstream_url`), which serves
+/// the models no provider serves.
+pub struct DefaultUpstream {
+    pub target: upstream::Target,
+    pub authorization: Option<HeaderValue>,
+}
+
 pub struct DataPlane {
-    /// Where calls are forwarded; `None` until a provider is configured.
-    pub upstream: Option<upstream::UpstreamClient>,
+    /// The pooled HTTP client every upstream call goes through.
+    pub client: upstream::UpstreamClient,
+    /// Which provider and key serve each model.
+    pub routes: routes::Routes,
+    pub upstream: Option<DefaultUpstream>,
     pub pricing: Pricing,
     pub accounts: accounts::Accounts,
     pub limiter: ratelimit::RateLimiter,

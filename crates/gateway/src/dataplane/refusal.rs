@@ -296,6 +296,21 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "No upstream",
         "This gateway has no model provider configured; nothing was charged.",
     ),
+    (
+        "upstream-timeout",
+        "Upstream timeout",
+        "The model provider did not answer within the time the gateway allows it; nothing was charged. Retry, or ask for fewer tokens.",
+    ),
+    (
+        "provider-unavailable",
+        "Provider unavailable",
+        "No key of the provider serving this model (or of its fallbacks) can take calls right now: their credit is spent, they were refused, or they are rate limited. The gateway's admins see which; nothing was charged. Retry later.",
+    ),
+    (
+        "model-not-found",
+        "Model not found",
+        "No provider of this gateway serves the model that was asked for. `GET /v1/models` lists the models your key may use.",
+    ),
 ];
 
 #[cfg(test)]

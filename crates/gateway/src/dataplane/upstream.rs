@@ -30,19 +30,18 @@ pub enum UpstreamError {
     TooLarge,
 }
 
-pub struct UpstreamClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    chat_completions: Uri,
+/// Where one provider's chat completions go, parsed once.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub chat_completions: Uri,
     /// Set here once: the client would otherwise format it on every call.
-    host: HeaderValue,
-    authorization: Option<HeaderValue>,
-    timeout: Duration,
+    pub host: HeaderValue,
+    pub timeout: Duration,
 }
 
-impl UpstreamClient {
-    /// `base_url` ends in `/v1` (validated by the config); `api_key` is sent
-    /// as a bearer token and marked sensitive so it is never logged.
-    pub fn new(base_url: &str, api_key: Option<&str>, timeout: Duration) -> anyhow::Result<Self> {
+impl Target {
+    /// `base_url` is the provider's API root (e.g. `https://api.openai.com/v1`).
+    pub fn new(base_url: &str, timeout: Duration) -> anyhow::Result<Self> {
         let chat_completions: Uri =
             format!("{}/chat/completions", base_url.trim_end_matches('/')).parse()?;
         let host = match (chat_completions.host(), chat_completions.port()) {
@@ -50,16 +49,39 @@ impl UpstreamClient {
             (Some(host), None) => HeaderValue::from_str(host)?,
             (None, _) => anyhow::bail!("the upstream URL has no host"),
         };
-        let authorization = match api_key {
-            Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                    anyhow::anyhow!("the upstream key has characters a header cannot carry")
-                })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
+        Ok(Target {
+            chat_completions,
+            host,
+            timeout,
+        })
+    }
+}
+
+/// A key as the `Authorization` header it is sent in, marked sensitive so
+/// that it is never logged.
+pub fn bearer(key: &str) -> anyhow::Result<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
+        .map_err(|_| anyhow::anyhow!("the key has characters a header cannot carry"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// An upstream's whole answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    /// `Retry-After` in seconds, when the upstream sent one.
+    pub retry_after: Option<u64>,
+    pub body: Bytes,
+}
+
+/// One pooled client shared by every provider.
+pub struct UpstreamClient {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl UpstreamClient {
+    pub fn new() -> anyhow::Result<Self> {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.enforce_http(false);
@@ -71,35 +93,29 @@ impl UpstreamClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
             .build(connector);
-        Ok(UpstreamClient {
-            client,
-            chat_completions,
-            host,
-            authorization,
-            timeout,
-        })
+        Ok(UpstreamClient { client })
     }
 
-    /// Posts a chat completion request body as it came; returns the status
-    /// and the whole answer.
+    /// Posts a chat completion request body as it came; returns the whole
+    /// answer.
     pub async fn chat_completions(
         &self,
+        target: &Target,
+        authorization: Option<&HeaderValue>,
         body: Bytes,
-    ) -> Result<(StatusCode, Bytes), UpstreamError> {
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(self.chat_completions.clone())
-            .header(header::HOST, self.host.clone())
-            .header(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-        if let Some(auth) = &self.authorization {
-            request = request.header(header::AUTHORIZATION, auth.clone());
+    ) -> Result<Answer, UpstreamError> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = target.chat_completions.clone();
+        let headers = request.headers_mut();
+        headers.insert(header::HOST, target.host.clone());
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(auth) = authorization {
+            headers.insert(header::AUTHORIZATION, auth.clone());
         }
-        let request = request
-            .body(Full::new(body))
-            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
         let exchange = async {
             let response = self
                 .client
@@ -107,7 +123,12 @@ impl UpstreamClient {
                 .await
                 .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
             let status = response.status();
-            let answer = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
                 .collect()
                 .await
                 .map_err(|e| {
@@ -118,10 +139,14 @@ impl UpstreamClient {
                     }
                 })?
                 .to_bytes();
-            Ok((status, answer))
+            Ok(Answer {
+                status,
+                retry_after,
+                body,
+            })
         };
-        tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(target.timeout, exchange)
             .await
-            .map_err(|_| UpstreamError::Timeout(self.timeout))?
+            .map_err(|_| UpstreamError::Timeout(target.timeout))?
     }
 }

@@ -52,11 +52,18 @@ pub async fn put_settings(
 pub async fn check(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<BillingCheck>> {
     admin.require(Scope::Read)?;
     let pricing = state.data.pricing;
-    let free = pricing.per_request == 0 && pricing.per_1k_tokens == 0;
-    Ok(Json(
-        state
-            .billing
-            .check(state.data.upstream.is_some(), free)
-            .await?,
-    ))
+    let routes = state
+        .data
+        .routes
+        .current(
+            state.billing.hot.epoch(),
+            state.store.as_ref(),
+            &state.secrets,
+        )
+        .await?;
+    // Calls are free only when neither the gateway's fees nor a provider's
+    // models cost anything.
+    let free = pricing.per_request == 0 && pricing.per_1k_tokens == 0 && routes.is_free();
+    let upstream = state.data.upstream.is_some() || !routes.is_empty();
+    Ok(Json(state.billing.check(upstream, free).await?))
 }

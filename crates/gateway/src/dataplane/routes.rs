@@ -1,0 +1,206 @@
+//! Which provider serves a model, with its key pool: rebuilt from the store
+//! when first needed after a management write (the hot cache's epoch moves
+//! on), with each key decrypted once per build rather than per call.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use chrono::{DateTime, Utc};
+use foldhash::HashMap;
+use tollgate_api::money::parse_amount;
+use tollgate_api::{ProviderKeyStatus, ProviderKind};
+
+use super::upstream::{Target, bearer};
+use crate::crypto::SecretBox;
+use crate::store::{Store, StoreResult};
+
+/// One key of a pool, ready to send.
+pub struct PoolKey {
+    pub id: String,
+    authorization: HeaderValue,
+    status: ProviderKeyStatus,
+    expires_at: Option<DateTime<Utc>>,
+    /// Unix milliseconds until which the key rests after a rate limit.
+    resting_until: AtomicI64,
+    /// Found invalid or exhausted since this table was built (the store is
+    /// told too; the next table reads it from there).
+    benched: AtomicBool,
+}
+
+impl PoolKey {
+    pub fn authorization(&self) -> &HeaderValue {
+        &self.authorization
+    }
+
+    /// Whether the key may be tried at `now_ms`; `Err(ms)` when it is only
+    /// resting after a rate limit, with the time it may be tried again.
+    pub fn usable(&self, now: DateTime<Utc>) -> Result<bool, i64> {
+        if self.status != ProviderKeyStatus::Active
+            || self.benched.load(Ordering::Relaxed)
+            || self.expires_at.is_some_and(|t| t <= now)
+        {
+            return Ok(false);
+        }
+        let resting = self.resting_until.load(Ordering::Relaxed);
+        if resting > now.timestamp_millis() {
+            return Err(resting);
+        }
+        Ok(true)
+    }
+
+    pub fn bench(&self) {
+        self.benched.store(true, Ordering::Relaxed);
+    }
+
+    pub fn rest(&self, now: DateTime<Utc>, pause: Duration) {
+        let until =
+            now.timestamp_millis() + i64::try_from(pause.as_millis()).unwrap_or(i64::MAX / 2);
+        self.resting_until.fetch_max(until, Ordering::Relaxed);
+    }
+}
+
+pub struct ProviderRoute {
+    pub id: String,
+    pub name: String,
+    pub kind: ProviderKind,
+    pub currency: String,
+    pub target: Target,
+    /// In the order they are tried.
+    pub keys: Vec<PoolKey>,
+    /// The provider's name as the `x-tollgate-provider` header.
+    pub name_header: HeaderValue,
+}
+
+pub struct ModelRoute {
+    pub name: String,
+    pub provider: Arc<ProviderRoute>,
+    /// Micro-units of the provider's currency per million tokens.
+    pub input_price: i64,
+    pub output_price: i64,
+    pub fallback: Option<String>,
+    /// The model's name as the `x-tollgate-model` header.
+    pub name_header: HeaderValue,
+}
+
+impl ModelRoute {
+    /// The price of a call's tokens, rounded up to a whole micro-unit.
+    pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> i64 {
+        let micros = i128::from(input_tokens) * i128::from(self.input_price)
+            + i128::from(output_tokens) * i128::from(self.output_price);
+        i64::try_from((micros + 999_999) / 1_000_000).unwrap_or(i64::MAX / 2)
+    }
+}
+
+#[derive(Default)]
+pub struct RouteTable {
+    models: HashMap<String, Arc<ModelRoute>>,
+}
+
+impl RouteTable {
+    pub fn model(&self, name: &str) -> Option<&Arc<ModelRoute>> {
+        self.models.get(name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// Whether every model is priced at zero.
+    pub fn is_free(&self) -> bool {
+        self.models
+            .values()
+            .all(|m| m.input_price == 0 && m.output_price == 0)
+    }
+
+    async fn load(store: &dyn Store, secrets: &SecretBox) -> StoreResult<RouteTable> {
+        let mut models = HashMap::default();
+        for (provider, keys) in store.routing_table().await? {
+            let target = match Target::new(
+                &provider.base_url,
+                Duration::from_secs(u64::from(provider.timeout_secs)),
+            ) {
+                Ok(target) => target,
+                Err(e) => {
+                    tracing::error!(provider = %provider.id, error = %e, "a provider's URL is unusable");
+                    continue;
+                }
+            };
+            let keys = keys
+                .into_iter()
+                .filter_map(|sealed| {
+                    let opened = secrets
+                        .open(&sealed.secret_sealed)
+                        .ok()
+                        .and_then(|secret| String::from_utf8(secret).ok())
+                        .and_then(|secret| bearer(&secret).ok());
+                    let Some(authorization) = opened else {
+                        tracing::error!(key = %sealed.key.id,
+                            "a provider key cannot be decrypted with this gateway's encryption key");
+                        return None;
+                    };
+                    Some(PoolKey {
+                        id: sealed.key.id,
+                        authorization,
+                        status: sealed.key.status,
+                        expires_at: sealed.key.expires_at,
+                        resting_until: AtomicI64::new(0),
+                        benched: AtomicBool::new(false),
+                    })
+                })
+                .collect();
+            let route = Arc::new(ProviderRoute {
+                name_header: HeaderValue::from_str(&provider.name)
+                    .unwrap_or_else(|_| HeaderValue::from_static("provider")),
+                id: provider.id,
+                name: provider.name,
+                kind: provider.kind,
+                currency: provider.currency,
+                target,
+                keys,
+            });
+            for model in provider.models {
+                let Ok(name_header) = HeaderValue::from_str(&model.name) else {
+                    continue;
+                };
+                models.insert(
+                    model.name.clone(),
+                    Arc::new(ModelRoute {
+                        provider: route.clone(),
+                        input_price: parse_amount(&model.input_price).unwrap_or(0),
+                        output_price: parse_amount(&model.output_price).unwrap_or(0),
+                        fallback: model.fallback,
+                        name_header,
+                        name: model.name,
+                    }),
+                );
+            }
+        }
+        Ok(RouteTable { models })
+    }
+}
+
+/// The current table, rebuilt once per epoch of the hot cache.
+#[derive(Default)]
+pub struct Routes {
+    cached: RwLock<Option<(u64, Arc<RouteTable>)>>,
+}
+
+impl Routes {
+    pub async fn current(
+        &self,
+        epoch: u64,
+        store: &dyn Store,
+        secrets: &SecretBox,
+    ) -> StoreResult<Arc<RouteTable>> {
+        if let Some((at, table)) = &*self.cached.read().unwrap_or_else(|p| p.into_inner())
+            && *at == epoch
+        {
+            return Ok(table.clone());
+        }
+        let table = Arc::new(RouteTable::load(store, secrets).await?);
+        *self.cached.write().unwrap_or_else(|p| p.into_inner()) = Some((epoch, table.clone()));
+        Ok(table)
+    }
+}

@@ -1,0 +1,403 @@
+//! Calls routed to providers by model: priced by the serving model, failed
+//! over across a provider's keys (refused and spent keys taken out of the
+//! pool, rate-limited ones rested and retried), then to fallback models;
+//! against a real `tollgated` and the simulated provider (a test fixture),
+//! which scripts failures by API key and by model name.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Gateway, client};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct Setup {
+    gw: Gateway,
+    sim: String,
+    team: String,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let sim = tollgate_sim_provider::spawn("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let gw = Gateway::start_with("price_per_request = \"0\"\n");
+        let mut s = Setup {
+            gw,
+            sim: format!("http://{sim}"),
+            team: String::new(),
+        };
+        s.team = s
+            .admin(
+                "POST",
+                "/admin/v1/teams",
+                json!({"name": "T"}),
+                StatusCode::CREATED,
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        s
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Value, status: StatusCode) -> Value {
+        let mut req = client()
+            .request(method.parse().unwrap(), self.gw.url(path))
+            .bearer_auth(&self.gw.token);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        if path.contains("/wallets/") {
+            req = req.header("Idempotency-Key", format!("{:x}", rand_id()));
+        }
+        let resp = req.send().await.unwrap();
+        let got = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(got, status, "{method} {path}: {body}");
+        body
+    }
+
+    /// A provider of the simulator serving `models` (name, fallback), with
+    /// `keys` in priority order; returns its id.
+    async fn provider(
+        &self,
+        name: &str,
+        models: &[(&str, Option<&str>)],
+        keys: &[&str],
+        timeout: u32,
+    ) -> String {
+        let models: Vec<Value> = models
+            .iter()
+            .map(|(m, fallback)| {
+                json!({"name": m, "input_price": "1000", "output_price": "2000", "fallback": fallback})
+            })
+            .collect();
+        let p = self
+            .admin(
+                "POST",
+                "/admin/v1/providers",
+                json!({"name": name, "kind": "openai-compatible", "base_url": format!("{}/v1", self.sim),
+                       "models": models, "timeout_secs": timeout}),
+                StatusCode::CREATED,
+            )
+            .await;
+        let id = p["id"].as_str().unwrap().to_owned();
+        for (i, key) in keys.iter().enumerate() {
+            self.admin(
+                "POST",
+                &format!("/admin/v1/providers/{id}/keys"),
+                json!({"label": format!("key {i}"), "secret": key, "priority": i}),
+                StatusCode::CREATED,
+            )
+            .await;
+        }
+        id
+    }
+
+    /// A consumer on a wallet-charging plan (covering `models`, or all when
+    /// empty) with 10 USD; returns (consumer id, key).
+    async fn consumer(&self, name: &str, models: &[&str]) -> (String, String) {
+        let c = self
+            .admin(
+                "POST",
+                "/admin/v1/consumers",
+                json!({"team_id": self.team, "name": name}),
+                StatusCode::CREATED,
+            )
+            .await;
+        let consumer = c["id"].as_str().unwrap().to_owned();
+        let key = self
+            .admin(
+                "POST",
+                &format!("/admin/v1/consumers/{consumer}/keys"),
+                json!({"name": "k"}),
+                StatusCode::CREATED,
+            )
+            .await["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let plan = self
+            .admin(
+                "POST",
+                "/admin/v1/plans",
+                json!({"name": format!("Plan {name}"), "currency": "USD", "price": "0", "period": "month",
+                       "overage": "charge_wallet", "apis": ["chat"], "models": models}),
+                StatusCode::CREATED,
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.admin(
+            "POST",
+            "/admin/v1/subscriptions",
+            json!({"consumer_id": consumer, "plan_id": plan}),
+            StatusCode::CREATED,
+        )
+        .await;
+        self.admin(
+            "POST",
+            &format!("/admin/v1/consumers/{consumer}/wallets/USD/entries"),
+            json!({"kind": "top_up", "amount": "10"}),
+            StatusCode::CREATED,
+        )
+        .await;
+        (consumer, key)
+    }
+
+    async fn call(&self, key: &str, model: &str) -> reqwest::Response {
+        client()
+            .post(self.gw.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 16}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn balance(&self, consumer: &str) -> String {
+        let wallets = self
+            .admin(
+                "GET",
+                &format!("/admin/v1/consumers/{consumer}/wallets"),
+                Value::Null,
+                StatusCode::OK,
+            )
+            .await;
+        wallets[0]["balance"].as_str().unwrap().to_owned()
+    }
+
+    async fn sim_stats(&self) -> Value {
+        client()
+            .get(format!("{}/sim/stats", self.sim))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The statuses of a provider's keys, in pool order, once the gateway
+    /// has recorded its findings (they are written off the call's path).
+    async fn statuses_become(&self, provider: &str, expected: &[&str]) -> Value {
+        let mut keys = Value::Null;
+        for _ in 0..100 {
+            keys = self
+                .admin(
+                    "GET",
+                    &format!("/admin/v1/providers/{provider}/keys"),
+                    Value::Null,
+                    StatusCode::OK,
+                )
+                .await;
+            let now: Vec<&str> = keys
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["status"].as_str().unwrap())
+                .collect();
+            if now == expected {
+                return keys;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("key statuses never became {expected:?}: {keys}");
+    }
+}
+
+fn rand_id() -> u128 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+async fn problem(resp: reqwest::Response, status: StatusCode, reason: &str) -> Value {
+    assert_eq!(resp.status(), status);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["reason"], reason, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn calls_are_routed_and_priced_by_model() {
+    let s = Setup::new().await;
+    s.provider(
+        "Sim",
+        &[("sim-small", None), ("sim-large", None)],
+        &["sim-key-good-0001"],
+        30,
+    )
+    .await;
+    let (consumer, key) = s.consumer("Router", &[]).await;
+
+    let ok = s.call(&key, "sim-small").await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.headers()["x-tollgate-provider"], "Sim");
+    assert_eq!(ok.headers()["x-tollgate-model"], "sim-small");
+    // 2 prompt words at 1000 USD and 3 reply words at 2000 USD per million tokens.
+    assert_eq!(ok.headers()["x-tollgate-cost"], "0.008 USD");
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "echo: hello there"
+    );
+    assert_eq!(s.balance(&consumer).await, "9.992");
+    assert_eq!(s.sim_stats().await["by_key"]["sim-key-good-0001"], 1);
+
+    let unknown = problem(
+        s.call(&key, "no-such-model").await,
+        StatusCode::NOT_FOUND,
+        "model-not-found",
+    )
+    .await;
+    assert_eq!(unknown["model"], "no-such-model");
+
+    // A plan that lists models covers only those.
+    let (_, narrow) = s.consumer("Narrow", &["sim-small"]).await;
+    assert_eq!(s.call(&narrow, "sim-small").await.status(), StatusCode::OK);
+    let refused = problem(
+        s.call(&narrow, "sim-large").await,
+        StatusCode::FORBIDDEN,
+        "not-subscribed",
+    )
+    .await;
+    assert_eq!(refused["model"], "sim-large");
+}
+
+#[tokio::test]
+async fn refused_and_spent_keys_leave_the_pool_and_calls_fail_over() {
+    let s = Setup::new().await;
+    let provider = s
+        .provider(
+            "Pool",
+            &[("sim-small", None)],
+            &[
+                "sim-key-fail-401",
+                "sim-key-fail-429-quota",
+                "sim-key-fail-400-credit",
+                "sim-key-good-0002",
+            ],
+            30,
+        )
+        .await;
+    let (_, key) = s.consumer("Failover", &[]).await;
+
+    let ok = s.call(&key, "sim-small").await;
+    assert_eq!(ok.status(), StatusCode::OK, "{:?}", ok.text().await);
+    let keys = s
+        .statuses_become(&provider, &["invalid", "exhausted", "exhausted", "active"])
+        .await;
+    assert!(
+        keys[0]["status_reason"].as_str().unwrap().contains("401"),
+        "{keys}"
+    );
+    let events = s
+        .admin(
+            "GET",
+            &format!("/admin/v1/providers/{provider}/key-events"),
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
+    let by_gateway = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "gateway")
+        .count();
+    assert_eq!(by_gateway, 3, "{events}");
+
+    // Benched keys are skipped: only the good key is tried again.
+    assert_eq!(s.call(&key, "sim-small").await.status(), StatusCode::OK);
+    let stats = s.sim_stats().await;
+    assert_eq!(
+        (
+            &stats["by_key"]["sim-key-fail-401"],
+            &stats["by_key"]["sim-key-fail-429-quota"],
+            &stats["by_key"]["sim-key-good-0002"]
+        ),
+        (&json!(1), &json!(1), &json!(2)),
+        "{stats}"
+    );
+
+    // An admin re-enables a key: it is tried again (and found invalid again).
+    let first = keys[0]["id"].as_str().unwrap();
+    s.admin(
+        "PATCH",
+        &format!("/admin/v1/provider-keys/{first}"),
+        json!({"status": "active", "reason": "replaced at the provider"}),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(s.call(&key, "sim-small").await.status(), StatusCode::OK);
+    assert_eq!(s.sim_stats().await["by_key"]["sim-key-fail-401"], 2);
+    s.statuses_become(&provider, &["invalid", "exhausted", "exhausted", "active"])
+        .await;
+}
+
+#[tokio::test]
+async fn fallbacks_rate_limits_timeouts_and_empty_pools() {
+    let s = Setup::new().await;
+    s.provider(
+        "Spent",
+        &[("primary", Some("backup")), ("lonely", None)],
+        &["sim-key-fail-402"],
+        30,
+    )
+    .await;
+    s.provider("Backup", &[("backup", None)], &["sim-key-good-0003"], 30)
+        .await;
+    s.provider("Flaky", &[("sim-flaky", None)], &["sim-key-flaky-1"], 30)
+        .await;
+    s.provider(
+        "Slow",
+        &[("sim-slow-3000", None)],
+        &["sim-key-good-0004"],
+        1,
+    )
+    .await;
+    let (consumer, key) = s.consumer("Fallback", &[]).await;
+
+    // The provider's only key is spent: the model's fallback serves, at its price.
+    let ok = s.call(&key, "primary").await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(
+        (
+            &ok.headers()["x-tollgate-provider"],
+            &ok.headers()["x-tollgate-model"]
+        ),
+        (&"Backup".parse().unwrap(), &"backup".parse().unwrap())
+    );
+    let before = s.balance(&consumer).await;
+
+    // No fallback and no usable key: 503, nothing charged.
+    let unavailable = problem(
+        s.call(&key, "lonely").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "provider-unavailable",
+    )
+    .await;
+    assert_eq!(unavailable["model"], "lonely");
+    // Too slow: 504, nothing charged.
+    problem(
+        s.call(&key, "sim-slow-3000").await,
+        StatusCode::GATEWAY_TIMEOUT,
+        "upstream-timeout",
+    )
+    .await;
+    assert_eq!(s.balance(&consumer).await, before);
+
+    // Rate limited once (Retry-After: 1): the key rests, then serves.
+    let ok = s.call(&key, "sim-flaky").await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(s.sim_stats().await["by_key"]["sim-key-flaky-1"], 2);
+}
