@@ -271,6 +271,33 @@ async fn calls_are_routed_and_priced_by_model() {
     )
     .await;
     assert_eq!(refused["model"], "sim-large");
+
+    // Each key lists the models it may use, as OpenAI SDKs expect.
+    for (key, expected) in [
+        (&key, vec!["sim-large", "sim-small"]),
+        (&narrow, vec!["sim-small"]),
+    ] {
+        let list: Value = client()
+            .get(s.gw.url("/v1/models"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list["object"], "list");
+        let ids: Vec<&str> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, expected, "{list}");
+        assert_eq!(list["data"][0]["owned_by"], "Sim");
+    }
+    let anonymous = client().get(s.gw.url("/v1/models")).send().await.unwrap();
+    problem(anonymous, StatusCode::UNAUTHORIZED, "invalid-api-key").await;
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ pub mod auth;
 mod chat;
 pub mod decision;
 pub mod hot;
+mod models;
 pub mod pool;
 pub mod ratelimit;
 pub mod refusal;
@@ -79,8 +80,10 @@ pub async fn serve(
     let (path, answer) = match (req.method(), req.uri().path()) {
         (&Method::POST, CHAT) => (CHAT, chat::chat_completions(&state, &call, req).await),
         (&Method::GET, STATUS) => (STATUS, status::billing_status(&state, req.headers()).await),
+        (&Method::GET, MODELS) => (MODELS, models::list_models(&state, req.headers()).await),
         (_, CHAT) => (CHAT, Err(method_not_allowed("POST"))),
         (_, STATUS) => (STATUS, Err(method_not_allowed("GET"))),
+        (_, MODELS) => (MODELS, Err(method_not_allowed("GET"))),
         _ => ("unknown", Err(not_found())),
     };
     let response = call.finish(&state, path, answer);
@@ -92,6 +95,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 const CHAT: &str = "/v1/chat/completions";
 const STATUS: &str = "/v1/billing/status";
+const MODELS: &str = "/v1/models";
 
 /// The request body, up to `limit` bytes. Most bodies arrive in one frame,
 /// which is returned as it is; only longer ones are gathered.
@@ -179,7 +183,7 @@ fn not_found() -> Refusal {
         StatusCode::NOT_FOUND,
         "not-found",
         "Not found",
-        "This gateway offers POST /v1/chat/completions and GET /v1/billing/status.",
+        "This gateway offers POST /v1/chat/completions, GET /v1/models and GET /v1/billing/status.",
     )
 }
 

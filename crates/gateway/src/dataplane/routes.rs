@@ -103,6 +103,12 @@ impl RouteTable {
         self.models.get(name)
     }
 
+    pub fn models(&self) -> impl Iterator<Item = (&str, &Arc<ModelRoute>)> {
+        self.models
+            .iter()
+            .map(|(name, route)| (name.as_str(), route))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()
     }

@@ -1,0 +1,73 @@
+//! `GET /v1/models`: the models the calling key may use, in OpenAI's list
+//! shape — those served by a provider and covered by one of the consumer's
+//! active subscriptions (a plan that lists no models covers them all).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::json;
+use tollgate_api::SubscriptionStatus;
+
+use super::auth;
+use super::refusal::Refusal;
+use crate::http::AppState;
+
+const API: &str = "chat";
+
+pub async fn list_models(state: &AppState, headers: &HeaderMap) -> Result<Response, Refusal> {
+    let caller = auth::authenticate(&state.billing, headers, Utc::now()).await?;
+    let key = caller.key();
+    let unavailable = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "listing models failed");
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "billing-unavailable",
+            "Billing unavailable",
+            "The gateway cannot read its providers right now.",
+        )
+    };
+    let table = state
+        .data
+        .routes
+        .current(
+            state.billing.hot.epoch(),
+            state.store.as_ref(),
+            &state.secrets,
+        )
+        .await
+        .map_err(unavailable)?;
+    let covers = state
+        .billing
+        .hot
+        .subscriptions(state.store.as_ref(), &key.consumer_id)
+        .await
+        .map_err(unavailable)?;
+    let key_may_call = key.allowed_apis.is_empty() || key.allowed_apis.iter().any(|a| a == API);
+    // Sorted by name, each once, with the provider that serves it.
+    let mut models = BTreeMap::new();
+    for cover in covers.iter().filter(|c| {
+        key_may_call
+            && c.sub.status == SubscriptionStatus::Active
+            && c.plan.apis.iter().any(|a| a == API)
+    }) {
+        if cover.plan.models.is_empty() {
+            for (name, route) in table.models() {
+                models.insert(name.to_owned(), route.provider.name.clone());
+            }
+        } else {
+            for name in &cover.plan.models {
+                if let Some(route) = table.model(name) {
+                    models.insert(name.clone(), route.provider.name.clone());
+                }
+            }
+        }
+    }
+    let data: Vec<_> = models
+        .into_iter()
+        .map(|(id, owned_by)| json!({"id": id, "object": "model", "created": 0, "owned_by": owned_by}))
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})).into_response())
+}
