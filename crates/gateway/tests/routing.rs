@@ -172,6 +172,15 @@ impl Setup {
         wallets[0]["balance"].as_str().unwrap().to_owned()
     }
 
+    async fn client_reset(&self) {
+        let resp = client()
+            .post(format!("{}/sim/reset", self.sim))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+    }
+
     async fn sim_stats(&self) -> Value {
         client()
             .get(format!("{}/sim/stats", self.sim))
@@ -427,4 +436,162 @@ async fn fallbacks_rate_limits_timeouts_and_empty_pools() {
     let ok = s.call(&key, "sim-flaky").await;
     assert_eq!(ok.status(), StatusCode::OK);
     assert_eq!(s.sim_stats().await["by_key"]["sim-key-flaky-1"], 2);
+}
+
+/// The `data:` payloads of a server-sent event stream.
+fn events(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|event| event.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn streamed_text(events: &[String]) -> String {
+    events
+        .iter()
+        .filter(|e| *e != "[DONE]")
+        .map(|e| serde_json::from_str::<Value>(e).unwrap())
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+impl Setup {
+    async fn stream(
+        &self,
+        key: &str,
+        model: &str,
+        text: &str,
+        include_usage: bool,
+    ) -> reqwest::Response {
+        let mut body = json!({"model": model, "stream": true, "max_tokens": 16,
+                              "messages": [{"role": "user", "content": text}]});
+        if include_usage {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        client()
+            .post(self.gw.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The balance once it differs from `before` (streams settle when they end).
+    async fn balance_leaves(&self, consumer: &str, before: &str) -> String {
+        for _ in 0..100 {
+            let now = self.balance(consumer).await;
+            if now != before {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the balance stayed at {before}");
+    }
+}
+
+#[tokio::test]
+async fn streams_are_relayed_and_settled_even_when_cut_short() {
+    let s = Setup::new().await;
+    s.provider(
+        "Sim",
+        &[
+            ("sim-small", None),
+            ("sim-small-pace-300", None),
+            ("sim-cut-2", None),
+            ("sim-down", None),
+        ],
+        &["sim-key-good-0005"],
+        30,
+    )
+    .await;
+    s.provider("Down", &[("sim-spent", None)], &["sim-key-fail-402"], 30)
+        .await;
+    let (consumer, key) = s.consumer("Streamer", &[]).await;
+
+    // Relayed event by event; the usage chunk the gateway asked for is not
+    // passed on to a client that did not ask for it.
+    let resp = s.stream(&key, "sim-small", "hello there", false).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert_eq!(resp.headers()["x-tollgate-model"], "sim-small");
+    let got = events(&resp.text().await.unwrap());
+    assert_eq!(streamed_text(&got), "echo: hello there");
+    assert_eq!(got.last().unwrap(), "[DONE]");
+    assert!(!got.iter().any(|e| e.contains("\"usage\":{")), "{got:?}");
+    // Billed from the upstream's usage: 2 prompt and 3 completion tokens.
+    assert_eq!(s.balance_leaves(&consumer, "10").await, "9.992");
+
+    // A client that asks for the usage chunk gets it.
+    let resp = s.stream(&key, "sim-small", "hello there", true).await;
+    let got = events(&resp.text().await.unwrap());
+    let usage: Vec<Value> = got
+        .iter()
+        .filter(|e| *e != "[DONE]")
+        .map(|e| serde_json::from_str::<Value>(e).unwrap())
+        .filter(|c| c["usage"].is_object())
+        .collect();
+    assert_eq!(usage.len(), 1, "{got:?}");
+    assert_eq!(usage[0]["usage"]["completion_tokens"], 3);
+    let before = s.balance_leaves(&consumer, "9.992").await;
+    assert_eq!(before, "9.984");
+
+    // The client goes away after two events: the upstream stream is
+    // stopped and the call is paid for what was used.
+    s.client_reset().await;
+    let mut resp = s
+        .stream(
+            &key,
+            "sim-small-pace-300",
+            "one two three four five six seven eight nine ten",
+            false,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    for _ in 0..2 {
+        resp.chunk().await.unwrap().unwrap();
+    }
+    drop(resp);
+    let mut stats = Value::Null;
+    for _ in 0..100 {
+        stats = s.sim_stats().await;
+        if stats["streams_aborted"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        stats["streams_aborted"], 1,
+        "the upstream kept streaming: {stats}"
+    );
+    let after = s.balance_leaves(&consumer, &before).await;
+    let paid = before.parse::<f64>().unwrap() - after.parse::<f64>().unwrap();
+    // At most the call's reservation (the prompt's length and 16 tokens).
+    assert!(paid > 0.0 && paid < 0.1, "paid {paid}");
+
+    // A stream that breaks off upstream ends broken for the client, which
+    // pays for what it received.
+    let resp = s.stream(&key, "sim-cut-2", "hello there", false).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.text().await.unwrap_or_default();
+    assert!(!text.contains("[DONE]"), "{text}");
+    let cut = s.balance_leaves(&consumer, &after).await;
+
+    // A stream that cannot start leaves nothing reserved or charged.
+    problem(
+        s.stream(&key, "sim-spent", "hello", false).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "provider-unavailable",
+    )
+    .await;
+    assert_eq!(s.balance(&consumer).await, cut);
+    let resp = s.stream(&key, "sim-small", "hello there", false).await;
+    assert_eq!(
+        streamed_text(&events(&resp.text().await.unwrap())),
+        "echo: hello there"
+    );
 }

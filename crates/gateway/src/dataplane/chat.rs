@@ -20,6 +20,8 @@ use super::hot::Coverage;
 use super::pool::{self, Served, Unserved};
 use super::refusal::Refusal;
 use super::routes::{ModelRoute, RouteTable};
+use super::stream::{self, Settlement};
+use super::upstream::Reply;
 use super::upstream::UpstreamError;
 use super::{Call, auth, decision};
 use crate::http::AppState;
@@ -209,11 +211,7 @@ async fn handle(
     }
 
     let parsed = parse_request(&body)?;
-    if parsed.stream == Some(true) {
-        return Err(bad_request(
-            "Streaming is not offered by this gateway yet; send `stream: false`.",
-        ));
-    }
+    let stream = parsed.stream == Some(true);
     let model = parsed.model.as_deref().unwrap_or_default();
     if !plan.models.is_empty() && !plan.models.iter().any(|m| m == model) {
         return Err(Refusal::new(
@@ -264,6 +262,7 @@ async fn handle(
                 table,
                 route,
                 prompt,
+                stream,
             },
             body,
         ))
@@ -287,6 +286,11 @@ async fn handle(
             .field("model", model)
         });
     };
+    if stream {
+        return Err(bad_request(
+            "Streaming is offered for the models of the gateway's providers; this model is served by its default upstream. Send `stream: false`.",
+        ));
+    }
 
     let estimate = data.pricing.cost(parsed.token_allowance(body.len()));
     let reservation = data.accounts.reserve(&cover, estimate).await?;
@@ -378,6 +382,8 @@ struct Routed {
     route: Arc<ModelRoute>,
     /// The prompt tokens estimated from the body, for an answer without usage.
     prompt: u64,
+    /// The client asked for server-sent events.
+    stream: bool,
 }
 
 const X_TOLLGATE_PROVIDER: HeaderName = HeaderName::from_static("x-tollgate-provider");
@@ -395,15 +401,21 @@ async fn forward_routed(
     body: Bytes,
 ) -> Result<Response, Refusal> {
     let (data, plan) = (&state.data, &cover.plan);
+    // A stream is asked to end with its usage, which the gateway bills from.
+    let (body, relay_usage) = match routed.stream {
+        true => stream::with_usage_requested(&body).unwrap_or((body, true)),
+        false => (body, false),
+    };
     let served = pool::send(
         &data.client,
         &routed.table,
         &routed.route,
         &state.billing,
         body,
+        routed.stream,
     )
     .await;
-    let Served { route, answer } = match served {
+    let Served { route, reply } = match served {
         Ok(served) => served,
         Err(unserved) => {
             data.accounts.release(&reservation).await;
@@ -422,6 +434,33 @@ async fn forward_routed(
         &route
     } else {
         &routed.route
+    };
+    let answer = match reply {
+        Reply::Whole(answer) => answer,
+        Reply::Stream(events) => {
+            let settlement = Settlement::new(
+                state.data.clone(),
+                reservation,
+                request_id.to_owned(),
+                priced.clone(),
+                routed.prompt,
+            );
+            let body = stream::relay(
+                events,
+                settlement,
+                relay_usage,
+                route.provider.target.timeout,
+            );
+            let mut response = Response::new(body);
+            let h = response.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            described(h, cover, &route, rate_headers);
+            return Ok(response);
+        }
     };
     let (prompt, completion) = serde_json::from_slice::<Answer>(&answer.body)
         .ok()
@@ -444,6 +483,17 @@ async fn forward_routed(
     if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(cost_text)) {
         h.insert(X_TOLLGATE_COST, v);
     }
+    described(h, cover, &route, rate_headers);
+    Ok(response)
+}
+
+/// The headers that say who served a call and under which subscription.
+fn described(
+    h: &mut HeaderMap,
+    cover: &Coverage,
+    route: &ModelRoute,
+    rate_headers: Vec<(HeaderName, String)>,
+) {
     h.insert(X_TOLLGATE_SUBSCRIPTION, cover.subscription_header.clone());
     h.insert(X_TOLLGATE_PROVIDER, route.provider.name_header.clone());
     h.insert(X_TOLLGATE_MODEL, route.name_header.clone());
@@ -452,7 +502,6 @@ async fn forward_routed(
             h.insert(name, v);
         }
     }
-    Ok(response)
 }
 
 fn unserved_refusal(unserved: Unserved) -> Refusal {

@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod refusal;
 pub mod routes;
 mod status;
+mod stream;
 pub mod upstream;
 pub mod usage;
 

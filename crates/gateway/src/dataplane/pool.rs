@@ -12,7 +12,7 @@ use chrono::Utc;
 use tollgate_api::ProviderKeyStatus;
 
 use super::routes::{ModelRoute, RouteTable};
-use super::upstream::{Answer, UpstreamClient, UpstreamError};
+use super::upstream::{Answer, Reply, UpstreamClient, UpstreamError};
 use crate::billing::service::Billing;
 use crate::store::{KeyActor, Store};
 
@@ -71,10 +71,11 @@ pub fn classify(status: StatusCode, body: &[u8]) -> Verdict {
     }
 }
 
-/// A call served: the model and key that served it, and the answer.
+/// A call served: the model that served it, and the answer (a stream when
+/// one was asked for).
 pub struct Served {
     pub route: Arc<ModelRoute>,
-    pub answer: Answer,
+    pub reply: Reply,
 }
 
 /// Why no key of any model served the call.
@@ -103,13 +104,14 @@ pub async fn send(
     first: &Arc<ModelRoute>,
     billing: &Arc<Billing>,
     body: Bytes,
+    stream: bool,
 ) -> Result<Served, Unserved> {
     let mut route = first.clone();
     let mut tried = Vec::with_capacity(MAX_MODELS);
     loop {
         tried.push(route.name.clone());
-        let failure = match through_pool(client, &route, billing, body.clone()).await {
-            Ok(answer) => return Ok(Served { route, answer }),
+        let failure = match through_pool(client, &route, billing, body.clone(), stream).await {
+            Ok(reply) => return Ok(Served { route, reply }),
             Err(failure) => failure,
         };
         let retryable = matches!(
@@ -132,7 +134,8 @@ async fn through_pool(
     route: &ModelRoute,
     billing: &Arc<Billing>,
     body: Bytes,
-) -> Result<Answer, Unserved> {
+    stream: bool,
+) -> Result<Reply, Unserved> {
     let provider = &route.provider;
     for round in 0..2 {
         let mut soonest: Option<i64> = None;
@@ -146,8 +149,13 @@ async fn through_pool(
                     continue;
                 }
             }
-            let answer = client
-                .chat_completions(&provider.target, Some(key.authorization()), body.clone())
+            let reply = client
+                .send(
+                    &provider.target,
+                    Some(key.authorization()),
+                    body.clone(),
+                    stream,
+                )
                 .await
                 .map_err(|e| match e {
                     UpstreamError::Timeout(t) => Unserved::Timeout(t),
@@ -156,8 +164,12 @@ async fn through_pool(
                         detail: other.to_string(),
                     },
                 })?;
+            let answer = match reply {
+                Reply::Stream(_) => return Ok(reply),
+                Reply::Whole(answer) => answer,
+            };
             match classify(answer.status, &answer.body) {
-                Verdict::Served => return Ok(answer),
+                Verdict::Served => return Ok(Reply::Whole(answer)),
                 Verdict::Bench(status, reason) => {
                     key.bench();
                     record_status(billing, &key.id, status, reason);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -75,6 +76,14 @@ pub struct Answer {
     pub body: Bytes,
 }
 
+/// An upstream's answer to a call that asked to stream: its events as they
+/// come when it accepted, or the whole (error) answer when it did not.
+#[derive(Debug)]
+pub enum Reply {
+    Whole(Answer),
+    Stream(Incoming),
+}
+
 /// One pooled client shared by every provider.
 pub struct UpstreamClient {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
@@ -104,6 +113,23 @@ impl UpstreamClient {
         authorization: Option<&HeaderValue>,
         body: Bytes,
     ) -> Result<Answer, UpstreamError> {
+        match self.send(target, authorization, body, false).await? {
+            Reply::Whole(answer) => Ok(answer),
+            // Only kept when asked for; never here.
+            Reply::Stream(_) => Err(UpstreamError::Broken("an unexpected stream".into())),
+        }
+    }
+
+    /// Posts a chat completion request body; with `stream`, a successful
+    /// answer is returned as its body arrives (the timeout then covers its
+    /// head only), any other answer whole.
+    pub async fn send(
+        &self,
+        target: &Target,
+        authorization: Option<&HeaderValue>,
+        body: Bytes,
+        stream: bool,
+    ) -> Result<Reply, UpstreamError> {
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = target.chat_completions.clone();
@@ -123,6 +149,9 @@ impl UpstreamClient {
                 .await
                 .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
             let status = response.status();
+            if stream && status.is_success() {
+                return Ok(Reply::Stream(response.into_body()));
+            }
             let retry_after = response
                 .headers()
                 .get(header::RETRY_AFTER)
@@ -139,11 +168,11 @@ impl UpstreamClient {
                     }
                 })?
                 .to_bytes();
-            Ok(Answer {
+            Ok(Reply::Whole(Answer {
                 status,
                 retry_after,
                 body,
-            })
+            }))
         };
         tokio::time::timeout(target.timeout, exchange)
             .await

@@ -1,0 +1,214 @@
+//! Streamed chat completions: the upstream's server-sent events relayed to
+//! the client as they come, the usage read on the way, and the call settled
+//! when the stream ends — or, when the client goes away first, at what was
+//! streamed until then (dropping the stream also drops the upstream
+//! request, which stops it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use http_body_util::BodyStream;
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::DataPlane;
+use super::accounts::Reservation;
+use super::routes::ModelRoute;
+
+/// The request body sent upstream for a streamed call: asks for the usage
+/// chunk (the gateway bills from it). Returns whether the client asked for
+/// it too, so that it is relayed only then.
+pub fn with_usage_requested(body: &[u8]) -> Option<(Bytes, bool)> {
+    let mut request: Map<String, Value> = serde_json::from_slice(body).ok()?;
+    let options = request
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let options = options.as_object_mut()?;
+    let asked = options.get("include_usage") == Some(&Value::Bool(true));
+    options.insert("include_usage".into(), Value::Bool(true));
+    Some((Bytes::from(serde_json::to_vec(&request).ok()?), asked))
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    usage: Option<ChunkUsage>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    delta: Option<Delta>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChunkUsage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+/// Settles a streamed call once: at its usage when the stream ended, or at
+/// an estimate of what was streamed when it was cut short.
+pub struct Settlement {
+    pub data: Arc<DataPlane>,
+    pub reservation: Option<Reservation>,
+    pub request_id: String,
+    pub price: Arc<ModelRoute>,
+    /// Prompt tokens estimated from the request, for a stream without usage.
+    pub prompt_estimate: u64,
+    streamed_chars: u64,
+    usage: Option<(u64, u64)>,
+}
+
+impl Settlement {
+    pub fn new(
+        data: Arc<DataPlane>,
+        reservation: Reservation,
+        request_id: String,
+        price: Arc<ModelRoute>,
+        prompt_estimate: u64,
+    ) -> Self {
+        Settlement {
+            data,
+            reservation: Some(reservation),
+            request_id,
+            price,
+            prompt_estimate,
+            streamed_chars: 0,
+            usage: None,
+        }
+    }
+
+    /// (prompt, completion) tokens: the upstream's count, else an estimate
+    /// (~4 characters a token of what was streamed).
+    fn tokens(&self) -> (u64, u64) {
+        self.usage
+            .unwrap_or((self.prompt_estimate, self.streamed_chars.div_ceil(4)))
+    }
+
+    fn finish(&mut self) {
+        let Some(reservation) = self.reservation.take() else {
+            return;
+        };
+        let (prompt, completion) = self.tokens();
+        let cost = self.data.pricing.per_request + self.price.cost(prompt, completion);
+        let (data, request_id) = (self.data.clone(), std::mem::take(&mut self.request_id));
+        // Drop cannot wait: the settlement runs as a task of its own.
+        tokio::spawn(async move {
+            data.accounts.settle(&reservation, cost, &request_id).await;
+        });
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The client's body: the upstream's events, each relayed whole as it
+/// arrives. `idle` ends a stream whose upstream goes quiet for that long.
+pub fn relay(
+    upstream: Incoming,
+    settlement: Settlement,
+    relay_usage: bool,
+    idle: Duration,
+) -> Body {
+    let events = BodyStream::new(upstream)
+        .filter_map(|frame| async move {
+            match frame {
+                Ok(frame) => frame.into_data().ok().map(Ok),
+                Err(e) => Some(Err(e)),
+            }
+        })
+        .eventsource();
+    let stream = futures_util::stream::unfold(
+        (Box::pin(events), settlement),
+        move |(mut events, mut settlement)| async move {
+            loop {
+                let event = match tokio::time::timeout(idle, events.next()).await {
+                    Ok(Some(Ok(event))) => event,
+                    Ok(Some(Err(e))) => {
+                        tracing::warn!(error = %e, "the upstream's stream broke off");
+                        settlement.finish();
+                        let broken = std::io::Error::other("the upstream's stream broke off");
+                        return Some((Err(broken), (events, settlement)));
+                    }
+                    Ok(None) => {
+                        settlement.finish();
+                        return None;
+                    }
+                    Err(_) => {
+                        tracing::warn!("the upstream's stream went quiet; ended");
+                        settlement.finish();
+                        return None;
+                    }
+                };
+                if event.data != "[DONE]"
+                    && let Ok(chunk) = serde_json::from_str::<Chunk>(&event.data)
+                {
+                    for choice in &chunk.choices {
+                        if let Some(text) = choice.delta.as_ref().and_then(|d| d.content.as_ref()) {
+                            settlement.streamed_chars += text.chars().count() as u64;
+                        }
+                    }
+                    if let Some(usage) = &chunk.usage {
+                        settlement.usage = Some((
+                            usage.prompt_tokens.unwrap_or(0),
+                            usage.completion_tokens.unwrap_or(0),
+                        ));
+                        // The usage chunk the gateway asked for on its own behalf.
+                        if !relay_usage && chunk.choices.is_empty() {
+                            continue;
+                        }
+                    }
+                }
+                let mut out = String::with_capacity(event.data.len() + 32);
+                if !event.event.is_empty() && event.event != "message" {
+                    out.push_str("event: ");
+                    out.push_str(&event.event);
+                    out.push('\n');
+                }
+                for line in event.data.split('\n') {
+                    out.push_str("data: ");
+                    out.push_str(line);
+                    out.push('\n');
+                }
+                out.push('\n');
+                return Some((Ok(Bytes::from(out)), (events, settlement)));
+            }
+        },
+    );
+    Body::from_stream(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usage_chunk_is_asked_for_and_the_clients_wish_kept() {
+        let (body, asked) =
+            with_usage_requested(br#"{"model":"m","stream":true,"messages":[]}"#).unwrap();
+        assert!(!asked);
+        let sent: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(sent["stream_options"]["include_usage"], true);
+        assert_eq!(sent["model"], "m");
+
+        let (_, asked) = with_usage_requested(
+            br#"{"stream":true,"stream_options":{"include_usage":true},"messages":[]}"#,
+        )
+        .unwrap();
+        assert!(asked);
+        assert!(with_usage_requested(br#"{"stream_options":3}"#).is_none());
+    }
+}
