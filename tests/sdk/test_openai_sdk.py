@@ -1,6 +1,8 @@
 """The official `openai` Python SDK against a real tollgated forwarding to the
 simulated provider (a test fixture): a billed call succeeds; a refused call
-surfaces as APIStatusError with status 402 and the gateway's message."""
+surfaces as APIStatusError with status 402 and the gateway's message; through
+a provider with a key pool, a stream is iterated chunk by chunk and ends with
+its usage, and `models.list` shows the models the key may use."""
 
 import json
 import os
@@ -14,6 +16,8 @@ import openai
 import pytest
 
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/tollgate-target"))
+# The simulator's address, once the gateway fixture started it.
+SIM_URL = []
 
 
 def start(args, marker):
@@ -28,6 +32,7 @@ def start(args, marker):
 def gateway():
     data = tempfile.mkdtemp(prefix="tollgate-sdk-")
     sim, sim_url = start([str(TARGET / "debug" / "sim-provider")], "sim-provider listening on ")
+    SIM_URL[:] = [sim_url]
     config = pathlib.Path(data, "tollgated.toml")
     config.write_text(f'upstream_url = "{sim_url}/v1"\nprice_per_request = "0.02"\n')
     gw, base = start(
@@ -92,3 +97,40 @@ def test_an_unknown_key_is_an_authentication_error(gateway):
     with pytest.raises(openai.AuthenticationError) as caught:
         client.chat.completions.create(model="sim-small", messages=[{"role": "user", "content": "hi"}])
     assert caught.value.status_code == 401
+
+
+def add_provider(base, token):
+    """A provider of the simulated provider serving two models, with one key."""
+    provider = admin(base, token, "POST", "/admin/v1/providers", {
+        "name": "Simulated", "kind": "openai-compatible", "base_url": SIM_URL[0] + "/v1",
+        "models": [{"name": name, "input_price": "1000", "output_price": "2000"}
+                   for name in ("sim-routed", "sim-routed-large")]})
+    admin(base, token, "POST", f"/admin/v1/providers/{provider['id']}/keys", {"label": "sdk", "secret": "sim-key-sdk-0001"})
+
+
+
+@pytest.fixture(scope="module")
+def routed(gateway):
+    base, token = gateway
+    add_provider(base, token)
+    return base, subscribed_key(base, token, "routed", top_up="5.00")
+
+
+def test_streaming_chunks_arrive_and_end_with_usage(routed):
+    base, key = routed
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=key)
+    stream = client.chat.completions.create(
+        model="sim-routed", messages=[{"role": "user", "content": "ping pong"}], stream=True,
+        stream_options={"include_usage": True})
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "echo: ping pong"
+    assert chunks[-1].usage.total_tokens == 5
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) >= 3
+
+
+def test_models_list_shows_what_the_key_may_use(routed):
+    base, key = routed
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=key)
+    assert [m.id for m in client.models.list()] == ["sim-routed", "sim-routed-large"]
+    assert client.models.list().data[0].owned_by == "Simulated"
