@@ -376,8 +376,28 @@ async fn refused_and_spent_keys_leave_the_pool_and_calls_fail_over() {
     .await;
     assert_eq!(s.call(&key, "sim-small").await.status(), StatusCode::OK);
     assert_eq!(s.sim_stats().await["by_key"]["sim-key-fail-401"], 2);
-    s.statuses_become(&provider, &["invalid", "exhausted", "exhausted", "active"])
+    let keys = s
+        .statuses_become(&provider, &["invalid", "exhausted", "exhausted", "active"])
         .await;
+    // Each key's use: calls sent with it, failures, tokens, last use.
+    let uses: Vec<_> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["requests"].as_i64().unwrap(),
+                k["failures"].as_i64().unwrap(),
+                k["tokens"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        uses,
+        [(2, 2, 0), (1, 1, 0), (1, 1, 0), (3, 0, 15)],
+        "{keys}"
+    );
+    assert!(keys[3]["last_used_at"].is_string(), "{keys}");
 }
 
 #[tokio::test]

@@ -25,6 +25,7 @@ use super::upstream::Reply;
 use super::upstream::UpstreamError;
 use super::{Call, auth, decision};
 use crate::http::AppState;
+use crate::store::ProviderKeyUse;
 
 const API: &str = "chat";
 const X_TOLLGATE_COST: HeaderName = HeaderName::from_static("x-tollgate-cost");
@@ -411,11 +412,16 @@ async fn forward_routed(
         &routed.table,
         &routed.route,
         &state.billing,
+        &data.accounts.usage,
         body,
         routed.stream,
     )
     .await;
-    let Served { route, reply } = match served {
+    let Served {
+        route,
+        key_id,
+        reply,
+    } = match served {
         Ok(served) => served,
         Err(unserved) => {
             data.accounts.release(&reservation).await;
@@ -442,7 +448,7 @@ async fn forward_routed(
                 state.data.clone(),
                 reservation,
                 request_id.to_owned(),
-                priced.clone(),
+                (priced.clone(), key_id),
                 routed.prompt,
             );
             let body = stream::relay(
@@ -468,6 +474,13 @@ async fn forward_routed(
         .map_or((routed.prompt, 0), |u| u.split());
     let cost = data.pricing.per_request + priced.cost(prompt, completion);
     data.accounts.settle(&reservation, cost, request_id).await;
+    data.accounts.usage.record_key_use(ProviderKeyUse {
+        key_id,
+        requests: 0,
+        failures: 0,
+        tokens: i64::try_from(prompt + completion).unwrap_or(i64::MAX),
+        at: Utc::now(),
+    });
 
     let mut response = (StatusCode::OK, answer.body).into_response();
     let h = response.headers_mut();

@@ -13,8 +13,9 @@ use tollgate_api::ProviderKeyStatus;
 
 use super::routes::{ModelRoute, RouteTable};
 use super::upstream::{Answer, Reply, UpstreamClient, UpstreamError};
+use super::usage::UsageWriter;
 use crate::billing::service::Billing;
-use crate::store::{KeyActor, Store};
+use crate::store::{KeyActor, ProviderKeyUse, Store};
 
 /// How long a call waits, at most, for a rate-limited key to be usable again.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -75,6 +76,8 @@ pub fn classify(status: StatusCode, body: &[u8]) -> Verdict {
 /// one was asked for).
 pub struct Served {
     pub route: Arc<ModelRoute>,
+    /// The pool key the call was sent with.
+    pub key_id: String,
     pub reply: Reply,
 }
 
@@ -103,6 +106,7 @@ pub async fn send(
     table: &RouteTable,
     first: &Arc<ModelRoute>,
     billing: &Arc<Billing>,
+    usage: &UsageWriter,
     body: Bytes,
     stream: bool,
 ) -> Result<Served, Unserved> {
@@ -110,8 +114,15 @@ pub async fn send(
     let mut tried = Vec::with_capacity(MAX_MODELS);
     loop {
         tried.push(route.name.clone());
-        let failure = match through_pool(client, &route, billing, body.clone(), stream).await {
-            Ok(reply) => return Ok(Served { route, reply }),
+        let failure = match through_pool(client, &route, billing, usage, body.clone(), stream).await
+        {
+            Ok((key_id, reply)) => {
+                return Ok(Served {
+                    route,
+                    key_id,
+                    reply,
+                });
+            }
             Err(failure) => failure,
         };
         let retryable = matches!(
@@ -133,9 +144,10 @@ async fn through_pool(
     client: &UpstreamClient,
     route: &ModelRoute,
     billing: &Arc<Billing>,
+    usage: &UsageWriter,
     body: Bytes,
     stream: bool,
-) -> Result<Reply, Unserved> {
+) -> Result<(String, Reply), Unserved> {
     let provider = &route.provider;
     for round in 0..2 {
         let mut soonest: Option<i64> = None;
@@ -156,20 +168,32 @@ async fn through_pool(
                     body.clone(),
                     stream,
                 )
-                .await
-                .map_err(|e| match e {
-                    UpstreamError::Timeout(t) => Unserved::Timeout(t),
-                    other => Unserved::ProviderFailed {
-                        status: None,
-                        detail: other.to_string(),
-                    },
-                })?;
+                .await;
+            let failed = match &reply {
+                Ok(Reply::Stream(_)) => false,
+                Ok(Reply::Whole(answer)) => !answer.status.is_success(),
+                Err(_) => true,
+            };
+            usage.record_key_use(ProviderKeyUse {
+                key_id: key.id.clone(),
+                requests: 1,
+                failures: i64::from(failed),
+                tokens: 0,
+                at: now,
+            });
+            let reply = reply.map_err(|e| match e {
+                UpstreamError::Timeout(t) => Unserved::Timeout(t),
+                other => Unserved::ProviderFailed {
+                    status: None,
+                    detail: other.to_string(),
+                },
+            })?;
             let answer = match reply {
-                Reply::Stream(_) => return Ok(reply),
+                Reply::Stream(_) => return Ok((key.id.clone(), reply)),
                 Reply::Whole(answer) => answer,
             };
             match classify(answer.status, &answer.body) {
-                Verdict::Served => return Ok(Reply::Whole(answer)),
+                Verdict::Served => return Ok((key.id.clone(), Reply::Whole(answer))),
                 Verdict::Bench(status, reason) => {
                     key.bench();
                     record_status(billing, &key.id, status, reason);

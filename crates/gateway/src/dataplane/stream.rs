@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use super::DataPlane;
 use super::accounts::Reservation;
 use super::routes::ModelRoute;
+use crate::store::ProviderKeyUse;
 
 /// The request body sent upstream for a streamed call: asks for the usage
 /// chunk (the gateway bills from it). Returns whether the client asked for
@@ -63,6 +64,8 @@ pub struct Settlement {
     pub reservation: Option<Reservation>,
     pub request_id: String,
     pub price: Arc<ModelRoute>,
+    /// The pool key the stream came through.
+    pub key_id: String,
     /// Prompt tokens estimated from the request, for a stream without usage.
     pub prompt_estimate: u64,
     streamed_chars: u64,
@@ -74,7 +77,7 @@ impl Settlement {
         data: Arc<DataPlane>,
         reservation: Reservation,
         request_id: String,
-        price: Arc<ModelRoute>,
+        (price, key_id): (Arc<ModelRoute>, String),
         prompt_estimate: u64,
     ) -> Self {
         Settlement {
@@ -82,6 +85,7 @@ impl Settlement {
             reservation: Some(reservation),
             request_id,
             price,
+            key_id,
             prompt_estimate,
             streamed_chars: 0,
             usage: None,
@@ -101,6 +105,13 @@ impl Settlement {
         };
         let (prompt, completion) = self.tokens();
         let cost = self.data.pricing.per_request + self.price.cost(prompt, completion);
+        self.data.accounts.usage.record_key_use(ProviderKeyUse {
+            key_id: std::mem::take(&mut self.key_id),
+            requests: 0,
+            failures: 0,
+            tokens: i64::try_from(prompt + completion).unwrap_or(i64::MAX),
+            at: chrono::Utc::now(),
+        });
         let (data, request_id) = (self.data.clone(), std::mem::take(&mut self.request_id));
         // Drop cannot wait: the settlement runs as a task of its own.
         tokio::spawn(async move {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tollgate_api::LedgerKind;
 
-use crate::store::{NewLedgerEntry, PeriodUsage, Store, UsageBatch};
+use crate::store::{NewLedgerEntry, PeriodUsage, ProviderKeyUse, Store, UsageBatch};
 
 /// How long the writer gathers calls before it writes them.
 const WINDOW: Duration = Duration::from_millis(50);
@@ -38,6 +38,7 @@ pub struct SettledCall {
 
 enum Message {
     Call(SettledCall),
+    KeyUse(ProviderKeyUse),
     Flush(oneshot::Sender<()>),
 }
 
@@ -65,6 +66,13 @@ impl UsageWriter {
         }
     }
 
+    /// Counts a provider key's use (stored with the next window).
+    pub fn record_key_use(&self, key_use: ProviderKeyUse) {
+        if self.tx.send(Message::KeyUse(key_use)).is_err() {
+            tracing::error!("the usage writer has stopped; a provider key's use is lost");
+        }
+    }
+
     /// Returns once every call recorded before it is stored.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
@@ -80,6 +88,7 @@ impl UsageWriter {
 struct Window {
     periods: HashMap<(String, String), PeriodUsage>,
     wallets: HashMap<(String, String), WalletUsage>,
+    keys: HashMap<String, ProviderKeyUse>,
 }
 
 struct WalletUsage {
@@ -118,6 +127,22 @@ impl Window {
         }
     }
 
+    fn add_key_use(&mut self, used: ProviderKeyUse) {
+        let sum = self
+            .keys
+            .entry(used.key_id.clone())
+            .or_insert_with(|| ProviderKeyUse {
+                requests: 0,
+                failures: 0,
+                tokens: 0,
+                ..used.clone()
+            });
+        sum.requests += used.requests;
+        sum.failures += used.failures;
+        sum.tokens += used.tokens;
+        sum.at = sum.at.max(used.at);
+    }
+
     fn into_batch(self) -> UsageBatch {
         let wallet_entries = self
             .wallets
@@ -144,6 +169,7 @@ impl Window {
         UsageBatch {
             periods: self.periods.into_values().collect(),
             wallet_entries,
+            key_uses: self.keys.into_values().collect(),
         }
     }
 }
@@ -154,7 +180,7 @@ async fn run(
     flush_requested: Arc<Notify>,
 ) {
     while let Some(first) = rx.recv().await {
-        if matches!(first, Message::Call(_)) {
+        if matches!(first, Message::Call(_) | Message::KeyUse(_)) {
             tokio::select! {
                 () = tokio::time::sleep(WINDOW) => {}
                 () = flush_requested.notified() => {}
@@ -170,13 +196,14 @@ async fn run(
                     window.add(c);
                     calls += 1;
                 }
+                Message::KeyUse(k) => window.add_key_use(k),
                 Message::Flush(f) => flushes.push(f),
             }
             if calls < MAX_CALLS {
                 next = rx.try_recv().ok();
             }
         }
-        if !window.periods.is_empty() {
+        if !window.periods.is_empty() || !window.keys.is_empty() {
             write(store.as_ref(), window.into_batch()).await;
         }
         for f in flushes {

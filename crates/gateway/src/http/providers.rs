@@ -266,6 +266,8 @@ pub async fn list_provider_keys(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<ProviderKey>>> {
     admin.require(Scope::Read)?;
+    // Uses still queued by the data plane are counted first.
+    state.data.accounts.usage.flush().await;
     let keys = state
         .store
         .provider_keys(&id)

@@ -271,6 +271,18 @@ pub struct PlanSpec {
 pub struct UsageBatch {
     pub periods: Vec<PeriodUsage>,
     pub wallet_entries: Vec<NewLedgerEntry>,
+    pub key_uses: Vec<ProviderKeyUse>,
+}
+
+/// What a provider key was used for: calls sent with it, those that failed,
+/// the tokens they used, and when it was last used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderKeyUse {
+    pub key_id: String,
+    pub requests: i64,
+    pub failures: i64,
+    pub tokens: i64,
+    pub at: DateTime<Utc>,
 }
 
 /// Included credits used by `calls` calls of one subscription period.

@@ -403,6 +403,19 @@ impl BillingStore for SqliteStore {
             for entry in &batch.wallet_entries {
                 append_ledger_tx(&tx, entry, None)?;
             }
+            {
+                // A key deleted meanwhile matches no row: its use is dropped.
+                let mut used = tx
+                    .prepare_cached(
+                        "UPDATE provider_keys SET requests = requests + ?2, failures = failures + ?3, \
+                         tokens = tokens + ?4, last_used_at = max(coalesce(last_used_at, ''), ?5) WHERE id = ?1",
+                    )
+                    .map_err(backend)?;
+                for k in &batch.key_uses {
+                    used.execute(params![k.key_id, k.requests, k.failures, k.tokens, ts(k.at)])
+                        .map_err(backend)?;
+                }
+            }
             tx.commit().map_err(backend)?;
             Ok(())
         })
