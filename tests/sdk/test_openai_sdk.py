@@ -2,7 +2,8 @@
 simulated provider (a test fixture): a billed call succeeds; a refused call
 surfaces as APIStatusError with status 402 and the gateway's message; through
 a provider with a key pool, a stream is iterated chunk by chunk and ends with
-its usage, and `models.list` shows the models the key may use."""
+its usage, an Anthropic provider answers in the OpenAI format (streamed too),
+and `models.list` shows the models the key may use."""
 
 import json
 import os
@@ -106,6 +107,10 @@ def add_provider(base, token):
         "models": [{"name": name, "input_price": "1000", "output_price": "2000"}
                    for name in ("sim-routed", "sim-routed-large")]})
     admin(base, token, "POST", f"/admin/v1/providers/{provider['id']}/keys", {"label": "sdk", "secret": "sim-key-sdk-0001"})
+    claude = admin(base, token, "POST", "/admin/v1/providers", {
+        "name": "Simulated Anthropic", "kind": "anthropic", "base_url": SIM_URL[0] + "/v1",
+        "models": [{"name": "claude-sdk", "input_price": "1000", "output_price": "2000"}]})
+    admin(base, token, "POST", f"/admin/v1/providers/{claude['id']}/keys", {"label": "sdk", "secret": "sim-anth-sdk-0001"})
 
 
 
@@ -129,8 +134,24 @@ def test_streaming_chunks_arrive_and_end_with_usage(routed):
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) >= 3
 
 
+def test_an_anthropic_provider_round_trips_plain_and_streamed(routed):
+    base, key = routed
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=key)
+    completion = client.chat.completions.create(
+        model="claude-sdk", messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "ping pong"}])
+    assert completion.choices[0].message.content == "echo: ping pong"
+    assert completion.choices[0].finish_reason == "stop"
+    # The system prompt counts as input: 2 words of it and 2 of the message.
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (4, 3)
+    chunks = list(client.chat.completions.create(
+        model="claude-sdk", messages=[{"role": "user", "content": "ping pong"}], stream=True,
+        stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: ping pong"
+    assert chunks[-1].usage.total_tokens == 5
+
+
 def test_models_list_shows_what_the_key_may_use(routed):
     base, key = routed
     client = openai.OpenAI(base_url=f"{base}/v1", api_key=key)
-    assert [m.id for m in client.models.list()] == ["sim-routed", "sim-routed-large"]
-    assert client.models.list().data[0].owned_by == "Simulated"
+    assert [m.id for m in client.models.list()] == ["claude-sdk", "sim-routed", "sim-routed-large"]
+    assert client.models.list().data[1].owned_by == "Simulated"

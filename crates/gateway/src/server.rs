@@ -80,7 +80,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let renewals = tokio::spawn(run_renewals(billing.clone(), settings.renewal_interval));
     let upstream = match &settings.upstream_url {
         Some(url) => Some(DefaultUpstream {
-            target: Target::new(url, UPSTREAM_TIMEOUT).context("the upstream URL")?,
+            target: Target::new(url, "/chat/completions", UPSTREAM_TIMEOUT)
+                .context("the upstream URL")?,
             authorization: settings
                 .upstream_key
                 .as_deref()

@@ -61,10 +61,11 @@ impl Setup {
         body
     }
 
-    /// A provider of the simulator serving `models` (name, fallback), with
+    /// A provider (of `kind`) of the simulator serving `models` (name, fallback), with
     /// `keys` in priority order; returns its id.
     async fn provider(
         &self,
+        kind: &str,
         name: &str,
         models: &[(&str, Option<&str>)],
         keys: &[&str],
@@ -80,7 +81,7 @@ impl Setup {
             .admin(
                 "POST",
                 "/admin/v1/providers",
-                json!({"name": name, "kind": "openai-compatible", "base_url": format!("{}/v1", self.sim),
+                json!({"name": name, "kind": kind, "base_url": format!("{}/v1", self.sim),
                        "models": models, "timeout_secs": timeout}),
                 StatusCode::CREATED,
             )
@@ -172,6 +173,31 @@ impl Setup {
         wallets[0]["balance"].as_str().unwrap().to_owned()
     }
 
+    /// The id of the `index`th key (in pool order) of the provider named `name`.
+    async fn key_id_of(&self, name: &str, index: usize) -> String {
+        let providers = self
+            .admin("GET", "/admin/v1/providers", Value::Null, StatusCode::OK)
+            .await;
+        let id = providers["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let keys = self
+            .admin(
+                "GET",
+                &format!("/admin/v1/providers/{id}/keys"),
+                Value::Null,
+                StatusCode::OK,
+            )
+            .await;
+        keys[index]["id"].as_str().unwrap().to_owned()
+    }
+
     async fn client_reset(&self) {
         let resp = client()
             .post(format!("{}/sim/reset", self.sim))
@@ -240,6 +266,7 @@ async fn problem(resp: reqwest::Response, status: StatusCode, reason: &str) -> V
 async fn calls_are_routed_and_priced_by_model() {
     let s = Setup::new().await;
     s.provider(
+        "openai-compatible",
         "Sim",
         &[("sim-small", None), ("sim-large", None)],
         &["sim-key-good-0001"],
@@ -314,6 +341,7 @@ async fn refused_and_spent_keys_leave_the_pool_and_calls_fail_over() {
     let s = Setup::new().await;
     let provider = s
         .provider(
+            "openai-compatible",
             "Pool",
             &[("sim-small", None)],
             &[
@@ -404,17 +432,31 @@ async fn refused_and_spent_keys_leave_the_pool_and_calls_fail_over() {
 async fn fallbacks_rate_limits_timeouts_and_empty_pools() {
     let s = Setup::new().await;
     s.provider(
+        "openai-compatible",
         "Spent",
         &[("primary", Some("backup")), ("lonely", None)],
         &["sim-key-fail-402"],
         30,
     )
     .await;
-    s.provider("Backup", &[("backup", None)], &["sim-key-good-0003"], 30)
-        .await;
-    s.provider("Flaky", &[("sim-flaky", None)], &["sim-key-flaky-1"], 30)
-        .await;
     s.provider(
+        "openai-compatible",
+        "Backup",
+        &[("backup", None)],
+        &["sim-key-good-0003"],
+        30,
+    )
+    .await;
+    s.provider(
+        "openai-compatible",
+        "Flaky",
+        &[("sim-flaky", None)],
+        &["sim-key-flaky-1"],
+        30,
+    )
+    .await;
+    s.provider(
+        "openai-compatible",
         "Slow",
         &[("sim-slow-3000", None)],
         &["sim-key-good-0004"],
@@ -518,6 +560,7 @@ impl Setup {
 async fn streams_are_relayed_and_settled_even_when_cut_short() {
     let s = Setup::new().await;
     s.provider(
+        "openai-compatible",
         "Sim",
         &[
             ("sim-small", None),
@@ -529,8 +572,14 @@ async fn streams_are_relayed_and_settled_even_when_cut_short() {
         30,
     )
     .await;
-    s.provider("Down", &[("sim-spent", None)], &["sim-key-fail-402"], 30)
-        .await;
+    s.provider(
+        "openai-compatible",
+        "Down",
+        &[("sim-spent", None)],
+        &["sim-key-fail-402"],
+        30,
+    )
+    .await;
     let (consumer, key) = s.consumer("Streamer", &[]).await;
 
     // Relayed event by event; the usage chunk the gateway asked for is not
@@ -613,5 +662,92 @@ async fn streams_are_relayed_and_settled_even_when_cut_short() {
     assert_eq!(
         streamed_text(&events(&resp.text().await.unwrap())),
         "echo: hello there"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_providers_answer_in_the_openai_format() {
+    let s = Setup::new().await;
+    s.provider(
+        "anthropic",
+        "Claude",
+        &[("claude-sim", None), ("claude-spent", Some("gpt-backup"))],
+        &["sim-key-fail-401", "sim-anth-key-0001"],
+        30,
+    )
+    .await;
+    s.provider(
+        "openai-compatible",
+        "Backup",
+        &[("gpt-backup", None)],
+        &["sim-key-good-0006"],
+        30,
+    )
+    .await;
+    let (consumer, key) = s.consumer("Translated", &[]).await;
+
+    // A whole answer: the Messages answer comes back as a chat completion,
+    // after the refused key was failed over (the key went as `x-api-key`).
+    let ok = s.call(&key, "claude-sim").await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.headers()["x-tollgate-provider"], "Claude");
+    assert_eq!(ok.headers()["x-tollgate-cost"], "0.008 USD");
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "echo: hello there"
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(body["usage"]["total_tokens"], 5);
+    assert_eq!(s.sim_stats().await["by_key"]["sim-anth-key-0001"], 1);
+    assert_eq!(s.balance(&consumer).await, "9.992");
+
+    // Streamed: Messages events become chat completion chunks.
+    let resp = s.stream(&key, "claude-sim", "hello there", true).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let got = events(&resp.text().await.unwrap());
+    assert_eq!(streamed_text(&got), "echo: hello there");
+    assert_eq!(got.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = got
+        .iter()
+        .filter(|e| *e != "[DONE]")
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
+    assert_eq!(chunks.last().unwrap()["usage"]["total_tokens"], 5);
+    assert_eq!(s.balance_leaves(&consumer, "9.992").await, "9.984");
+
+    // A spent Anthropic model falls back to an OpenAI-compatible one, which
+    // is asked for by its own name.
+    s.admin(
+        "PATCH",
+        &format!("/admin/v1/provider-keys/{}", s.key_id_of("Claude", 1).await),
+        json!({"status": "disabled"}),
+        StatusCode::OK,
+    )
+    .await;
+    let ok = s.call(&key, "claude-spent").await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.headers()["x-tollgate-model"], "gpt-backup");
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["model"], "gpt-backup");
+
+    // What cannot be translated is refused before anything is sent.
+    let tools = client()
+        .post(s.gw.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "claude-sim", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}))
+        .send()
+        .await
+        .unwrap();
+    let refused = problem(tools, StatusCode::BAD_REQUEST, "bad-request").await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains("tools"),
+        "{refused}"
     );
 }

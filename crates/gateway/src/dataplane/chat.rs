@@ -20,12 +20,13 @@ use super::hot::Coverage;
 use super::pool::{self, Served, Unserved};
 use super::refusal::Refusal;
 use super::routes::{ModelRoute, RouteTable};
-use super::stream::{self, Settlement};
+use super::stream::{self, Dialect, Settlement};
 use super::upstream::Reply;
 use super::upstream::UpstreamError;
 use super::{Call, auth, decision};
 use crate::http::AppState;
 use crate::store::ProviderKeyUse;
+use tollgate_api::ProviderKind;
 
 const API: &str = "chat";
 const X_TOLLGATE_COST: HeaderName = HeaderName::from_static("x-tollgate-cost");
@@ -441,8 +442,21 @@ async fn forward_routed(
     } else {
         &routed.route
     };
+    let anthropic = route.provider.kind == ProviderKind::Anthropic;
     let answer = match reply {
-        Reply::Whole(answer) => answer,
+        Reply::Whole(mut answer) => {
+            if anthropic {
+                let Some(chat) = super::anthropic::response(&answer.body) else {
+                    data.accounts.release(&reservation).await;
+                    return Err(upstream_error(
+                        "the provider's answer is not a Messages answer",
+                        Some(answer.status.as_u16()),
+                    ));
+                };
+                answer.body = Bytes::from(chat);
+            }
+            answer
+        }
         Reply::Stream(events) => {
             let settlement = Settlement::new(
                 state.data.clone(),
@@ -451,11 +465,17 @@ async fn forward_routed(
                 (priced.clone(), key_id),
                 routed.prompt,
             );
+            let dialect = if anthropic {
+                Dialect::Anthropic(Box::default())
+            } else {
+                Dialect::OpenAi
+            };
             let body = stream::relay(
                 events,
                 settlement,
                 relay_usage,
                 route.provider.target.timeout,
+                dialect,
             );
             let mut response = Response::new(body);
             let h = response.headers_mut();
@@ -553,6 +573,9 @@ fn unserved_refusal(unserved: Unserved) -> Refusal {
                 status.map(|s| s.as_u16()),
             )
         }
+        Unserved::Untranslatable(why) => bad_request(&format!(
+            "The request cannot be sent to the model's provider: {why}."
+        )),
         Unserved::Refused { answer } => upstream_error(
             &format!("the upstream refused the request ({})", answer.status),
             Some(answer.status.as_u16()),

@@ -5,6 +5,7 @@
 //! [`refusal::Refusal`]s.
 
 pub mod accounts;
+pub mod anthropic;
 pub mod auth;
 mod chat;
 pub mod decision;
@@ -54,7 +55,7 @@ impl Pricing {
 /// the models no provider serves.
 pub struct DefaultUpstream {
     pub target: upstream::Target,
-    pub authorization: Option<HeaderValue>,
+    pub authorization: Option<upstream::KeyHeader>,
 }
 
 pub struct DataPlane {

@@ -9,8 +9,9 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use chrono::Utc;
-use tollgate_api::ProviderKeyStatus;
+use tollgate_api::{ProviderKeyStatus, ProviderKind};
 
+use super::anthropic;
 use super::routes::{ModelRoute, RouteTable};
 use super::upstream::{Answer, Reply, UpstreamClient, UpstreamError};
 use super::usage::UsageWriter;
@@ -97,6 +98,29 @@ pub enum Unserved {
     Timeout(Duration),
     /// The fallback named by a model is served by no provider.
     UnknownFallback(String),
+    /// The request cannot be put in the provider's format.
+    Untranslatable(String),
+}
+
+/// The request as `route`'s provider takes it: as it came for the model
+/// asked for, with the fallback's name for a fallback, translated for
+/// Anthropic.
+fn body_for(route: &ModelRoute, asked: &str, body: &Bytes) -> Result<Bytes, Unserved> {
+    match route.provider.kind {
+        ProviderKind::OpenaiCompatible if route.name == asked => Ok(body.clone()),
+        ProviderKind::OpenaiCompatible => {
+            let mut request: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(body)
+                    .map_err(|e| Unserved::Untranslatable(e.to_string()))?;
+            request.insert("model".into(), route.name.clone().into());
+            serde_json::to_vec(&request)
+                .map(Bytes::from)
+                .map_err(|e| Unserved::Untranslatable(e.to_string()))
+        }
+        ProviderKind::Anthropic => anthropic::request(body, &route.name)
+            .map(Bytes::from)
+            .map_err(|e| Unserved::Untranslatable(e.0)),
+    }
 }
 
 /// Sends the call to `first`'s provider, failing over across its keys and
@@ -114,8 +138,8 @@ pub async fn send(
     let mut tried = Vec::with_capacity(MAX_MODELS);
     loop {
         tried.push(route.name.clone());
-        let failure = match through_pool(client, &route, billing, usage, body.clone(), stream).await
-        {
+        let sent = body_for(&route, &first.name, &body)?;
+        let failure = match through_pool(client, &route, billing, usage, sent, stream).await {
             Ok((key_id, reply)) => {
                 return Ok(Served {
                     route,

@@ -12,14 +12,14 @@ use foldhash::HashMap;
 use tollgate_api::money::parse_amount;
 use tollgate_api::{ProviderKeyStatus, ProviderKind};
 
-use super::upstream::{Target, bearer};
+use super::upstream::{KeyHeader, Target, bearer, x_api_key};
 use crate::crypto::SecretBox;
 use crate::store::{Store, StoreResult};
 
 /// One key of a pool, ready to send.
 pub struct PoolKey {
     pub id: String,
-    authorization: HeaderValue,
+    authorization: KeyHeader,
     status: ProviderKeyStatus,
     expires_at: Option<DateTime<Utc>>,
     /// Unix milliseconds until which the key rests after a rate limit.
@@ -30,7 +30,7 @@ pub struct PoolKey {
 }
 
 impl PoolKey {
-    pub fn authorization(&self) -> &HeaderValue {
+    pub fn authorization(&self) -> &KeyHeader {
         &self.authorization
     }
 
@@ -123,10 +123,21 @@ impl RouteTable {
     async fn load(store: &dyn Store, secrets: &SecretBox) -> StoreResult<RouteTable> {
         let mut models = HashMap::default();
         for (provider, keys) in store.routing_table().await? {
-            let target = match Target::new(
-                &provider.base_url,
-                Duration::from_secs(u64::from(provider.timeout_secs)),
-            ) {
+            let timeout = Duration::from_secs(u64::from(provider.timeout_secs));
+            let target = match provider.kind {
+                ProviderKind::OpenaiCompatible => {
+                    Target::new(&provider.base_url, "/chat/completions", timeout)
+                }
+                ProviderKind::Anthropic => Target::new(&provider.base_url, "/messages", timeout)
+                    .map(|mut t| {
+                        t.fixed.push((
+                            axum::http::HeaderName::from_static("anthropic-version"),
+                            HeaderValue::from_static(super::anthropic::API_VERSION),
+                        ));
+                        t
+                    }),
+            };
+            let target = match target {
                 Ok(target) => target,
                 Err(e) => {
                     tracing::error!(provider = %provider.id, error = %e, "a provider's URL is unusable");
@@ -140,7 +151,10 @@ impl RouteTable {
                         .open(&sealed.secret_sealed)
                         .ok()
                         .and_then(|secret| String::from_utf8(secret).ok())
-                        .and_then(|secret| bearer(&secret).ok());
+                        .and_then(|secret| match provider.kind {
+                            ProviderKind::OpenaiCompatible => bearer(&secret).ok(),
+                            ProviderKind::Anthropic => x_api_key(&secret).ok(),
+                        });
                     let Some(authorization) = opened else {
                         tracing::error!(key = %sealed.key.id,
                             "a provider key cannot be decrypted with this gateway's encryption key");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use eventsource_stream::Eventsource;
+use eventsource_stream::{Event, Eventsource};
 use futures_util::StreamExt;
 use http_body_util::BodyStream;
 use hyper::body::Incoming;
@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use super::DataPlane;
 use super::accounts::Reservation;
+use super::anthropic::{StreamTranslator, Translated};
 use super::routes::ModelRoute;
 use crate::store::ProviderKeyUse;
 
@@ -126,13 +127,103 @@ impl Drop for Settlement {
     }
 }
 
-/// The client's body: the upstream's events, each relayed whole as it
-/// arrives. `idle` ends a stream whose upstream goes quiet for that long.
+/// The upstream's event format.
+pub enum Dialect {
+    /// Chat completion chunks, relayed as they are.
+    OpenAi,
+    /// Messages API events, translated into chat completion chunks.
+    Anthropic(Box<StreamTranslator>),
+}
+
+/// What one upstream event becomes for the client.
+enum Step {
+    Send(Bytes),
+    Skip,
+    End(Option<Bytes>),
+    Fail(String),
+}
+
+fn data_event(json: &str) -> String {
+    format!("data: {json}\n\n")
+}
+
+/// Relays a chat completion chunk as it came, reading its usage and text.
+fn openai_step(event: &Event, settlement: &mut Settlement, relay_usage: bool) -> Step {
+    if event.data != "[DONE]"
+        && let Ok(chunk) = serde_json::from_str::<Chunk>(&event.data)
+    {
+        for choice in &chunk.choices {
+            if let Some(text) = choice.delta.as_ref().and_then(|d| d.content.as_ref()) {
+                settlement.streamed_chars += text.chars().count() as u64;
+            }
+        }
+        if let Some(usage) = &chunk.usage {
+            settlement.usage = Some((
+                usage.prompt_tokens.unwrap_or(0),
+                usage.completion_tokens.unwrap_or(0),
+            ));
+            // The usage chunk the gateway asked for on its own behalf.
+            if !relay_usage && chunk.choices.is_empty() {
+                return Step::Skip;
+            }
+        }
+    }
+    let mut out = String::with_capacity(event.data.len() + 32);
+    if !event.event.is_empty() && event.event != "message" {
+        out.push_str("event: ");
+        out.push_str(&event.event);
+        out.push('\n');
+    }
+    for line in event.data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    Step::Send(Bytes::from(out))
+}
+
+/// Translates a Messages event into chat completion chunks.
+fn anthropic_step(
+    translator: &mut StreamTranslator,
+    event: &Event,
+    settlement: &mut Settlement,
+    relay_usage: bool,
+) -> Step {
+    match translator.translate(&event.event, &event.data) {
+        Translated::Chunks(chunks) if chunks.is_empty() => Step::Skip,
+        Translated::Chunks(chunks) => {
+            let mut out = String::new();
+            for chunk in chunks {
+                if let Some(text) = chunk["choices"][0]["delta"]["content"].as_str() {
+                    settlement.streamed_chars += text.chars().count() as u64;
+                }
+                out.push_str(&data_event(&chunk.to_string()));
+            }
+            Step::Send(Bytes::from(out))
+        }
+        Translated::Done(prompt, completion) => {
+            settlement.usage = Some((prompt, completion));
+            let mut out = String::new();
+            if relay_usage {
+                out.push_str(&data_event(&translator.usage_chunk().to_string()));
+            }
+            out.push_str(&data_event("[DONE]"));
+            Step::End(Some(Bytes::from(out)))
+        }
+        Translated::Failed(message) => Step::Fail(message),
+    }
+}
+
+/// The client's body: the upstream's events, each relayed (or translated)
+/// whole as it arrives. `idle` ends a stream whose upstream goes quiet for
+/// that long.
 pub fn relay(
     upstream: Incoming,
     settlement: Settlement,
     relay_usage: bool,
     idle: Duration,
+    dialect: Dialect,
 ) -> Body {
     let events = BodyStream::new(upstream)
         .filter_map(|frame| async move {
@@ -143,8 +234,11 @@ pub fn relay(
         })
         .eventsource();
     let stream = futures_util::stream::unfold(
-        (Box::pin(events), settlement),
-        move |(mut events, mut settlement)| async move {
+        (Box::pin(events), settlement, dialect, false),
+        move |(mut events, mut settlement, mut dialect, ended)| async move {
+            if ended {
+                return None;
+            }
             loop {
                 let event = match tokio::time::timeout(idle, events.next()).await {
                     Ok(Some(Ok(event))) => event,
@@ -152,7 +246,7 @@ pub fn relay(
                         tracing::warn!(error = %e, "the upstream's stream broke off");
                         settlement.finish();
                         let broken = std::io::Error::other("the upstream's stream broke off");
-                        return Some((Err(broken), (events, settlement)));
+                        return Some((Err(broken), (events, settlement, dialect, true)));
                     }
                     Ok(None) => {
                         settlement.finish();
@@ -164,38 +258,28 @@ pub fn relay(
                         return None;
                     }
                 };
-                if event.data != "[DONE]"
-                    && let Ok(chunk) = serde_json::from_str::<Chunk>(&event.data)
-                {
-                    for choice in &chunk.choices {
-                        if let Some(text) = choice.delta.as_ref().and_then(|d| d.content.as_ref()) {
-                            settlement.streamed_chars += text.chars().count() as u64;
-                        }
+                let step = match &mut dialect {
+                    Dialect::OpenAi => openai_step(&event, &mut settlement, relay_usage),
+                    Dialect::Anthropic(t) => {
+                        anthropic_step(t, &event, &mut settlement, relay_usage)
                     }
-                    if let Some(usage) = &chunk.usage {
-                        settlement.usage = Some((
-                            usage.prompt_tokens.unwrap_or(0),
-                            usage.completion_tokens.unwrap_or(0),
-                        ));
-                        // The usage chunk the gateway asked for on its own behalf.
-                        if !relay_usage && chunk.choices.is_empty() {
-                            continue;
-                        }
+                };
+                match step {
+                    Step::Skip => continue,
+                    Step::Send(bytes) => {
+                        return Some((Ok(bytes), (events, settlement, dialect, false)));
+                    }
+                    Step::End(last) => {
+                        settlement.finish();
+                        return last.map(|bytes| (Ok(bytes), (events, settlement, dialect, true)));
+                    }
+                    Step::Fail(message) => {
+                        tracing::warn!(message, "the provider's stream reported an error");
+                        settlement.finish();
+                        let failed = std::io::Error::other("the provider's stream failed");
+                        return Some((Err(failed), (events, settlement, dialect, true)));
                     }
                 }
-                let mut out = String::with_capacity(event.data.len() + 32);
-                if !event.event.is_empty() && event.event != "message" {
-                    out.push_str("event: ");
-                    out.push_str(&event.event);
-                    out.push('\n');
-                }
-                for line in event.data.split('\n') {
-                    out.push_str("data: ");
-                    out.push_str(line);
-                    out.push('\n');
-                }
-                out.push('\n');
-                return Some((Ok(Bytes::from(out)), (events, settlement)));
             }
         },
     );

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{HeaderValue, Method, Request, StatusCode, Uri, header};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -31,40 +31,55 @@ pub enum UpstreamError {
     TooLarge,
 }
 
-/// Where one provider's chat completions go, parsed once.
+/// Where one provider's calls go, parsed once.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub chat_completions: Uri,
+    pub uri: Uri,
     /// Set here once: the client would otherwise format it on every call.
     pub host: HeaderValue,
     pub timeout: Duration,
+    /// Sent with every call (Anthropic's API version).
+    pub fixed: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Target {
-    /// `base_url` is the provider's API root (e.g. `https://api.openai.com/v1`).
-    pub fn new(base_url: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let chat_completions: Uri =
-            format!("{}/chat/completions", base_url.trim_end_matches('/')).parse()?;
-        let host = match (chat_completions.host(), chat_completions.port()) {
+    /// `base_url` is the provider's API root (e.g. `https://api.openai.com/v1`),
+    /// `path` the endpoint under it (`/chat/completions`).
+    pub fn new(base_url: &str, path: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let uri: Uri = format!("{}{path}", base_url.trim_end_matches('/')).parse()?;
+        let host = match (uri.host(), uri.port()) {
             (Some(host), Some(port)) => HeaderValue::from_str(&format!("{host}:{port}"))?,
             (Some(host), None) => HeaderValue::from_str(host)?,
             (None, _) => anyhow::bail!("the upstream URL has no host"),
         };
         Ok(Target {
-            chat_completions,
+            uri,
             host,
             timeout,
+            fixed: Vec::new(),
         })
     }
 }
 
+/// The header a key is sent in: `Authorization: Bearer <key>`, or
+/// `x-api-key: <key>` for Anthropic.
+pub type KeyHeader = (HeaderName, HeaderValue);
+
 /// A key as the `Authorization` header it is sent in, marked sensitive so
 /// that it is never logged.
-pub fn bearer(key: &str) -> anyhow::Result<HeaderValue> {
+pub fn bearer(key: &str) -> anyhow::Result<KeyHeader> {
     let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
         .map_err(|_| anyhow::anyhow!("the key has characters a header cannot carry"))?;
     value.set_sensitive(true);
-    Ok(value)
+    Ok((header::AUTHORIZATION, value))
+}
+
+/// A key as Anthropic's `x-api-key` header, marked sensitive.
+pub fn x_api_key(key: &str) -> anyhow::Result<KeyHeader> {
+    let mut value = HeaderValue::from_str(key)
+        .map_err(|_| anyhow::anyhow!("the key has characters a header cannot carry"))?;
+    value.set_sensitive(true);
+    Ok((HeaderName::from_static("x-api-key"), value))
 }
 
 /// An upstream's whole answer.
@@ -110,7 +125,7 @@ impl UpstreamClient {
     pub async fn chat_completions(
         &self,
         target: &Target,
-        authorization: Option<&HeaderValue>,
+        authorization: Option<&KeyHeader>,
         body: Bytes,
     ) -> Result<Answer, UpstreamError> {
         match self.send(target, authorization, body, false).await? {
@@ -126,21 +141,24 @@ impl UpstreamClient {
     pub async fn send(
         &self,
         target: &Target,
-        authorization: Option<&HeaderValue>,
+        authorization: Option<&KeyHeader>,
         body: Bytes,
         stream: bool,
     ) -> Result<Reply, UpstreamError> {
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = target.chat_completions.clone();
+        *request.uri_mut() = target.uri.clone();
         let headers = request.headers_mut();
         headers.insert(header::HOST, target.host.clone());
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(auth) = authorization {
-            headers.insert(header::AUTHORIZATION, auth.clone());
+        if let Some((name, value)) = authorization {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &target.fixed {
+            headers.insert(name.clone(), value.clone());
         }
         let exchange = async {
             let response = self
