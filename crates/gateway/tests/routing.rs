@@ -751,3 +751,88 @@ async fn anthropic_providers_answer_in_the_openai_format() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn the_billing_check_names_what_providers_would_refuse() {
+    let s = Setup::new().await;
+    let euro = s
+        .admin(
+            "POST",
+            "/admin/v1/providers",
+            json!({"name": "Euro", "kind": "openai-compatible", "base_url": format!("{}/v1", s.sim), "currency": "EUR",
+                   "models": [{"name": "euro-model", "input_price": "1", "output_price": "1"}]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    s.admin(
+        "POST",
+        &format!("/admin/v1/providers/{}/keys", euro["id"].as_str().unwrap()),
+        json!({"label": "k", "secret": "sim-key-good-0007"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    s.provider(
+        "openai-compatible",
+        "Refused",
+        &[("refused-model", Some("nowhere"))],
+        &["sim-key-fail-401"],
+        30,
+    )
+    .await;
+    let (_, key) = s.consumer("Checked", &[]).await;
+    s.consumer("Ghostly", &["ghost-model"]).await;
+
+    // Priced in euros for a plan in dollars: the gateway's fault, 503.
+    problem(
+        s.call(&key, "euro-model").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "billing-unavailable",
+    )
+    .await;
+    // The only key is refused: it leaves the pool, and the pool is empty.
+    problem(
+        s.call(&key, "refused-model").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "provider-unavailable",
+    )
+    .await;
+    let mut codes = Vec::new();
+    for _ in 0..100 {
+        let check = s
+            .admin(
+                "POST",
+                "/admin/v1/billing/check",
+                Value::Null,
+                StatusCode::OK,
+            )
+            .await;
+        codes = check["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_owned())
+            .collect();
+        if codes.iter().any(|c| c == "pool-empty") {
+            assert_eq!(check["ok"], false);
+            assert!(
+                check["billing_unavailable_count"].as_u64().unwrap() >= 1,
+                "{check}"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for expected in [
+        "model-currency-mismatch",
+        "model-not-served",
+        "fallback-not-served",
+        "pool-empty",
+        "key-out-of-pool",
+    ] {
+        assert!(
+            codes.iter().any(|c| c == expected),
+            "{expected} missing from {codes:?}"
+        );
+    }
+    assert!(!codes.iter().any(|c| c == "no-upstream"), "{codes:?}");
+}

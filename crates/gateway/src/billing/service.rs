@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use chrono::{DateTime, Utc};
 use tollgate_api::money::parse_amount;
 use tollgate_api::{
-    BillingCheck, BillingFinding, FieldError, OveragePolicy, PaymentSettings, Plan, Severity,
-    Subscription, SubscriptionStatus, UpdatePaymentSettings,
+    BillingCheck, BillingFinding, FieldError, OveragePolicy, PaymentSettings, Plan, Provider,
+    ProviderKey, ProviderKeyStatus, Severity, Subscription, SubscriptionStatus,
+    UpdatePaymentSettings,
 };
 
 use super::lifecycle::{self, Due, State, Terms};
@@ -251,11 +252,13 @@ impl Billing {
         );
     }
 
-    /// Every misconfiguration of the payment settings and plans.
+    /// Every misconfiguration of the payment settings, the plans and the
+    /// providers (the enabled ones with their keys) that would refuse calls.
     pub async fn check(
         &self,
         upstream_configured: bool,
         calls_are_free: bool,
+        providers: &[(Provider, Vec<ProviderKey>)],
     ) -> Result<BillingCheck, ApiError> {
         let e = self.effective();
         let mut findings = Vec::new();
@@ -338,6 +341,7 @@ impl Billing {
                 );
             }
         }
+        check_providers(&plans, providers, upstream_configured, &mut add);
         if !plans.iter().any(|p| p.apis.iter().any(|a| a == "chat")) {
             add(
                 "api-uncovered",
@@ -354,16 +358,17 @@ impl Billing {
                 Severity::Warning,
                 "Calls are priced at zero: wallets and credits are never charged.".into(),
                 None,
-                "Set price_per_request or price_per_1k_tokens.",
+                "Price the providers' models, or set price_per_request.",
             );
         }
-        if !upstream_configured {
+        if !upstream_configured && providers.is_empty() {
             add(
                 "no-upstream",
                 Severity::Warning,
-                "No upstream is configured: calls are refused with 503.".into(),
+                "No provider (and no default upstream) is configured: calls are refused with 503."
+                    .into(),
                 None,
-                "Set upstream_url.",
+                "Add a provider with a key.",
             );
         }
         Ok(BillingCheck {
@@ -638,5 +643,120 @@ impl Billing {
             }
         }
         changed
+    }
+}
+
+/// The findings about providers: models the plans name that nobody serves,
+/// models priced in another currency than a plan that covers them,
+/// fallbacks to nothing, and pools without a usable key.
+fn check_providers(
+    plans: &[Plan],
+    providers: &[(Provider, Vec<ProviderKey>)],
+    default_upstream: bool,
+    add: &mut impl FnMut(&str, Severity, String, Option<String>, &str),
+) {
+    let now = Utc::now();
+    let served = |model: &str| {
+        providers
+            .iter()
+            .find(|(p, _)| p.models.iter().any(|m| m.name == model))
+            .map(|(p, _)| p)
+    };
+    for plan in plans.iter().filter(|p| p.apis.iter().any(|a| a == "chat")) {
+        for model in &plan.models {
+            if served(model).is_none() && !default_upstream {
+                add(
+                    "model-not-served",
+                    Severity::Error,
+                    format!(
+                        "The plan {} covers the model {model}, which no provider serves: its calls are refused with 404.",
+                        plan.name
+                    ),
+                    Some(plan.id.clone()),
+                    "Add the model to a provider, or remove it from the plan.",
+                );
+            }
+        }
+        for (provider, _) in providers
+            .iter()
+            .filter(|(p, _)| p.currency != plan.currency)
+        {
+            let covered: Vec<&str> = provider
+                .models
+                .iter()
+                .map(|m| m.name.as_str())
+                .filter(|m| plan.models.is_empty() || plan.models.iter().any(|p| p == m))
+                .collect();
+            if !covered.is_empty() {
+                add(
+                    "model-currency-mismatch",
+                    Severity::Error,
+                    format!(
+                        "The plan {} is priced in {} but the provider {} prices {} in {}: those calls are refused with 503.",
+                        plan.name,
+                        plan.currency,
+                        provider.name,
+                        covered.join(", "),
+                        provider.currency
+                    ),
+                    Some(plan.id.clone()),
+                    "Price the provider in the plan's currency, or list only models in that currency in the plan.",
+                );
+            }
+        }
+    }
+    for (provider, keys) in providers {
+        for model in &provider.models {
+            if let Some(fallback) = &model.fallback
+                && served(fallback).is_none()
+            {
+                add(
+                    "fallback-not-served",
+                    Severity::Warning,
+                    format!(
+                        "The model {} of {} falls back to {fallback}, which no provider serves.",
+                        model.name, provider.name
+                    ),
+                    Some(provider.id.clone()),
+                    "Name a served model as its fallback, or none.",
+                );
+            }
+        }
+        let usable = keys.iter().filter(|k| {
+            k.status == ProviderKeyStatus::Active && k.expires_at.is_none_or(|t| t > now)
+        });
+        if usable.count() == 0 && !provider.models.is_empty() {
+            add(
+                "pool-empty",
+                Severity::Error,
+                format!(
+                    "The provider {} has no usable key: calls to its models are refused with 503 provider-unavailable (after trying their fallbacks).",
+                    provider.name
+                ),
+                Some(provider.id.clone()),
+                "Add a key to the provider, or re-enable one that was refused or spent once it is fixed.",
+            );
+        }
+        for key in keys.iter().filter(|k| {
+            matches!(
+                k.status,
+                ProviderKeyStatus::Exhausted | ProviderKeyStatus::Invalid
+            )
+        }) {
+            add(
+                "key-out-of-pool",
+                Severity::Warning,
+                format!(
+                    "The key {} (…{}) of {} is {}: {}.",
+                    key.label,
+                    key.last4,
+                    provider.name,
+                    key.status.as_str(),
+                    key.status_reason.as_deref().unwrap_or("no reason recorded")
+                ),
+                Some(key.id.clone()),
+                "Fix it at the provider (top up, or replace it), then re-enable it.",
+            );
+        }
     }
 }

@@ -64,6 +64,13 @@ pub async fn check(State(state): State<AppState>, admin: Admin) -> ApiResult<Jso
     // Calls are free only when neither the gateway's fees nor a provider's
     // models cost anything.
     let free = pricing.per_request == 0 && pricing.per_1k_tokens == 0 && routes.is_free();
-    let upstream = state.data.upstream.is_some() || !routes.is_empty();
-    Ok(Json(state.billing.check(upstream, free).await?))
+    let providers: Vec<_> = state
+        .store
+        .routing_table()
+        .await?
+        .into_iter()
+        .map(|(p, keys)| (p, keys.into_iter().map(|k| k.key).collect()))
+        .collect();
+    let upstream = state.data.upstream.is_some();
+    Ok(Json(state.billing.check(upstream, free, &providers).await?))
 }
