@@ -277,3 +277,25 @@ pub struct ProviderKeyEvent {
     pub actor: String,
     pub at: DateTime<Utc>,
 }
+
+/// The answer of `POST /admin/v1/providers/{id}/test`: whether the provider
+/// answered its model list with the first usable key of its pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct ProviderTest {
+    pub ok: bool,
+    /// The key tried, when the pool has a usable one.
+    #[ts(optional)]
+    pub key_id: Option<String>,
+    /// The provider's HTTP status, when it answered.
+    #[ts(optional)]
+    pub status: Option<u16>,
+    #[ts(type = "number")]
+    pub latency_ms: u64,
+    /// What the answer means, e.g. "the provider refused the key (401)".
+    pub message: String,
+    /// The models the provider listed, when it did.
+    pub models: Vec<String>,
+    /// Configured models the provider did not list (possibly misspelt).
+    pub missing_models: Vec<String>,
+}

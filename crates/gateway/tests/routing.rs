@@ -836,3 +836,88 @@ async fn the_billing_check_names_what_providers_would_refuse() {
     }
     assert!(!codes.iter().any(|c| c == "no-upstream"), "{codes:?}");
 }
+
+#[tokio::test]
+async fn providers_are_tested_with_their_first_usable_key() {
+    let s = Setup::new().await;
+    let good = s
+        .provider(
+            "openai-compatible",
+            "Good",
+            &[("sim-small", None), ("sim-smal", None)],
+            &["sim-key-good-0009"],
+            30,
+        )
+        .await;
+    let refused = s
+        .provider(
+            "openai-compatible",
+            "Refused",
+            &[("m-refused", None)],
+            &["sim-key-fail-401"],
+            30,
+        )
+        .await;
+    let empty = s
+        .provider("openai-compatible", "Empty", &[("m-empty", None)], &[], 30)
+        .await;
+    let claude = s
+        .provider(
+            "anthropic",
+            "Claude",
+            &[("sim-large", None)],
+            &["sim-anth-key-0010"],
+            30,
+        )
+        .await;
+    let s = &s;
+    let test = |id: String| async move {
+        s.admin(
+            "POST",
+            &format!("/admin/v1/providers/{id}/test"),
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await
+    };
+
+    let ok = test(good).await;
+    assert_eq!(
+        (&ok["ok"], &ok["status"]),
+        (&json!(true), &json!(200)),
+        "{ok}"
+    );
+    assert_eq!(ok["models"], json!(["sim-small", "sim-large"]));
+    // A misspelt model is named.
+    assert_eq!(ok["missing_models"], json!(["sim-smal"]));
+
+    let no = test(refused.clone()).await;
+    assert_eq!(
+        (&no["ok"], &no["status"]),
+        (&json!(false), &json!(401)),
+        "{no}"
+    );
+    assert!(
+        no["message"].as_str().unwrap().contains("refused the key"),
+        "{no}"
+    );
+    // Testing changes no key's status.
+    let keys = s
+        .admin(
+            "GET",
+            &format!("/admin/v1/providers/{refused}/keys"),
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(keys[0]["status"], "active");
+    assert_eq!(keys[0]["id"], no["key_id"]);
+
+    let none = test(empty).await;
+    assert_eq!(none["ok"], false);
+    assert_eq!(none["message"], "the pool has no usable key");
+
+    let anthropic = test(claude).await;
+    assert_eq!(anthropic["ok"], true, "{anthropic}");
+    assert_eq!(anthropic["missing_models"], json!([]));
+}

@@ -10,11 +10,11 @@ use axum::http::HeaderValue;
 use chrono::{DateTime, Utc};
 use foldhash::HashMap;
 use tollgate_api::money::parse_amount;
-use tollgate_api::{ProviderKeyStatus, ProviderKind};
+use tollgate_api::{Provider, ProviderKeyStatus, ProviderKind};
 
 use super::upstream::{KeyHeader, Target, bearer, x_api_key};
 use crate::crypto::SecretBox;
-use crate::store::{Store, StoreResult};
+use crate::store::{SealedProviderKey, Store, StoreResult};
 
 /// One key of a pool, ready to send.
 pub struct PoolKey {
@@ -123,20 +123,7 @@ impl RouteTable {
     async fn load(store: &dyn Store, secrets: &SecretBox) -> StoreResult<RouteTable> {
         let mut models = HashMap::default();
         for (provider, keys) in store.routing_table().await? {
-            let timeout = Duration::from_secs(u64::from(provider.timeout_secs));
-            let target = match provider.kind {
-                ProviderKind::OpenaiCompatible => {
-                    Target::new(&provider.base_url, "/chat/completions", timeout)
-                }
-                ProviderKind::Anthropic => Target::new(&provider.base_url, "/messages", timeout)
-                    .map(|mut t| {
-                        t.fixed.push((
-                            axum::http::HeaderName::from_static("anthropic-version"),
-                            HeaderValue::from_static(super::anthropic::API_VERSION),
-                        ));
-                        t
-                    }),
-            };
+            let target = target_of(&provider, Endpoint::Chat);
             let target = match target {
                 Ok(target) => target,
                 Err(e) => {
@@ -147,15 +134,7 @@ impl RouteTable {
             let keys = keys
                 .into_iter()
                 .filter_map(|sealed| {
-                    let opened = secrets
-                        .open(&sealed.secret_sealed)
-                        .ok()
-                        .and_then(|secret| String::from_utf8(secret).ok())
-                        .and_then(|secret| match provider.kind {
-                            ProviderKind::OpenaiCompatible => bearer(&secret).ok(),
-                            ProviderKind::Anthropic => x_api_key(&secret).ok(),
-                        });
-                    let Some(authorization) = opened else {
+                    let Some(authorization) = key_header(provider.kind, secrets, &sealed) else {
                         tracing::error!(key = %sealed.key.id,
                             "a provider key cannot be decrypted with this gateway's encryption key");
                         return None;
@@ -198,6 +177,44 @@ impl RouteTable {
             }
         }
         Ok(RouteTable { models })
+    }
+}
+
+/// Which of a provider's endpoints to call.
+pub enum Endpoint {
+    Chat,
+    Models,
+}
+
+/// Where a provider's `endpoint` is, with the headers its API needs.
+pub fn target_of(provider: &Provider, endpoint: Endpoint) -> anyhow::Result<Target> {
+    let timeout = Duration::from_secs(u64::from(provider.timeout_secs));
+    let path = match (provider.kind, endpoint) {
+        (_, Endpoint::Models) => "/models",
+        (ProviderKind::OpenaiCompatible, Endpoint::Chat) => "/chat/completions",
+        (ProviderKind::Anthropic, Endpoint::Chat) => "/messages",
+    };
+    let mut target = Target::new(&provider.base_url, path, timeout)?;
+    if provider.kind == ProviderKind::Anthropic {
+        target.fixed.push((
+            axum::http::HeaderName::from_static("anthropic-version"),
+            HeaderValue::from_static(super::anthropic::API_VERSION),
+        ));
+    }
+    Ok(target)
+}
+
+/// A pool key's secret, decrypted, as the header its provider reads it
+/// from; `None` when it cannot be decrypted with this gateway's key.
+pub fn key_header(
+    kind: ProviderKind,
+    secrets: &SecretBox,
+    sealed: &SealedProviderKey,
+) -> Option<KeyHeader> {
+    let secret = String::from_utf8(secrets.open(&sealed.secret_sealed).ok()?).ok()?;
+    match kind {
+        ProviderKind::OpenaiCompatible => bearer(&secret).ok(),
+        ProviderKind::Anthropic => x_api_key(&secret).ok(),
     }
 }
 

@@ -120,6 +120,46 @@ impl UpstreamClient {
         Ok(UpstreamClient { client })
     }
 
+    /// `GET`s a small resource (a model list) of the target; returns the
+    /// whole answer.
+    pub async fn get(
+        &self,
+        target: &Target,
+        authorization: Option<&KeyHeader>,
+    ) -> Result<Answer, UpstreamError> {
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.uri_mut() = target.uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(header::HOST, target.host.clone());
+        if let Some((name, value)) = authorization {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &target.fixed {
+            headers.insert(name.clone(), value.clone());
+        }
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| UpstreamError::Broken(e.to_string()))?
+                .to_bytes();
+            Ok(Answer {
+                status,
+                retry_after: None,
+                body,
+            })
+        };
+        tokio::time::timeout(target.timeout, exchange)
+            .await
+            .map_err(|_| UpstreamError::Timeout(target.timeout))?
+    }
+
     /// Posts a chat completion request body as it came; returns the whole
     /// answer.
     pub async fn chat_completions(

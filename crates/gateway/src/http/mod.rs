@@ -160,6 +160,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             providers::delete_provider_key
         ))
         .routes(routes!(providers::list_key_events))
+        .routes(routes!(providers::test_provider))
 }
 
 /// The OpenAPI 3.1 document, generated from the routes above.

@@ -9,11 +9,13 @@ use axum::response::Response;
 use serde::Deserialize;
 use tollgate_api::{
     CreateProvider, CreateProviderKey, FieldError, Page, Problem, Provider, ProviderKey,
-    ProviderKeyEvent, ProviderKeyStatus, Scope, UpdateProvider, UpdateProviderKey,
+    ProviderKeyEvent, ProviderKeyStatus, ProviderTest, Scope, UpdateProvider, UpdateProviderKey,
 };
 
 use super::{ApiJson, AppState, PageParams, created, if_match, versioned};
 use crate::auth::Admin;
+use crate::dataplane::pool::{self, Verdict};
+use crate::dataplane::routes::{self, Endpoint};
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::{NewProviderKey, ProviderKeyChange, ProviderSpec};
 use crate::validate;
@@ -467,4 +469,103 @@ pub async fn list_key_events(
         .provider_key_events(&id, query.key_id.as_deref(), limit)
         .await?;
     Ok(Json(events))
+}
+
+/// Try a provider: ask for its model list with the first usable key of its
+/// pool, and say what the answer means. The key's status is not changed.
+#[utoipa::path(post, path = "/admin/v1/providers/{id}/test", tag = "providers",
+    security(("admin_token" = ["write"])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = ProviderTest), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn test_provider(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ProviderTest>> {
+    admin.require(Scope::Write)?;
+    let provider = state
+        .store
+        .provider(&id)
+        .await
+        .map_err(for_resource("provider", &id))?;
+    let keys = state
+        .store
+        .sealed_provider_keys(&id)
+        .await
+        .map_err(for_resource("provider", &id))?;
+    let configured: Vec<String> = provider.models.iter().map(|m| m.name.clone()).collect();
+    let failed = |key_id: Option<String>, message: &str| ProviderTest {
+        ok: false,
+        key_id,
+        status: None,
+        latency_ms: 0,
+        message: message.to_owned(),
+        models: Vec::new(),
+        missing_models: Vec::new(),
+    };
+    let now = chrono::Utc::now();
+    let Some(sealed) = keys.iter().find(|k| {
+        k.key.status == ProviderKeyStatus::Active && k.key.expires_at.is_none_or(|t| t > now)
+    }) else {
+        return Ok(Json(failed(None, "the pool has no usable key")));
+    };
+    let key_id = Some(sealed.key.id.clone());
+    let Some(auth) = routes::key_header(provider.kind, &state.secrets, sealed) else {
+        return Ok(Json(failed(
+            key_id,
+            "the key cannot be decrypted with this gateway's encryption key",
+        )));
+    };
+    let target = routes::target_of(&provider, Endpoint::Models)
+        .map_err(|e| ApiError::Internal(e.context("the provider's URL")))?;
+    let started = std::time::Instant::now();
+    let answer = state.data.client.get(&target, Some(&auth)).await;
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) => {
+            return Ok(Json(ProviderTest {
+                latency_ms,
+                ..failed(key_id, &e.to_string())
+            }));
+        }
+    };
+    let message = match pool::classify(answer.status, &answer.body) {
+        Verdict::Served => "the provider answered with the key".to_owned(),
+        Verdict::Bench(_, reason) => reason.to_owned(),
+        Verdict::RateLimited => {
+            "the provider rate-limits the key (429); it works otherwise".to_owned()
+        }
+        Verdict::ProviderFailed | Verdict::Refused => {
+            format!("the provider answered {}", answer.status)
+        }
+    };
+    let models: Vec<String> = serde_json::from_slice::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|list| {
+            list["data"].as_array().map(|data| {
+                data.iter()
+                    .filter_map(|m| m["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    let missing_models = if models.is_empty() {
+        Vec::new()
+    } else {
+        configured
+            .into_iter()
+            .filter(|m| !models.contains(m))
+            .collect()
+    };
+    Ok(Json(ProviderTest {
+        ok: answer.status.is_success(),
+        key_id,
+        status: Some(answer.status.as_u16()),
+        latency_ms,
+        message,
+        models,
+        missing_models,
+    }))
 }

@@ -577,6 +577,8 @@ pub trait ProviderStore: Send + Sync + 'static {
         key_id: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<ProviderKeyEvent>>;
+    /// A provider's keys with their sealed secrets, in pool order.
+    async fn sealed_provider_keys(&self, provider_id: &str) -> StoreResult<Vec<SealedProviderKey>>;
     /// Every enabled provider with its keys (sealed), for the data plane.
     async fn routing_table(&self) -> StoreResult<Vec<(Provider, Vec<SealedProviderKey>)>>;
 }

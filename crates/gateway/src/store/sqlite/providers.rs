@@ -476,6 +476,15 @@ impl ProviderStore for SqliteStore {
         .await
     }
 
+    async fn sealed_provider_keys(&self, provider_id: &str) -> StoreResult<Vec<SealedProviderKey>> {
+        let provider_id = provider_id.to_owned();
+        self.read(move |c| {
+            load_provider(c, &provider_id)?;
+            keys_of(c, &provider_id)
+        })
+        .await
+    }
+
     async fn routing_table(&self) -> StoreResult<Vec<(Provider, Vec<SealedProviderKey>)>> {
         self.read(move |c| {
             let mut stmt = c
