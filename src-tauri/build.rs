@@ -48,6 +48,16 @@ fn main() {
         "list_wallets",
         "list_ledger",
         "create_ledger_entry",
+        "list_providers",
+        "create_provider",
+        "update_provider",
+        "delete_provider",
+        "list_provider_keys",
+        "add_provider_key",
+        "update_provider_key",
+        "move_provider_key",
+        "delete_provider_key",
+        "list_provider_key_events",
     ];
     tauri_build::try_build(
         tauri_build::Attributes::new()

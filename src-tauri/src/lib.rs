@@ -75,6 +75,16 @@ pub fn run() {
             commands::billing::check_billing,
             commands::billing::update_plan,
             commands::billing::delete_plan,
+            commands::providers::list_providers,
+            commands::providers::create_provider,
+            commands::providers::update_provider,
+            commands::providers::delete_provider,
+            commands::providers::list_provider_keys,
+            commands::providers::add_provider_key,
+            commands::providers::update_provider_key,
+            commands::providers::move_provider_key,
+            commands::providers::delete_provider_key,
+            commands::providers::list_provider_key_events,
         ])
         .run(tauri::generate_context!())
         .expect("error while running the Tollgate console");

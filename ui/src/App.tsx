@@ -10,6 +10,7 @@ import { ConsumersPage } from "./pages/ConsumersPage";
 import { FleetPage } from "./pages/FleetPage";
 import { InstancesPage } from "./pages/InstancesPage";
 import { PlansPage } from "./pages/PlansPage";
+import { ProvidersPage } from "./pages/ProvidersPage";
 import { TeamsPage } from "./pages/TeamsPage";
 
 function Page({ section }: { section: Section }) {
@@ -24,6 +25,8 @@ function Page({ section }: { section: Section }) {
       return <ConsumersPage />;
     case "plans":
       return <PlansPage />;
+    case "providers":
+      return <ProvidersPage />;
     case "approvals":
       return <ApprovalsPage />;
     case "billing":

@@ -4,7 +4,6 @@
 //! secrets are returned once to the UI and never kept.
 
 use serde_json::json;
-use tollgate_api::money::parse_amount;
 use tollgate_api::{
     AddPaymentMethod, BillingCheck, ChangePlan, Charge, Consumer, ConsumerKey, CreateConsumer,
     CreateConsumerKey, CreateLedgerEntry, CreatePlan, CreateSubscription, FieldError,
@@ -15,10 +14,11 @@ use tollgate_api::{
 use crate::Console;
 use crate::client::encode;
 use crate::error::ConsoleError;
+use crate::validate;
 
-const PAGE: u32 = 100;
+pub(crate) const PAGE: u32 = 100;
 
-fn with_cursor(path: String, cursor: Option<&str>) -> String {
+pub(crate) fn with_cursor(path: String, cursor: Option<&str>) -> String {
     match cursor {
         Some(c) => format!("{path}&cursor={}", encode(c)),
         None => path,
@@ -474,22 +474,14 @@ impl Console {
 fn checked_plan_update(mut update: UpdatePlan) -> Result<UpdatePlan, ConsoleError> {
     let mut errors = Vec::new();
     if let Some(name) = &mut update.name {
-        *name = name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 100 {
-            errors.push(FieldError::new("name", "must be 1 to 100 characters"));
-        }
+        validate::name("name", name, 100, &mut errors);
     }
     for (field, amount) in [
         ("price", &mut update.price),
         ("included_credits", &mut update.included_credits),
     ] {
         if let Some(text) = amount {
-            *text = text.trim().to_owned();
-            match parse_amount(text) {
-                Ok(m) if m >= 0 => {}
-                Ok(_) => errors.push(FieldError::new(field, "must not be negative")),
-                Err(message) => errors.push(FieldError::new(field, message)),
-            }
+            validate::amount(field, text, &mut errors);
         }
     }
     if let Some(apis) = &mut update.apis {
@@ -516,11 +508,7 @@ fn checked_plan_update(mut update: UpdatePlan) -> Result<UpdatePlan, ConsoleErro
             ));
         }
     }
-    if errors.is_empty() {
-        Ok(update)
-    } else {
-        Err(ConsoleError::Validation(errors))
-    }
+    validate::outcome(update, errors)
 }
 
 /// The processors a gateway of this version offers.
@@ -551,21 +539,11 @@ fn checked_settings(
     }
     if let Some(list) = &mut update.accepted_currencies {
         for (i, code) in list.iter_mut().enumerate() {
-            *code = code.trim().to_ascii_uppercase();
-            if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
-                errors.push(FieldError::new(
-                    format!("accepted_currencies.{i}"),
-                    format!("`{code}` is not a three-letter ISO 4217 code like USD"),
-                ));
-            }
+            validate::currency(&format!("accepted_currencies.{i}"), code, &mut errors);
         }
     }
     if update.grace_days.is_some_and(|d| d > 90) {
         errors.push(FieldError::new("grace_days", "must be 0 to 90"));
     }
-    if errors.is_empty() {
-        Ok(update)
-    } else {
-        Err(ConsoleError::Validation(errors))
-    }
+    validate::outcome(update, errors)
 }

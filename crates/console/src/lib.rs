@@ -11,8 +11,10 @@ pub mod db;
 pub mod error;
 pub mod fleet;
 pub mod models;
+pub mod providers;
 pub mod registry;
 pub mod sensitive;
+mod validate;
 pub mod vault;
 
 pub use console::Console;

@@ -9,7 +9,6 @@ import type { IssuedConsumerKey } from "../bindings/IssuedConsumerKey";
 import * as backend from "../lib/backend";
 import type { BackendError } from "../lib/backend";
 import { focusFirstInvalid } from "../lib/dom";
-import { absoluteTime, relativeTime } from "../lib/format";
 import { splitFields, useIdempotencyKey } from "../lib/idempotency";
 import { invalidateWith, keys, useConsumerKeys } from "../lib/queries";
 import { ConfirmDialog } from "./ConfirmDialog";
@@ -21,6 +20,7 @@ import { ProdNotice } from "./ProdNotice";
 import { SecretDialog } from "./SecretDialog";
 import { StatusBadge } from "./StatusBadge";
 import { useToast } from "./Toaster";
+import { When } from "./When";
 
 const GRACE_OPTIONS = [
   { seconds: 0, label: "None — the old key stops at once" },
@@ -28,15 +28,6 @@ const GRACE_OPTIONS = [
   { seconds: 86_400, label: "24 hours" },
   { seconds: 604_800, label: "7 days" },
 ] as const;
-
-function When({ iso, now, empty = "—" }: { iso: string | undefined; now: number; empty?: string }) {
-  if (!iso) return <span className="muted">{empty}</span>;
-  return (
-    <time dateTime={iso} title={absoluteTime(iso)}>
-      {relativeTime(iso, now)}
-    </time>
-  );
-}
 
 interface KeyErrors {
   name?: string | undefined;

@@ -10,7 +10,6 @@ import type { BackendError } from "../lib/backend";
 import { cardDigits, fullYear, validateCard } from "../lib/card";
 import type { CardErrors } from "../lib/card";
 import { focusFirstInvalid } from "../lib/dom";
-import { absoluteTime, relativeTime } from "../lib/format";
 import { splitFields } from "../lib/idempotency";
 import { invalidateWith, keys, useCharges, usePaymentMethods } from "../lib/queries";
 import { ConfirmDialog } from "./ConfirmDialog";
@@ -21,6 +20,7 @@ import { Field } from "./Field";
 import { ProdNotice } from "./ProdNotice";
 import { StatusBadge } from "./StatusBadge";
 import { useToast } from "./Toaster";
+import { When } from "./When";
 
 const CARD_FIELDS = ["number", "exp_month", "exp_year", "cvc"] as const;
 
@@ -197,14 +197,6 @@ function AddCardForm({ instance, consumerId, onDone, onCancel }: { instance: Ins
         </button>
       </div>
     </form>
-  );
-}
-
-function When({ iso, now }: { iso: string; now: number }) {
-  return (
-    <time dateTime={iso} title={absoluteTime(iso)}>
-      {relativeTime(iso, now)}
-    </time>
   );
 }
 

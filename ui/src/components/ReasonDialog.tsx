@@ -14,17 +14,21 @@ interface ReasonDialogProps {
   onCancel: () => void;
   pending: boolean;
   error: BackendError | null;
+  /** The reason may stay empty (the backend then records a default one). */
+  optional?: boolean;
+  /** A red confirm button, for actions that take something away. */
+  danger?: boolean;
 }
 
-/** Asks for the (required) reason of a destructive action, then confirms it. */
-export function ReasonDialog({ title, confirmLabel, children, onConfirm, onCancel, pending, error }: ReasonDialogProps) {
+/** Asks for the reason of an action (required unless `optional`), then confirms it. */
+export function ReasonDialog({ title, confirmLabel, children, onConfirm, onCancel, pending, error, optional = false, danger = true }: ReasonDialogProps) {
   const [reason, setReason] = useState("");
   const [missing, setMissing] = useState(false);
   const fieldError = missing ? "Enter a reason: it is recorded and shown to whoever reads this subscription." : error?.fields.find((f) => f.field === "reason")?.message;
 
   function onSubmit(e: SubmitEvent) {
     e.preventDefault();
-    if (!reason.trim()) {
+    if (!optional && !reason.trim()) {
       setMissing(true);
       return;
     }
@@ -35,7 +39,7 @@ export function ReasonDialog({ title, confirmLabel, children, onConfirm, onCance
     <Dialog title={title} onClose={onCancel}>
       <form className="form" onSubmit={onSubmit} noValidate>
         {children}
-        <Field label="Reason" error={fieldError}>
+        <Field label={optional ? "Reason (optional)" : "Reason"} error={fieldError}>
           {({ id, describedBy, invalid }) => (
             <input
               id={id}
@@ -62,7 +66,7 @@ export function ReasonDialog({ title, confirmLabel, children, onConfirm, onCance
           <button type="button" onClick={onCancel}>
             Back
           </button>
-          <button type="submit" className="danger" data-testid="confirm-ok" disabled={pending}>
+          <button type="submit" className={danger ? "danger" : "primary"} data-testid="confirm-ok" disabled={pending}>
             {pending ? "Working…" : confirmLabel}
           </button>
         </div>

@@ -14,6 +14,8 @@ import type { CreateConsumer } from "../bindings/CreateConsumer";
 import type { CreateConsumerKey } from "../bindings/CreateConsumerKey";
 import type { CreateLedgerEntry } from "../bindings/CreateLedgerEntry";
 import type { CreatePlan } from "../bindings/CreatePlan";
+import type { CreateProvider } from "../bindings/CreateProvider";
+import type { CreateProviderKey } from "../bindings/CreateProviderKey";
 import type { CreateSubscription } from "../bindings/CreateSubscription";
 import type { CreateTeam } from "../bindings/CreateTeam";
 import type { FieldError } from "../bindings/FieldError";
@@ -28,11 +30,16 @@ import type { Page } from "../bindings/Page";
 import type { PaymentMethod } from "../bindings/PaymentMethod";
 import type { PaymentSettings } from "../bindings/PaymentSettings";
 import type { Plan } from "../bindings/Plan";
+import type { Provider } from "../bindings/Provider";
+import type { ProviderKey } from "../bindings/ProviderKey";
+import type { ProviderKeyEvent } from "../bindings/ProviderKeyEvent";
 import type { Subscription } from "../bindings/Subscription";
 import type { Team } from "../bindings/Team";
 import type { UpdateConsumer } from "../bindings/UpdateConsumer";
 import type { UpdatePaymentSettings } from "../bindings/UpdatePaymentSettings";
 import type { UpdatePlan } from "../bindings/UpdatePlan";
+import type { UpdateProvider } from "../bindings/UpdateProvider";
+import type { UpdateProviderKey } from "../bindings/UpdateProviderKey";
 import type { UpdateTeam } from "../bindings/UpdateTeam";
 import type { Wallet } from "../bindings/Wallet";
 
@@ -202,6 +209,46 @@ export const updatePlan = (instanceId: string, planId: string, update: UpdatePla
 /** Refused with `conflict` while anyone subscribes to the plan. */
 export const deletePlan = (instanceId: string, planId: string, version: number) =>
   call<null>("delete_plan", { instanceId, planId, version });
+
+// ---- Providers and their key pools -----------------------------------------
+
+export const listProviders = (instanceId: string, cursor: string | null) =>
+  call<Page<Provider>>("list_providers", { instanceId, cursor });
+
+/** A model another provider already serves fails with `conflict`. */
+export const createProvider = (instanceId: string, input: CreateProvider, idempotencyKey: string) =>
+  call<Provider>("create_provider", { instanceId, input, idempotencyKey });
+
+/** Guarded by the `version` the admin saw; a stale one fails with `precondition_failed`. */
+export const updateProvider = (instanceId: string, providerId: string, update: UpdateProvider, version: number) =>
+  call<Provider>("update_provider", { instanceId, providerId, update, version });
+
+/** Deletes the provider and every key of its pool. */
+export const deleteProvider = (instanceId: string, providerId: string, version: number) =>
+  call<null>("delete_provider", { instanceId, providerId, version });
+
+/** The pool in the order its keys are tried. */
+export const listProviderKeys = (instanceId: string, providerId: string) =>
+  call<ProviderKey[]>("list_provider_keys", { instanceId, providerId });
+
+/** The secret goes to the gateway and is never shown again: the answer has its last 4 only. */
+export const addProviderKey = (instanceId: string, providerId: string, input: CreateProviderKey) =>
+  call<ProviderKey>("add_provider_key", { instanceId, providerId, input });
+
+/** An admin may set `active` or `disabled`; a `reason` goes with a status change. */
+export const updateProviderKey = (instanceId: string, keyId: string, update: UpdateProviderKey, version: number) =>
+  call<ProviderKey>("update_provider_key", { instanceId, keyId, update, version });
+
+/** Moves a key one place in its pool; answers the pool in its new order. */
+export const moveProviderKey = (instanceId: string, providerId: string, keyId: string, direction: "up" | "down") =>
+  call<ProviderKey[]>("move_provider_key", { instanceId, providerId, keyId, up: direction === "up" });
+
+export const deleteProviderKey = (instanceId: string, keyId: string, version: number) =>
+  call<null>("delete_provider_key", { instanceId, keyId, version });
+
+/** Status changes of the pool's keys, newest first; `keyId` null means every key. */
+export const listProviderKeyEvents = (instanceId: string, providerId: string, keyId: string | null, limit: number) =>
+  call<ProviderKeyEvent[]>("list_provider_key_events", { instanceId, providerId, keyId, limit });
 
 // ---- Subscriptions -------------------------------------------------------
 

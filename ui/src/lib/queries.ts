@@ -25,6 +25,9 @@ export const keys = {
   consumerKeys: (instanceId: string, consumerId: string) => ["consumer_keys", instanceId, consumerId] as const,
   plans: (instanceId: string) => ["plans", instanceId] as const,
   paymentSettings: (instanceId: string) => ["payment_settings", instanceId] as const,
+  providers: (instanceId: string) => ["providers", instanceId] as const,
+  providerKeys: (instanceId: string, providerId: string) => ["provider_keys", instanceId, providerId] as const,
+  providerKeyEvents: (instanceId: string, providerId: string) => ["provider_key_events", instanceId, providerId] as const,
   billingCheck: (instanceId: string) => ["billing_check", instanceId] as const,
   /** Every subscription list of the instance (all filters). */
   subscriptions: (instanceId: string) => ["subscriptions", instanceId] as const,
@@ -153,6 +156,31 @@ export function usePaymentSettings(instanceId: string) {
   return useQuery({
     queryKey: keys.paymentSettings(instanceId),
     queryFn: () => backend.paymentSettings(instanceId),
+  });
+}
+
+export function useProviders(instanceId: string) {
+  return useInfiniteQuery({
+    queryKey: keys.providers(instanceId),
+    queryFn: ({ pageParam }) => backend.listProviders(instanceId, pageParam),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor ?? null,
+  });
+}
+
+export function useProviderKeys(instanceId: string, providerId: string) {
+  return useQuery({
+    queryKey: keys.providerKeys(instanceId, providerId),
+    queryFn: () => backend.listProviderKeys(instanceId, providerId),
+  });
+}
+
+/** The pool's status history; the gateway adds to it on its own, so it is re-read every 15 s. */
+export function useProviderKeyEvents(instanceId: string, providerId: string) {
+  return useQuery({
+    queryKey: keys.providerKeyEvents(instanceId, providerId),
+    queryFn: () => backend.listProviderKeyEvents(instanceId, providerId, null, 50),
+    refetchInterval: 15_000,
   });
 }
 

@@ -3,7 +3,7 @@ import { useSyncExternalStore } from "react";
 // Hash routing: real links (`#/teams`), back/forward work, nothing to configure in Tauri.
 // A route is `#/<section>` or `#/<section>/<detail>` (e.g. `#/instances/add`).
 
-export type Section = "fleet" | "instances" | "teams" | "consumers" | "plans" | "approvals" | "billing" | "audit";
+export type Section = "fleet" | "instances" | "teams" | "consumers" | "plans" | "providers" | "approvals" | "billing" | "audit";
 
 export const SECTIONS: readonly { id: Section; label: string }[] = [
   { id: "fleet", label: "Fleet" },
@@ -11,6 +11,7 @@ export const SECTIONS: readonly { id: Section; label: string }[] = [
   { id: "teams", label: "Teams" },
   { id: "consumers", label: "Consumers" },
   { id: "plans", label: "Plans" },
+  { id: "providers", label: "Providers" },
   { id: "approvals", label: "Approvals" },
   { id: "billing", label: "Billing" },
   { id: "audit", label: "Audit" },

@@ -3,6 +3,7 @@ import { useState } from "react";
 import type { Instance } from "../bindings/Instance";
 import type { SubscriptionStatus } from "../bindings/SubscriptionStatus";
 import { ErrorState } from "../components/ErrorState";
+import { LoadMore } from "../components/LoadMore";
 import { NoInstance } from "../components/NoInstance";
 import { SubscriptionTable } from "../components/SubscriptionTable";
 import { useCurrentInstance, usePlans, useSubscriptions } from "../lib/queries";
@@ -66,19 +67,7 @@ function ApprovalsOf({ instance }: { instance: Instance }) {
         </div>
       )}
       {rows.length > 0 && <SubscriptionTable instance={instance} rows={rows} planNames={planNames} showConsumer now={now} />}
-      {subs.hasNextPage && (
-        <div className="load-more">
-          <button type="button" onClick={() => void subs.fetchNextPage()} disabled={subs.isFetchingNextPage}>
-            {subs.isFetchingNextPage ? "Loading…" : "Load more"}
-          </button>
-        </div>
-      )}
-      {(subs.isFetchNextPageError || subs.isRefetchError) && (
-        <p className="form-error" role="alert">
-          Could not {subs.isFetchNextPageError ? "load more" : "reload"}: {subs.error.message}
-          <code className="code-tag">{subs.error.code}</code>
-        </p>
-      )}
+      <LoadMore query={subs} />
     </section>
   );
 }

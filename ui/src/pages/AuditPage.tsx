@@ -1,5 +1,6 @@
 import type { Instance } from "../bindings/Instance";
 import { ErrorState } from "../components/ErrorState";
+import { LoadMore } from "../components/LoadMore";
 import { NoInstance } from "../components/NoInstance";
 import { absoluteTime } from "../lib/format";
 import { useAudit, useCurrentInstance } from "../lib/queries";
@@ -59,19 +60,7 @@ function AuditOf({ instance }: { instance: Instance }) {
           </tbody>
         </table>
       )}
-      {audit.hasNextPage && (
-        <div className="load-more">
-          <button type="button" onClick={() => void audit.fetchNextPage()} disabled={audit.isFetchingNextPage}>
-            {audit.isFetchingNextPage ? "Loading…" : "Load more"}
-          </button>
-        </div>
-      )}
-      {(audit.isFetchNextPageError || audit.isRefetchError) && (
-        <p className="form-error" role="alert">
-          Could not {audit.isFetchNextPageError ? "load more" : "reload"}: {audit.error.message}
-          <code className="code-tag">{audit.error.code}</code>
-        </p>
-      )}
+      <LoadMore query={audit} />
     </section>
   );
 }

@@ -7,6 +7,7 @@ import { ConsumerForm } from "../components/ConsumerForm";
 import { Dialog } from "../components/Dialog";
 import { ErrorState } from "../components/ErrorState";
 import { FindKey } from "../components/FindKey";
+import { LoadMore } from "../components/LoadMore";
 import { NoInstance } from "../components/NoInstance";
 import { StatusBadge } from "../components/StatusBadge";
 import { absoluteTime, relativeTime } from "../lib/format";
@@ -124,19 +125,7 @@ function ConsumersOf({ instance }: { instance: Instance }) {
           </tbody>
         </table>
       )}
-      {consumers.hasNextPage && (
-        <div className="load-more">
-          <button type="button" onClick={() => void consumers.fetchNextPage()} disabled={consumers.isFetchingNextPage}>
-            {consumers.isFetchingNextPage ? "Loading…" : "Load more"}
-          </button>
-        </div>
-      )}
-      {(consumers.isFetchNextPageError || consumers.isRefetchError) && (
-        <p className="form-error" role="alert">
-          Could not {consumers.isFetchNextPageError ? "load more" : "reload"}: {consumers.error.message}
-          <code className="code-tag">{consumers.error.code}</code>
-        </p>
-      )}
+      <LoadMore query={consumers} />
 
       {creating && (
         <Dialog title="New consumer" onClose={() => setCreating(false)}>

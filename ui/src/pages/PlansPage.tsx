@@ -6,6 +6,7 @@ import type { Plan } from "../bindings/Plan";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { Dialog } from "../components/Dialog";
 import { ErrorState } from "../components/ErrorState";
+import { LoadMore } from "../components/LoadMore";
 import { NoInstance } from "../components/NoInstance";
 import { PlanForm } from "../components/PlanForm";
 import { ProdNotice } from "../components/ProdNotice";
@@ -130,19 +131,7 @@ function PlansOf({ instance }: { instance: Instance }) {
           </tbody>
         </table>
       )}
-      {plans.hasNextPage && (
-        <div className="load-more">
-          <button type="button" onClick={() => void plans.fetchNextPage()} disabled={plans.isFetchingNextPage}>
-            {plans.isFetchingNextPage ? "Loading…" : "Load more"}
-          </button>
-        </div>
-      )}
-      {(plans.isFetchNextPageError || plans.isRefetchError) && (
-        <p className="form-error" role="alert">
-          Could not {plans.isFetchNextPageError ? "load more" : "reload"}: {plans.error.message}
-          <code className="code-tag">{plans.error.code}</code>
-        </p>
-      )}
+      <LoadMore query={plans} />
       {editing && (
         <Dialog title={`Edit plan “${editing.name}”`} onClose={() => setEditing(null)} wide>
           <PlanForm instance={instance} plan={editing} onDone={() => setEditing(null)} onCancel={() => setEditing(null)} />

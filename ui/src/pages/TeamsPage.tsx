@@ -6,6 +6,7 @@ import type { Team } from "../bindings/Team";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { Dialog } from "../components/Dialog";
 import { ErrorState } from "../components/ErrorState";
+import { LoadMore } from "../components/LoadMore";
 import { NoInstance } from "../components/NoInstance";
 import { ProdNotice } from "../components/ProdNotice";
 import { TeamForm } from "../components/TeamForm";
@@ -95,19 +96,7 @@ function TeamsOf({ instance }: { instance: Instance }) {
           </tbody>
         </table>
       )}
-      {teams.hasNextPage && (
-        <div className="load-more">
-          <button type="button" onClick={() => void teams.fetchNextPage()} disabled={teams.isFetchingNextPage}>
-            {teams.isFetchingNextPage ? "Loading…" : "Load more"}
-          </button>
-        </div>
-      )}
-      {(teams.isFetchNextPageError || teams.isRefetchError) && (
-        <p className="form-error" role="alert">
-          Could not {teams.isFetchNextPageError ? "load more" : "reload"}: {teams.error.message}
-          <code className="code-tag">{teams.error.code}</code>
-        </p>
-      )}
+      <LoadMore query={teams} />
 
       {creating && (
         <Dialog title="New team" onClose={() => setCreating(false)}>
