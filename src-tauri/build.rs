@@ -52,6 +52,7 @@ fn main() {
         "create_provider",
         "update_provider",
         "delete_provider",
+        "test_provider",
         "list_provider_keys",
         "add_provider_key",
         "update_provider_key",

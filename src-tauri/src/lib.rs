@@ -79,6 +79,7 @@ pub fn run() {
             commands::providers::create_provider,
             commands::providers::update_provider,
             commands::providers::delete_provider,
+            commands::providers::test_provider,
             commands::providers::list_provider_keys,
             commands::providers::add_provider_key,
             commands::providers::update_provider_key,

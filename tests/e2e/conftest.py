@@ -1,5 +1,6 @@
-"""Fixtures for end-to-end tests: real `tollgated` processes on loopback and
-the real desktop binary driven through tauri-driver + WebKitWebDriver.
+"""Fixtures for end-to-end tests: real `tollgated` processes on loopback, the
+simulated model provider (a test fixture) for them to call, and the real
+desktop binary driven through tauri-driver + WebKitWebDriver.
 
 Run by scripts/e2e.sh inside Xvfb and a private D-Bus session with an unlocked
 GNOME Keyring (scripts/with-keyring.sh)."""
@@ -21,6 +22,8 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/tollgate-target"))
 CONSOLE_BIN = os.environ.get("TOLLGATE_BIN", str(TARGET / "debug" / "tollgate"))
 GATEWAY_BIN = os.environ.get("TOLLGATED_BIN", str(TARGET / "debug" / "tollgated"))
+# TEST FIXTURE: the simulated model provider (crates/sim-provider).
+SIM_BIN = os.environ.get("SIM_PROVIDER_BIN", str(TARGET / "debug" / "sim-provider"))
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 
 
@@ -30,25 +33,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listening(args: list, marker: str, what: str):
+    """Starts a server that prints `<marker><url>` once it listens on a port
+    it picked; answers the process and that URL."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "warn"})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith(marker):
+            return proc, line.split()[-1]
+    raise AssertionError(f"{what} did not start")
+
+
 class Gateway:
     def __init__(self, name: str):
         self.dir = tempfile.mkdtemp(prefix="tollgate-e2e-gw-")
-        self.proc = subprocess.Popen(
+        self.proc, self.base = listening(
             [GATEWAY_BIN, "serve", "--listen", "127.0.0.1:0", "--name", name, "--data-dir", self.dir],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "RUST_LOG": "warn"},
+            "tollgated listening on ",
+            f"tollgated {name}",
         )
-        deadline = time.monotonic() + 30
-        self.base = None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith("tollgated listening on "):
-                self.base = line.split()[-1]
-                break
-        assert self.base, f"tollgated {name} did not start"
         self.token = pathlib.Path(self.dir, "bootstrap-admin-token").read_text().strip()
 
     def stop(self):
@@ -63,6 +69,16 @@ def gateways():
     yield gws
     for gw in gws:
         gw.stop()
+
+
+@pytest.fixture(scope="session")
+def sim_provider():
+    """The simulated provider's base URL (`http://127.0.0.1:<port>`; its API is under `/v1`).
+    Keys named `sim-key-fail-<status>` fail with that status; any other key works."""
+    proc, base = listening([SIM_BIN], "sim-provider listening on ", "sim-provider")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,10 @@
 provider created through the form (a bad base URL refused next to its field
 first), a key whose secret is never shown again (only its last 4), disabled
 with a reason (status, reason and history entry), then enabled again; a
-second key moved to the front of the pool, then deleted.
+second key moved to the front of the pool, then deleted. Then a provider on
+the simulated provider (a test fixture), tested from the key pool: with a
+good key it lists its models and names the misspelt one; with a refused key
+first the test fails with the provider's 401 and the key stays active.
 Runs after test_console_billing.py (same session: instance "East")."""
 
 from selenium.webdriver.common.action_chains import ActionChains
@@ -17,6 +20,9 @@ from test_console_billing import retype
 
 SECRET = "sk-e2e-provider-key-0123456789wxyz"
 BACKUP_SECRET = "sk-e2e-backup-key-9876543210qrst"
+# The simulator accepts any key but `sim-key-fail-<status>`, which fails that way.
+SIM_SECRET = "sim-key-good-0001"
+REFUSED_SECRET = "sim-key-fail-401"
 
 
 def confirm_reason(driver, reason: str) -> None:
@@ -111,6 +117,56 @@ def test_providers_journey(driver, gateways):
     assert pool_order(driver) == ["primary"]
 
 
+def run_provider_test(driver, outcome: str):
+    """Clicks "Test provider" and answers the result block once it says `outcome`."""
+    driver.find_element(*tid("test-provider")).click()
+    wait(driver).until(EC.text_to_be_present_in_element(tid("provider-test-result"), outcome))
+    return driver.find_element(*tid("provider-test-result"))
+
+
+def test_testing_a_provider(driver, sim_provider):
+    driver.find_element(*tid("new-provider")).click()
+    fill(driver, "provider-name", "Sim")
+    fill(driver, "provider-base-url", f"{sim_provider}/v1")
+    for i, name in enumerate(["sim-small", "sim-smal"]):
+        driver.find_element(*tid("add-model")).click()
+        fill(driver, f"model-name-{i}", name)
+        retype(driver, f"model-input-{i}", "0.10")
+        retype(driver, f"model-output-{i}", "0.20")
+    driver.find_element(*tid("save-provider")).click()
+    wait(driver).until(EC.invisibility_of_element_located(tid("save-provider")))
+    wait(driver).until(EC.presence_of_element_located(tid("provider-row-Sim")))
+
+    # A fresh key has no use yet: the usage columns show zeros.
+    add_key(driver, "sim", SIM_SECRET)
+    for column in ("requests", "failures", "tokens"):
+        assert driver.find_element(*tid(f"provider-key-{column}-sim")).text == "0"
+
+    # Test: the provider lists its models with the key; the misspelt one is named.
+    result = run_provider_test(driver, "Test passed")
+    outcome = driver.find_element(*tid("provider-test-outcome")).text
+    assert "HTTP 200" in outcome and "the provider answered with the key" in outcome, outcome
+    assert "sim …0001" in result.text, result.text
+    models = driver.find_element(*tid("provider-test-models")).text
+    assert "sim-small" in models and "sim-large" in models, models
+    missing = driver.find_element(*tid("provider-test-missing")).text
+    assert "sim-smal" in missing and "sim-small" not in missing, missing
+    assert SIM_SECRET not in driver.page_source
+    shot(driver, "providers-test")
+
+    # A key the provider refuses, tried first: the test fails with its 401,
+    # says which key, and leaves the key active.
+    add_key(driver, "refused", REFUSED_SECRET)
+    driver.find_element(*tid("move-up-refused")).click()
+    wait(driver).until(lambda d: pool_order(d) == ["refused", "sim"])
+    result = run_provider_test(driver, "Test failed")
+    assert "refused the key" in result.text and "HTTP 401" in result.text, result.text
+    assert "refused …-401" in result.text, result.text
+    assert driver.find_elements(*tid("provider-test-missing")) == []
+    assert "active" in driver.find_element(*tid("provider-key-status-refused")).text
+    shot(driver, "providers-test-failed")
+
+
 def test_no_provider_secret_on_disk(driver, console_data_dir):
     """Runs after the journey: the key's secret went to the gateway only, not
     into the console's files, the driver log or the screenshots."""
@@ -118,5 +174,5 @@ def test_no_provider_secret_on_disk(driver, console_data_dir):
     files += [p for p in ARTIFACTS.rglob("*") if p.is_file()]
     for path in files:
         data = path.read_bytes()
-        for secret in (SECRET, BACKUP_SECRET):
+        for secret in (SECRET, BACKUP_SECRET, SIM_SECRET, REFUSED_SECRET):
             assert secret.encode() not in data, f"provider key secret found in {path}"

@@ -5,9 +5,10 @@
 //! gateway: the console neither stores nor logs it, and no error repeats it.
 
 use chrono::Utc;
+use serde_json::json;
 use tollgate_api::{
     CreateProvider, CreateProviderKey, FieldError, Page, Provider, ProviderKey, ProviderKeyEvent,
-    ProviderKeyStatus, ProviderModel, UpdateProvider, UpdateProviderKey,
+    ProviderKeyStatus, ProviderModel, ProviderTest, UpdateProvider, UpdateProviderKey,
 };
 
 use crate::Console;
@@ -108,7 +109,25 @@ impl Console {
             .await?)
     }
 
-    /// A provider's keys, masked, in the order the gateway tries them.
+    /// Asks the provider for its model list with the first usable key of its
+    /// pool and says what the answer means; no key's status changes. The
+    /// configured models the provider does not list come back as
+    /// `missing_models` (often misspelt names).
+    pub async fn test_provider(
+        &self,
+        id: &str,
+        provider_id: &str,
+    ) -> Result<ProviderTest, ConsoleError> {
+        let path = format!("{}/test", provider_path(provider_id));
+        Ok(self
+            .client(id)
+            .await?
+            .post_json(&path, &json!({}), None)
+            .await?)
+    }
+
+    /// A provider's keys, masked, in the order the gateway tries them, each
+    /// with its use (the gateway writes pending counts before answering).
     pub async fn list_provider_keys(
         &self,
         id: &str,

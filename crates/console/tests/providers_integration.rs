@@ -6,13 +6,12 @@
 
 mod common;
 
-use common::{Gateway, input, test_vault};
+use common::{Gateway, console_with, input};
 use tollgate_api::{
     CreateProvider, CreateProviderKey, ProviderKeyStatus, ProviderKind, ProviderModel,
     UpdateProvider, UpdateProviderKey,
 };
-use tollgate_console::client::ClientOptions;
-use tollgate_console::{Console, ConsoleError, IpcError};
+use tollgate_console::{ConsoleError, IpcError};
 
 fn model(name: &str, input: &str, output: &str, fallback: Option<&str>) -> ProviderModel {
     ProviderModel {
@@ -62,13 +61,7 @@ fn fields(e: ConsoleError) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn providers_and_key_pools_end_to_end() {
     let gw = Gateway::start("providers-gw");
-    let data = tempfile::tempdir().unwrap();
-    let console = Console::open(data.path(), test_vault(), ClientOptions::default()).unwrap();
-    let id = console
-        .add_instance(input("Providers", &gw.base, Some(&gw.token)))
-        .await
-        .unwrap()
-        .id;
+    let (console, data, id) = console_with(&gw, "Providers").await;
     // Nothing listens here: an answer from this instance can only come from
     // the console's own checks.
     let dead = console
@@ -390,5 +383,110 @@ async fn providers_and_key_pools_end_to_end() {
         for bytes in &files {
             assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
         }
+    }
+}
+
+/// Testing a provider against the simulated provider (a test fixture): the
+/// pool's first usable key asks for the model list; a misspelt model is
+/// named, a refused key is reported and keeps its status, and no test counts
+/// as a use of the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn testing_a_provider_against_the_simulator() {
+    let sim = tollgate_sim_provider::spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let gw = Gateway::start("providers-test-gw");
+    let (console, _data, id) = console_with(&gw, "Sim").await;
+    let sim_provider = console
+        .create_provider(
+            &id,
+            CreateProvider {
+                base_url: format!("http://{sim}/v1"),
+                ..provider(
+                    "Sim",
+                    vec![
+                        model("sim-small", "1", "2", None),
+                        model("sim-smal", "1", "2", None),
+                    ],
+                )
+            },
+            "sim-1",
+        )
+        .await
+        .unwrap();
+    let pid = sim_provider.id.as_str();
+
+    // Nothing to test with yet.
+    let empty = console.test_provider(&id, pid).await.unwrap();
+    assert!(!empty.ok);
+    assert_eq!((empty.key_id, empty.status), (None, None));
+    assert_eq!(empty.message, "the pool has no usable key");
+
+    // A good key: the provider lists its models; the misspelt one is missing.
+    let good = console
+        .add_provider_key(&id, pid, new_key("good", "sim-key-good-0001", 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        (good.requests, good.failures, good.tokens, good.last_used_at),
+        (0, 0, 0, None),
+        "a fresh key has no use"
+    );
+    let test = console.test_provider(&id, pid).await.unwrap();
+    assert!(test.ok, "{test:?}");
+    assert_eq!(test.key_id.as_deref(), Some(good.id.as_str()));
+    assert_eq!(test.status, Some(200));
+    for listed in ["sim-small", "sim-large"] {
+        assert!(test.models.iter().any(|m| m == listed), "{test:?}");
+    }
+    assert_eq!(test.missing_models, ["sim-smal"]);
+
+    // A refused key tried first: reported with the provider's status, and
+    // left active (a test changes no status).
+    let refused = console
+        .add_provider_key(&id, pid, new_key("refused", "sim-key-fail-401", 1))
+        .await
+        .unwrap();
+    let test = console.test_provider(&id, pid).await.unwrap();
+    assert!(!test.ok, "{test:?}");
+    assert_eq!(test.key_id.as_deref(), Some(refused.id.as_str()));
+    assert_eq!(test.status, Some(401));
+    assert!(test.message.contains("refused the key"), "{}", test.message);
+    assert!(test.models.is_empty() && test.missing_models.is_empty());
+
+    let pool = console.list_provider_keys(&id, pid).await.unwrap();
+    let seen: Vec<_> = pool
+        .iter()
+        .map(|k| {
+            (
+                k.label.as_str(),
+                k.status,
+                k.requests,
+                k.failures,
+                k.tokens,
+                k.last_used_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("refused", ProviderKeyStatus::Active, 0, 0, 0, None),
+            ("good", ProviderKeyStatus::Active, 0, 0, 0, None),
+        ]
+    );
+    let events = console
+        .list_provider_key_events(&id, pid, None, None)
+        .await
+        .unwrap();
+    assert!(
+        events.iter().all(|e| e.reason == "added"),
+        "a test records no status change: {events:?}"
+    );
+
+    // Ids go into the path encoded, as everywhere: an id is one segment.
+    for unknown in ["prv_unknown", "../teams", "x/../../teams?limit=1"] {
+        let e = console.test_provider(&id, unknown).await.unwrap_err();
+        assert_eq!(e.code(), "not_found", "{unknown}: {e}");
     }
 }

@@ -1,5 +1,5 @@
 use tollgate_api::{
-    CreateProvider, CreateProviderKey, Page, Provider, ProviderKey, ProviderKeyEvent,
+    CreateProvider, CreateProviderKey, Page, Provider, ProviderKey, ProviderKeyEvent, ProviderTest,
     UpdateProvider, UpdateProviderKey,
 };
 
@@ -49,6 +49,16 @@ pub async fn delete_provider(
     Ok(console
         .delete_provider(&instance_id, &provider_id, version)
         .await?)
+}
+
+/// Asks the provider for its model list with the pool's first usable key.
+#[tauri::command]
+pub async fn test_provider(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    provider_id: String,
+) -> CommandResult<ProviderTest> {
+    Ok(console.test_provider(&instance_id, &provider_id).await?)
 }
 
 #[tauri::command]

@@ -10,14 +10,16 @@ import type { ProviderKeyEvent } from "../bindings/ProviderKeyEvent";
 import * as backend from "../lib/backend";
 import type { BackendError } from "../lib/backend";
 import { focusFirstInvalid } from "../lib/dom";
+import { count, share } from "../lib/format";
 import { splitFields } from "../lib/idempotency";
-import { invalidateWith, keys, useProviderKeyEvents, useProviderKeys } from "../lib/queries";
+import { invalidateWith, keys, useProviderKeyEvents, useProviderKeys, useProviderTest } from "../lib/queries";
 import { ConfirmDialog } from "./ConfirmDialog";
 import { Dialog } from "./Dialog";
 import { ErrorState } from "./ErrorState";
 import { ErrorText } from "./ErrorText";
 import { Field } from "./Field";
 import { ProdNotice } from "./ProdNotice";
+import { ProviderTestView } from "./ProviderTestView";
 import { ReasonDialog } from "./ReasonDialog";
 import { StatusBadge } from "./StatusBadge";
 import { useToast } from "./Toaster";
@@ -132,6 +134,18 @@ function NewKeyForm({ instance, provider, onDone, onCancel }: { instance: Instan
   );
 }
 
+/** The calls the provider failed, highlighted with their share of the key's requests when there are any. */
+function Failures({ keyUse }: { keyUse: ProviderKey }) {
+  if (keyUse.failures === 0) return <span className="muted">0</span>;
+  const of = share(keyUse.failures, keyUse.requests);
+  return (
+    <span className="warning-text" title={`${count(keyUse.failures)} of ${count(keyUse.requests)} requests failed`}>
+      {count(keyUse.failures)}
+      {of && ` (${of})`}
+    </span>
+  );
+}
+
 /** "admin:tok_…" or "gateway": who changed a key's status. */
 function Actor({ actor }: { actor: string }) {
   if (actor === "gateway") return <span title="The gateway, from the provider's answer">gateway</span>;
@@ -177,12 +191,16 @@ function History({ events, pool, now }: { events: ProviderKeyEvent[]; pool: Prov
   );
 }
 
-/** A provider's key pool in the order keys are tried: add, disable / enable, reorder, delete; and its status history. */
+/**
+ * A provider's key pool in the order keys are tried, with each key's use: add, disable / enable,
+ * reorder, delete; a test of the provider with the first usable key; and the pool's status history.
+ */
 export function ProviderKeys({ instance, provider, now }: { instance: Instance; provider: Provider; now: number }) {
   const client = useQueryClient();
   const toast = useToast();
   const pool = useProviderKeys(instance.id, provider.id);
   const events = useProviderKeyEvents(instance.id, provider.id);
+  const test = useProviderTest(instance.id, provider.id);
   const [adding, setAdding] = useState(false);
   const [toggling, setToggling] = useState<ProviderKey | null>(null);
   const [deleting, setDeleting] = useState<ProviderKey | null>(null);
@@ -242,10 +260,24 @@ export function ProviderKeys({ instance, provider, now }: { instance: Instance; 
         <h2 id="pool-heading">Key pool of {provider.name}</h2>
         <span className="muted">tried from the top; a key that fails is skipped until it works again</span>
         <span className="spacer" />
+        <button type="button" data-testid="test-provider" title="Ask the provider for its models with the first usable key" onClick={() => void test.refetch()} disabled={test.isFetching}>
+          {test.isFetching ? "Testing…" : "Test provider"}
+        </button>
         <button type="button" className="primary" data-testid="add-provider-key" onClick={() => setAdding(true)}>
           Add key
         </button>
       </div>
+      {test.isFetching && (
+        <p className="muted" role="status">
+          Asking {provider.name} for its models…
+        </p>
+      )}
+      {!test.isFetching && test.isError && (
+        <p className="form-error" role="alert" data-testid="provider-test-error">
+          <strong>Could not test {provider.name}:</strong> <ErrorText error={test.error} />
+        </p>
+      )}
+      {!test.isFetching && !test.isError && test.data && <ProviderTestView test={test.data} provider={provider} pool={rows} at={test.dataUpdatedAt} />}
       {pool.isPending && <p className="muted">Loading the keys…</p>}
       {pool.isError && <ErrorState what="the keys" error={pool.error} onRetry={() => void pool.refetch()} />}
       {pool.isSuccess && rows.length === 0 && <p className="muted">No keys yet: this provider can serve no calls until it has one.</p>}
@@ -264,6 +296,15 @@ export function ProviderKeys({ instance, provider, now }: { instance: Instance; 
                 Priority
               </th>
               <th scope="col">Expires</th>
+              <th scope="col" className="num">
+                Requests
+              </th>
+              <th scope="col" className="num">
+                Failures
+              </th>
+              <th scope="col" className="num">
+                Tokens
+              </th>
               <th scope="col">Last used</th>
               <th scope="col" className="actions">
                 <span className="visually-hidden">Actions</span>
@@ -285,6 +326,15 @@ export function ProviderKeys({ instance, provider, now }: { instance: Instance; 
                 <td className="num mono">{k.priority}</td>
                 <td>
                   <When iso={k.expires_at} now={now} empty="never" />
+                </td>
+                <td className="num mono" data-testid={`provider-key-requests-${k.label}`}>
+                  {count(k.requests)}
+                </td>
+                <td className="num mono" data-testid={`provider-key-failures-${k.label}`}>
+                  <Failures keyUse={k} />
+                </td>
+                <td className="num mono" data-testid={`provider-key-tokens-${k.label}`}>
+                  {count(k.tokens)}
                 </td>
                 <td>
                   <When iso={k.last_used_at} now={now} empty="never" />

@@ -33,6 +33,7 @@ import type { Plan } from "../bindings/Plan";
 import type { Provider } from "../bindings/Provider";
 import type { ProviderKey } from "../bindings/ProviderKey";
 import type { ProviderKeyEvent } from "../bindings/ProviderKeyEvent";
+import type { ProviderTest } from "../bindings/ProviderTest";
 import type { Subscription } from "../bindings/Subscription";
 import type { Team } from "../bindings/Team";
 import type { UpdateConsumer } from "../bindings/UpdateConsumer";
@@ -227,7 +228,11 @@ export const updateProvider = (instanceId: string, providerId: string, update: U
 export const deleteProvider = (instanceId: string, providerId: string, version: number) =>
   call<null>("delete_provider", { instanceId, providerId, version });
 
-/** The pool in the order its keys are tried. */
+/** Asks the provider for its model list with the pool's first usable key; no key's status changes. */
+export const testProvider = (instanceId: string, providerId: string) =>
+  call<ProviderTest>("test_provider", { instanceId, providerId });
+
+/** The pool in the order its keys are tried, each with its use (requests, failures, tokens). */
 export const listProviderKeys = (instanceId: string, providerId: string) =>
   call<ProviderKey[]>("list_provider_keys", { instanceId, providerId });
 

@@ -46,3 +46,17 @@ export function latency(ms: number | undefined): string {
   if (ms === undefined) return "—";
   return ms < 100 ? `${ms.toFixed(1)} ms` : `${Math.round(ms).toString()} ms`;
 }
+
+/** A count with thousands separators, in the user's locale: "1,234,567". */
+export function count(n: number): string {
+  return n.toLocaleString();
+}
+
+/** `part` as a share of `whole`: "12%" ("<1%" and ">99%" near the ends), "" when `whole` is 0. */
+export function share(part: number, whole: number): string {
+  if (whole <= 0) return "";
+  const percent = (part / whole) * 100;
+  if (part > 0 && percent < 1) return "<1%";
+  if (part < whole && percent > 99) return ">99%";
+  return `${Math.round(percent).toString()}%`;
+}

@@ -28,6 +28,7 @@ export const keys = {
   providers: (instanceId: string) => ["providers", instanceId] as const,
   providerKeys: (instanceId: string, providerId: string) => ["provider_keys", instanceId, providerId] as const,
   providerKeyEvents: (instanceId: string, providerId: string) => ["provider_key_events", instanceId, providerId] as const,
+  providerTest: (instanceId: string, providerId: string) => ["provider_test", instanceId, providerId] as const,
   billingCheck: (instanceId: string) => ["billing_check", instanceId] as const,
   /** Every subscription list of the instance (all filters). */
   subscriptions: (instanceId: string) => ["subscriptions", instanceId] as const,
@@ -168,10 +169,25 @@ export function useProviders(instanceId: string) {
   });
 }
 
+/** The pool with each key's use; the gateway counts calls on its own, so it is re-read every 15 s. */
 export function useProviderKeys(instanceId: string, providerId: string) {
   return useQuery({
     queryKey: keys.providerKeys(instanceId, providerId),
     queryFn: () => backend.listProviderKeys(instanceId, providerId),
+    refetchInterval: 15_000,
+  });
+}
+
+/**
+ * A test of the provider (its model list, asked with the pool's first usable key). It changes
+ * nothing, so it is held like a read, but it calls the provider: it runs only when `refetch`ed.
+ */
+export function useProviderTest(instanceId: string, providerId: string) {
+  return useQuery({
+    queryKey: keys.providerTest(instanceId, providerId),
+    queryFn: () => backend.testProvider(instanceId, providerId),
+    enabled: false,
+    retry: false,
   });
 }
 

@@ -5,7 +5,10 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 
+use tollgate_console::Console;
+use tollgate_console::client::ClientOptions;
 use tollgate_console::models::{Environment, InstanceInput};
 use tollgate_console::sensitive::Sensitive;
 use tollgate_console::vault::Vault;
@@ -96,4 +99,17 @@ pub fn input(name: &str, base_url: &str, token: Option<&str>) -> InstanceInput {
         tls_verify: true,
         admin_token: token.map(|t| Sensitive::new(t.to_owned())),
     }
+}
+
+/// A console in a fresh data directory (kept alive by the returned guard)
+/// with `gw` added as the instance `name`; answers the instance's id.
+pub async fn console_with(gw: &Gateway, name: &str) -> (Arc<Console>, tempfile::TempDir, String) {
+    let data = tempfile::tempdir().unwrap();
+    let console = Console::open(data.path(), test_vault(), ClientOptions::default()).unwrap();
+    let id = console
+        .add_instance(input(name, &gw.base, Some(&gw.token)))
+        .await
+        .unwrap()
+        .id;
+    (console, data, id)
 }
