@@ -140,12 +140,21 @@ pub fn router() -> Router {
         .with_state(stats)
 }
 
+/// Serves on `listener` until the process ends. Answers are sent without
+/// Nagle's delay: a streamed event written while the previous one is not yet
+/// acknowledged would otherwise wait for the peer's delayed ACK (~40 ms).
+pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router()).await
+}
+
 /// Serves on `addr` (port 0 picks one) in the background; returns the bound address.
 pub async fn spawn(addr: SocketAddr) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router()).await;
-    });
+    tokio::spawn(serve(listener));
     Ok(bound)
 }

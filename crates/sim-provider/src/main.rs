@@ -21,5 +21,5 @@ async fn main() -> std::io::Result<()> {
         "sim-provider listening on http://{}",
         listener.local_addr()?
     );
-    axum::serve(listener, tollgate_sim_provider::router()).await
+    tollgate_sim_provider::serve(listener).await
 }

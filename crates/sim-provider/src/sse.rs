@@ -84,7 +84,9 @@ pub(crate) fn respond(
             playing.guard.end(StreamEnd::Completed);
             return None;
         };
-        if playing.sent > 0 {
+        // No timer without a pace: even a zero sleep waits for the timer
+        // wheel's next millisecond tick.
+        if playing.sent > 0 && !playing.pace.is_zero() {
             tokio::time::sleep(playing.pace).await;
         }
         playing.sent += 1;
