@@ -921,3 +921,80 @@ async fn providers_are_tested_with_their_first_usable_key() {
     assert_eq!(anthropic["ok"], true, "{anthropic}");
     assert_eq!(anthropic["missing_models"], json!([]));
 }
+
+#[tokio::test]
+async fn failed_calls_leave_nothing_reserved() {
+    let s = Setup::new().await;
+    s.provider(
+        "openai-compatible",
+        "Works",
+        &[("sim-small", None)],
+        &["sim-key-good-0011"],
+        30,
+    )
+    .await;
+    s.provider(
+        "openai-compatible",
+        "Spent",
+        &[("sim-spent", None)],
+        &["sim-key-fail-402"],
+        30,
+    )
+    .await;
+    s.provider(
+        "openai-compatible",
+        "Slow",
+        &[("sim-slow-3000", None)],
+        &["sim-key-good-0012"],
+        1,
+    )
+    .await;
+    let (consumer, key) = s.consumer("Exact", &[]).await;
+    // The wallet holds 10 USD; one call reserves its estimate: ~4 characters
+    // a token of its body at 0.001 USD and 16 completion tokens at 0.002.
+    let body = json!({"model": "sim-small", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 16});
+    let estimate_micros =
+        (serde_json::to_vec(&body).unwrap().len() as i64 + 3) / 4 * 1000 + 16 * 2000;
+    // Spend down to one call's reservation (rounded up to a cent, which is
+    // less than two): a single hold left behind would refuse the last call.
+    let left_cents = (estimate_micros + 9_999) / 10_000;
+    assert!(left_cents * 10_000 < 2 * estimate_micros);
+    let spend = 1000 - left_cents;
+    s.admin(
+        "POST",
+        &format!("/admin/v1/consumers/{consumer}/wallets/USD/entries"),
+        json!({"kind": "adjustment", "amount": format!("-{}.{:02}", spend / 100, spend % 100), "reason": "leave one call"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let left = format!("{}.{:02}", left_cents / 100, left_cents % 100);
+
+    // Calls that fail, plain and streamed, one after the other: each must
+    // find the balance free, so none may leave its hold behind.
+    for i in 0..6 {
+        let model = if i % 2 == 0 {
+            "sim-spent"
+        } else {
+            "sim-slow-3000"
+        };
+        let resp = client()
+            .post(s.gw.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(
+                &json!({"model": model, "stream": i % 3 == 0, "max_tokens": 16,
+                          "messages": [{"role": "user", "content": "hello there"}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_server_error(),
+            "{model}: {}",
+            resp.status()
+        );
+    }
+    assert_eq!(s.balance(&consumer).await, left);
+    // The whole balance is free again: a call reserving all of it goes through.
+    let ok = s.call(&key, "sim-small").await;
+    assert_eq!(ok.status(), StatusCode::OK, "{:?}", ok.text().await);
+}
