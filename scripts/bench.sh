@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 echo "== gateway: management API"; scripts/bench-gateway.sh
 echo "== gateway: data plane vs nginx"; scripts/bench-dataplane.sh
 echo "== gateway: streaming overhead (time to first token)"; scripts/bench-streaming.sh
+echo "== gateway vs LiteLLM"; scripts/bench-litellm.sh
 if [ -x scripts/bench-console.sh ]; then echo "== console"; scripts/bench-console.sh; fi
