@@ -9,6 +9,7 @@ mod keys;
 mod payment_methods;
 mod plans;
 mod problems;
+mod prompt_apis;
 mod providers;
 mod subscriptions;
 mod system;
@@ -161,6 +162,16 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(providers::list_key_events))
         .routes(routes!(providers::test_provider))
+        .routes(routes!(
+            prompt_apis::list_prompt_apis,
+            prompt_apis::create_prompt_api
+        ))
+        .routes(routes!(prompt_apis::get_prompt_api))
+        .routes(routes!(
+            prompt_apis::list_versions,
+            prompt_apis::add_version
+        ))
+        .routes(routes!(prompt_apis::change_lifecycle))
 }
 
 /// The OpenAPI 3.1 document, generated from the routes above.

@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use tollgate_api::{
     AuditEntry, Consumer, ConsumerKey, ConsumerStatus, LedgerEntry, LedgerKind, OveragePolicy,
-    Plan, PlanPeriod, Provider, ProviderKey, ProviderKeyEvent, ProviderKeyStatus, ProviderKind,
-    ProviderModel, RateLimits, Scope, Team, Wallet,
+    Plan, PlanPeriod, PromptApi, PromptApiStatus, PromptApiVersion, PromptDefinition, Provider,
+    ProviderKey, ProviderKeyEvent, ProviderKeyStatus, ProviderKind, ProviderModel, RateLimits,
+    Scope, Team, Wallet,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -88,12 +89,24 @@ pub enum IdempotencyBegin {
 /// Everything the gateway stores. Each domain has its own small trait, so a
 /// backend (SQLite today, PostgreSQL later) implements them one by one.
 pub trait Store:
-    SystemStore + TeamStore + ConsumerStore + BillingStore + SubscriptionStore + ProviderStore
+    SystemStore
+    + TeamStore
+    + ConsumerStore
+    + BillingStore
+    + SubscriptionStore
+    + ProviderStore
+    + PromptApiStore
 {
 }
 
-impl<T: SystemStore + TeamStore + ConsumerStore + BillingStore + SubscriptionStore + ProviderStore>
-    Store for T
+impl<T> Store for T where
+    T: SystemStore
+        + TeamStore
+        + ConsumerStore
+        + BillingStore
+        + SubscriptionStore
+        + ProviderStore
+        + PromptApiStore
 {
 }
 
@@ -581,4 +594,51 @@ pub trait ProviderStore: Send + Sync + 'static {
     async fn sealed_provider_keys(&self, provider_id: &str) -> StoreResult<Vec<SealedProviderKey>>;
     /// Every enabled provider with its keys (sealed), for the data plane.
     async fn routing_table(&self) -> StoreResult<Vec<(Provider, Vec<SealedProviderKey>)>>;
+}
+
+/// A lifecycle change of a prompt API, checked by the caller.
+#[derive(Debug, Clone)]
+pub struct PromptApiChange {
+    pub status: PromptApiStatus,
+    pub current_version: u32,
+    pub deprecated_at: Option<DateTime<Utc>>,
+    pub sunset_at: Option<DateTime<Utc>>,
+    /// The audit action: `prompt_api.publish`, `prompt_api.rollback`, …
+    pub action: &'static str,
+}
+
+#[async_trait]
+pub trait PromptApiStore: Send + Sync + 'static {
+    /// A draft with version 1. `Conflict` when the slug is taken.
+    async fn create_prompt_api(
+        &self,
+        slug: &str,
+        name: &str,
+        description: &str,
+        definition: PromptDefinition,
+        audit: &AuditContext,
+    ) -> StoreResult<PromptApi>;
+    async fn prompt_api(&self, id: &str) -> StoreResult<PromptApi>;
+    async fn prompt_api_by_slug(&self, slug: &str) -> StoreResult<PromptApi>;
+    async fn list_prompt_apis(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<PromptApi>, Option<i64>)>;
+    /// Adds the next version and makes it current.
+    async fn add_prompt_api_version(
+        &self,
+        id: &str,
+        definition: PromptDefinition,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<PromptApi>;
+    async fn prompt_api_versions(&self, id: &str) -> StoreResult<Vec<PromptApiVersion>>;
+    async fn change_prompt_api(
+        &self,
+        id: &str,
+        change: PromptApiChange,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<PromptApi>;
 }

@@ -21,6 +21,7 @@ use crate::ids;
 
 mod billing;
 mod consumers;
+mod prompt_apis;
 mod providers;
 mod subscriptions;
 
@@ -36,6 +37,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
             "../../../migrations/0006_payment_settings.sql"
         )),
         M::up(include_str!("../../../migrations/0007_providers.sql")),
+        M::up(include_str!("../../../migrations/0008_prompt_apis.sql")),
     ])
 });
 
