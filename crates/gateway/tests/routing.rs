@@ -998,3 +998,179 @@ async fn failed_calls_leave_nothing_reserved() {
     let ok = s.call(&key, "sim-small").await;
     assert_eq!(ok.status(), StatusCode::OK, "{:?}", ok.text().await);
 }
+
+#[tokio::test]
+async fn prompt_apis_are_called_with_their_variables() {
+    let s = Setup::new().await;
+    s.provider(
+        "openai-compatible",
+        "Sim",
+        &[("sim-small", None)],
+        &["sim-key-good-0013"],
+        30,
+    )
+    .await;
+    let api = s
+        .admin(
+            "POST",
+            "/admin/v1/prompt-apis",
+            json!({"slug": "summarize", "name": "Summarize", "definition": {
+                "models": ["not-served", "sim-small"],
+                "template": "Summarize ({{tone}}): {{text}}",
+                "variables": [{"name": "text", "required": true, "max_length": 40},
+                              {"name": "tone", "default": "neutral", "max_length": 10}],
+                "parameters": {"max_tokens": 32}}}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let id = api["id"].as_str().unwrap().to_owned();
+    // Prompt APIs are covered by plans that list their slug.
+    let (consumer, key) = s.consumer("Prompted", &[]).await;
+    let plan = s
+        .admin(
+            "POST",
+            "/admin/v1/plans",
+            json!({"name": "Summaries", "currency": "USD", "price": "0", "period": "month",
+                   "overage": "charge_wallet", "apis": ["summarize"]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    s.admin(
+        "POST",
+        "/admin/v1/subscriptions",
+        json!({"consumer_id": consumer, "plan_id": plan["id"]}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let call = |body: Value| {
+        let (s, key) = (&s, &key);
+        async move {
+            client()
+                .post(s.gw.url("/apis/summarize"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // A draft is not served.
+    problem(
+        call(json!({"variables": {"text": "x"}})).await,
+        StatusCode::NOT_FOUND,
+        "api-not-found",
+    )
+    .await;
+    let lifecycle = format!("/admin/v1/prompt-apis/{id}/lifecycle");
+    s.admin(
+        "POST",
+        &lifecycle,
+        json!({"action": "publish"}),
+        StatusCode::OK,
+    )
+    .await;
+
+    // Variables are data: a value that looks like a placeholder stays literal.
+    // The first model has no provider, so the chain's next one serves.
+    let ok = call(json!({"variables": {"text": "keep {{tone}} as is"}})).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.headers()["x-tollgate-model"], "sim-small");
+    assert!(ok.headers().get("deprecation").is_none());
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "echo: Summarize (neutral): keep {{tone}} as is"
+    );
+
+    // With messages, the prompt is the system message and the caller's
+    // messages follow.
+    let ok = call(json!({"variables": {"text": "t", "tone": "dry"}, "messages": [{"role": "user", "content": "go on"}]})).await;
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "echo: go on");
+
+    // Every invalid variable is named.
+    let bad = problem(
+        call(json!({"variables": {"tone": 3, "extra": "x"}})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-variables",
+    )
+    .await;
+    let named: Vec<&str> = bad["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        named,
+        ["variables.extra", "variables.text", "variables.tone"],
+        "{bad}"
+    );
+    problem(
+        call(json!({"variables": {"text": "x".repeat(41)}})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-variables",
+    )
+    .await;
+    problem(
+        call(json!({"vars": {}})).await,
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+    )
+    .await;
+
+    // A key whose plan covers only chat may not call it.
+    let (_, chat_only) = s.consumer("Chatty", &[]).await;
+    let refused = client()
+        .post(s.gw.url("/apis/summarize"))
+        .bearer_auth(&chat_only)
+        .json(&json!({"variables": {"text": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    problem(refused, StatusCode::FORBIDDEN, "not-subscribed").await;
+
+    // Deprecated: still served, with Deprecation and Sunset; retired: 410.
+    s.admin(
+        "POST",
+        &lifecycle,
+        json!({"action": "deprecate", "sunset_at": "2099-06-30T00:00:00Z"}),
+        StatusCode::OK,
+    )
+    .await;
+    let ok = call(json!({"variables": {"text": "x"}})).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(
+        ok.headers()["deprecation"]
+            .to_str()
+            .unwrap()
+            .starts_with('@')
+    );
+    assert_eq!(ok.headers()["sunset"], "Tue, 30 Jun 2099 00:00:00 GMT");
+    s.admin(
+        "POST",
+        &lifecycle,
+        json!({"action": "retire"}),
+        StatusCode::OK,
+    )
+    .await;
+    problem(
+        call(json!({"variables": {"text": "x"}})).await,
+        StatusCode::GONE,
+        "api-retired",
+    )
+    .await;
+    problem(
+        client()
+            .post(s.gw.url("/apis/nothing-here"))
+            .bearer_auth(&key)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "api-not-found",
+    )
+    .await;
+}

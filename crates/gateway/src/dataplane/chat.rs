@@ -151,20 +151,24 @@ pub async fn chat_completions(
 ) -> Result<Response, Refusal> {
     let (parts, body) = req.into_parts();
     let body = super::read_body(body, state.instance.max_body_bytes).await?;
-    handle(state, &call.request_id, &parts.headers, body).await
+    handle(state, &call.request_id, &parts.headers, body, API, &[]).await
 }
 
-async fn handle(
+/// Answers a chat completion request: of the chat API itself, or built by a
+/// prompt API (`api` is then its slug and `chain` its fallback models).
+pub async fn handle(
     state: &AppState,
     request_id: &str,
     headers: &HeaderMap,
     body: Bytes,
+    api: &str,
+    chain: &[String],
 ) -> Result<Response, Refusal> {
     let now = Utc::now();
     let data = &state.data;
     let caller = auth::authenticate(&state.billing, headers, now).await?;
 
-    let cover = decision::subscription_for(&state.billing, &caller, API, now).await?;
+    let cover = decision::subscription_for(&state.billing, &caller, api, now).await?;
     let (sub, plan) = (&cover.sub, &cover.plan);
     if let Some(fault) = state.billing.fault_for(plan) {
         state.billing.record_incident(&fault);
@@ -242,7 +246,11 @@ async fn handle(
                 "The gateway cannot read its providers right now.",
             )
         })?;
-    if let Some(route) = table.model(model) {
+    // A prompt API's chain serves when its first model has no provider.
+    let route = table
+        .model(model)
+        .or_else(|| chain.iter().find_map(|m| table.model(m)));
+    if let Some(route) = route {
         if route.provider.currency != plan.currency {
             state.billing.record_incident(&format!(
                 "the model {} is priced in {} but the plan {} in {}",
@@ -261,8 +269,10 @@ async fn handle(
             rate_headers,
             reservation,
             Routed {
+                asked: model.to_owned(),
                 table,
                 route,
+                chain,
                 prompt,
                 stream,
             },
@@ -379,9 +389,13 @@ async fn forward(
 }
 
 /// A call matched to a provider's model.
-struct Routed {
+struct Routed<'a> {
+    /// The model named in the request body.
+    asked: String,
     table: Arc<RouteTable>,
     route: Arc<ModelRoute>,
+    /// More models to try after the route's own fallbacks.
+    chain: &'a [String],
     /// The prompt tokens estimated from the body, for an answer without usage.
     prompt: u64,
     /// The client asked for server-sent events.
@@ -399,7 +413,7 @@ async fn forward_routed(
     cover: &Coverage,
     rate_headers: Vec<(HeaderName, String)>,
     reservation: Reservation,
-    routed: Routed,
+    routed: Routed<'_>,
     body: Bytes,
 ) -> Result<Response, Refusal> {
     let (data, plan) = (&state.data, &cover.plan);
@@ -412,6 +426,7 @@ async fn forward_routed(
         &data.client,
         &routed.table,
         &routed.route,
+        (&routed.asked, routed.chain),
         &state.billing,
         &data.accounts.usage,
         body,

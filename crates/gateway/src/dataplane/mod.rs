@@ -12,6 +12,7 @@ pub mod decision;
 pub mod hot;
 mod models;
 pub mod pool;
+mod prompt_call;
 pub mod ratelimit;
 pub mod refusal;
 pub mod routes;
@@ -86,6 +87,14 @@ pub async fn serve(
         (_, CHAT) => (CHAT, Err(method_not_allowed("POST"))),
         (_, STATUS) => (STATUS, Err(method_not_allowed("GET"))),
         (_, MODELS) => (MODELS, Err(method_not_allowed("GET"))),
+        (&Method::POST, path) if path.starts_with(APIS) => {
+            let slug = path[APIS.len()..].to_owned();
+            (
+                APIS,
+                prompt_call::call_prompt_api(&state, &call, &slug, req).await,
+            )
+        }
+        (_, path) if path.starts_with(APIS) => (APIS, Err(method_not_allowed("POST"))),
         _ => ("unknown", Err(not_found())),
     };
     let response = call.finish(&state, path, answer);
@@ -98,6 +107,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 const CHAT: &str = "/v1/chat/completions";
 const STATUS: &str = "/v1/billing/status";
 const MODELS: &str = "/v1/models";
+/// Prompt APIs: `/apis/{slug}`.
+const APIS: &str = "/apis/";
 
 /// The request body, up to `limit` bytes. Most bodies arrive in one frame,
 /// which is returned as it is; only longer ones are gathered.

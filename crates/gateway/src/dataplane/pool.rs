@@ -123,12 +123,14 @@ fn body_for(route: &ModelRoute, asked: &str, body: &Bytes) -> Result<Bytes, Unse
     }
 }
 
-/// Sends the call to `first`'s provider, failing over across its keys and
-/// then to its fallback models.
+/// Sends the call to `first`'s provider, failing over across its keys, then
+/// to its fallback models, then to the models of `chain` (a prompt API's
+/// fallback chain) in order.
 pub async fn send(
     client: &UpstreamClient,
     table: &RouteTable,
     first: &Arc<ModelRoute>,
+    (asked, chain): (&str, &[String]),
     billing: &Arc<Billing>,
     usage: &UsageWriter,
     body: Bytes,
@@ -138,7 +140,7 @@ pub async fn send(
     let mut tried = Vec::with_capacity(MAX_MODELS);
     loop {
         tried.push(route.name.clone());
-        let sent = body_for(&route, &first.name, &body)?;
+        let sent = body_for(&route, asked, &body)?;
         let failure = match through_pool(client, &route, billing, usage, sent, stream).await {
             Ok((key_id, reply)) => {
                 return Ok(Served {
@@ -153,7 +155,11 @@ pub async fn send(
             failure,
             Unserved::NoUsableKey { .. } | Unserved::ProviderFailed { .. }
         );
-        let next = route.fallback.as_ref().filter(|f| !tried.contains(f));
+        let next = route
+            .fallback
+            .as_ref()
+            .filter(|f| !tried.contains(f))
+            .or_else(|| chain.iter().find(|m| !tried.contains(m)));
         match next {
             Some(name) if retryable && tried.len() < MAX_MODELS => match table.model(name) {
                 Some(next) => route = next.clone(),

@@ -307,6 +307,21 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "No key of the provider serving this model (or of its fallbacks) can take calls right now: their credit is spent, they were refused, or they are rate limited. The gateway's admins see which; nothing was charged. Retry later.",
     ),
     (
+        "api-not-found",
+        "API not found",
+        "No published prompt API has this name. Check the path `/apis/{slug}` with the gateway's admins.",
+    ),
+    (
+        "api-retired",
+        "API retired",
+        "The prompt API was retired after its sunset date and is no longer served. Ask the gateway's admins for its replacement.",
+    ),
+    (
+        "invalid-variables",
+        "Invalid variables",
+        "Some variables of the prompt API call are missing, unknown, not strings, or too long; `errors` names each one.",
+    ),
+    (
         "model-not-found",
         "Model not found",
         "No provider of this gateway serves the model that was asked for. `GET /v1/models` lists the models your key may use.",

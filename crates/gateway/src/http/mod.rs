@@ -217,7 +217,7 @@ impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for App
 
     fn call(&self, req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
         let in_flight = self.activity.as_ref().map(Activity::begin);
-        if req.uri().path().starts_with("/v1/") {
+        if req.uri().path().starts_with("/v1/") || req.uri().path().starts_with("/apis/") {
             // The data plane's future goes straight into the box: wrapping it
             // in another async block would copy its (large) state once more.
             Box::pin(crate::dataplane::serve(self.state.clone(), req, in_flight))

@@ -1,0 +1,187 @@
+//! `POST /apis/{slug}`: a published prompt API called with its variables.
+//! The rendered prompt becomes a chat completion request (the system
+//! message when the caller sends messages, the user message otherwise) with
+//! the API's model and parameters, and is answered like any chat call —
+//! covered by a plan that lists the API's slug, priced by the serving model.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use axum::response::Response;
+use chrono::Utc;
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tollgate_api::{PromptApi, PromptApiStatus};
+
+use super::refusal::Refusal;
+use super::{Call, chat};
+use crate::http::AppState;
+use crate::store::StoreError;
+
+const DEPRECATION: HeaderName = HeaderName::from_static("deprecation");
+const SUNSET: HeaderName = HeaderName::from_static("sunset");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromptCall {
+    #[serde(default)]
+    variables: Map<String, Value>,
+    #[serde(default)]
+    messages: Option<Vec<Value>>,
+    #[serde(default)]
+    stream: Option<bool>,
+}
+
+fn bad_request(message: String) -> Refusal {
+    Refusal::new(
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+        "Bad request",
+        message,
+    )
+}
+
+async fn served_api(state: &AppState, slug: &str) -> Result<PromptApi, Refusal> {
+    let not_found = || {
+        Refusal::new(
+            StatusCode::NOT_FOUND,
+            "api-not-found",
+            "API not found",
+            format!("No published API is called `{slug}`."),
+        )
+    };
+    let api = match state.store.prompt_api_by_slug(slug).await {
+        Ok(api) => api,
+        Err(StoreError::NotFound) => return Err(not_found()),
+        Err(e) => {
+            tracing::error!(error = %e, "reading a prompt API failed");
+            return Err(Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "billing-unavailable",
+                "Billing unavailable",
+                "The gateway cannot read its APIs right now.",
+            ));
+        }
+    };
+    match api.status {
+        PromptApiStatus::Draft => Err(not_found()),
+        PromptApiStatus::Retired => Err(Refusal::new(
+            StatusCode::GONE,
+            "api-retired",
+            "API retired",
+            format!("The API `{slug}` was retired and is no longer served."),
+        )),
+        PromptApiStatus::Published | PromptApiStatus::Deprecated => Ok(api),
+    }
+}
+
+/// The chat completion request for a call of `api`.
+fn chat_request(api: &PromptApi, call: PromptCall) -> Result<Bytes, Refusal> {
+    let definition = &api.current;
+    let prompt = crate::prompt::render(definition, &call.variables).map_err(|errors| {
+        let named: Vec<_> = errors
+            .iter()
+            .map(|e| json!({"field": e.field, "message": e.message}))
+            .collect();
+        Refusal::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-variables",
+            "Invalid variables",
+            format!(
+                "Some variables are missing or invalid: {}.",
+                errors
+                    .iter()
+                    .map(|e| format!("`{}` {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        )
+        .field("errors", Value::Array(named))
+    })?;
+    let messages = match call.messages {
+        Some(mut messages) if !messages.is_empty() => {
+            messages.insert(0, json!({"role": "system", "content": prompt}));
+            messages
+        }
+        _ => vec![json!({"role": "user", "content": prompt})],
+    };
+    let mut request = Map::new();
+    request.insert(
+        "model".into(),
+        definition
+            .models
+            .first()
+            .cloned()
+            .unwrap_or_default()
+            .into(),
+    );
+    request.insert("messages".into(), Value::Array(messages));
+    let p = &definition.parameters;
+    if let Some(t) = p.temperature {
+        request.insert("temperature".into(), t.into());
+    }
+    if let Some(t) = p.top_p {
+        request.insert("top_p".into(), t.into());
+    }
+    if let Some(m) = p.max_tokens {
+        request.insert("max_tokens".into(), m.into());
+    }
+    if call.stream == Some(true) {
+        request.insert("stream".into(), true.into());
+    }
+    serde_json::to_vec(&request)
+        .map(Bytes::from)
+        .map_err(|e| bad_request(e.to_string()))
+}
+
+/// `Deprecation` (RFC 9745) and `Sunset` (RFC 8594) on a deprecated API's answers.
+fn deprecation_headers(api: &PromptApi, headers: &mut HeaderMap) {
+    if api.status != PromptApiStatus::Deprecated {
+        return;
+    }
+    let since = api.deprecated_at.unwrap_or_else(Utc::now).timestamp();
+    if let Ok(v) = HeaderValue::from_str(&format!("@{since}")) {
+        headers.insert(DEPRECATION, v);
+    }
+    if let Some(sunset) = api.sunset_at
+        && let Ok(v) =
+            HeaderValue::from_str(&sunset.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+    {
+        headers.insert(SUNSET, v);
+    }
+}
+
+pub async fn call_prompt_api(
+    state: &AppState,
+    call: &Call,
+    slug: &str,
+    req: Request<Incoming>,
+) -> Result<Response, Refusal> {
+    let (parts, body) = req.into_parts();
+    let body = super::read_body(body, state.instance.max_body_bytes).await?;
+    let api = served_api(state, slug).await?;
+    let parsed: PromptCall = serde_json::from_slice(&body).map_err(|_| {
+        bad_request(
+            "A prompt API call is `{\"variables\": {…}, \"messages\"?: […], \"stream\"?: bool}`."
+                .into(),
+        )
+    })?;
+    let request = chat_request(&api, parsed)?;
+    let chain = api.current.models.get(1..).unwrap_or_default();
+    let answer = chat::handle(
+        state,
+        &call.request_id,
+        &parts.headers,
+        request,
+        &api.slug,
+        chain,
+    )
+    .await;
+    match answer {
+        Ok(mut response) => {
+            deprecation_headers(&api, response.headers_mut());
+            Ok(response)
+        }
+        Err(refusal) => Err(refusal),
+    }
+}
