@@ -423,12 +423,11 @@ async fn forward_routed(
         false => (body, false),
     };
     let served = pool::send(
-        &data.client,
+        data,
         &routed.table,
         &routed.route,
         (&routed.asked, routed.chain),
         &state.billing,
-        &data.accounts.usage,
         body,
         routed.stream,
     )

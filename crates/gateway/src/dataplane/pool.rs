@@ -11,10 +11,10 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use tollgate_api::{ProviderKeyStatus, ProviderKind};
 
-use super::anthropic;
 use super::routes::{ModelRoute, RouteTable};
 use super::upstream::{Answer, Reply, UpstreamClient, UpstreamError};
 use super::usage::UsageWriter;
+use super::{DataPlane, anthropic};
 use crate::billing::service::Billing;
 use crate::store::{KeyActor, ProviderKeyUse, Store};
 
@@ -127,15 +127,15 @@ fn body_for(route: &ModelRoute, asked: &str, body: &Bytes) -> Result<Bytes, Unse
 /// to its fallback models, then to the models of `chain` (a prompt API's
 /// fallback chain) in order.
 pub async fn send(
-    client: &UpstreamClient,
+    data: &DataPlane,
     table: &RouteTable,
     first: &Arc<ModelRoute>,
     (asked, chain): (&str, &[String]),
     billing: &Arc<Billing>,
-    usage: &UsageWriter,
     body: Bytes,
     stream: bool,
 ) -> Result<Served, Unserved> {
+    let (client, usage) = (&data.client, &data.accounts.usage);
     let mut route = first.clone();
     let mut tried = Vec::with_capacity(MAX_MODELS);
     loop {
