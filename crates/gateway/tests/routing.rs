@@ -198,6 +198,17 @@ impl Setup {
         keys[index]["id"].as_str().unwrap().to_owned()
     }
 
+    /// The OpenAPI document of the prompt APIs served now.
+    async fn prompt_docs(&self) -> Value {
+        let resp = client()
+            .get(self.gw.url("/apis/openapi.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
     async fn client_reset(&self) {
         let resp = client()
             .post(format!("{}/sim/reset", self.sim))
@@ -1071,6 +1082,18 @@ async fn prompt_apis_are_called_with_their_variables() {
     )
     .await;
 
+    // Published APIs are documented, variables and all, in an OpenAPI document.
+    let doc = s.prompt_docs().await;
+    serde_json::from_value::<utoipa::openapi::OpenApi>(doc.clone())
+        .expect("a valid OpenAPI document");
+    let op = &doc["paths"]["/apis/summarize"]["post"];
+    let variables =
+        &op["requestBody"]["content"]["application/json"]["schema"]["properties"]["variables"];
+    assert_eq!(variables["required"], json!(["text"]), "{doc}");
+    assert_eq!(variables["properties"]["tone"]["default"], "neutral");
+    assert_eq!(variables["properties"]["text"]["maxLength"], 40);
+    assert_eq!(op["deprecated"], false);
+
     // Variables are data: a value that looks like a placeholder stays literal.
     // The first model has no provider, so the chain's next one serves.
     let ok = call(json!({"variables": {"text": "keep {{tone}} as is"}})).await;
@@ -1148,6 +1171,10 @@ async fn prompt_apis_are_called_with_their_variables() {
             .starts_with('@')
     );
     assert_eq!(ok.headers()["sunset"], "Tue, 30 Jun 2099 00:00:00 GMT");
+    assert_eq!(
+        s.prompt_docs().await["paths"]["/apis/summarize"]["post"]["deprecated"],
+        true
+    );
     s.admin(
         "POST",
         &lifecycle,
@@ -1161,6 +1188,8 @@ async fn prompt_apis_are_called_with_their_variables() {
         "api-retired",
     )
     .await;
+    let doc = s.prompt_docs().await;
+    assert!(doc["paths"].as_object().unwrap().is_empty(), "{doc}");
     problem(
         client()
             .post(s.gw.url("/apis/nothing-here"))

@@ -13,6 +13,7 @@ pub mod hot;
 mod models;
 pub mod pool;
 mod prompt_call;
+mod prompt_docs;
 pub mod ratelimit;
 pub mod refusal;
 pub mod routes;
@@ -87,13 +88,15 @@ pub async fn serve(
         (_, CHAT) => (CHAT, Err(method_not_allowed("POST"))),
         (_, STATUS) => (STATUS, Err(method_not_allowed("GET"))),
         (_, MODELS) => (MODELS, Err(method_not_allowed("GET"))),
-        (&Method::POST, path) if path.starts_with(APIS) => {
+        (&Method::GET, APIS_OPENAPI) => (APIS_OPENAPI, prompt_docs::openapi(&state).await),
+        (&Method::POST, path) if path.starts_with(APIS) && path != APIS_OPENAPI => {
             let slug = path[APIS.len()..].to_owned();
             (
                 APIS,
                 prompt_call::call_prompt_api(&state, &call, &slug, req).await,
             )
         }
+        (_, APIS_OPENAPI) => (APIS_OPENAPI, Err(method_not_allowed("GET"))),
         (_, path) if path.starts_with(APIS) => (APIS, Err(method_not_allowed("POST"))),
         _ => ("unknown", Err(not_found())),
     };
@@ -109,6 +112,8 @@ const STATUS: &str = "/v1/billing/status";
 const MODELS: &str = "/v1/models";
 /// Prompt APIs: `/apis/{slug}`.
 const APIS: &str = "/apis/";
+/// The OpenAPI document of the prompt APIs.
+const APIS_OPENAPI: &str = "/apis/openapi.json";
 
 /// The request body, up to `limit` bytes. Most bodies arrive in one frame,
 /// which is returned as it is; only longer ones are gathered.
