@@ -6,4 +6,11 @@ set -euo pipefail
 export XDG_DATA_HOME=${XDG_DATA_HOME_FOR_KEYRING:-$(mktemp -d /tmp/tollgate-keyring.XXXXXX)}
 exec dbus-run-session -- bash -c '
   echo -n "tollgate-throwaway" | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-  exec "$@"' _ "$@"
+  daemon=$(pgrep -n -x gnome-keyring-d || true)
+  status=0; "$@" || status=$?
+  # Say so when the daemon did not last the run: later keyring errors
+  # ("locked collection", "recipient disconnected") come from a replacement.
+  if [ -n "$daemon" ] && ! kill -0 "$daemon" 2>/dev/null; then
+    echo "with-keyring: the keyring daemon (pid $daemon) exited during the run" >&2
+  fi
+  exit $status' _ "$@"
