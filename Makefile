@@ -29,7 +29,7 @@ desktop: ui
 	cargo build -p tollgate-desktop --features custom-protocol
 
 gateway:
-	cargo build -p tollgate-gateway
+	cargo build -p tollgate-gateway -p tollgate-sim-provider
 
 ## Regenerate committed artefacts from the Rust code.
 openapi: gateway
