@@ -229,23 +229,9 @@ pub async fn handle(
         .field("model", model)
         .covering(&cover));
     }
-    let table = data
-        .routes
-        .current(
-            state.billing.hot.epoch(),
-            state.store.as_ref(),
-            &state.secrets,
-        )
+    let table = super::route_table(state)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "reading the providers failed");
-            Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "billing-unavailable",
-                "Billing unavailable",
-                "The gateway cannot read its providers right now.",
-            )
-        })?;
+        .map_err(|e| super::unreadable("providers", &e))?;
     // A prompt API's chain serves when its first model has no provider.
     let route = table
         .model(model)
@@ -370,15 +356,7 @@ async fn forward(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    // `0.000123 USD`, written without `format!`.
-    let amount = Amount::new(cost, 2);
-    let mut cost_text = Vec::with_capacity(amount.as_bytes().len() + 1 + plan.currency.len());
-    cost_text.extend_from_slice(amount.as_bytes());
-    cost_text.push(b' ');
-    cost_text.extend_from_slice(plan.currency.as_bytes());
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(cost_text)) {
-        h.insert(X_TOLLGATE_COST, v);
-    }
+    cost_header(h, cost, &plan.currency);
     h.insert(X_TOLLGATE_SUBSCRIPTION, cover.subscription_header.clone());
     for (name, value) in rate_headers {
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -522,16 +500,21 @@ async fn forward_routed(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let amount = Amount::new(cost, 2);
-    let mut cost_text = Vec::with_capacity(amount.as_bytes().len() + 1 + plan.currency.len());
-    cost_text.extend_from_slice(amount.as_bytes());
-    cost_text.push(b' ');
-    cost_text.extend_from_slice(plan.currency.as_bytes());
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(cost_text)) {
-        h.insert(X_TOLLGATE_COST, v);
-    }
+    cost_header(h, cost, &plan.currency);
     described(h, cover, &route, rate_headers);
     Ok(response)
+}
+
+/// `x-tollgate-cost: 0.000123 USD`, written without `format!`.
+fn cost_header(h: &mut HeaderMap, cost: i64, currency: &str) {
+    let amount = Amount::new(cost, 2);
+    let mut text = Vec::with_capacity(amount.as_bytes().len() + 1 + currency.len());
+    text.extend_from_slice(amount.as_bytes());
+    text.push(b' ');
+    text.extend_from_slice(currency.as_bytes());
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(text)) {
+        h.insert(X_TOLLGATE_COST, v);
+    }
 }
 
 /// The headers that say who served a call and under which subscription.

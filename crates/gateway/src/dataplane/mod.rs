@@ -104,6 +104,33 @@ pub async fn serve(
     Ok(response.map(|body| TrackedBody::new(body, in_flight)))
 }
 
+/// 503 when what a call needs (`what`: "providers", "APIs") cannot be read;
+/// the detail goes to the log, not to the caller.
+pub fn unreadable(what: &str, e: &crate::store::StoreError) -> Refusal {
+    tracing::error!(error = %e, what, "the data plane could not read the store");
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "billing-unavailable",
+        "Billing unavailable",
+        format!("The gateway cannot read its {what} right now."),
+    )
+}
+
+/// The current route table (rebuilt after any management write).
+pub async fn route_table(
+    state: &AppState,
+) -> crate::store::StoreResult<std::sync::Arc<routes::RouteTable>> {
+    state
+        .data
+        .routes
+        .current(
+            state.billing.hot.epoch(),
+            state.store.as_ref(),
+            &state.secrets,
+        )
+        .await
+}
+
 /// Built once: parsing a header name from text on every call costs.
 const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 

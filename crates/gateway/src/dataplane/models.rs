@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::json;
@@ -20,25 +20,8 @@ const API: &str = "chat";
 pub async fn list_models(state: &AppState, headers: &HeaderMap) -> Result<Response, Refusal> {
     let caller = auth::authenticate(&state.billing, headers, Utc::now()).await?;
     let key = caller.key();
-    let unavailable = |e: crate::store::StoreError| {
-        tracing::error!(error = %e, "listing models failed");
-        Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "billing-unavailable",
-            "Billing unavailable",
-            "The gateway cannot read its providers right now.",
-        )
-    };
-    let table = state
-        .data
-        .routes
-        .current(
-            state.billing.hot.epoch(),
-            state.store.as_ref(),
-            &state.secrets,
-        )
-        .await
-        .map_err(unavailable)?;
+    let unavailable = |e: crate::store::StoreError| super::unreadable("providers", &e);
+    let table = super::route_table(state).await.map_err(unavailable)?;
     let covers = state
         .billing
         .hot

@@ -53,15 +53,7 @@ async fn served_api(state: &AppState, slug: &str) -> Result<PromptApi, Refusal> 
     let api = match state.store.prompt_api_by_slug(slug).await {
         Ok(api) => api,
         Err(StoreError::NotFound) => return Err(not_found()),
-        Err(e) => {
-            tracing::error!(error = %e, "reading a prompt API failed");
-            return Err(Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "billing-unavailable",
-                "Billing unavailable",
-                "The gateway cannot read its APIs right now.",
-            ));
-        }
+        Err(e) => return Err(super::unreadable("APIs", &e)),
     };
     match api.status {
         PromptApiStatus::Draft => Err(not_found()),

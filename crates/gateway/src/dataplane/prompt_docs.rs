@@ -4,7 +4,6 @@
 //! input and output in the admins' words, and the answers a caller can get.
 
 use axum::Json;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tollgate_api::{PromptApi, PromptApiStatus};
@@ -90,15 +89,7 @@ pub async fn openapi(state: &AppState) -> Result<Response, Refusal> {
             .store
             .list_prompt_apis(after, tollgate_api::MAX_PAGE_LIMIT)
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "listing prompt APIs failed");
-                Refusal::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "billing-unavailable",
-                    "Billing unavailable",
-                    "The gateway cannot read its APIs right now.",
-                )
-            })?;
+            .map_err(|e| super::unreadable("APIs", &e))?;
         apis.extend(page);
         match next {
             Some(n) => after = n,

@@ -52,15 +52,7 @@ pub async fn put_settings(
 pub async fn check(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<BillingCheck>> {
     admin.require(Scope::Read)?;
     let pricing = state.data.pricing;
-    let routes = state
-        .data
-        .routes
-        .current(
-            state.billing.hot.epoch(),
-            state.store.as_ref(),
-            &state.secrets,
-        )
-        .await?;
+    let routes = crate::dataplane::route_table(&state).await?;
     // Calls are free only when neither the gateway's fees nor a provider's
     // models cost anything.
     let free = pricing.per_request == 0 && pricing.per_1k_tokens == 0 && routes.is_free();
