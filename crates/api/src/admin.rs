@@ -85,6 +85,9 @@ pub struct InstanceInfo {
     pub name: String,
     /// The gateway's version.
     pub version: String,
+    /// The base URL consumers call (`/v1/…`, `/apis/…`), as configured
+    /// (`public_url`) or where the gateway listens.
+    pub public_url: String,
     pub started_at: DateTime<Utc>,
     #[ts(type = "number")]
     pub uptime_seconds: u64,

@@ -13,6 +13,7 @@ mod consumers;
 pub mod money;
 mod problem;
 mod prompt_apis;
+pub mod prompt_template;
 mod providers;
 mod subscriptions;
 mod teams;

@@ -170,3 +170,44 @@ pub enum PromptApiAction {
         version: u32,
     },
 }
+
+/// Body of `POST /admin/v1/prompt-apis/run`: a definition, saved or not,
+/// run once with test values, as the studio does before publishing. The
+/// answer is a server-sent event stream: the provider's chat completion
+/// chunks (OpenAI format, `data: {…}` then `data: [DONE]`), then one
+/// `event: summary` whose data is a [`PromptRunSummary`]. A run is charged to
+/// no consumer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct PromptRun {
+    pub definition: PromptDefinition,
+    /// Test values by variable name; an absent optional variable takes its
+    /// default.
+    #[serde(default)]
+    #[ts(optional, as = "Option<std::collections::BTreeMap<String, String>>")]
+    pub variables: std::collections::BTreeMap<String, String>,
+}
+
+/// What a run used and what a consumer would have been charged for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct PromptRunSummary {
+    /// The provider (`prov_…`) and model that served the run (a fallback
+    /// when the first model failed).
+    pub provider_id: String,
+    pub provider_name: String,
+    pub model: String,
+    #[ts(type = "number")]
+    pub prompt_tokens: u64,
+    #[ts(type = "number")]
+    pub completion_tokens: u64,
+    /// False when the provider reported no usage and the gateway counted.
+    pub usage_reported: bool,
+    /// Decimal string, in `currency`: the model's price plus the gateway's
+    /// per-request price.
+    pub cost: String,
+    pub currency: String,
+    /// The stream ended early (the provider broke off or went quiet).
+    pub cut_short: bool,
+}

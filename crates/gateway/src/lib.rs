@@ -10,7 +10,6 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod payments;
-pub mod prompt;
 pub mod server;
 pub mod store;
 pub mod validate;

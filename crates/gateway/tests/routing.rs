@@ -1203,3 +1203,217 @@ async fn prompt_apis_are_called_with_their_variables() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn admins_run_definitions_streamed_and_charged_to_no_one() {
+    let s = Setup::new().await;
+    s.provider(
+        "openai-compatible",
+        "Sim",
+        &[("sim-small", None), ("sim-cut-2", None)],
+        &["sim-key-good-0021"],
+        30,
+    )
+    .await;
+    let run = |body: Value| {
+        let s = &s;
+        async move {
+            client()
+                .post(s.gw.url("/admin/v1/prompt-apis/run"))
+                .bearer_auth(&s.gw.token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let definition = |models: Value| {
+        json!({"models": models,
+               "template": "Summarize ({{tone}}): {{text}}",
+               "variables": [{"name": "text", "required": true, "max_length": 40},
+                             {"name": "tone", "default": "neutral", "max_length": 10}]})
+    };
+    /// The text of a run's stream and its summary.
+    fn read_run(text: &str) -> (String, Value) {
+        let (chunks, summary) = text
+            .split_once("event: summary\ndata: ")
+            .expect("a summary event");
+        let summary: Value = serde_json::from_str(summary.trim()).unwrap();
+        (streamed_text(&events(chunks)), summary)
+    }
+
+    // Unsaved, the first model unserved: the next one answers, streamed,
+    // then the summary says what it used and would cost.
+    let ok = run(
+        json!({"definition": definition(json!(["not-served", "sim-small"])),
+                        "variables": {"text": "keep {{tone}}"}}),
+    )
+    .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.headers()["content-type"], "text/event-stream");
+    assert_eq!(ok.headers()["x-tollgate-model"], "sim-small");
+    let (text, summary) = read_run(&ok.text().await.unwrap());
+    assert_eq!(text, "echo: Summarize (neutral): keep {{tone}}");
+    assert_eq!(summary["model"], "sim-small");
+    assert_eq!(summary["provider_name"], "Sim");
+    assert_eq!(summary["currency"], "USD");
+    assert_eq!(summary["usage_reported"], true);
+    assert_eq!(summary["cut_short"], false);
+    let (prompt, completion) = (
+        summary["prompt_tokens"].as_u64().unwrap(),
+        summary["completion_tokens"].as_u64().unwrap(),
+    );
+    assert!(prompt > 0 && completion > 0, "{summary}");
+    // 1000 and 2000 USD a million tokens: 1000 and 2000 micro-USD a token.
+    let cost: f64 = summary["cost"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        (cost * 1e6).round() as u64,
+        prompt * 1000 + completion * 2000,
+        "{summary}"
+    );
+
+    // A stream the provider cuts off still ends with its summary.
+    let cut = run(json!({"definition": definition(json!(["sim-cut-2"])),
+                         "variables": {"text": "a b c d e f"}}))
+    .await;
+    assert_eq!(cut.status(), StatusCode::OK);
+    let (_, summary) = read_run(&cut.text().await.unwrap());
+    assert_eq!(summary["cut_short"], true, "{summary}");
+    assert_eq!(summary["usage_reported"], false, "{summary}");
+
+    // Refused before streaming: invalid values, invalid definitions, no
+    // provider, no write scope.
+    let bad = problem(
+        run(json!({"definition": definition(json!(["sim-small"])),
+                   "variables": {"tone": "x".repeat(11), "extra": "y"}}))
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-variables",
+    )
+    .await;
+    let named: Vec<&str> = bad["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        named,
+        ["variables.extra", "variables.text", "variables.tone"],
+        "{bad}"
+    );
+    let mut undeclared = definition(json!(["sim-small"]));
+    undeclared["template"] = json!("{{text}} {{ghost}}");
+    let bad = problem(
+        run(json!({"definition": undeclared, "variables": {"text": "x"}})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    )
+    .await;
+    assert!(
+        bad["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["field"] == "definition.template"),
+        "{bad}"
+    );
+    let none = problem(
+        run(json!({"definition": definition(json!(["nope", "nada"])), "variables": {"text": "x"}}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "model-not-found",
+    )
+    .await;
+    assert!(
+        none["detail"]
+            .as_str()
+            .unwrap()
+            .contains("`nope` or `nada`"),
+        "{none}"
+    );
+    let read_only = s.gw.create_token("reader", "read");
+    let forbidden = client()
+        .post(s.gw.url("/admin/v1/prompt-apis/run"))
+        .bearer_auth(&read_only)
+        .json(&json!({"definition": definition(json!(["sim-small"])), "variables": {"text": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+
+    // Runs reach the provider through the pool, whose key use is counted.
+    assert_eq!(s.sim_stats().await["by_key"]["sim-key-good-0021"], 2);
+}
+
+#[tokio::test]
+async fn deprecated_apis_answer_410_from_their_sunset() {
+    let s = Setup::new().await;
+    s.provider(
+        "openai-compatible",
+        "Sim",
+        &[("sim-small", None)],
+        &["sim-key-good-0022"],
+        30,
+    )
+    .await;
+    let api = s
+        .admin(
+            "POST",
+            "/admin/v1/prompt-apis",
+            json!({"slug": "greet", "name": "Greet", "definition": {
+                "models": ["sim-small"], "template": "Say hello."}}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let lifecycle = format!(
+        "/admin/v1/prompt-apis/{}/lifecycle",
+        api["id"].as_str().unwrap()
+    );
+    s.admin(
+        "POST",
+        &lifecycle,
+        json!({"action": "publish"}),
+        StatusCode::OK,
+    )
+    .await;
+    let (consumer, key) = s.consumer("Greeted", &[]).await;
+    let plan = s
+        .admin(
+            "POST",
+            "/admin/v1/plans",
+            json!({"name": "Greetings", "currency": "USD", "price": "0", "period": "month",
+                   "overage": "charge_wallet", "apis": ["greet"]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    s.admin(
+        "POST",
+        "/admin/v1/subscriptions",
+        json!({"consumer_id": consumer, "plan_id": plan["id"]}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let call = || {
+        client()
+            .post(s.gw.url("/apis/greet"))
+            .bearer_auth(&key)
+            .json(&json!({}))
+            .send()
+    };
+    let sunset = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    s.admin(
+        "POST",
+        &lifecycle,
+        json!({"action": "deprecate", "sunset_at": sunset}),
+        StatusCode::OK,
+    )
+    .await;
+    // Served (and cached) until the sunset, then gone without an admin's step.
+    assert_eq!(call().await.unwrap().status(), StatusCode::OK);
+    tokio::time::sleep_until(
+        tokio::time::Instant::now() + (sunset - chrono::Utc::now()).to_std().unwrap_or_default(),
+    )
+    .await;
+    problem(call().await.unwrap(), StatusCode::GONE, "api-retired").await;
+}

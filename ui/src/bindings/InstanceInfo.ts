@@ -20,7 +20,12 @@ name: string,
 /**
  * The gateway's version.
  */
-version: string, started_at: string, uptime_seconds: number, 
+version: string, 
+/**
+ * The base URL consumers call (`/v1/…`, `/apis/…`), as configured
+ * (`public_url`) or where the gateway listens.
+ */
+public_url: string, started_at: string, uptime_seconds: number, 
 /**
  * The gateway's clock when it answered, for clock-skew checks.
  */

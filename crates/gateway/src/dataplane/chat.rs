@@ -380,8 +380,8 @@ struct Routed<'a> {
     stream: bool,
 }
 
-const X_TOLLGATE_PROVIDER: HeaderName = HeaderName::from_static("x-tollgate-provider");
-const X_TOLLGATE_MODEL: HeaderName = HeaderName::from_static("x-tollgate-model");
+pub(super) const X_TOLLGATE_PROVIDER: HeaderName = HeaderName::from_static("x-tollgate-provider");
+pub(super) const X_TOLLGATE_MODEL: HeaderName = HeaderName::from_static("x-tollgate-model");
 
 /// Sends a reserved call through the model's provider (its key pool, then
 /// its fallbacks) and settles it at the serving model's price.
@@ -534,7 +534,7 @@ fn described(
     }
 }
 
-fn unserved_refusal(unserved: Unserved) -> Refusal {
+pub(super) fn unserved_refusal(unserved: Unserved) -> Refusal {
     match unserved {
         Unserved::NoUsableKey { model } => Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -580,7 +580,7 @@ fn unserved_refusal(unserved: Unserved) -> Refusal {
     }
 }
 
-fn upstream_error(message: &str, upstream_status: Option<u16>) -> Refusal {
+pub(super) fn upstream_error(message: &str, upstream_status: Option<u16>) -> Refusal {
     let refusal = Refusal::new(
         StatusCode::BAD_GATEWAY,
         "upstream-error",

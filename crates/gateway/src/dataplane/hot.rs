@@ -13,7 +13,7 @@ use axum::http::HeaderValue;
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use tollgate_api::money::parse_amount;
-use tollgate_api::{Plan, Subscription};
+use tollgate_api::{Plan, PromptApi, Subscription};
 
 use crate::store::{KeyCredential, Store, StoreResult, SubscriptionFilter};
 
@@ -86,6 +86,7 @@ pub struct HotCache {
     epoch: AtomicU64,
     keys: RwLock<HashMap<String, (u64, Arc<HotKey>)>>,
     subscriptions: RwLock<HashMap<String, (u64, Covered)>>,
+    prompt_apis: RwLock<HashMap<String, (u64, Arc<PromptApi>)>>,
 }
 
 fn get<T: Clone>(map: &RwLock<HashMap<String, (u64, T)>>, key: &str, epoch: u64) -> Option<T> {
@@ -128,6 +129,18 @@ impl HotCache {
             put(&self.keys, lookup, epoch, c.clone());
         }
         Ok(loaded)
+    }
+
+    /// The prompt API served at `slug` (any status), as last read; unknown
+    /// slugs are not remembered, so made-up names cannot fill the cache.
+    pub async fn prompt_api(&self, store: &dyn Store, slug: &str) -> StoreResult<Arc<PromptApi>> {
+        let epoch = self.epoch();
+        if let Some(hit) = get(&self.prompt_apis, slug, epoch) {
+            return Ok(hit);
+        }
+        let api = Arc::new(store.prompt_api_by_slug(slug).await?);
+        put(&self.prompt_apis, slug, epoch, api.clone());
+        Ok(api)
     }
 
     /// The consumer's subscriptions with their plans.

@@ -14,6 +14,7 @@ mod models;
 pub mod pool;
 mod prompt_call;
 mod prompt_docs;
+pub mod prompt_run;
 pub mod ratelimit;
 pub mod refusal;
 pub mod routes;

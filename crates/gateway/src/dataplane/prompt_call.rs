@@ -4,6 +4,8 @@
 //! the API's model and parameters, and is answered like any chat call —
 //! covered by a plan that lists the API's slug, priced by the serving model.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use axum::response::Response;
@@ -11,7 +13,7 @@ use chrono::Utc;
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tollgate_api::{PromptApi, PromptApiStatus};
+use tollgate_api::{PromptApi, PromptApiStatus, PromptDefinition};
 
 use super::refusal::Refusal;
 use super::{Call, chat};
@@ -23,13 +25,13 @@ const SUNSET: HeaderName = HeaderName::from_static("sunset");
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PromptCall {
+pub(super) struct PromptCall {
     #[serde(default)]
-    variables: Map<String, Value>,
+    pub variables: Map<String, Value>,
     #[serde(default)]
-    messages: Option<Vec<Value>>,
+    pub messages: Option<Vec<Value>>,
     #[serde(default)]
-    stream: Option<bool>,
+    pub stream: Option<bool>,
 }
 
 fn bad_request(message: String) -> Refusal {
@@ -41,7 +43,7 @@ fn bad_request(message: String) -> Refusal {
     )
 }
 
-async fn served_api(state: &AppState, slug: &str) -> Result<PromptApi, Refusal> {
+async fn served_api(state: &AppState, slug: &str) -> Result<Arc<PromptApi>, Refusal> {
     let not_found = || {
         Refusal::new(
             StatusCode::NOT_FOUND,
@@ -50,46 +52,61 @@ async fn served_api(state: &AppState, slug: &str) -> Result<PromptApi, Refusal> 
             format!("No published API is called `{slug}`."),
         )
     };
-    let api = match state.store.prompt_api_by_slug(slug).await {
+    let api = match state
+        .billing
+        .hot
+        .prompt_api(state.store.as_ref(), slug)
+        .await
+    {
         Ok(api) => api,
         Err(StoreError::NotFound) => return Err(not_found()),
         Err(e) => return Err(super::unreadable("APIs", &e)),
     };
-    match api.status {
-        PromptApiStatus::Draft => Err(not_found()),
-        PromptApiStatus::Retired => Err(Refusal::new(
+    let retired = || {
+        Refusal::new(
             StatusCode::GONE,
             "api-retired",
             "API retired",
             format!("The API `{slug}` was retired and is no longer served."),
-        )),
+        )
+    };
+    let past_sunset = api.sunset_at.is_some_and(|at| at <= Utc::now());
+    match api.status {
+        PromptApiStatus::Draft => Err(not_found()),
+        // A deprecated API is retired at its sunset, whether or not an
+        // admin has retired it yet.
+        PromptApiStatus::Retired => Err(retired()),
+        PromptApiStatus::Deprecated if past_sunset => Err(retired()),
         PromptApiStatus::Published | PromptApiStatus::Deprecated => Ok(api),
     }
 }
 
-/// The chat completion request for a call of `api`.
-fn chat_request(api: &PromptApi, call: PromptCall) -> Result<Bytes, Refusal> {
-    let definition = &api.current;
-    let prompt = crate::prompt::render(definition, &call.variables).map_err(|errors| {
-        let named: Vec<_> = errors
-            .iter()
-            .map(|e| json!({"field": e.field, "message": e.message}))
-            .collect();
-        Refusal::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-variables",
-            "Invalid variables",
-            format!(
-                "Some variables are missing or invalid: {}.",
-                errors
-                    .iter()
-                    .map(|e| format!("`{}` {}", e.field, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        )
-        .field("errors", Value::Array(named))
-    })?;
+/// The chat completion request for a call of `definition`.
+pub(super) fn chat_request(
+    definition: &PromptDefinition,
+    call: PromptCall,
+) -> Result<Bytes, Refusal> {
+    let prompt =
+        tollgate_api::prompt_template::render(definition, &call.variables).map_err(|errors| {
+            let named: Vec<_> = errors
+                .iter()
+                .map(|e| json!({"field": e.field, "message": e.message}))
+                .collect();
+            Refusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-variables",
+                "Invalid variables",
+                format!(
+                    "Some variables are missing or invalid: {}.",
+                    errors
+                        .iter()
+                        .map(|e| format!("`{}` {}", e.field, e.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            )
+            .field("errors", Value::Array(named))
+        })?;
     let messages = match call.messages {
         Some(mut messages) if !messages.is_empty() => {
             messages.insert(0, json!({"role": "system", "content": prompt}));
@@ -158,7 +175,7 @@ pub async fn call_prompt_api(
                 .into(),
         )
     })?;
-    let request = chat_request(&api, parsed)?;
+    let request = chat_request(&api.current, parsed)?;
     let chain = api.current.models.get(1..).unwrap_or_default();
     let answer = chat::handle(
         state,

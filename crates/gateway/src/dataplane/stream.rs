@@ -14,6 +14,7 @@ use http_body_util::BodyStream;
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use tokio::sync::oneshot;
 
 use super::DataPlane;
 use super::accounts::Reservation;
@@ -58,38 +59,84 @@ struct ChunkUsage {
     completion_tokens: Option<u64>,
 }
 
+/// What a streamed call used, as settled (also told to an admin's test run).
+#[derive(Debug, Clone, Copy)]
+pub struct Tally {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// The upstream reported the usage (else it was estimated).
+    pub usage_reported: bool,
+    /// Micro-units of the serving model's currency.
+    pub cost: i64,
+    /// The stream did not reach its end.
+    pub cut_short: bool,
+}
+
 /// Settles a streamed call once: at its usage when the stream ended, or at
 /// an estimate of what was streamed when it was cut short.
 pub struct Settlement {
-    pub data: Arc<DataPlane>,
-    pub reservation: Option<Reservation>,
-    pub request_id: String,
-    pub price: Arc<ModelRoute>,
+    data: Arc<DataPlane>,
+    /// The consumer's reservation; none for an admin's test run.
+    reservation: Option<Reservation>,
+    request_id: String,
+    price: Arc<ModelRoute>,
     /// The pool key the stream came through.
-    pub key_id: String,
+    key_id: String,
     /// Prompt tokens estimated from the request, for a stream without usage.
-    pub prompt_estimate: u64,
+    prompt_estimate: u64,
     streamed_chars: u64,
     usage: Option<(u64, u64)>,
+    /// The upstream's stream reached its end (`[DONE]`, `message_stop`).
+    completed: bool,
+    finished: bool,
+    report: Option<oneshot::Sender<Tally>>,
 }
 
 impl Settlement {
+    /// Settles `reservation` when the stream ends.
     pub fn new(
         data: Arc<DataPlane>,
         reservation: Reservation,
         request_id: String,
+        served: (Arc<ModelRoute>, String),
+        prompt_estimate: u64,
+    ) -> Self {
+        let mut settlement = Self::unbilled(data, served, prompt_estimate);
+        settlement.reservation = Some(reservation);
+        settlement.request_id = request_id;
+        settlement
+    }
+
+    /// Charges no one; the tally is told through the receiver when the
+    /// stream ends.
+    pub fn reporting(
+        data: Arc<DataPlane>,
+        served: (Arc<ModelRoute>, String),
+        prompt_estimate: u64,
+    ) -> (Self, oneshot::Receiver<Tally>) {
+        let (tx, rx) = oneshot::channel();
+        let mut settlement = Self::unbilled(data, served, prompt_estimate);
+        settlement.report = Some(tx);
+        (settlement, rx)
+    }
+
+    fn unbilled(
+        data: Arc<DataPlane>,
         (price, key_id): (Arc<ModelRoute>, String),
         prompt_estimate: u64,
     ) -> Self {
         Settlement {
             data,
-            reservation: Some(reservation),
-            request_id,
+            reservation: None,
+            request_id: String::new(),
             price,
             key_id,
             prompt_estimate,
             streamed_chars: 0,
             usage: None,
+            completed: false,
+            finished: false,
+            report: None,
         }
     }
 
@@ -101,9 +148,9 @@ impl Settlement {
     }
 
     fn finish(&mut self) {
-        let Some(reservation) = self.reservation.take() else {
+        if std::mem::replace(&mut self.finished, true) {
             return;
-        };
+        }
         let (prompt, completion) = self.tokens();
         let cost = self.data.pricing.per_request + self.price.cost(prompt, completion);
         self.data.accounts.usage.record_key_use(ProviderKeyUse {
@@ -113,6 +160,19 @@ impl Settlement {
             tokens: i64::try_from(prompt + completion).unwrap_or(i64::MAX),
             at: chrono::Utc::now(),
         });
+        if let Some(report) = self.report.take() {
+            // The run's client may be gone; then no one wants the tally.
+            let _ = report.send(Tally {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                usage_reported: self.usage.is_some(),
+                cost,
+                cut_short: !self.completed,
+            });
+        }
+        let Some(reservation) = self.reservation.take() else {
+            return;
+        };
         let (data, request_id) = (self.data.clone(), std::mem::take(&mut self.request_id));
         // Drop cannot wait: the settlement runs as a task of its own.
         tokio::spawn(async move {
@@ -149,9 +209,9 @@ fn data_event(json: &str) -> String {
 
 /// Relays a chat completion chunk as it came, reading its usage and text.
 fn openai_step(event: &Event, settlement: &mut Settlement, relay_usage: bool) -> Step {
-    if event.data != "[DONE]"
-        && let Ok(chunk) = serde_json::from_str::<Chunk>(&event.data)
-    {
+    if event.data == "[DONE]" {
+        settlement.completed = true;
+    } else if let Ok(chunk) = serde_json::from_str::<Chunk>(&event.data) {
         for choice in &chunk.choices {
             if let Some(text) = choice.delta.as_ref().and_then(|d| d.content.as_ref()) {
                 settlement.streamed_chars += text.chars().count() as u64;
@@ -204,6 +264,7 @@ fn anthropic_step(
         }
         Translated::Done(prompt, completion) => {
             settlement.usage = Some((prompt, completion));
+            settlement.completed = true;
             let mut out = String::new();
             if relay_usage {
                 out.push_str(&data_event(&translator.usage_chunk().to_string()));
@@ -225,6 +286,17 @@ pub fn relay(
     idle: Duration,
     dialect: Dialect,
 ) -> Body {
+    Body::from_stream(relayed(upstream, settlement, relay_usage, idle, dialect))
+}
+
+/// The events of [`relay`]; an error item ends the stream.
+pub fn relayed(
+    upstream: Incoming,
+    settlement: Settlement,
+    relay_usage: bool,
+    idle: Duration,
+    dialect: Dialect,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let events = BodyStream::new(upstream)
         .filter_map(|frame| async move {
             match frame {
@@ -233,7 +305,7 @@ pub fn relay(
             }
         })
         .eventsource();
-    let stream = futures_util::stream::unfold(
+    futures_util::stream::unfold(
         (Box::pin(events), settlement, dialect, false),
         move |(mut events, mut settlement, mut dialect, ended)| async move {
             if ended {
@@ -282,8 +354,7 @@ pub fn relay(
                 }
             }
         },
-    );
-    Body::from_stream(stream)
+    )
 }
 
 #[cfg(test)]

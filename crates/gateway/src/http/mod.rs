@@ -172,6 +172,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             prompt_apis::add_version
         ))
         .routes(routes!(prompt_apis::change_lifecycle))
+        .routes(routes!(prompt_apis::run_prompt))
 }
 
 /// The OpenAPI 3.1 document, generated from the routes above.
@@ -264,8 +265,11 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let management_write =
-        path.starts_with("/admin/") && !matches!(method, Method::GET | Method::HEAD);
+    // Test runs (`…/run`, `…/test`) change nothing: they keep the caches.
+    let management_write = path.starts_with("/admin/")
+        && !matches!(method, Method::GET | Method::HEAD)
+        && !path.ends_with("/run")
+        && !path.ends_with("/test");
     let started = Instant::now();
     let mut response = finish_problem(next.run(req).await, &request_id, &state.instance.public_url);
     if management_write {

@@ -2,21 +2,22 @@
 //! versions and their lifecycle (draft → published → deprecated → retired,
 //! with rollback to an earlier version). Writes need `write`.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::{Extension, Json};
 use chrono::Utc;
 use tollgate_api::{
     CreatePromptApi, FieldError, Page, Problem, PromptApi, PromptApiAction, PromptApiStatus,
-    PromptApiVersion, PromptDefinition, Scope,
+    PromptApiVersion, PromptDefinition, PromptRun, Scope,
 };
 
-use super::{ApiJson, AppState, PageParams, created, if_match, versioned};
+use super::{ApiJson, AppState, PageParams, RequestId, created, if_match, versioned};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::PromptApiChange;
-use crate::{prompt, validate};
+use crate::validate;
+use tollgate_api::prompt_template as prompt;
 
 const NAME_MAX: usize = 100;
 const SLUG_MAX: usize = 64;
@@ -302,4 +303,30 @@ pub async fn change_lifecycle(
         .map_err(for_resource("prompt API", &id))?;
     state.billing.hot.invalidate();
     Ok(versioned(StatusCode::OK, &api, api.version))
+}
+
+/// Run a definition, saved or not, once with test values: streamed as
+/// server-sent events (chat completion chunks, then `event: summary` with a
+/// `PromptRunSummary`), through the same providers as a call of the API,
+/// charged to no one.
+#[utoipa::path(post, path = "/admin/v1/prompt-apis/run", tag = "prompt-apis",
+    security(("admin_token" = ["write"])),
+    request_body = PromptRun,
+    responses((status = 200, content_type = "text/event-stream", body = String,
+            description = "Chat completion chunks, then `event: summary` carrying a PromptRunSummary"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem), (status = 502, body = Problem), (status = 503, body = Problem),
+        (status = 504, body = Problem)))]
+pub async fn run_prompt(
+    State(state): State<AppState>,
+    admin: Admin,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    ApiJson(run): ApiJson<PromptRun>,
+) -> ApiResult<Response> {
+    admin.require(Scope::Write)?;
+    checked_definition(&run.definition)?;
+    match crate::dataplane::prompt_run::run(&state, run).await {
+        Ok(response) => Ok(response),
+        Err(refusal) => Ok(refusal.render(&request_id, &state.instance.public_url)),
+    }
 }

@@ -47,6 +47,7 @@ pub async fn info(State(state): State<AppState>, admin: Admin) -> Json<InstanceI
         instance_id: instance.id.clone(),
         name: instance.name.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
+        public_url: instance.public_url.clone(),
         started_at: instance.started_at,
         uptime_seconds: instance.started.elapsed().as_secs(),
         server_time: Utc::now(),

@@ -1,11 +1,15 @@
 //! Prompt templates: `{{variable}}` placeholders, checked when a definition
-//! is saved and filled in one pass when a prompt API is called. Values are
+//! is saved (by the gateway, and by the console before it sends one), previewed
+//! while edited, and filled in one pass when a prompt API is called. Values are
 //! data: they are inserted as they are and never read as template text, so a
 //! value containing `{{other}}` stays literal.
 
 use std::collections::BTreeMap;
 
-use tollgate_api::{FieldError, PromptDefinition, PromptVariable};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::{FieldError, PromptDefinition, PromptVariable};
 
 const MODELS_MAX: usize = 5;
 const MODEL_NAME_MAX: usize = 200;
@@ -247,11 +251,73 @@ pub fn render(
     Ok(prompt)
 }
 
+/// A piece of a prompt as the console's preview shows it: text of the
+/// template, or what a variable's place will hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub enum PreviewPiece {
+    Text {
+        text: String,
+    },
+    /// The value given for the variable.
+    Value {
+        variable: String,
+        text: String,
+    },
+    /// No value given: the variable's default (possibly empty).
+    Default {
+        variable: String,
+        text: String,
+    },
+    /// No value given for a required variable.
+    Missing {
+        variable: String,
+    },
+    /// A place naming no declared variable.
+    Undeclared {
+        variable: String,
+    },
+}
+
+/// The prompt `definition` renders to with `given` values, piece by piece,
+/// for a live preview while the template is edited; a template that does
+/// not split is the error.
+pub fn preview(
+    definition: &PromptDefinition,
+    given: &BTreeMap<String, String>,
+) -> Result<Vec<PreviewPiece>, FieldError> {
+    let pieces = pieces(&definition.template).map_err(|m| FieldError::new("template", m))?;
+    Ok(pieces
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(text) => PreviewPiece::Text { text: text.into() },
+            Piece::Variable(name) => {
+                let variable = name.to_owned();
+                match definition.variables.iter().find(|v| v.name == name) {
+                    None => PreviewPiece::Undeclared { variable },
+                    Some(v) => match given.get(name) {
+                        Some(value) => PreviewPiece::Value {
+                            variable,
+                            text: value.clone(),
+                        },
+                        None if v.required => PreviewPiece::Missing { variable },
+                        None => PreviewPiece::Default {
+                            variable,
+                            text: v.default.clone().unwrap_or_default(),
+                        },
+                    },
+                }
+            }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PromptParameters;
     use serde_json::json;
-    use tollgate_api::PromptParameters;
 
     fn variable(name: &str, required: bool, default: Option<&str>, max: u32) -> PromptVariable {
         PromptVariable {
@@ -355,5 +421,47 @@ mod tests {
         );
         let errors = render(&d, json!({}).as_object().unwrap()).unwrap_err();
         assert_eq!(errors[0].message, "is required");
+    }
+
+    #[test]
+    fn the_preview_marks_values_defaults_and_gaps() {
+        let d = definition(
+            "{{text}} in a {{tone}} tone {{who}} {{ghost}}",
+            vec![
+                variable("text", true, None, 100),
+                variable("tone", false, Some("calm"), 20),
+                variable("who", true, None, 20),
+            ],
+        );
+        let given = BTreeMap::from([("text".to_owned(), "{{tone}}".to_owned())]);
+        let pieces = preview(&d, &given).unwrap();
+        assert_eq!(
+            pieces,
+            [
+                PreviewPiece::Value {
+                    variable: "text".into(),
+                    text: "{{tone}}".into()
+                },
+                PreviewPiece::Text {
+                    text: " in a ".into()
+                },
+                PreviewPiece::Default {
+                    variable: "tone".into(),
+                    text: "calm".into()
+                },
+                PreviewPiece::Text {
+                    text: " tone ".into()
+                },
+                PreviewPiece::Missing {
+                    variable: "who".into()
+                },
+                PreviewPiece::Text { text: " ".into() },
+                PreviewPiece::Undeclared {
+                    variable: "ghost".into()
+                },
+            ]
+        );
+        let broken = definition("{{text", vec![]);
+        assert_eq!(preview(&broken, &given).unwrap_err().field, "template");
     }
 }
