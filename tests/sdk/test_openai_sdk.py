@@ -3,13 +3,15 @@ simulated provider (a test fixture): a billed call succeeds; a refused call
 surfaces as APIStatusError with status 402 and the gateway's message; through
 a provider with a key pool, a stream is iterated chunk by chunk and ends with
 its usage, an Anthropic provider answers in the OpenAI format (streamed too),
-and `models.list` shows the models the key may use."""
+`models.list` shows the models the key may use, and a published prompt API
+answers plain HTTP, plainly and streamed."""
 
 import json
 import os
 import pathlib
 import subprocess
 import tempfile
+import urllib.error
 import urllib.request
 import uuid
 
@@ -155,3 +157,52 @@ def test_models_list_shows_what_the_key_may_use(routed):
     client = openai.OpenAI(base_url=f"{base}/v1", api_key=key)
     assert [m.id for m in client.models.list()] == ["claude-sdk", "sim-routed", "sim-routed-large"]
     assert client.models.list().data[1].owned_by == "Simulated"
+
+
+
+def call_api(base, key, slug, body):
+    """POST /apis/{slug} with plain urllib: the status, headers and body."""
+    request = urllib.request.Request(
+        f"{base}/apis/{slug}", method="POST", data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request) as resp:
+            return resp.status, resp.headers, resp.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.headers, refused.read().decode()
+
+
+def test_a_prompt_api_over_plain_http_plain_and_streamed(gateway, routed):
+    base, token = gateway
+    api = admin(base, token, "POST", "/admin/v1/prompt-apis", {
+        "slug": "shout", "name": "Shout", "definition": {
+            "models": ["sim-routed"], "template": "Shout {{word}}",
+            "variables": [{"name": "word", "required": True, "max_length": 20}]}})
+    admin(base, token, "POST", f"/admin/v1/prompt-apis/{api['id']}/lifecycle", {"action": "publish"})
+    team = admin(base, token, "POST", "/admin/v1/teams", {"name": "team shout"})
+    consumer = admin(base, token, "POST", "/admin/v1/consumers", {"team_id": team["id"], "name": "shouter"})
+    key = admin(base, token, "POST", f"/admin/v1/consumers/{consumer['id']}/keys", {"name": "http"})["secret"]
+    plan = admin(base, token, "POST", "/admin/v1/plans", {
+        "name": "plan shout", "currency": "USD", "price": "0", "period": "month",
+        "overage": "charge_wallet", "apis": ["shout"]})
+    admin(base, token, "POST", "/admin/v1/subscriptions", {"consumer_id": consumer["id"], "plan_id": plan["id"]})
+    admin(base, token, "POST", f"/admin/v1/consumers/{consumer['id']}/wallets/USD/entries", {"kind": "top_up", "amount": "5.00"})
+
+    status, headers, body = call_api(base, key, "shout", {"variables": {"word": "hey"}})
+    assert status == 200, body
+    assert json.loads(body)["choices"][0]["message"]["content"] == "echo: Shout hey"
+    assert headers["x-tollgate-model"] == "sim-routed"
+
+    status, headers, body = call_api(base, key, "shout", {"variables": {"word": "ho"}, "stream": True})
+    assert status == 200, body
+    assert headers["content-type"] == "text/event-stream"
+    data = [e[len("data: "):] for e in body.split("\n\n") if e.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    text = "".join(json.loads(d)["choices"][0]["delta"].get("content") or "" for d in data[:-1] if json.loads(d)["choices"])
+    assert text == "echo: Shout ho"
+
+    status, _, body = call_api(base, key, "shout", {"variables": {}})
+    assert status == 422, body
+    problem = json.loads(body)
+    assert problem["reason"] == "invalid-variables"
+    assert [e["field"] for e in problem["errors"]] == ["variables.word"]
