@@ -32,6 +32,8 @@ pub struct RateLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub requests_per_minute: Option<u32>,
+    /// A call takes its estimated tokens (prompt + `max_tokens`) when sent
+    /// and is corrected to its usage when it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub tokens_per_minute: Option<u32>,

@@ -536,6 +536,7 @@ async fn rate_limits_answer_429_with_headers() {
     assert_eq!(resp.headers()["ratelimit-remaining"], "0");
     let body = refusal(resp, StatusCode::TOO_MANY_REQUESTS, "rate-limited", &base).await;
     assert_eq!(body["retry_after"], retry);
+    assert_eq!(body["limit_unit"], "requests");
     assert_eq!(body["error"]["type"], "rate_limit_error");
 }
 

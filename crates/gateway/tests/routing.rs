@@ -102,6 +102,16 @@ impl Setup {
     /// A consumer on a wallet-charging plan (covering `models`, or all when
     /// empty) with 10 USD; returns (consumer id, key).
     async fn consumer(&self, name: &str, models: &[&str]) -> (String, String) {
+        self.consumer_on(
+            name,
+            json!({"name": format!("Plan {name}"), "currency": "USD", "price": "0", "period": "month",
+                   "overage": "charge_wallet", "apis": ["chat"], "models": models}),
+        )
+        .await
+    }
+
+    /// A consumer with 10 USD on the plan `plan`; returns (consumer id, key).
+    async fn consumer_on(&self, name: &str, plan: Value) -> (String, String) {
         let c = self
             .admin(
                 "POST",
@@ -123,13 +133,7 @@ impl Setup {
             .unwrap()
             .to_owned();
         let plan = self
-            .admin(
-                "POST",
-                "/admin/v1/plans",
-                json!({"name": format!("Plan {name}"), "currency": "USD", "price": "0", "period": "month",
-                       "overage": "charge_wallet", "apis": ["chat"], "models": models}),
-                StatusCode::CREATED,
-            )
+            .admin("POST", "/admin/v1/plans", plan, StatusCode::CREATED)
             .await["id"]
             .as_str()
             .unwrap()
@@ -1416,4 +1420,64 @@ async fn deprecated_apis_answer_410_from_their_sunset() {
     )
     .await;
     problem(call().await.unwrap(), StatusCode::GONE, "api-retired").await;
+}
+
+#[tokio::test]
+async fn tokens_per_minute_are_taken_at_an_estimate_and_corrected_by_usage() {
+    let s = Setup::new().await;
+    s.provider(
+        "openai-compatible",
+        "Sim",
+        &[("sim-small", None)],
+        &["sim-key-good-0023"],
+        30,
+    )
+    .await;
+    let (_, key) = s
+        .consumer_on(
+            "Metered",
+            json!({"name": "Metered", "currency": "USD", "price": "0", "period": "month",
+                   "overage": "charge_wallet", "apis": ["chat"],
+                   "rate_limits": {"tokens_per_minute": 100}}),
+        )
+        .await;
+    let call = |max_tokens: u32| {
+        client()
+            .post(s.gw.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&json!({"model": "sim-small", "max_tokens": max_tokens,
+                          "messages": [{"role": "user", "content": "hello there"}]}))
+            .send()
+    };
+    // Each call is estimated at ~25 prompt tokens (its body) + 40, but uses
+    // 5 (the simulator counts words): the second fits only because the
+    // first was corrected to its usage.
+    for _ in 0..2 {
+        let ok = call(40).await.unwrap();
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(ok.headers()["x-ratelimit-limit-tokens"], "100");
+        let remaining: u32 = ok.headers()["x-ratelimit-remaining-tokens"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(remaining < 40, "{remaining}");
+    }
+    // A call that may use a whole minute's allowance waits for it.
+    let refused = problem(
+        call(95).await.unwrap(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+    )
+    .await;
+    assert_eq!(refused["limit_unit"], "tokens", "{refused}");
+    assert_eq!(refused["limit"], 100);
+    assert!(refused["retry_after"].as_u64().unwrap() >= 1, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("100 tokens a minute"),
+        "{refused}"
+    );
 }

@@ -14,10 +14,12 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use tollgate_api::money::Amount;
 
+use super::DataPlane;
 use super::DefaultUpstream;
 use super::accounts::Reservation;
 use super::hot::Coverage;
 use super::pool::{self, Served, Unserved};
+use super::ratelimit::TokenCharge;
 use super::refusal::Refusal;
 use super::routes::{ModelRoute, RouteTable};
 use super::stream::{self, Dialect, Settlement};
@@ -29,6 +31,77 @@ use crate::store::ProviderKeyUse;
 use tollgate_api::ProviderKind;
 
 const API: &str = "chat";
+
+/// What a call holds until it is settled: credit (its reservation) and,
+/// under a tokens-per-minute limit, tokens of the plan's allowance.
+pub(super) struct Hold {
+    pub reservation: Reservation,
+    pub tokens: Option<TokenCharge>,
+}
+
+impl Hold {
+    /// The call failed: it pays nothing and uses no tokens.
+    pub async fn release(&self, data: &DataPlane) {
+        data.accounts.release(&self.reservation).await;
+        if let Some(tokens) = &self.tokens {
+            tokens.refund(&data.limiter);
+        }
+    }
+
+    /// The call is done: it pays `cost` and used `tokens`.
+    pub async fn settle(&self, data: &DataPlane, cost: i64, tokens: u64, request_id: &str) {
+        data.accounts
+            .settle(&self.reservation, cost, request_id)
+            .await;
+        if let Some(charge) = &self.tokens {
+            charge.settle(&data.limiter, tokens);
+        }
+    }
+}
+
+/// Takes a call's estimated tokens from its plan's tokens-per-minute
+/// allowance, if the plan has one; refused when the allowance is spent.
+fn take_tokens(
+    data: &DataPlane,
+    cover: &Coverage,
+    estimate: u64,
+    rate_headers: &mut Vec<(HeaderName, String)>,
+) -> Result<Option<TokenCharge>, Refusal> {
+    let plan = &cover.plan;
+    let Some(per_minute) = plan.rate_limits.tokens_per_minute else {
+        return Ok(None);
+    };
+    let key = format!("{}:{}:tokens", cover.sub.consumer_id, plan.id);
+    let (d, charge) = data
+        .limiter
+        .take_tokens(key, per_minute, estimate, Instant::now());
+    rate_headers.push((X_RATELIMIT_LIMIT_TOKENS, d.limit.to_string()));
+    rate_headers.push((X_RATELIMIT_REMAINING_TOKENS, d.remaining.to_string()));
+    if d.allowed {
+        return Ok(charge);
+    }
+    let mut refusal = Refusal::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Rate limited",
+        format!(
+            "The plan {} allows {per_minute} tokens a minute and this call may use up to {estimate}; retry in {} s.",
+            plan.name, d.retry_after
+        ),
+    )
+    .field("retry_after", d.retry_after)
+    .field("limit", per_minute)
+    .field("limit_unit", "tokens")
+    .header(header::RETRY_AFTER, d.retry_after.to_string());
+    for (name, value) in std::mem::take(rate_headers) {
+        refusal = refusal.header(name, value);
+    }
+    Err(refusal)
+}
+
+const X_RATELIMIT_LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
+const X_RATELIMIT_REMAINING_TOKENS: HeaderName =
+    HeaderName::from_static("x-ratelimit-remaining-tokens");
 const X_TOLLGATE_COST: HeaderName = HeaderName::from_static("x-tollgate-cost");
 const X_TOLLGATE_SUBSCRIPTION: HeaderName = HeaderName::from_static("x-tollgate-subscription");
 /// Completion tokens assumed when the request sets no `max_tokens`.
@@ -208,6 +281,7 @@ pub async fn handle(
             )
             .field("retry_after", d.retry_after)
             .field("limit", rpm)
+            .field("limit_unit", "requests")
             .header(header::RETRY_AFTER, d.retry_after.to_string());
             for (name, value) in rate_headers {
                 refusal = refusal.header(name, value);
@@ -245,15 +319,16 @@ pub async fn handle(
             return Err(decision::billing_unavailable());
         }
         let (prompt, completion) = parsed.token_estimate(body.len());
+        let tokens = take_tokens(data, &cover, prompt + completion, &mut rate_headers)?;
         let estimate = data.pricing.per_request + route.cost(prompt, completion);
-        let reservation = data.accounts.reserve(&cover, estimate).await?;
+        let hold = hold(data, &cover, estimate, tokens).await?;
         let route = route.clone();
         return Box::pin(forward_routed(
             state,
             request_id,
             &cover,
             rate_headers,
-            reservation,
+            hold,
             Routed {
                 asked: model.to_owned(),
                 table,
@@ -290,8 +365,9 @@ pub async fn handle(
         ));
     }
 
-    let estimate = data.pricing.cost(parsed.token_allowance(body.len()));
-    let reservation = data.accounts.reserve(&cover, estimate).await?;
+    let allowance = parsed.token_allowance(body.len());
+    let tokens = take_tokens(data, &cover, allowance, &mut rate_headers)?;
+    let hold = hold(data, &cover, data.pricing.cost(allowance), tokens).await?;
     // Boxed so that the refusals above, the hottest answers, do not carry
     // (and copy) the forwarding's much larger state.
     Box::pin(forward(
@@ -299,11 +375,33 @@ pub async fn handle(
         request_id,
         &cover,
         rate_headers,
-        reservation,
+        hold,
         upstream,
         body,
     ))
     .await
+}
+
+/// Reserves a call's estimated cost; tokens taken for it are given back
+/// when the reservation is refused.
+async fn hold(
+    data: &DataPlane,
+    cover: &Coverage,
+    estimate: i64,
+    tokens: Option<TokenCharge>,
+) -> Result<Hold, Refusal> {
+    match data.accounts.reserve(cover, estimate).await {
+        Ok(reservation) => Ok(Hold {
+            reservation,
+            tokens,
+        }),
+        Err(refusal) => {
+            if let Some(tokens) = &tokens {
+                tokens.refund(&data.limiter);
+            }
+            Err(refusal)
+        }
+    }
 }
 
 /// Sends a reserved call upstream and settles it at its actual cost.
@@ -312,7 +410,7 @@ async fn forward(
     request_id: &str,
     cover: &Coverage,
     rate_headers: Vec<(HeaderName, String)>,
-    reservation: Reservation,
+    hold: Hold,
     upstream: &DefaultUpstream,
     body: Bytes,
 ) -> Result<Response, Refusal> {
@@ -324,7 +422,7 @@ async fn forward(
     let (status, upstream_body) = match answer {
         Ok(answer) => (answer.status, answer.body),
         Err(e) => {
-            data.accounts.release(&reservation).await;
+            hold.release(data).await;
             tracing::warn!(error = %e, "forwarding to the upstream failed");
             let what = match e {
                 UpstreamError::Unreachable(_) => "the upstream could not be reached",
@@ -336,7 +434,7 @@ async fn forward(
         }
     };
     if !status.is_success() {
-        data.accounts.release(&reservation).await;
+        hold.release(data).await;
         return Err(upstream_error(
             &format!("the upstream answered {status}"),
             Some(status.as_u16()),
@@ -348,7 +446,7 @@ async fn forward(
         .and_then(|a| a.usage)
         .map_or(0, |u| u.tokens());
     let cost = data.pricing.cost(tokens);
-    data.accounts.settle(&reservation, cost, request_id).await;
+    hold.settle(data, cost, tokens, request_id).await;
 
     let mut response = (StatusCode::OK, upstream_body).into_response();
     let h = response.headers_mut();
@@ -390,7 +488,7 @@ async fn forward_routed(
     request_id: &str,
     cover: &Coverage,
     rate_headers: Vec<(HeaderName, String)>,
-    reservation: Reservation,
+    hold: Hold,
     routed: Routed<'_>,
     body: Bytes,
 ) -> Result<Response, Refusal> {
@@ -417,7 +515,7 @@ async fn forward_routed(
     } = match served {
         Ok(served) => served,
         Err(unserved) => {
-            data.accounts.release(&reservation).await;
+            hold.release(data).await;
             return Err(unserved_refusal(unserved));
         }
     };
@@ -439,7 +537,7 @@ async fn forward_routed(
         Reply::Whole(mut answer) => {
             if anthropic {
                 let Some(chat) = super::anthropic::response(&answer.body) else {
-                    data.accounts.release(&reservation).await;
+                    hold.release(data).await;
                     return Err(upstream_error(
                         "the provider's answer is not a Messages answer",
                         Some(answer.status.as_u16()),
@@ -452,7 +550,7 @@ async fn forward_routed(
         Reply::Stream(events) => {
             let settlement = Settlement::new(
                 state.data.clone(),
-                reservation,
+                hold,
                 request_id.to_owned(),
                 (priced.clone(), key_id),
                 routed.prompt,
@@ -485,7 +583,8 @@ async fn forward_routed(
         .and_then(|a| a.usage)
         .map_or((routed.prompt, 0), |u| u.split());
     let cost = data.pricing.per_request + priced.cost(prompt, completion);
-    data.accounts.settle(&reservation, cost, request_id).await;
+    hold.settle(data, cost, prompt + completion, request_id)
+        .await;
     data.accounts.usage.record_key_use(ProviderKeyUse {
         key_id,
         requests: 0,

@@ -279,7 +279,7 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     (
         "rate-limited",
         "Rate limited",
-        "Too many calls for the plan's rate limit. Wait `Retry-After` seconds; the `RateLimit-*` headers say how many calls remain.",
+        "Too many calls, or tokens, for the plan's rate limit (`limit_unit` says which). Wait `Retry-After` seconds; the `RateLimit-*` headers say how many calls remain and `x-ratelimit-remaining-tokens` how many tokens. A call takes its prompt and `max_tokens` from the tokens allowance when sent, and gets back what it did not use.",
     ),
     (
         "billing-unavailable",

@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use super::DataPlane;
-use super::accounts::Reservation;
 use super::anthropic::{StreamTranslator, Translated};
+use super::chat::Hold;
 use super::routes::ModelRoute;
 use crate::store::ProviderKeyUse;
 
@@ -76,8 +76,8 @@ pub struct Tally {
 /// an estimate of what was streamed when it was cut short.
 pub struct Settlement {
     data: Arc<DataPlane>,
-    /// The consumer's reservation; none for an admin's test run.
-    reservation: Option<Reservation>,
+    /// What the consumer's call holds; nothing for an admin's test run.
+    hold: Option<Hold>,
     request_id: String,
     price: Arc<ModelRoute>,
     /// The pool key the stream came through.
@@ -93,16 +93,16 @@ pub struct Settlement {
 }
 
 impl Settlement {
-    /// Settles `reservation` when the stream ends.
+    /// Settles what the call holds when the stream ends.
     pub fn new(
         data: Arc<DataPlane>,
-        reservation: Reservation,
+        hold: Hold,
         request_id: String,
         served: (Arc<ModelRoute>, String),
         prompt_estimate: u64,
     ) -> Self {
         let mut settlement = Self::unbilled(data, served, prompt_estimate);
-        settlement.reservation = Some(reservation);
+        settlement.hold = Some(hold);
         settlement.request_id = request_id;
         settlement
     }
@@ -127,7 +127,7 @@ impl Settlement {
     ) -> Self {
         Settlement {
             data,
-            reservation: None,
+            hold: None,
             request_id: String::new(),
             price,
             key_id,
@@ -170,13 +170,14 @@ impl Settlement {
                 cut_short: !self.completed,
             });
         }
-        let Some(reservation) = self.reservation.take() else {
+        let Some(hold) = self.hold.take() else {
             return;
         };
         let (data, request_id) = (self.data.clone(), std::mem::take(&mut self.request_id));
         // Drop cannot wait: the settlement runs as a task of its own.
         tokio::spawn(async move {
-            data.accounts.settle(&reservation, cost, &request_id).await;
+            hold.settle(&data, cost, prompt + completion, &request_id)
+                .await;
         });
     }
 }
