@@ -10,6 +10,7 @@
 mod admin;
 mod billing;
 mod consumers;
+mod logs;
 pub mod money;
 mod problem;
 mod prompt_apis;
@@ -21,6 +22,7 @@ mod teams;
 pub use admin::*;
 pub use billing::*;
 pub use consumers::*;
+pub use logs::*;
 pub use problem::*;
 pub use prompt_apis::*;
 pub use providers::*;

@@ -193,7 +193,7 @@ pub struct PromptRun {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct PromptRunSummary {
-    /// The provider (`prov_…`) and model that served the run (a fallback
+    /// The provider (`prv_…`) and model that served the run (a fallback
     /// when the first model failed).
     pub provider_id: String,
     pub provider_name: String,

@@ -142,7 +142,7 @@ async fn serve_connections(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -157,7 +157,7 @@ async fn serve_connections(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let (app, activity) = app.for_connection();
+        let (app, activity) = app.for_connection(peer.ip());
         let connection =
             graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), app));
         let serving = tokio::spawn(async move {

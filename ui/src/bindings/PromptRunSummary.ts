@@ -5,7 +5,7 @@
  */
 export type PromptRunSummary = { 
 /**
- * The provider (`prov_…`) and model that served the run (a fallback
+ * The provider (`prv_…`) and model that served the run (a fallback
  * when the first model failed).
  */
 provider_id: string, provider_name: string, model: string, prompt_tokens: number, completion_tokens: number, 

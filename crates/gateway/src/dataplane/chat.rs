@@ -219,19 +219,19 @@ impl Usage {
 
 pub async fn chat_completions(
     state: &AppState,
-    call: &Call,
+    call: &mut Call,
     req: Request<Incoming>,
 ) -> Result<Response, Refusal> {
     let (parts, body) = req.into_parts();
     let body = super::read_body(body, state.instance.max_body_bytes).await?;
-    handle(state, &call.request_id, &parts.headers, body, API, &[]).await
+    handle(state, call, &parts.headers, body, API, &[]).await
 }
 
 /// Answers a chat completion request: of the chat API itself, or built by a
 /// prompt API (`api` is then its slug and `chain` its fallback models).
 pub async fn handle(
     state: &AppState,
-    request_id: &str,
+    call: &mut Call,
     headers: &HeaderMap,
     body: Bytes,
     api: &str,
@@ -240,6 +240,7 @@ pub async fn handle(
     let now = Utc::now();
     let data = &state.data;
     let caller = auth::authenticate(&state.billing, headers, now).await?;
+    call.caller(&caller);
 
     let cover = decision::subscription_for(&state.billing, &caller, api, now).await?;
     let (sub, plan) = (&cover.sub, &cover.plan);
@@ -293,6 +294,7 @@ pub async fn handle(
     let parsed = parse_request(&body)?;
     let stream = parsed.stream == Some(true);
     let model = parsed.model.as_deref().unwrap_or_default();
+    call.asked(model);
     if !plan.models.is_empty() && !plan.models.iter().any(|m| m == model) {
         return Err(Refusal::new(
             StatusCode::FORBIDDEN,
@@ -325,7 +327,7 @@ pub async fn handle(
         let route = route.clone();
         return Box::pin(forward_routed(
             state,
-            request_id,
+            call,
             &cover,
             rate_headers,
             hold,
@@ -372,7 +374,7 @@ pub async fn handle(
     // (and copy) the forwarding's much larger state.
     Box::pin(forward(
         state,
-        request_id,
+        call,
         &cover,
         rate_headers,
         hold,
@@ -407,7 +409,7 @@ async fn hold(
 /// Sends a reserved call upstream and settles it at its actual cost.
 async fn forward(
     state: &AppState,
-    request_id: &str,
+    call: &mut Call,
     cover: &Coverage,
     rate_headers: Vec<(HeaderName, String)>,
     hold: Hold,
@@ -415,10 +417,12 @@ async fn forward(
     body: Bytes,
 ) -> Result<Response, Refusal> {
     let (data, plan) = (&state.data, &cover.plan);
+    let sent = Instant::now();
     let answer = data
         .client
         .chat_completions(&upstream.target, upstream.authorization.as_ref(), body)
         .await;
+    call.upstream(answer.as_ref().ok().map(|a| a.status), sent.elapsed());
     let (status, upstream_body) = match answer {
         Ok(answer) => (answer.status, answer.body),
         Err(e) => {
@@ -441,12 +445,13 @@ async fn forward(
         ));
     }
     // An answer without usage is billed at the per-request price only.
-    let tokens = serde_json::from_slice::<Answer>(&upstream_body)
+    let usage = serde_json::from_slice::<Answer>(&upstream_body)
         .ok()
-        .and_then(|a| a.usage)
-        .map_or(0, |u| u.tokens());
+        .and_then(|a| a.usage);
+    let tokens = usage.as_ref().map_or(0, Usage::tokens);
     let cost = data.pricing.cost(tokens);
-    hold.settle(data, cost, tokens, request_id).await;
+    hold.settle(data, cost, tokens, &call.request_id).await;
+    call.charged(usage.map_or((0, 0), |u| u.split()), cost, &plan.currency);
 
     let mut response = (StatusCode::OK, upstream_body).into_response();
     let h = response.headers_mut();
@@ -485,7 +490,7 @@ pub(super) const X_TOLLGATE_MODEL: HeaderName = HeaderName::from_static("x-tollg
 /// its fallbacks) and settles it at the serving model's price.
 async fn forward_routed(
     state: &AppState,
-    request_id: &str,
+    call: &mut Call,
     cover: &Coverage,
     rate_headers: Vec<(HeaderName, String)>,
     hold: Hold,
@@ -498,6 +503,8 @@ async fn forward_routed(
         true => stream::with_usage_requested(&body).unwrap_or((body, true)),
         false => (body, false),
     };
+    call.served_by(&routed.route, None);
+    let sent = Instant::now();
     let served = pool::send(
         data,
         &routed.table,
@@ -511,14 +518,24 @@ async fn forward_routed(
     let Served {
         route,
         key_id,
+        key_logged_as,
         reply,
     } = match served {
         Ok(served) => served,
         Err(unserved) => {
             hold.release(data).await;
+            call.upstream(unserved.upstream_status(), sent.elapsed());
             return Err(unserved_refusal(unserved));
         }
     };
+    call.served_by(&route, Some(&key_logged_as));
+    call.upstream(
+        match &reply {
+            Reply::Whole(answer) => Some(answer.status),
+            Reply::Stream(_) => Some(StatusCode::OK),
+        },
+        sent.elapsed(),
+    );
     if route.provider.currency != plan.currency {
         // A fallback priced in another currency: served, but billed at the
         // price asked for, and flagged.
@@ -548,10 +565,11 @@ async fn forward_routed(
             answer
         }
         Reply::Stream(events) => {
+            call.charged((0, 0), 0, &plan.currency);
             let settlement = Settlement::new(
                 state.data.clone(),
                 hold,
-                request_id.to_owned(),
+                call,
                 (priced.clone(), key_id),
                 routed.prompt,
             );
@@ -583,8 +601,9 @@ async fn forward_routed(
         .and_then(|a| a.usage)
         .map_or((routed.prompt, 0), |u| u.split());
     let cost = data.pricing.per_request + priced.cost(prompt, completion);
-    hold.settle(data, cost, prompt + completion, request_id)
+    hold.settle(data, cost, prompt + completion, &call.request_id)
         .await;
+    call.charged((prompt, completion), cost, &plan.currency);
     data.accounts.usage.record_key_use(ProviderKeyUse {
         key_id,
         requests: 0,

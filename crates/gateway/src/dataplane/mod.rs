@@ -23,6 +23,7 @@ mod stream;
 pub mod upstream;
 pub mod usage;
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -38,6 +39,7 @@ use std::convert::Infallible;
 
 use crate::http::activity::{InFlight, TrackedBody};
 use crate::http::{Answer, AppState};
+use crate::store::CallRecord;
 use refusal::Refusal;
 
 /// What a call costs, in micro-units of the plan's currency.
@@ -80,12 +82,19 @@ pub async fn serve(
     state: AppState,
     req: Request<Incoming>,
     in_flight: Option<InFlight>,
+    peer: Option<IpAddr>,
 ) -> Result<Answer, Infallible> {
-    let call = Call::start();
+    let mut call = Call::start(&req, peer);
     let (path, answer) = match (req.method(), req.uri().path()) {
-        (&Method::POST, CHAT) => (CHAT, chat::chat_completions(&state, &call, req).await),
-        (&Method::GET, STATUS) => (STATUS, status::billing_status(&state, req.headers()).await),
-        (&Method::GET, MODELS) => (MODELS, models::list_models(&state, req.headers()).await),
+        (&Method::POST, CHAT) => (CHAT, chat::chat_completions(&state, &mut call, req).await),
+        (&Method::GET, STATUS) => (
+            STATUS,
+            status::billing_status(&state, &mut call, req.headers()).await,
+        ),
+        (&Method::GET, MODELS) => (
+            MODELS,
+            models::list_models(&state, &mut call, req.headers()).await,
+        ),
         (_, CHAT) => (CHAT, Err(method_not_allowed("POST"))),
         (_, STATUS) => (STATUS, Err(method_not_allowed("GET"))),
         (_, MODELS) => (MODELS, Err(method_not_allowed("GET"))),
@@ -94,7 +103,7 @@ pub async fn serve(
             let slug = path[APIS.len()..].to_owned();
             (
                 APIS,
-                prompt_call::call_prompt_api(&state, &call, &slug, req).await,
+                prompt_call::call_prompt_api(&state, &mut call, &slug, req).await,
             )
         }
         (_, APIS_OPENAPI) => (APIS_OPENAPI, Err(method_not_allowed("GET"))),
@@ -182,40 +191,152 @@ fn body_error(e: &(dyn std::error::Error + Send + Sync + 'static), limit: usize)
     }
 }
 
-/// One data-plane request: its id, when it began, and the line logged when
-/// it is answered.
+/// One data-plane request: its id, when it began, and its call log record,
+/// filled in as the call goes and written when it is answered (or, for a
+/// stream, by the stream's settlement when it ends).
 pub struct Call {
     pub request_id: String,
-    started: Instant,
+    pub started: Instant,
+    /// Taken by a streamed answer's settlement, which writes it.
+    pub log: Option<Box<CallRecord>>,
+}
+
+/// Longest path and user agent kept in the call log, in bytes.
+const LOGGED_TEXT_MAX: usize = 256;
+
+fn clipped(text: &str) -> String {
+    let mut end = text.len().min(LOGGED_TEXT_MAX);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// The API a path belongs to, as the call log and plans name it.
+fn api_of(path: &str) -> String {
+    match path {
+        CHAT => "chat".into(),
+        MODELS => "models".into(),
+        STATUS => "billing-status".into(),
+        APIS_OPENAPI => "apis-openapi".into(),
+        _ => match path.strip_prefix(APIS) {
+            Some(slug) if !slug.is_empty() => clipped(slug),
+            _ => "other".into(),
+        },
+    }
 }
 
 impl Call {
-    pub fn start() -> Self {
+    pub fn start(req: &Request<Incoming>, peer: Option<IpAddr>) -> Self {
+        let request_id = crate::ids::new_id("req");
+        let path = req.uri().path();
+        let log = CallRecord {
+            id: request_id.clone(),
+            at_us: chrono::Utc::now().timestamp_micros(),
+            api: api_of(path),
+            method: req.method().as_str().to_owned(),
+            path: clipped(path),
+            client_ip: peer.map(|ip| ip.to_string()),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(clipped),
+            ..CallRecord::default()
+        };
         Call {
-            request_id: crate::ids::new_id("req"),
+            request_id,
             started: Instant::now(),
+            log: Some(Box::new(log)),
         }
     }
 
-    /// Renders a refusal, or passes an answer on, with the request id header.
+    /// Notes who is calling, once the key is known.
+    pub fn caller(&mut self, caller: &auth::Caller) {
+        if let Some(log) = &mut self.log {
+            let key = caller.key();
+            log.team_id = Some(caller.credential.credential.team_id.clone());
+            log.consumer_id = Some(key.consumer_id.clone());
+            log.key_id = Some(key.id.clone());
+            log.key_prefix = Some(key.display_prefix.clone());
+        }
+    }
+
+    /// The record, while the call still holds it.
+    pub fn log(&mut self) -> Option<&mut CallRecord> {
+        self.log.as_deref_mut()
+    }
+
+    /// Notes the model asked for.
+    pub fn asked(&mut self, model: &str) {
+        if let Some(log) = self.log() {
+            log.model = Some(clipped(model));
+        }
+    }
+
+    /// Notes the provider, model and key that serve (or were tried last).
+    pub fn served_by(&mut self, route: &routes::ModelRoute, key: Option<&str>) {
+        if let Some(log) = self.log() {
+            log.provider_id = Some(route.provider.id.clone());
+            log.model = Some(route.name.clone());
+            log.provider_key = key.map(str::to_owned);
+        }
+    }
+
+    /// Notes how the upstream answered and how long it took.
+    pub fn upstream(&mut self, status: Option<StatusCode>, waited: std::time::Duration) {
+        if let Some(log) = self.log() {
+            log.upstream_status = status.map(|s| s.as_u16());
+            log.upstream_us = Some(i64::try_from(waited.as_micros()).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Notes what the call used and was charged.
+    pub fn charged(&mut self, tokens: (u64, u64), cost: i64, currency: &str) {
+        if let Some(log) = self.log() {
+            log.tokens_in = i64::try_from(tokens.0).unwrap_or(i64::MAX);
+            log.tokens_out = i64::try_from(tokens.1).unwrap_or(i64::MAX);
+            log.cost_micros = cost;
+            log.currency = Some(currency.to_owned());
+        }
+    }
+
+    /// Renders a refusal, or passes an answer on, with the request id
+    /// header; logs the call unless a stream's settlement will.
     pub fn finish(
-        self,
+        mut self,
         state: &AppState,
         path: &'static str,
         answer: Result<Response, Refusal>,
     ) -> Response {
-        let mut response = match answer {
-            Ok(response) => response,
-            Err(refusal) => refusal.render(&self.request_id, &state.instance.public_url),
+        let (mut response, refused) = match answer {
+            Ok(response) => (response, None),
+            Err(refusal) => {
+                let refused = (refusal.slug, refusal.message.clone());
+                (
+                    refusal.render(&self.request_id, &state.instance.public_url),
+                    Some(refused),
+                )
+            }
         };
         let status = response.status().as_u16();
+        let elapsed = self.started.elapsed();
         tracing::info!(
             request_id = self.request_id,
             path,
             status,
-            latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
             "call"
         );
+        if let Some(mut log) = self.log.take() {
+            log.status = status;
+            log.latency_us = i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX);
+            if let Some((reason, message)) = refused {
+                log.reason = Some(reason.to_owned());
+                log.error.get_or_insert(message);
+            }
+            state.data.accounts.usage.log(log);
+        }
         // The id's own bytes become the header's (no copy).
         if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(self.request_id)) {
             response.headers_mut().insert(REQUEST_ID, value);

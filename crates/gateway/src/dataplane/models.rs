@@ -17,8 +17,13 @@ use crate::http::AppState;
 
 const API: &str = "chat";
 
-pub async fn list_models(state: &AppState, headers: &HeaderMap) -> Result<Response, Refusal> {
+pub async fn list_models(
+    state: &AppState,
+    call: &mut super::Call,
+    headers: &HeaderMap,
+) -> Result<Response, Refusal> {
     let caller = auth::authenticate(&state.billing, headers, Utc::now()).await?;
+    call.caller(&caller);
     let key = caller.key();
     let unavailable = |e: crate::store::StoreError| super::unreadable("providers", &e);
     let table = super::route_table(state).await.map_err(unavailable)?;

@@ -79,6 +79,8 @@ pub struct Served {
     pub route: Arc<ModelRoute>,
     /// The pool key the call was sent with.
     pub key_id: String,
+    /// The key as the call log names it.
+    pub key_logged_as: String,
     pub reply: Reply,
 }
 
@@ -100,6 +102,17 @@ pub enum Unserved {
     UnknownFallback(String),
     /// The request cannot be put in the provider's format.
     Untranslatable(String),
+}
+
+impl Unserved {
+    /// The provider's answer's status, when it answered at all.
+    pub fn upstream_status(&self) -> Option<StatusCode> {
+        match self {
+            Unserved::ProviderFailed { status, .. } => *status,
+            Unserved::Refused { answer } => Some(answer.status),
+            _ => None,
+        }
+    }
 }
 
 /// The request as `route`'s provider takes it: as it came for the model
@@ -142,10 +155,11 @@ pub async fn send(
         tried.push(route.name.clone());
         let sent = body_for(&route, asked, &body)?;
         let failure = match through_pool(client, &route, billing, usage, sent, stream).await {
-            Ok((key_id, reply)) => {
+            Ok((key_id, key_logged_as, reply)) => {
                 return Ok(Served {
                     route,
                     key_id,
+                    key_logged_as,
                     reply,
                 });
             }
@@ -177,7 +191,7 @@ async fn through_pool(
     usage: &UsageWriter,
     body: Bytes,
     stream: bool,
-) -> Result<(String, Reply), Unserved> {
+) -> Result<(String, String, Reply), Unserved> {
     let provider = &route.provider;
     for round in 0..2 {
         let mut soonest: Option<i64> = None;
@@ -219,11 +233,13 @@ async fn through_pool(
                 },
             })?;
             let answer = match reply {
-                Reply::Stream(_) => return Ok((key.id.clone(), reply)),
+                Reply::Stream(_) => return Ok((key.id.clone(), key.logged_as.clone(), reply)),
                 Reply::Whole(answer) => answer,
             };
             match classify(answer.status, &answer.body) {
-                Verdict::Served => return Ok((key.id.clone(), Reply::Whole(answer))),
+                Verdict::Served => {
+                    return Ok((key.id.clone(), key.logged_as.clone(), Reply::Whole(answer)));
+                }
                 Verdict::Bench(status, reason) => {
                     key.bench();
                     record_status(billing, &key.id, status, reason);

@@ -162,7 +162,7 @@ fn deprecation_headers(api: &PromptApi, headers: &mut HeaderMap) {
 
 pub async fn call_prompt_api(
     state: &AppState,
-    call: &Call,
+    call: &mut Call,
     slug: &str,
     req: Request<Incoming>,
 ) -> Result<Response, Refusal> {
@@ -177,15 +177,7 @@ pub async fn call_prompt_api(
     })?;
     let request = chat_request(&api.current, parsed)?;
     let chain = api.current.models.get(1..).unwrap_or_default();
-    let answer = chat::handle(
-        state,
-        &call.request_id,
-        &parts.headers,
-        request,
-        &api.slug,
-        chain,
-    )
-    .await;
+    let answer = chat::handle(state, call, &parts.headers, request, &api.slug, chain).await;
     match answer {
         Ok(mut response) => {
             deprecation_headers(&api, response.headers_mut());

@@ -61,6 +61,7 @@ pub async fn run(state: &AppState, run: PromptRun) -> Result<Response, Refusal> 
         route,
         key_id,
         reply,
+        ..
     } = pool::send(
         &state.data,
         &table,

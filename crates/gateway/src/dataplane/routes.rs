@@ -19,6 +19,8 @@ use crate::store::{SealedProviderKey, Store, StoreResult};
 /// One key of a pool, ready to send.
 pub struct PoolKey {
     pub id: String,
+    /// The id and last four characters, as the call log names the key.
+    pub logged_as: String,
     authorization: KeyHeader,
     status: ProviderKeyStatus,
     expires_at: Option<DateTime<Utc>>,
@@ -140,6 +142,7 @@ impl RouteTable {
                         return None;
                     };
                     Some(PoolKey {
+                        logged_as: format!("{} (…{})", sealed.key.id, sealed.key.last4),
                         id: sealed.key.id,
                         authorization,
                         status: sealed.key.status,

@@ -12,8 +12,13 @@ use crate::billing::service::state_of;
 use crate::http::AppState;
 use crate::store::SubscriptionFilter;
 
-pub async fn billing_status(state: &AppState, headers: &HeaderMap) -> Result<Response, Refusal> {
+pub async fn billing_status(
+    state: &AppState,
+    call: &mut super::Call,
+    headers: &HeaderMap,
+) -> Result<Response, Refusal> {
     let caller = auth::authenticate(&state.billing, headers, Utc::now()).await?;
+    call.caller(&caller);
     let consumer = caller.key().consumer_id.clone();
     state.data.accounts.usage.flush().await;
     let filter = SubscriptionFilter {

@@ -5,7 +5,7 @@
 //! request, which stops it).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use eventsource_stream::{Event, Eventsource};
@@ -16,10 +16,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
-use super::DataPlane;
 use super::anthropic::{StreamTranslator, Translated};
 use super::chat::Hold;
 use super::routes::ModelRoute;
+use super::{Call, DataPlane};
+use crate::store::CallRecord;
 use crate::store::ProviderKeyUse;
 
 /// The request body sent upstream for a streamed call: asks for the usage
@@ -90,20 +91,28 @@ pub struct Settlement {
     completed: bool,
     finished: bool,
     report: Option<oneshot::Sender<Tally>>,
+    /// The call's log record, written when the stream ends.
+    log: Option<Box<CallRecord>>,
+    started: Instant,
+    first_token: Option<Instant>,
+    /// Why the upstream's stream ended early, when it did.
+    upstream_failure: Option<&'static str>,
 }
 
 impl Settlement {
-    /// Settles what the call holds when the stream ends.
+    /// Settles what the call holds, and logs it, when the stream ends.
     pub fn new(
         data: Arc<DataPlane>,
         hold: Hold,
-        request_id: String,
+        call: &mut Call,
         served: (Arc<ModelRoute>, String),
         prompt_estimate: u64,
     ) -> Self {
         let mut settlement = Self::unbilled(data, served, prompt_estimate);
         settlement.hold = Some(hold);
-        settlement.request_id = request_id;
+        settlement.request_id = call.request_id.clone();
+        settlement.log = call.log.take();
+        settlement.started = call.started;
         settlement
     }
 
@@ -137,7 +146,19 @@ impl Settlement {
             completed: false,
             finished: false,
             report: None,
+            log: None,
+            started: Instant::now(),
+            first_token: None,
+            upstream_failure: None,
         }
+    }
+
+    /// Text relayed to the client.
+    fn streamed(&mut self, text: &str) {
+        if self.first_token.is_none() && !text.is_empty() {
+            self.first_token = Some(Instant::now());
+        }
+        self.streamed_chars += text.chars().count() as u64;
     }
 
     /// (prompt, completion) tokens: the upstream's count, else an estimate
@@ -160,6 +181,23 @@ impl Settlement {
             tokens: i64::try_from(prompt + completion).unwrap_or(i64::MAX),
             at: chrono::Utc::now(),
         });
+        if let Some(mut log) = self.log.take() {
+            let micros = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+            log.status = 200;
+            log.latency_us = micros(self.started.elapsed());
+            log.ttft_us = self.first_token.map(|t| micros(t - self.started));
+            log.tokens_in = i64::try_from(prompt).unwrap_or(i64::MAX);
+            log.tokens_out = i64::try_from(completion).unwrap_or(i64::MAX);
+            log.cost_micros = cost;
+            if !self.completed {
+                log.error = Some(
+                    self.upstream_failure
+                        .unwrap_or("the client went away before the stream ended")
+                        .to_owned(),
+                );
+            }
+            self.data.accounts.usage.log(log);
+        }
         if let Some(report) = self.report.take() {
             // The run's client may be gone; then no one wants the tally.
             let _ = report.send(Tally {
@@ -215,7 +253,7 @@ fn openai_step(event: &Event, settlement: &mut Settlement, relay_usage: bool) ->
     } else if let Ok(chunk) = serde_json::from_str::<Chunk>(&event.data) {
         for choice in &chunk.choices {
             if let Some(text) = choice.delta.as_ref().and_then(|d| d.content.as_ref()) {
-                settlement.streamed_chars += text.chars().count() as u64;
+                settlement.streamed(text);
             }
         }
         if let Some(usage) = &chunk.usage {
@@ -257,7 +295,7 @@ fn anthropic_step(
             let mut out = String::new();
             for chunk in chunks {
                 if let Some(text) = chunk["choices"][0]["delta"]["content"].as_str() {
-                    settlement.streamed_chars += text.chars().count() as u64;
+                    settlement.streamed(text);
                 }
                 out.push_str(&data_event(&chunk.to_string()));
             }
@@ -317,16 +355,22 @@ pub fn relayed(
                     Ok(Some(Ok(event))) => event,
                     Ok(Some(Err(e))) => {
                         tracing::warn!(error = %e, "the upstream's stream broke off");
+                        settlement.upstream_failure = Some("the provider's stream broke off");
                         settlement.finish();
                         let broken = std::io::Error::other("the upstream's stream broke off");
                         return Some((Err(broken), (events, settlement, dialect, true)));
                     }
                     Ok(None) => {
+                        if !settlement.completed {
+                            settlement.upstream_failure =
+                                Some("the provider's stream ended before it was done");
+                        }
                         settlement.finish();
                         return None;
                     }
                     Err(_) => {
                         tracing::warn!("the upstream's stream went quiet; ended");
+                        settlement.upstream_failure = Some("the provider's stream went quiet");
                         settlement.finish();
                         return None;
                     }
@@ -348,6 +392,8 @@ pub fn relayed(
                     }
                     Step::Fail(message) => {
                         tracing::warn!(message, "the provider's stream reported an error");
+                        settlement.upstream_failure =
+                            Some("the provider's stream reported an error");
                         settlement.finish();
                         let failed = std::io::Error::other("the provider's stream failed");
                         return Some((Err(failed), (events, settlement, dialect, true)));

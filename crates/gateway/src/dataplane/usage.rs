@@ -1,7 +1,8 @@
 //! Group commit of settled calls: the request path hands each charge to one
 //! writer task, which sums everything that arrives within a short window and
 //! stores the sums in one transaction: one usage row per subscription period
-//! and one `usage` ledger entry per wallet. The in-memory balances
+//! and one `usage` ledger entry per wallet — and appends the window's call
+//! log records in the same transaction. The in-memory balances
 //! ([`super::accounts`]) are already up to date, so a call never waits for
 //! the disk. `flush` ends the window at once and waits until everything
 //! handed over before it is stored: admin reads call it first, and shutdown
@@ -15,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tollgate_api::LedgerKind;
 
-use crate::store::{NewLedgerEntry, PeriodUsage, ProviderKeyUse, Store, UsageBatch};
+use crate::store::{CallRecord, NewLedgerEntry, PeriodUsage, ProviderKeyUse, Store, UsageBatch};
 
 /// How long the writer gathers calls before it writes them.
 const WINDOW: Duration = Duration::from_millis(50);
@@ -39,6 +40,7 @@ pub struct SettledCall {
 enum Message {
     Call(SettledCall),
     KeyUse(ProviderKeyUse),
+    Log(Box<CallRecord>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -73,6 +75,13 @@ impl UsageWriter {
         }
     }
 
+    /// Appends a request to the call log (stored with the next window).
+    pub fn log(&self, record: Box<CallRecord>) {
+        if self.tx.send(Message::Log(record)).is_err() {
+            tracing::error!("the usage writer has stopped; a call log record is lost");
+        }
+    }
+
     /// Returns once every call recorded before it is stored.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
@@ -89,6 +98,7 @@ struct Window {
     periods: HashMap<(String, String), PeriodUsage>,
     wallets: HashMap<(String, String), WalletUsage>,
     keys: HashMap<String, ProviderKeyUse>,
+    calls: Vec<CallRecord>,
 }
 
 struct WalletUsage {
@@ -170,6 +180,7 @@ impl Window {
             periods: self.periods.into_values().collect(),
             wallet_entries,
             key_uses: self.keys.into_values().collect(),
+            calls: self.calls,
         }
     }
 }
@@ -180,7 +191,7 @@ async fn run(
     flush_requested: Arc<Notify>,
 ) {
     while let Some(first) = rx.recv().await {
-        if matches!(first, Message::Call(_) | Message::KeyUse(_)) {
+        if !matches!(first, Message::Flush(_)) {
             tokio::select! {
                 () = tokio::time::sleep(WINDOW) => {}
                 () = flush_requested.notified() => {}
@@ -197,13 +208,17 @@ async fn run(
                     calls += 1;
                 }
                 Message::KeyUse(k) => window.add_key_use(k),
+                Message::Log(record) => {
+                    window.calls.push(*record);
+                    calls += 1;
+                }
                 Message::Flush(f) => flushes.push(f),
             }
             if calls < MAX_CALLS {
                 next = rx.try_recv().ok();
             }
         }
-        if !window.periods.is_empty() || !window.keys.is_empty() {
+        if !window.periods.is_empty() || !window.keys.is_empty() || !window.calls.is_empty() {
             write(store.as_ref(), window.into_batch()).await;
         }
         for f in flushes {

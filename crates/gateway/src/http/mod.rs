@@ -6,6 +6,7 @@ mod consumers;
 mod extract;
 mod idempotency;
 mod keys;
+mod logs;
 mod payment_methods;
 mod plans;
 mod problems;
@@ -173,6 +174,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(prompt_apis::change_lifecycle))
         .routes(routes!(prompt_apis::run_prompt))
+        .routes(routes!(logs::list_logs))
 }
 
 /// The OpenAPI 3.1 document, generated from the routes above.
@@ -188,6 +190,8 @@ pub struct App {
     management: Router,
     /// What the connection this copy serves is doing; see [`activity`].
     activity: Option<Arc<Activity>>,
+    /// The address of the client on that connection, for the call log.
+    peer: Option<std::net::IpAddr>,
 }
 
 pub fn app(state: AppState) -> App {
@@ -195,15 +199,17 @@ pub fn app(state: AppState) -> App {
         management: router(state.clone()),
         state,
         activity: None,
+        peer: None,
     }
 }
 
 impl App {
     /// A copy for one connection, with what it does counted.
-    pub fn for_connection(&self) -> (App, Arc<Activity>) {
+    pub fn for_connection(&self, peer: std::net::IpAddr) -> (App, Arc<Activity>) {
         let activity = Arc::new(Activity::default());
         let mut app = self.clone();
         app.activity = Some(activity.clone());
+        app.peer = Some(peer);
         (app, activity)
     }
 }
@@ -221,7 +227,12 @@ impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for App
         if req.uri().path().starts_with("/v1/") || req.uri().path().starts_with("/apis/") {
             // The data plane's future goes straight into the box: wrapping it
             // in another async block would copy its (large) state once more.
-            Box::pin(crate::dataplane::serve(self.state.clone(), req, in_flight))
+            Box::pin(crate::dataplane::serve(
+                self.state.clone(),
+                req,
+                in_flight,
+                self.peer,
+            ))
         } else {
             let answer = tower::Service::call(&mut self.management.clone(), req.map(Body::new));
             Box::pin(async move { Ok(answer.await?.map(|b| TrackedBody::new(b, in_flight))) })

@@ -96,6 +96,7 @@ pub trait Store:
     + SubscriptionStore
     + ProviderStore
     + PromptApiStore
+    + LogStore
 {
 }
 
@@ -107,6 +108,7 @@ impl<T> Store for T where
         + SubscriptionStore
         + ProviderStore
         + PromptApiStore
+        + LogStore
 {
 }
 
@@ -285,6 +287,63 @@ pub struct UsageBatch {
     pub periods: Vec<PeriodUsage>,
     pub wallet_entries: Vec<NewLedgerEntry>,
     pub key_uses: Vec<ProviderKeyUse>,
+    /// Call log records, appended in order (a replayed batch adds none twice).
+    pub calls: Vec<CallRecord>,
+}
+
+/// One data-plane request for the call log (see `tollgate_api::CallLog`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallRecord {
+    pub id: String,
+    pub at_us: i64,
+    pub api: String,
+    pub method: String,
+    pub path: String,
+    pub team_id: Option<String>,
+    pub consumer_id: Option<String>,
+    pub key_id: Option<String>,
+    pub key_prefix: Option<String>,
+    pub model: Option<String>,
+    pub provider_id: Option<String>,
+    pub provider_key: Option<String>,
+    pub status: u16,
+    pub reason: Option<String>,
+    pub upstream_status: Option<u16>,
+    pub latency_us: i64,
+    pub upstream_us: Option<i64>,
+    pub ttft_us: Option<i64>,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_micros: i64,
+    pub currency: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Which call log records to read.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// Records after this `seq`.
+    pub after: i64,
+    pub consumer_id: Option<String>,
+    pub status_class: Option<u16>,
+    pub reason: Option<String>,
+    pub api: Option<String>,
+    pub model: Option<String>,
+    pub from_us: Option<i64>,
+    pub to_us: Option<i64>,
+}
+
+#[async_trait]
+pub trait LogStore: Send + Sync + 'static {
+    /// Up to `limit` records matching `filter`, in `seq` order, with the
+    /// log's newest `seq`.
+    async fn call_logs(
+        &self,
+        filter: LogFilter,
+        limit: u32,
+    ) -> StoreResult<(Vec<(i64, CallRecord)>, i64)>;
 }
 
 /// What a provider key was used for: calls sent with it, those that failed,

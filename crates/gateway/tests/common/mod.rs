@@ -1,6 +1,8 @@
 //! Starts real `tollgated` processes on loopback for the tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod routed;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -416,6 +416,7 @@ impl BillingStore for SqliteStore {
                         .map_err(backend)?;
                 }
             }
+            super::logs::append_calls(&tx, &batch.calls)?;
             tx.commit().map_err(backend)?;
             Ok(())
         })

@@ -21,6 +21,7 @@ use crate::ids;
 
 mod billing;
 mod consumers;
+mod logs;
 mod prompt_apis;
 mod providers;
 mod subscriptions;
@@ -38,6 +39,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         )),
         M::up(include_str!("../../../migrations/0007_providers.sql")),
         M::up(include_str!("../../../migrations/0008_prompt_apis.sql")),
+        M::up(include_str!("../../../migrations/0009_call_logs.sql")),
     ])
 });
 

@@ -1,0 +1,103 @@
+//! The call log: one record per data-plane request, kept by the gateway and
+//! read by the console's sync in `seq` order.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+use utoipa::ToSchema;
+
+/// One data-plane request as the gateway logged it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct CallLog {
+    /// Position in the log: increases with every record written, never
+    /// reused; the sync's cursor.
+    #[ts(type = "number")]
+    pub seq: i64,
+    /// The request id (`req_<ulid>`, time-ordered), also sent to the caller
+    /// as `x-request-id`.
+    pub id: String,
+    /// When the request arrived.
+    pub at: DateTime<Utc>,
+    /// `chat`, `models`, `billing-status`, a prompt API's slug, or `other`.
+    pub api: String,
+    pub method: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub team_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub consumer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub key_id: Option<String>,
+    /// The consumer key's display prefix (never the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub key_prefix: Option<String>,
+    /// The model that served the call (or that was asked for, when none did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub provider_id: Option<String>,
+    /// The provider key's id and last four characters, e.g. `pkey_… (…9f3a)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub provider_key: Option<String>,
+    pub status: u16,
+    /// The problem's reason slug, for a refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub upstream_status: Option<u16>,
+    /// From the request's arrival to the end of its answer (a stream's end).
+    #[ts(type = "number")]
+    pub latency_us: i64,
+    /// Waiting for the provider's answer (its head, for a stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub upstream_us: Option<i64>,
+    /// Time to the first streamed token, for a stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub ttft_us: Option<i64>,
+    #[ts(type = "number")]
+    pub tokens_in: i64,
+    #[ts(type = "number")]
+    pub tokens_out: i64,
+    /// What the call was charged (decimal string), in `currency`.
+    pub cost: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub client_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub user_agent: Option<String>,
+    /// What went wrong, in a line (the problem's detail, or the upstream's failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub error: Option<String>,
+}
+
+/// A page of the call log, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct CallLogPage {
+    pub items: Vec<CallLog>,
+    /// Pass as `after` for the next page; absent when this page reached the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub next_after: Option<i64>,
+    /// The newest record's `seq` when the page was read (0 for an empty
+    /// log), so that a sync can show how far behind it is.
+    #[ts(type = "number")]
+    pub head_seq: i64,
+}

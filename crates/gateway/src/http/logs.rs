@@ -1,0 +1,183 @@
+//! `/admin/v1/logs`: the call log, read in `seq` order from a cursor — the
+//! console's sync reads it page after page and resumes from the last `seq`
+//! it stored. Needs `read`.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use chrono::{DateTime, TimeZone, Utc};
+use tollgate_api::money::format_amount;
+use tollgate_api::{CallLog, CallLogPage, FieldError, Problem, Scope};
+
+use super::AppState;
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult};
+use crate::store::{CallRecord, LogFilter};
+
+/// Most records in one page.
+pub const LOG_PAGE_MAX: u32 = 5_000;
+const LOG_PAGE_DEFAULT: u32 = 500;
+
+/// Where to start and which records to read; every filter is optional.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// Records after this `seq` (0, the default, is the start of the log).
+    pub after: Option<String>,
+    /// 1–5000, default 500.
+    pub limit: Option<String>,
+    pub consumer_id: Option<String>,
+    /// `2`, `3`, `4` or `5`: the status's class.
+    pub status_class: Option<String>,
+    /// A problem's reason slug, e.g. `insufficient-funds`.
+    pub reason: Option<String>,
+    /// `chat`, `models`, `billing-status` or a prompt API's slug.
+    pub api: Option<String>,
+    pub model: Option<String>,
+    /// Records that arrived at or after this time (RFC 3339).
+    pub from: Option<String>,
+    /// Records that arrived before this time (RFC 3339).
+    pub to: Option<String>,
+}
+
+fn number<T: std::str::FromStr + PartialOrd>(
+    field: &str,
+    text: Option<&str>,
+    range: (T, T),
+    what: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    let text = text.filter(|t| !t.is_empty())?;
+    match text.parse::<T>() {
+        Ok(n) if n >= range.0 && n <= range.1 => Some(n),
+        _ => {
+            errors.push(FieldError::new(field, what));
+            None
+        }
+    }
+}
+
+fn instant(field: &str, text: Option<&str>, errors: &mut Vec<FieldError>) -> Option<i64> {
+    let text = text.filter(|t| !t.is_empty())?;
+    match DateTime::parse_from_rfc3339(text) {
+        Ok(t) => Some(t.timestamp_micros()),
+        Err(_) => {
+            errors.push(FieldError::new(
+                field,
+                "must be an RFC 3339 time, e.g. 2026-11-25T10:00:00Z",
+            ));
+            None
+        }
+    }
+}
+
+fn text(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+/// The query as a store filter and a page size, or every invalid field.
+pub fn filter_of(query: LogQuery) -> Result<(LogFilter, u32), ApiError> {
+    let mut errors = Vec::new();
+    let after = number(
+        "after",
+        query.after.as_deref(),
+        (0i64, i64::MAX),
+        "must be a record's seq (a whole number, 0 or more)",
+        &mut errors,
+    );
+    let limit = number(
+        "limit",
+        query.limit.as_deref(),
+        (1u32, LOG_PAGE_MAX),
+        &format!("must be 1 to {LOG_PAGE_MAX}"),
+        &mut errors,
+    );
+    let status_class = number(
+        "status_class",
+        query.status_class.as_deref(),
+        (1u16, 5),
+        "must be 1, 2, 3, 4 or 5",
+        &mut errors,
+    );
+    let from_us = instant("from", query.from.as_deref(), &mut errors);
+    let to_us = instant("to", query.to.as_deref(), &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    Ok((
+        LogFilter {
+            after: after.unwrap_or(0),
+            consumer_id: text(query.consumer_id),
+            status_class,
+            reason: text(query.reason),
+            api: text(query.api),
+            model: text(query.model),
+            from_us,
+            to_us,
+        },
+        limit.unwrap_or(LOG_PAGE_DEFAULT),
+    ))
+}
+
+/// A stored record as the API shows it.
+pub fn present(seq: i64, r: CallRecord) -> CallLog {
+    CallLog {
+        seq,
+        at: Utc
+            .timestamp_micros(r.at_us)
+            .single()
+            .unwrap_or_else(Utc::now),
+        id: r.id,
+        api: r.api,
+        method: r.method,
+        path: r.path,
+        team_id: r.team_id,
+        consumer_id: r.consumer_id,
+        key_id: r.key_id,
+        key_prefix: r.key_prefix,
+        model: r.model,
+        provider_id: r.provider_id,
+        provider_key: r.provider_key,
+        status: r.status,
+        reason: r.reason,
+        upstream_status: r.upstream_status,
+        latency_us: r.latency_us,
+        upstream_us: r.upstream_us,
+        ttft_us: r.ttft_us,
+        tokens_in: r.tokens_in,
+        tokens_out: r.tokens_out,
+        cost: format_amount(r.cost_micros, 2),
+        currency: r.currency,
+        client_ip: r.client_ip,
+        user_agent: r.user_agent,
+        error: r.error,
+    }
+}
+
+/// Read the call log from a cursor, oldest first, filtered. Records appear
+/// once their group commit is stored (within ~50 ms; this read waits for
+/// the current one), never out of `seq` order, and a `seq` is never reused.
+#[utoipa::path(get, path = "/admin/v1/logs", tag = "logs",
+    security(("admin_token" = ["read"])),
+    params(LogQuery),
+    responses((status = 200, body = CallLogPage), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn list_logs(
+    State(state): State<AppState>,
+    admin: Admin,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> ApiResult<Json<CallLogPage>> {
+    admin.require(Scope::Read)?;
+    let Query(query) =
+        query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+    let (filter, limit) = filter_of(query)?;
+    state.data.accounts.usage.flush().await;
+    let (rows, head_seq) = state.store.call_logs(filter, limit).await?;
+    let full = rows.len() == limit as usize;
+    let next_after = rows.last().map(|(seq, _)| *seq).filter(|_| full);
+    Ok(Json(CallLogPage {
+        items: rows.into_iter().map(|(seq, r)| present(seq, r)).collect(),
+        next_after,
+        head_seq,
+    }))
+}
