@@ -181,3 +181,128 @@ pub async fn list_logs(
         head_seq,
     }))
 }
+
+/// Most records in one export.
+pub const EXPORT_MAX: u32 = 200_000;
+/// Records read from the store at a time while an export streams.
+const EXPORT_CHUNK: u32 = 2_000;
+
+/// Where an export starts and how many records it holds at most.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// Records after this `seq` (default 0).
+    pub after: Option<String>,
+    /// 1–200000, default 50000.
+    pub limit: Option<String>,
+}
+
+/// The call log in bulk, for the console's sync: newline-delimited JSON (one
+/// `CallLog` per line, in `seq` order), gzip-compressed when the client
+/// accepts it, streamed as it is read. Fewer than `limit` lines means the
+/// log's end was reached; `x-tollgate-log-head` is the newest `seq` when the
+/// export began.
+#[utoipa::path(get, path = "/admin/v1/logs/export", tag = "logs",
+    security(("admin_token" = ["read"])),
+    params(ExportQuery),
+    responses((status = 200, content_type = "application/x-ndjson", body = String,
+            description = "One CallLog per line"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn export_logs(
+    State(state): State<AppState>,
+    admin: Admin,
+    query: Result<Query<ExportQuery>, QueryRejection>,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::{HeaderValue, header};
+    use futures_util::StreamExt;
+
+    admin.require(Scope::Read)?;
+    let Query(query) =
+        query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+    let mut errors = Vec::new();
+    let after = number(
+        "after",
+        query.after.as_deref(),
+        (0i64, i64::MAX),
+        "must be a record's seq (a whole number, 0 or more)",
+        &mut errors,
+    )
+    .unwrap_or(0);
+    let limit = number(
+        "limit",
+        query.limit.as_deref(),
+        (1u32, EXPORT_MAX),
+        &format!("must be 1 to {EXPORT_MAX}"),
+        &mut errors,
+    )
+    .unwrap_or(50_000);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    state.data.accounts.usage.flush().await;
+    // The first chunk is read before answering, so a store failure is a
+    // clean 503 rather than a broken stream.
+    let first = LogFilter {
+        after,
+        ..LogFilter::default()
+    };
+    let (rows, head) = state
+        .store
+        .call_logs(first, EXPORT_CHUNK.min(limit))
+        .await?;
+    let store = state.store.clone();
+    let chunks = futures_util::stream::unfold((Some(rows), limit), move |(rows, left)| {
+        let store = store.clone();
+        async move {
+            let rows = match rows {
+                Some(rows) => rows,
+                None => return None,
+            };
+            if rows.is_empty() {
+                return None;
+            }
+            let read = rows.len() as u32;
+            let last = rows.last().map_or(0, |(seq, _)| *seq);
+            let mut out = Vec::with_capacity(rows.len() * 400);
+            for (seq, record) in rows {
+                if serde_json::to_writer(&mut out, &present(seq, record)).is_ok() {
+                    out.push(b'\n');
+                }
+            }
+            let left = left.saturating_sub(read);
+            let next = if left == 0 || read < EXPORT_CHUNK {
+                None
+            } else {
+                let filter = LogFilter {
+                    after: last,
+                    ..LogFilter::default()
+                };
+                match store.call_logs(filter, EXPORT_CHUNK.min(left)).await {
+                    Ok((rows, _)) => Some(rows),
+                    Err(e) => {
+                        // The client sees a short export and resumes from
+                        // its last line.
+                        tracing::error!(error = %e, "reading the call log for an export failed");
+                        None
+                    }
+                }
+            };
+            Some((
+                Ok::<_, std::io::Error>(axum::body::Bytes::from(out)),
+                (next, left),
+            ))
+        }
+    });
+    let mut response =
+        axum::response::Response::new(axum::body::Body::from_stream(chunks.fuse().boxed()));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    h.insert(
+        axum::http::HeaderName::from_static("x-tollgate-log-head"),
+        HeaderValue::from(head),
+    );
+    Ok(response)
+}

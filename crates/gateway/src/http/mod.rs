@@ -175,6 +175,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(prompt_apis::change_lifecycle))
         .routes(routes!(prompt_apis::run_prompt))
         .routes(routes!(logs::list_logs))
+        .routes(routes!(logs::export_logs))
 }
 
 /// The OpenAPI 3.1 document, generated from the routes above.
@@ -262,6 +263,9 @@ fn router(state: AppState) -> Router {
             idempotency::idempotency,
         ))
         .layer(DefaultBodyLimit::max(state.instance.max_body_bytes))
+        // gzip for clients that ask (the log export, large lists); never for
+        // event streams, which tower-http's default predicate leaves alone.
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
