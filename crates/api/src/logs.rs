@@ -101,3 +101,92 @@ pub struct CallLogPage {
     #[ts(type = "number")]
     pub head_seq: i64,
 }
+
+/// Live figures of the call log over a time range (`GET /admin/v1/logs/stats`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct CallStats {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// The width of each point of `series`.
+    #[ts(type = "number")]
+    pub bucket_seconds: i64,
+    #[ts(type = "number")]
+    pub requests: i64,
+    /// Answers with a status of 400 or more.
+    #[ts(type = "number")]
+    pub errors: i64,
+    #[ts(type = "number")]
+    pub tokens_in: i64,
+    #[ts(type = "number")]
+    pub tokens_out: i64,
+    /// Latency percentiles over the range, in microseconds (0 without calls).
+    #[ts(type = "number")]
+    pub latency_p50_us: i64,
+    #[ts(type = "number")]
+    pub latency_p95_us: i64,
+    #[ts(type = "number")]
+    pub latency_p99_us: i64,
+    /// What the calls were charged, per currency.
+    pub cost: Vec<CostTotal>,
+    /// One point per bucket that had calls, oldest first.
+    pub series: Vec<StatsPoint>,
+    /// Refusals by problem reason, most frequent first.
+    pub by_reason: Vec<ReasonCount>,
+    /// Calls per model, most frequent first.
+    pub by_model: Vec<ModelUse>,
+    /// The ten consumers with the most calls.
+    pub top_consumers: Vec<ConsumerUse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct CostTotal {
+    pub currency: String,
+    /// Decimal string.
+    pub amount: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct StatsPoint {
+    pub at: DateTime<Utc>,
+    #[ts(type = "number")]
+    pub requests: i64,
+    #[ts(type = "number")]
+    pub errors: i64,
+    /// 402 Payment Required answers.
+    #[ts(type = "number")]
+    pub payment_required: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct ReasonCount {
+    pub reason: String,
+    pub status: u16,
+    #[ts(type = "number")]
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct ModelUse {
+    pub model: String,
+    #[ts(type = "number")]
+    pub requests: i64,
+    #[ts(type = "number")]
+    pub tokens_in: i64,
+    #[ts(type = "number")]
+    pub tokens_out: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct ConsumerUse {
+    pub consumer_id: String,
+    #[ts(type = "number")]
+    pub requests: i64,
+    #[ts(type = "number")]
+    pub errors: i64,
+}

@@ -162,6 +162,71 @@ async fn every_call_is_logged_once_with_what_it_did() {
     assert_eq!(page["items"], json!([]));
     assert_eq!(page["head_seq"], seqs[4]);
 
+    // Live figures of the same calls.
+    let stats: Value = client()
+        .get(s.gw.url("/admin/v1/logs/stats"))
+        .bearer_auth(&s.gw.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["requests"], 5, "{stats}");
+    assert_eq!(stats["errors"], 2);
+    assert_eq!(
+        (stats["tokens_in"].as_i64(), stats["tokens_out"].as_i64()),
+        (Some(5), Some(7))
+    );
+    assert_eq!(stats["bucket_seconds"], 60);
+    let in_series: i64 = stats["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["requests"].as_i64().unwrap())
+        .sum();
+    assert_eq!(in_series, 5);
+    assert!(stats["latency_p50_us"].as_i64().unwrap() > 0);
+    assert!(stats["latency_p99_us"].as_i64() >= stats["latency_p50_us"].as_i64());
+    let reasons: Vec<(&str, i64)> = stats["by_reason"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["reason"].as_str().unwrap(), r["status"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [("invalid-api-key", 401), ("model-not-found", 404)]
+    );
+    assert_eq!(stats["by_model"][0]["model"], "sim-small");
+    assert_eq!(stats["by_model"][0]["requests"], 2);
+    assert_eq!(stats["top_consumers"][0]["consumer_id"], consumer.as_str());
+    assert_eq!(stats["top_consumers"][0]["requests"], 4);
+    let charged: f64 = records
+        .iter()
+        .map(|r| r["cost"].as_str().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(stats["cost"][0]["currency"], "USD");
+    let total: f64 = stats["cost"][0]["amount"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((total - charged).abs() < 1e-9, "{total} vs {charged}");
+    for query in [
+        "?bucket=week",
+        "?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "?from=2020-01-01T00:00:00Z",
+    ] {
+        let bad = client()
+            .get(s.gw.url(&format!("/admin/v1/logs/stats{query}")))
+            .bearer_auth(&s.gw.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+    }
+
     // Bad queries name their fields; the log needs a token that may read.
     let bad = client()
         .get(s.gw.url("/admin/v1/logs?after=-1&limit=0&status_class=7&from=yesterday"))

@@ -306,3 +306,75 @@ pub async fn export_logs(
     );
     Ok(response)
 }
+
+/// The range and bucket of live figures.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsQuery {
+    /// RFC 3339; default an hour before `to`.
+    pub from: Option<String>,
+    /// RFC 3339; default now.
+    pub to: Option<String>,
+    /// `minute`, `hour` or `day`; default the finest that gives at most 1500 points.
+    pub bucket: Option<String>,
+}
+
+/// The longest range of live figures.
+const STATS_RANGE_MAX_DAYS: i64 = 93;
+const STATS_POINTS_MAX: i64 = 1_500;
+
+/// Live figures of the calls in a time range: totals, latency percentiles,
+/// cost per currency, a time series, refusals by reason, use per model and
+/// the top consumers.
+#[utoipa::path(get, path = "/admin/v1/logs/stats", tag = "logs",
+    security(("admin_token" = ["read"])),
+    params(StatsQuery),
+    responses((status = 200, body = tollgate_api::CallStats), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn log_stats(
+    State(state): State<AppState>,
+    admin: Admin,
+    query: Result<Query<StatsQuery>, QueryRejection>,
+) -> ApiResult<Json<tollgate_api::CallStats>> {
+    admin.require(Scope::Read)?;
+    let Query(query) =
+        query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+    let mut errors = Vec::new();
+    let to = instant("to", query.to.as_deref(), &mut errors)
+        .unwrap_or_else(|| Utc::now().timestamp_micros() + 1);
+    let from = instant("from", query.from.as_deref(), &mut errors).unwrap_or(to - 3_600_000_000);
+    const MINUTE: i64 = 60_000_000;
+    let span = to - from;
+    if errors.is_empty() && span <= 0 {
+        errors.push(FieldError::new("from", "must be before `to`"));
+    } else if span > STATS_RANGE_MAX_DAYS * 24 * 60 * MINUTE {
+        errors.push(FieldError::new(
+            "from",
+            format!("the range may span {STATS_RANGE_MAX_DAYS} days at most"),
+        ));
+    }
+    let bucket = match query.bucket.as_deref().filter(|b| !b.is_empty()) {
+        Some("minute") => MINUTE,
+        Some("hour") => 60 * MINUTE,
+        Some("day") => 24 * 60 * MINUTE,
+        Some(_) => {
+            errors.push(FieldError::new("bucket", "must be minute, hour or day"));
+            MINUTE
+        }
+        None => [MINUTE, 60 * MINUTE, 24 * 60 * MINUTE]
+            .into_iter()
+            .find(|b| span / b <= STATS_POINTS_MAX)
+            .unwrap_or(24 * 60 * MINUTE),
+    };
+    if errors.is_empty() && span / bucket > STATS_POINTS_MAX {
+        errors.push(FieldError::new(
+            "bucket",
+            format!("gives more than {STATS_POINTS_MAX} points for this range; take a coarser one"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    state.data.accounts.usage.flush().await;
+    Ok(Json(state.store.call_stats(from, to, bucket).await?))
+}

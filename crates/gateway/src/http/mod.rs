@@ -176,6 +176,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(prompt_apis::run_prompt))
         .routes(routes!(logs::list_logs))
         .routes(routes!(logs::export_logs))
+        .routes(routes!(logs::log_stats))
 }
 
 /// The OpenAPI 3.1 document, generated from the routes above.

@@ -344,6 +344,14 @@ pub trait LogStore: Send + Sync + 'static {
         filter: LogFilter,
         limit: u32,
     ) -> StoreResult<(Vec<(i64, CallRecord)>, i64)>;
+    /// Figures of the calls that arrived in `[from_us, to_us)`, with a
+    /// series in buckets of `bucket_us`.
+    async fn call_stats(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        bucket_us: i64,
+    ) -> StoreResult<tollgate_api::CallStats>;
 }
 
 /// What a provider key was used for: calls sent with it, those that failed,

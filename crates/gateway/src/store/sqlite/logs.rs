@@ -143,4 +143,139 @@ impl LogStore for SqliteStore {
         })
         .await
     }
+
+    async fn call_stats(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        bucket_us: i64,
+    ) -> StoreResult<tollgate_api::CallStats> {
+        self.read(move |c| stats(c, from_us, to_us, bucket_us).map_err(backend))
+            .await
+    }
+}
+
+/// The value at fraction `p` of the range's latencies (nearest rank).
+fn percentile(
+    c: &rusqlite::Connection,
+    from: i64,
+    to: i64,
+    count: i64,
+    p: f64,
+) -> rusqlite::Result<i64> {
+    if count == 0 {
+        return Ok(0);
+    }
+    let rank = ((count as f64 * p).ceil() as i64).clamp(1, count) - 1;
+    c.query_row(
+        "SELECT latency_us FROM call_logs WHERE at_us >= ?1 AND at_us < ?2 \
+         ORDER BY latency_us LIMIT 1 OFFSET ?3",
+        params![from, to, rank],
+        |r| r.get(0),
+    )
+}
+
+pub(super) fn stats(
+    c: &rusqlite::Connection,
+    from: i64,
+    to: i64,
+    bucket: i64,
+) -> rusqlite::Result<tollgate_api::CallStats> {
+    use chrono::{TimeZone, Utc};
+    use tollgate_api::money::format_amount;
+    use tollgate_api::{ConsumerUse, CostTotal, ModelUse, ReasonCount, StatsPoint};
+
+    let at = |us: i64| Utc.timestamp_micros(us).single().unwrap_or_else(Utc::now);
+    let range = params![from, to];
+    let (requests, errors, tokens_in, tokens_out): (i64, i64, i64, i64) = c.query_row(
+        "SELECT count(*), coalesce(sum(status >= 400), 0), coalesce(sum(tokens_in), 0), \
+         coalesce(sum(tokens_out), 0) FROM call_logs WHERE at_us >= ?1 AND at_us < ?2",
+        range,
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let cost = c
+        .prepare_cached(
+            "SELECT currency, sum(cost_micros) FROM call_logs WHERE at_us >= ?1 AND at_us < ?2 \
+             AND currency IS NOT NULL GROUP BY currency ORDER BY currency",
+        )?
+        .query_map(range, |r| {
+            Ok(CostTotal {
+                currency: r.get(0)?,
+                amount: format_amount(r.get(1)?, 2),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let series = c
+        .prepare_cached(
+            "SELECT (at_us - ?1) / ?3, count(*), sum(status >= 400), sum(status = 402) \
+             FROM call_logs WHERE at_us >= ?1 AND at_us < ?2 GROUP BY 1 ORDER BY 1",
+        )?
+        .query_map(params![from, to, bucket], |r| {
+            Ok(StatsPoint {
+                at: at(from + r.get::<_, i64>(0)? * bucket),
+                requests: r.get(1)?,
+                errors: r.get(2)?,
+                payment_required: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let by_reason = c
+        .prepare_cached(
+            "SELECT reason, max(status), count(*) FROM call_logs WHERE at_us >= ?1 AND at_us < ?2 \
+             AND reason IS NOT NULL GROUP BY reason ORDER BY 3 DESC, 1",
+        )?
+        .query_map(range, |r| {
+            Ok(ReasonCount {
+                reason: r.get(0)?,
+                status: r.get(1)?,
+                count: r.get(2)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let by_model = c
+        .prepare_cached(
+            "SELECT model, count(*), sum(tokens_in), sum(tokens_out) FROM call_logs \
+             WHERE at_us >= ?1 AND at_us < ?2 AND model IS NOT NULL GROUP BY model \
+             ORDER BY 2 DESC, 1 LIMIT 50",
+        )?
+        .query_map(range, |r| {
+            Ok(ModelUse {
+                model: r.get(0)?,
+                requests: r.get(1)?,
+                tokens_in: r.get(2)?,
+                tokens_out: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let top_consumers = c
+        .prepare_cached(
+            "SELECT consumer_id, count(*), sum(status >= 400) FROM call_logs \
+             WHERE at_us >= ?1 AND at_us < ?2 AND consumer_id IS NOT NULL GROUP BY consumer_id \
+             ORDER BY 2 DESC, 1 LIMIT 10",
+        )?
+        .query_map(range, |r| {
+            Ok(ConsumerUse {
+                consumer_id: r.get(0)?,
+                requests: r.get(1)?,
+                errors: r.get(2)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(tollgate_api::CallStats {
+        from: at(from),
+        to: at(to),
+        bucket_seconds: bucket / 1_000_000,
+        requests,
+        errors,
+        tokens_in,
+        tokens_out,
+        latency_p50_us: percentile(c, from, to, requests, 0.50)?,
+        latency_p95_us: percentile(c, from, to, requests, 0.95)?,
+        latency_p99_us: percentile(c, from, to, requests, 0.99)?,
+        cost,
+        series,
+        by_reason,
+        by_model,
+        top_consumers,
+    })
 }
