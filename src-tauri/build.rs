@@ -59,6 +59,17 @@ fn main() {
         "move_provider_key",
         "delete_provider_key",
         "list_provider_key_events",
+        "list_prompt_apis",
+        "get_prompt_api",
+        "create_prompt_api",
+        "list_prompt_api_versions",
+        "add_prompt_api_version",
+        "change_prompt_api_lifecycle",
+        "prompt_api_snippets",
+        "preview_prompt",
+        "diff_prompt_definitions",
+        "run_prompt",
+        "cancel_prompt_run",
     ];
     tauri_build::try_build(
         tauri_build::Attributes::new()

@@ -86,6 +86,17 @@ pub fn run() {
             commands::providers::move_provider_key,
             commands::providers::delete_provider_key,
             commands::providers::list_provider_key_events,
+            commands::prompt_apis::list_prompt_apis,
+            commands::prompt_apis::get_prompt_api,
+            commands::prompt_apis::create_prompt_api,
+            commands::prompt_apis::list_prompt_api_versions,
+            commands::prompt_apis::add_prompt_api_version,
+            commands::prompt_apis::change_prompt_api_lifecycle,
+            commands::prompt_apis::prompt_api_snippets,
+            commands::prompt_apis::preview_prompt,
+            commands::prompt_apis::diff_prompt_definitions,
+            commands::prompt_apis::run_prompt,
+            commands::prompt_apis::cancel_prompt_run,
         ])
         .run(tauri::generate_context!())
         .expect("error while running the Tollgate console");

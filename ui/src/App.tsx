@@ -10,6 +10,7 @@ import { ConsumersPage } from "./pages/ConsumersPage";
 import { FleetPage } from "./pages/FleetPage";
 import { InstancesPage } from "./pages/InstancesPage";
 import { PlansPage } from "./pages/PlansPage";
+import { PromptApisPage } from "./pages/PromptApisPage";
 import { ProvidersPage } from "./pages/ProvidersPage";
 import { TeamsPage } from "./pages/TeamsPage";
 
@@ -27,6 +28,8 @@ function Page({ section }: { section: Section }) {
       return <PlansPage />;
     case "providers":
       return <ProvidersPage />;
+    case "prompt-apis":
+      return <PromptApisPage />;
     case "approvals":
       return <ApprovalsPage />;
     case "billing":

@@ -212,7 +212,7 @@ impl GatewayClient {
         self.base.host_str().unwrap_or_default().to_owned()
     }
 
-    fn classify(&self, e: reqwest::Error) -> GatewayError {
+    pub(crate) fn classify(&self, e: reqwest::Error) -> GatewayError {
         if e.is_timeout() {
             return GatewayError::Timeout(self.options.request_timeout.as_secs().max(1));
         }
@@ -521,6 +521,59 @@ impl GatewayClient {
     ) -> Result<T, GatewayError> {
         let headers = [("If-Match", format!("\"{version}\""))];
         Ok(self.call(method, path, Some(body), &headers).await?.0)
+    }
+
+    /// POST guarded by `If-Match` with the version the admin saw.
+    pub async fn post_versioned<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+        version: i64,
+    ) -> Result<T, GatewayError> {
+        self.versioned_json(Method::POST, path, body, version).await
+    }
+
+    /// POST whose success is a server-sent event stream, allowed to last
+    /// `timeout` in all (instead of the client's request timeout). Any
+    /// other answer becomes the most specific error, as for JSON calls.
+    pub async fn post_event_stream(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+        timeout: Duration,
+    ) -> Result<reqwest::Response, GatewayError> {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(self.token.expose())
+            .header(header::ACCEPT, "text/event-stream")
+            .timeout(timeout)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.classify(e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        if !status.is_success() {
+            let bytes = self.read_capped(response).await?;
+            return Err(self.failure(status, &headers, &bytes));
+        }
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !ct.starts_with("text/event-stream") {
+            return Err(GatewayError::NotAGateway(format!(
+                "answered with `{}` instead of an event stream",
+                if ct.is_empty() { "no content type" } else { ct }
+            )));
+        }
+        Ok(response)
+    }
+
+    /// The largest answer (or, in a stream, event) this client reads.
+    pub fn max_response_bytes(&self) -> usize {
+        self.options.max_response_bytes
     }
 
     pub async fn delete_path(&self, path: &str) -> Result<(), GatewayError> {

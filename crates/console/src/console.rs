@@ -15,6 +15,7 @@ use crate::fleet::{Fleet, Health};
 use crate::models::{
     ConnectionReport, FleetEntry, Instance, InstanceInput, KeyringStatus, ReportError,
 };
+use crate::prompt_apis::Runs;
 use crate::sensitive::Sensitive;
 use crate::vault::{ADMIN_TOKEN, Vault, VaultError};
 use crate::{db, registry};
@@ -27,6 +28,7 @@ pub struct Console {
     vault: Vault,
     options: ClientOptions,
     fleet: Mutex<Fleet>,
+    pub(crate) runs: Runs,
 }
 
 /// Runs a blocking keyring call off the async runtime.
@@ -76,6 +78,7 @@ impl Console {
             vault,
             options,
             fleet: Mutex::new(fleet),
+            runs: Runs::default(),
         }))
     }
 

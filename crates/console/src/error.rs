@@ -21,6 +21,9 @@ pub enum ConsoleError {
     Vault(#[from] VaultError),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// The admin stopped a prompt run before it finished.
+    #[error("the run was cancelled")]
+    Cancelled,
     /// The local database failed; the detail is in the log.
     #[error("{0}")]
     Storage(String),
@@ -53,6 +56,7 @@ impl ConsoleError {
             ConsoleError::MissingToken => "missing_token",
             ConsoleError::Vault(e) => e.code(),
             ConsoleError::Gateway(e) => e.code(),
+            ConsoleError::Cancelled => "cancelled",
             ConsoleError::Storage(_) => "storage",
         }
     }

@@ -11,6 +11,8 @@ pub mod db;
 pub mod error;
 pub mod fleet;
 pub mod models;
+pub mod prompt_apis;
+pub mod prompt_studio;
 pub mod providers;
 pub mod registry;
 pub mod sensitive;

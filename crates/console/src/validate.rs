@@ -24,6 +24,26 @@ pub(crate) fn name(field: &str, value: &mut String, max: usize, errors: &mut Vec
     }
 }
 
+/// A free text of at most `max` characters (tabs and line breaks allowed),
+/// trimmed.
+pub(crate) fn text(field: &str, value: &mut String, max: usize, errors: &mut Vec<FieldError>) {
+    *value = value.trim().to_owned();
+    if value.chars().count() > max {
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    } else if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        errors.push(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+}
+
 /// A non-negative decimal amount (`"12.50"`), trimmed.
 pub(crate) fn amount(field: &str, value: &mut String, errors: &mut Vec<FieldError>) {
     *value = value.trim().to_owned();

@@ -2,6 +2,10 @@ type Tone = "ok" | "warn" | "danger" | "muted";
 
 const TONES: Record<string, Tone> = {
   active: "ok",
+  published: "ok",
+  draft: "muted",
+  deprecated: "warn",
+  retired: "danger",
   succeeded: "ok",
   pending_approval: "warn",
   rotating: "warn",

@@ -1,7 +1,7 @@
 // The one adapter between the UI and the Rust backend: the only module that
 // calls `invoke`. One typed function per Tauri command; every rejection
 // becomes a `BackendError`.
-import { invoke } from "@tauri-apps/api/core";
+import { Channel, invoke } from "@tauri-apps/api/core";
 
 import type { AddPaymentMethod } from "../bindings/AddPaymentMethod";
 import type { AuditEntry } from "../bindings/AuditEntry";
@@ -14,6 +14,17 @@ import type { CreateConsumer } from "../bindings/CreateConsumer";
 import type { CreateConsumerKey } from "../bindings/CreateConsumerKey";
 import type { CreateLedgerEntry } from "../bindings/CreateLedgerEntry";
 import type { CreatePlan } from "../bindings/CreatePlan";
+import type { CreatePromptApi } from "../bindings/CreatePromptApi";
+import type { DiffLine } from "../bindings/DiffLine";
+import type { PromptApi } from "../bindings/PromptApi";
+import type { PromptApiAction } from "../bindings/PromptApiAction";
+import type { PromptApiVersion } from "../bindings/PromptApiVersion";
+import type { PromptDefinition } from "../bindings/PromptDefinition";
+import type { PromptPreview } from "../bindings/PromptPreview";
+import type { PromptRun } from "../bindings/PromptRun";
+import type { PromptRunEvent } from "../bindings/PromptRunEvent";
+import type { PromptRunSummary } from "../bindings/PromptRunSummary";
+import type { PromptSnippets } from "../bindings/PromptSnippets";
 import type { CreateProvider } from "../bindings/CreateProvider";
 import type { CreateProviderKey } from "../bindings/CreateProviderKey";
 import type { CreateSubscription } from "../bindings/CreateSubscription";
@@ -66,6 +77,8 @@ export type ErrorCode =
   | "gateway_error"
   /** The payment processor refused the card (the message carries its codes). */
   | "card_error"
+  /** A prompt run stopped by the admin. */
+  | "cancelled"
   /** Not from the backend: the IPC call itself failed (no Tauri, unknown command…). */
   | "ipc";
 
@@ -254,6 +267,56 @@ export const deleteProviderKey = (instanceId: string, keyId: string, version: nu
 /** Status changes of the pool's keys, newest first; `keyId` null means every key. */
 export const listProviderKeyEvents = (instanceId: string, providerId: string, keyId: string | null, limit: number) =>
   call<ProviderKeyEvent[]>("list_provider_key_events", { instanceId, providerId, keyId, limit });
+
+// ---- Prompt APIs -----------------------------------------------------------
+
+export const listPromptApis = (instanceId: string, cursor: string | null) =>
+  call<Page<PromptApi>>("list_prompt_apis", { instanceId, cursor });
+
+export const getPromptApi = (instanceId: string, apiId: string) => call<PromptApi>("get_prompt_api", { instanceId, apiId });
+
+/** A draft with its first version; a taken slug fails with `conflict`. */
+export const createPromptApi = (instanceId: string, input: CreatePromptApi, idempotencyKey: string) =>
+  call<PromptApi>("create_prompt_api", { instanceId, input, idempotencyKey });
+
+/** Every version, newest first. */
+export const listPromptApiVersions = (instanceId: string, apiId: string) =>
+  call<PromptApiVersion[]>("list_prompt_api_versions", { instanceId, apiId });
+
+/** A new version, served from now on; guarded by the API's `version` as read. */
+export const addPromptApiVersion = (instanceId: string, apiId: string, definition: PromptDefinition, version: number) =>
+  call<PromptApi>("add_prompt_api_version", { instanceId, apiId, definition, version });
+
+/** Publish, deprecate (sunset in the future), retire, or roll back; guarded by the API's `version`. */
+export const changePromptApiLifecycle = (instanceId: string, apiId: string, action: PromptApiAction, version: number) =>
+  call<PromptApi>("change_prompt_api_lifecycle", { instanceId, apiId, action, version });
+
+/** curl, Python and JavaScript calls of the API against the gateway's public URL; no key inside. */
+export const promptApiSnippets = (instanceId: string, apiId: string) =>
+  call<PromptSnippets>("prompt_api_snippets", { instanceId, apiId });
+
+/** The rendered prompt, piece by piece, and what saving the definition would be refused for (computed locally). */
+export const previewPrompt = (definition: PromptDefinition, values: Record<string, string>) =>
+  call<PromptPreview>("preview_prompt", { definition, values });
+
+/** The line diff from one definition to another. */
+export const diffPromptDefinitions = (old: PromptDefinition, next: PromptDefinition) =>
+  call<DiffLine[]>("diff_prompt_definitions", { old, new: next });
+
+/**
+ * Runs a definition once on the instance with test values: `onText` gets the answer as it
+ * streams; resolves with the summary (serving model, tokens, cost). `runId` names the run for
+ * `cancelPromptRun`, after which it rejects with `cancelled`.
+ */
+export function runPrompt(instanceId: string, runId: string, run: PromptRun, onText: (text: string) => void): Promise<PromptRunSummary> {
+  const onEvent = new Channel<PromptRunEvent>();
+  // Deltas are the only event (the summary is the command's answer).
+  onEvent.onmessage = (event) => onText(event.text);
+  return call<PromptRunSummary>("run_prompt", { instanceId, runId, run, onEvent });
+}
+
+/** False when the run had already ended. */
+export const cancelPromptRun = (runId: string) => call<boolean>("cancel_prompt_run", { runId });
 
 // ---- Subscriptions -------------------------------------------------------
 

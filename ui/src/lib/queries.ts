@@ -1,6 +1,7 @@
 // Query keys and the shared queries. Pages build their mutations on top of
 // these keys so that each write invalidates exactly what it changed.
 import {
+  keepPreviousData,
   QueryClient,
   useInfiniteQuery,
   useMutation,
@@ -9,6 +10,7 @@ import {
 } from "@tanstack/react-query";
 
 import type { Instance } from "../bindings/Instance";
+import type { PromptDefinition } from "../bindings/PromptDefinition";
 import * as backend from "./backend";
 import { BackendError } from "./backend";
 
@@ -29,6 +31,10 @@ export const keys = {
   providerKeys: (instanceId: string, providerId: string) => ["provider_keys", instanceId, providerId] as const,
   providerKeyEvents: (instanceId: string, providerId: string) => ["provider_key_events", instanceId, providerId] as const,
   providerTest: (instanceId: string, providerId: string) => ["provider_test", instanceId, providerId] as const,
+  promptApis: (instanceId: string) => ["prompt_apis", instanceId] as const,
+  promptApi: (instanceId: string, apiId: string) => ["prompt_apis", instanceId, "one", apiId] as const,
+  promptApiVersions: (instanceId: string, apiId: string) => ["prompt_apis", instanceId, "versions", apiId] as const,
+  promptApiSnippets: (instanceId: string, apiId: string) => ["prompt_apis", instanceId, "snippets", apiId] as const,
   billingCheck: (instanceId: string) => ["billing_check", instanceId] as const,
   /** Every subscription list of the instance (all filters). */
   subscriptions: (instanceId: string) => ["subscriptions", instanceId] as const,
@@ -197,6 +203,60 @@ export function useProviderKeyEvents(instanceId: string, providerId: string) {
     queryKey: keys.providerKeyEvents(instanceId, providerId),
     queryFn: () => backend.listProviderKeyEvents(instanceId, providerId, null, 50),
     refetchInterval: 15_000,
+  });
+}
+
+export function usePromptApis(instanceId: string) {
+  return useInfiniteQuery({
+    queryKey: keys.promptApis(instanceId),
+    queryFn: ({ pageParam }) => backend.listPromptApis(instanceId, pageParam),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor ?? null,
+  });
+}
+
+export function usePromptApi(instanceId: string, apiId: string | null) {
+  return useQuery({
+    queryKey: keys.promptApi(instanceId, apiId ?? ""),
+    queryFn: () => backend.getPromptApi(instanceId, apiId ?? ""),
+    enabled: apiId !== null,
+  });
+}
+
+export function usePromptApiVersions(instanceId: string, apiId: string) {
+  return useQuery({
+    queryKey: keys.promptApiVersions(instanceId, apiId),
+    queryFn: () => backend.listPromptApiVersions(instanceId, apiId),
+  });
+}
+
+export function usePromptApiSnippets(instanceId: string, apiId: string) {
+  return useQuery({
+    queryKey: keys.promptApiSnippets(instanceId, apiId),
+    queryFn: () => backend.promptApiSnippets(instanceId, apiId),
+  });
+}
+
+/** The live preview: computed by the console (no gateway), re-asked as the definition or the values change. */
+export function usePromptPreview(definition: PromptDefinition, values: Record<string, string>) {
+  return useQuery({
+    queryKey: ["prompt_preview", definition, values],
+    queryFn: () => backend.previewPrompt(definition, values),
+    placeholderData: keepPreviousData,
+    staleTime: Infinity,
+    gcTime: 10_000,
+    retry: false,
+  });
+}
+
+/** The diff from the first definition to the second (computed by the console). */
+export function usePromptDiff(pair: readonly [PromptDefinition, PromptDefinition] | null) {
+  return useQuery({
+    queryKey: ["prompt_diff", pair],
+    queryFn: () => (pair ? backend.diffPromptDefinitions(pair[0], pair[1]) : Promise.resolve([])),
+    enabled: pair !== null,
+    staleTime: Infinity,
+    retry: false,
   });
 }
 
