@@ -85,6 +85,15 @@ pub struct CallLog {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub error: Option<String>,
+    /// The request body, when the log settings capture bodies for this API:
+    /// cut at their size and with secrets (keys, tokens, card numbers) redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub request_body: Option<String>,
+    /// The answer (a stream's text), captured like the request body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub response_body: Option<String>,
 }
 
 /// A page of the call log, oldest first.
@@ -189,4 +198,50 @@ pub struct ConsumerUse {
     pub requests: i64,
     #[ts(type = "number")]
     pub errors: i64,
+}
+
+/// Capture of request and response bodies for one API (off for all others).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct BodyCapture {
+    /// `chat` or a prompt API's slug.
+    pub api: String,
+    /// Bytes kept of each body, 1–65536.
+    pub max_bytes: u32,
+}
+
+/// How long the call log keeps records, and which APIs' bodies it captures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct LogSettings {
+    /// Records older than this are deleted (checked every few minutes).
+    pub retention_days: u32,
+    /// At most this many records are kept, oldest deleted first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub max_records: Option<u64>,
+    pub bodies: Vec<BodyCapture>,
+    /// Never saved yet: these are the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub updated_at: Option<DateTime<Utc>>,
+    #[ts(type = "number")]
+    pub version: i64,
+}
+
+/// Body of `PUT /admin/v1/logs/settings`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(deny_unknown_fields)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct UpdateLogSettings {
+    /// 1–3650.
+    pub retention_days: u32,
+    /// 1000 or more; absent for no limit.
+    #[serde(default)]
+    #[ts(optional, type = "number")]
+    pub max_records: Option<u64>,
+    #[serde(default)]
+    #[ts(optional, as = "Option<Vec<BodyCapture>>")]
+    pub bodies: Vec<BodyCapture>,
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod payments;
+pub mod redact;
 pub mod server;
 pub mod store;
 pub mod validate;

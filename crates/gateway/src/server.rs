@@ -101,7 +101,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         },
         accounts: Accounts::new(store.clone()),
         limiter: Default::default(),
+        captures: Default::default(),
     });
+    data.captures.set(
+        &crate::http::logs::current_settings(store.as_ref())
+            .await?
+            .bodies,
+    );
+    let pruning = tokio::spawn(run_log_pruning(store.clone()));
     let app = app(AppState {
         store,
         secrets,
@@ -111,6 +118,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     });
     serve_connections(listener, app, settings.idle_timeout, shutdown_signal()).await;
     renewals.abort();
+    pruning.abort();
     // Settled calls still queued are stored before the process ends.
     data.accounts.usage.flush().await;
     tracing::info!("tollgated stopped");
@@ -182,6 +190,22 @@ async fn serve_connections(
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(DRAIN_TIMEOUT) => {
             tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+        }
+    }
+}
+
+/// How often records past the log's retention are deleted.
+const LOG_PRUNING_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The call log's retention: at start, then every few minutes.
+async fn run_log_pruning(store: Arc<dyn crate::store::Store>) {
+    let mut tick = tokio::time::interval(LOG_PRUNING_INTERVAL);
+    loop {
+        tick.tick().await;
+        match crate::http::logs::prune(store.as_ref()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "deleted call log records past their retention"),
+            Err(e) => tracing::error!(error = %e, "pruning the call log failed"),
         }
     }
 }

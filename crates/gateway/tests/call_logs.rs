@@ -347,3 +347,138 @@ async fn the_bulk_export_streams_ndjson_gzipped_and_resumes_from_any_line() {
     let bad = export(0, 0).await.unwrap();
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn bodies_are_captured_only_for_the_apis_named_cut_and_redacted() {
+    let s = Setup::new().await;
+    s.provider(
+        "openai-compatible",
+        "Sim",
+        &[("sim-small", None)],
+        &["sim-key-good-0032"],
+        30,
+    )
+    .await;
+    let (_, key) = s.consumer("Captured", &[]).await;
+    let settings = |method: &str, body: Value, if_match: Option<&str>| {
+        let mut req = client()
+            .request(method.parse().unwrap(), s.gw.url("/admin/v1/logs/settings"))
+            .bearer_auth(&s.gw.token);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        if let Some(v) = if_match {
+            req = req.header("if-match", v);
+        }
+        req.send()
+    };
+    let defaults: Value = settings("GET", Value::Null, None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(defaults["retention_days"], 30);
+    assert_eq!(defaults["bodies"], json!([]));
+    assert_eq!(defaults["version"], 0);
+
+    let bad = settings(
+        "PUT",
+        json!({"retention_days": 0, "max_records": 5,
+               "bodies": [{"api": "chat", "max_bytes": 0}, {"api": "chat", "max_bytes": 10}, {"api": "Bad Name", "max_bytes": 10}]}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let bad: Value = bad.json().await.unwrap();
+    let fields: Vec<&str> = bad["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "retention_days",
+            "max_records",
+            "bodies.0.max_bytes",
+            "bodies.1.api",
+            "bodies.2.api"
+        ]
+    );
+    let saved = settings(
+        "PUT",
+        json!({"retention_days": 7, "bodies": [{"api": "chat", "max_bytes": 120}]}),
+        Some("\"0\""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(saved.status(), StatusCode::OK);
+    let saved: Value = saved.json().await.unwrap();
+    assert_eq!(saved["version"], 1);
+    let stale = settings("PUT", json!({"retention_days": 9}), Some("\"0\""))
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+
+    let secret_text =
+        "card 4242 4242 4242 4242 key sk-proj-abcdefghijklmnop1234 then a long tail of words";
+    let plain = client()
+        .post(s.gw.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(
+            &json!({"model": "sim-small", "messages": [{"role": "user", "content": secret_text}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::OK);
+    let streamed = client()
+        .post(s.gw.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "sim-small", "stream": true,
+                      "messages": [{"role": "user", "content": "pay with 4000 0000 0000 0002"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(streamed.text().await.unwrap().contains("[DONE]"));
+    client()
+        .get(s.gw.url("/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+
+    let records = all_logs(&s.gw, "", 100).await;
+    assert_eq!(records.len(), 3);
+    let (plain, stream, models) = (&records[0], &records[1], &records[2]);
+    let request = plain["request_body"].as_str().unwrap();
+    assert!(
+        request.starts_with("{\"messages\":[{\"content\":\"card "),
+        "{request}"
+    );
+    assert!(
+        request.contains("[REDACTED card]") && request.contains("[REDACTED]"),
+        "{request}"
+    );
+    assert!(
+        !request.contains("4242") && !request.contains("sk-proj"),
+        "{request}"
+    );
+    assert!(request.len() <= 120, "cut to the limit: {}", request.len());
+    let response = plain["response_body"].as_str().unwrap();
+    assert!(response.contains("\"choices\""), "{response}");
+    assert!(!response.contains("4242"), "{response}");
+    assert_eq!(
+        stream["response_body"], "echo: pay with [REDACTED card]",
+        "a stream keeps its text: {stream}"
+    );
+    assert!(models.get("request_body").is_none() && models.get("response_body").is_none());
+
+    // Nothing secret reached the database file either.
+    let db = std::fs::read(s.gw.dir.join("tollgate.db")).unwrap();
+    let db = String::from_utf8_lossy(&db);
+    assert!(!db.contains("4242 4242") && !db.contains("sk-proj-abcdefghijklmnop1234"));
+}

@@ -57,4 +57,13 @@ cost: string, currency?: string, client_ip?: string, user_agent?: string,
 /**
  * What went wrong, in a line (the problem's detail, or the upstream's failure).
  */
-error?: string, };
+error?: string, 
+/**
+ * The request body, when the log settings capture bodies for this API:
+ * cut at their size and with secrets (keys, tokens, card numbers) redacted.
+ */
+request_body?: string, 
+/**
+ * The answer (a stream's text), captured like the request body.
+ */
+response_body?: string, };

@@ -224,6 +224,7 @@ pub async fn chat_completions(
 ) -> Result<Response, Refusal> {
     let (parts, body) = req.into_parts();
     let body = super::read_body(body, state.instance.max_body_bytes).await?;
+    call.capture_request(&body);
     handle(state, call, &parts.headers, body, API, &[]).await
 }
 
@@ -452,6 +453,7 @@ async fn forward(
     let cost = data.pricing.cost(tokens);
     hold.settle(data, cost, tokens, &call.request_id).await;
     call.charged(usage.map_or((0, 0), |u| u.split()), cost, &plan.currency);
+    call.capture_response(&upstream_body);
 
     let mut response = (StatusCode::OK, upstream_body).into_response();
     let h = response.headers_mut();
@@ -604,6 +606,7 @@ async fn forward_routed(
     hold.settle(data, cost, prompt + completion, &call.request_id)
         .await;
     call.charged((prompt, completion), cost, &plan.currency);
+    call.capture_response(&answer.body);
     data.accounts.usage.record_key_use(ProviderKeyUse {
         key_id,
         requests: 0,

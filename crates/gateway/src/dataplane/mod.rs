@@ -24,6 +24,10 @@ pub mod upstream;
 pub mod usage;
 
 use std::net::IpAddr;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use foldhash::HashMap;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -72,6 +76,57 @@ pub struct DataPlane {
     pub pricing: Pricing,
     pub accounts: accounts::Accounts,
     pub limiter: ratelimit::RateLimiter,
+    /// Which APIs' bodies the call log captures (from the log settings).
+    pub captures: BodyCaptures,
+}
+
+/// Which APIs' bodies the call log captures, and how many bytes of each.
+#[derive(Default)]
+pub struct BodyCaptures {
+    /// Checked first, so that a gateway capturing nothing pays a load only.
+    any: AtomicBool,
+    by_api: RwLock<HashMap<String, u32>>,
+}
+
+impl BodyCaptures {
+    pub fn set(&self, bodies: &[tollgate_api::BodyCapture]) {
+        let map: HashMap<String, u32> = bodies
+            .iter()
+            .map(|b| (b.api.clone(), b.max_bytes))
+            .collect();
+        let any = !map.is_empty();
+        *self.by_api.write().unwrap_or_else(|p| p.into_inner()) = map;
+        self.any.store(any, Ordering::Release);
+    }
+
+    pub fn limit_for(&self, api: &str) -> Option<u32> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        self.by_api
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(api)
+            .copied()
+    }
+}
+
+/// Bytes captured beyond a body's limit, so that a secret cut by the limit
+/// is still whole when redaction looks for it (the body is cut to its limit
+/// after redaction).
+pub const CAPTURE_MARGIN: u32 = 512;
+
+/// At most `max` bytes of `body`, as text.
+pub fn clip_body(body: &[u8], max: u32) -> String {
+    let cut = &body[..body.len().min(max as usize)];
+    match std::str::from_utf8(cut) {
+        Ok(text) => text.to_owned(),
+        // Cut inside a character, or not text: keep what is valid.
+        Err(e) if e.error_len().is_none() => {
+            String::from_utf8_lossy(&cut[..e.valid_up_to()]).into_owned()
+        }
+        Err(_) => String::from_utf8_lossy(cut).into_owned(),
+    }
 }
 
 /// Answers one data-plane request. The server sends every `/v1/` request
@@ -84,7 +139,7 @@ pub async fn serve(
     in_flight: Option<InFlight>,
     peer: Option<IpAddr>,
 ) -> Result<Answer, Infallible> {
-    let mut call = Call::start(&req, peer);
+    let mut call = Call::start(&req, peer, &state.data.captures);
     let (path, answer) = match (req.method(), req.uri().path()) {
         (&Method::POST, CHAT) => (CHAT, chat::chat_completions(&state, &mut call, req).await),
         (&Method::GET, STATUS) => (
@@ -199,6 +254,8 @@ pub struct Call {
     pub started: Instant,
     /// Taken by a streamed answer's settlement, which writes it.
     pub log: Option<Box<CallRecord>>,
+    /// Bytes of each body to capture, when the log settings capture this API's.
+    pub capture: Option<u32>,
 }
 
 /// Longest path and user agent kept in the call log, in bytes.
@@ -227,13 +284,15 @@ fn api_of(path: &str) -> String {
 }
 
 impl Call {
-    pub fn start(req: &Request<Incoming>, peer: Option<IpAddr>) -> Self {
+    pub fn start(req: &Request<Incoming>, peer: Option<IpAddr>, captures: &BodyCaptures) -> Self {
         let request_id = crate::ids::new_id("req");
         let path = req.uri().path();
+        let api = api_of(path);
+        let capture = captures.limit_for(&api);
         let log = CallRecord {
             id: request_id.clone(),
             at_us: chrono::Utc::now().timestamp_micros(),
-            api: api_of(path),
+            api,
             method: req.method().as_str().to_owned(),
             path: clipped(path),
             client_ip: peer.map(|ip| ip.to_string()),
@@ -248,6 +307,23 @@ impl Call {
             request_id,
             started: Instant::now(),
             log: Some(Box::new(log)),
+            capture,
+        }
+    }
+
+    /// Keeps the request's body, when this API's are captured.
+    pub fn capture_request(&mut self, body: &[u8]) {
+        if let (Some(max), Some(log)) = (self.capture, self.log.as_deref_mut()) {
+            log.request_body = Some(clip_body(body, max + CAPTURE_MARGIN));
+            log.body_limit = max;
+        }
+    }
+
+    /// Keeps the answer's body, when this API's are captured.
+    pub fn capture_response(&mut self, body: &[u8]) {
+        if let (Some(max), Some(log)) = (self.capture, self.log.as_deref_mut()) {
+            log.response_body = Some(clip_body(body, max + CAPTURE_MARGIN));
+            log.body_limit = max;
         }
     }
 

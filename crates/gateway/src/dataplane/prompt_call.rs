@@ -168,6 +168,7 @@ pub async fn call_prompt_api(
 ) -> Result<Response, Refusal> {
     let (parts, body) = req.into_parts();
     let body = super::read_body(body, state.instance.max_body_bytes).await?;
+    call.capture_request(&body);
     let api = served_api(state, slug).await?;
     let parsed: PromptCall = serde_json::from_slice(&body).map_err(|_| {
         bad_request(

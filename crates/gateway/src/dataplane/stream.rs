@@ -97,6 +97,8 @@ pub struct Settlement {
     first_token: Option<Instant>,
     /// Why the upstream's stream ended early, when it did.
     upstream_failure: Option<&'static str>,
+    /// The streamed text kept for the call log, up to its limit.
+    captured: Option<(String, usize)>,
 }
 
 impl Settlement {
@@ -113,6 +115,12 @@ impl Settlement {
         settlement.request_id = call.request_id.clone();
         settlement.log = call.log.take();
         settlement.started = call.started;
+        settlement.captured = call
+            .capture
+            .map(|max| (String::new(), (max + super::CAPTURE_MARGIN) as usize));
+        if let (Some(max), Some(log)) = (call.capture, settlement.log.as_deref_mut()) {
+            log.body_limit = max;
+        }
         settlement
     }
 
@@ -150,6 +158,7 @@ impl Settlement {
             started: Instant::now(),
             first_token: None,
             upstream_failure: None,
+            captured: None,
         }
     }
 
@@ -159,6 +168,14 @@ impl Settlement {
             self.first_token = Some(Instant::now());
         }
         self.streamed_chars += text.chars().count() as u64;
+        if let Some((kept, max)) = &mut self.captured {
+            for c in text.chars() {
+                if kept.len() + c.len_utf8() > *max {
+                    break;
+                }
+                kept.push(c);
+            }
+        }
     }
 
     /// (prompt, completion) tokens: the upstream's count, else an estimate
@@ -189,6 +206,7 @@ impl Settlement {
             log.tokens_in = i64::try_from(prompt).unwrap_or(i64::MAX);
             log.tokens_out = i64::try_from(completion).unwrap_or(i64::MAX);
             log.cost_micros = cost;
+            log.response_body = self.captured.take().map(|(kept, _)| kept);
             if !self.completed {
                 log.error = Some(
                     self.upstream_failure

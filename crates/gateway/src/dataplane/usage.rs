@@ -208,7 +208,17 @@ async fn run(
                     calls += 1;
                 }
                 Message::KeyUse(k) => window.add_key_use(k),
-                Message::Log(record) => {
+                Message::Log(mut record) => {
+                    // Off the request path: bodies lose their secrets here,
+                    // before anything is written.
+                    let limit = record.body_limit;
+                    for body in [&mut record.request_body, &mut record.response_body]
+                        .into_iter()
+                        .flatten()
+                    {
+                        let clean = crate::redact::redact(body);
+                        *body = super::clip_body(clean.as_bytes(), limit);
+                    }
                     window.calls.push(*record);
                     calls += 1;
                 }

@@ -151,6 +151,8 @@ pub fn present(seq: i64, r: CallRecord) -> CallLog {
         client_ip: r.client_ip,
         user_agent: r.user_agent,
         error: r.error,
+        request_body: r.request_body,
+        response_body: r.response_body,
     }
 }
 
@@ -377,4 +379,119 @@ pub async fn log_stats(
     }
     state.data.accounts.usage.flush().await;
     Ok(Json(state.store.call_stats(from, to, bucket).await?))
+}
+
+/// Retention when the settings were never saved.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+const BODY_CAPTURES_MAX: usize = 50;
+const BODY_BYTES_MAX: u32 = 65_536;
+
+/// The log settings, saved or default.
+pub async fn current_settings(
+    store: &dyn crate::store::Store,
+) -> crate::store::StoreResult<tollgate_api::LogSettings> {
+    Ok(store
+        .log_settings()
+        .await?
+        .unwrap_or(tollgate_api::LogSettings {
+            retention_days: DEFAULT_RETENTION_DAYS,
+            max_records: None,
+            bodies: Vec::new(),
+            updated_at: None,
+            version: 0,
+        }))
+}
+
+fn check_settings(update: &tollgate_api::UpdateLogSettings) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    if !(1..=3650).contains(&update.retention_days) {
+        errors.push(FieldError::new("retention_days", "must be 1 to 3650"));
+    }
+    if update.max_records.is_some_and(|m| m < 1_000) {
+        errors.push(FieldError::new(
+            "max_records",
+            "must be 1000 or more (or absent, for no limit)",
+        ));
+    }
+    if update.bodies.len() > BODY_CAPTURES_MAX {
+        errors.push(FieldError::new(
+            "bodies",
+            format!("at most {BODY_CAPTURES_MAX} APIs"),
+        ));
+    }
+    for (i, b) in update.bodies.iter().enumerate() {
+        let shaped = !b.api.is_empty()
+            && b.api.len() <= 64
+            && b.api
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+        if !shaped {
+            errors.push(FieldError::new(
+                format!("bodies.{i}.api"),
+                "must be `chat` or a prompt API's slug",
+            ));
+        } else if update.bodies[..i].iter().any(|o| o.api == b.api) {
+            errors.push(FieldError::new(
+                format!("bodies.{i}.api"),
+                "is listed twice",
+            ));
+        }
+        if !(1..=BODY_BYTES_MAX).contains(&b.max_bytes) {
+            errors.push(FieldError::new(
+                format!("bodies.{i}.max_bytes"),
+                format!("must be 1 to {BODY_BYTES_MAX}"),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// How long the call log keeps records, and which APIs' bodies it captures.
+#[utoipa::path(get, path = "/admin/v1/logs/settings", tag = "logs",
+    security(("admin_token" = ["read"])),
+    responses((status = 200, body = tollgate_api::LogSettings), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
+pub async fn get_log_settings(
+    State(state): State<AppState>,
+    admin: Admin,
+) -> ApiResult<Json<tollgate_api::LogSettings>> {
+    admin.require(Scope::Read)?;
+    Ok(Json(current_settings(state.store.as_ref()).await?))
+}
+
+/// Change the retention and body capture (bodies are cut to `max_bytes`
+/// and have secrets redacted before they are stored). Honours `If-Match`.
+#[utoipa::path(put, path = "/admin/v1/logs/settings", tag = "logs",
+    security(("admin_token" = ["write"])),
+    params(("If-Match" = Option<String>, Header)),
+    request_body = tollgate_api::UpdateLogSettings,
+    responses((status = 200, body = tollgate_api::LogSettings), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_log_settings(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: axum::http::HeaderMap,
+    super::ApiJson(update): super::ApiJson<tollgate_api::UpdateLogSettings>,
+) -> ApiResult<Json<tollgate_api::LogSettings>> {
+    admin.require(Scope::Write)?;
+    check_settings(&update)?;
+    let saved = state
+        .store
+        .save_log_settings(update, super::if_match(&headers), &admin.audit())
+        .await?;
+    state.data.captures.set(&saved.bodies);
+    Ok(Json(saved))
+}
+
+/// Deletes what the retention settings no longer keep.
+pub async fn prune(store: &dyn crate::store::Store) -> crate::store::StoreResult<u64> {
+    let settings = current_settings(store).await?;
+    let before = Utc::now() - chrono::Duration::days(i64::from(settings.retention_days));
+    store
+        .prune_call_logs(before.timestamp_micros(), settings.max_records)
+        .await
 }

@@ -6,7 +6,7 @@ mod consumers;
 mod extract;
 mod idempotency;
 mod keys;
-mod logs;
+pub mod logs;
 mod payment_methods;
 mod plans;
 mod problems;
@@ -177,6 +177,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(logs::list_logs))
         .routes(routes!(logs::export_logs))
         .routes(routes!(logs::log_stats))
+        .routes(routes!(logs::get_log_settings, logs::put_log_settings))
 }
 
 /// The OpenAPI 3.1 document, generated from the routes above.

@@ -319,6 +319,12 @@ pub struct CallRecord {
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub error: Option<String>,
+    /// Captured bodies; redacted, then cut to `body_limit` bytes, before
+    /// they are written.
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+    /// Not stored: the bytes a captured body keeps.
+    pub body_limit: u32,
 }
 
 /// Which call log records to read.
@@ -352,6 +358,17 @@ pub trait LogStore: Send + Sync + 'static {
         to_us: i64,
         bucket_us: i64,
     ) -> StoreResult<tollgate_api::CallStats>;
+    /// The saved log settings, if ever saved.
+    async fn log_settings(&self) -> StoreResult<Option<tollgate_api::LogSettings>>;
+    async fn save_log_settings(
+        &self,
+        update: tollgate_api::UpdateLogSettings,
+        expected_version: Option<i64>,
+        audit: &AuditContext,
+    ) -> StoreResult<tollgate_api::LogSettings>;
+    /// Deletes records that arrived before `before_us`, then the oldest
+    /// beyond `max_records`, a batch at a time; returns how many.
+    async fn prune_call_logs(&self, before_us: i64, max_records: Option<u64>) -> StoreResult<u64>;
 }
 
 /// What a provider key was used for: calls sent with it, those that failed,

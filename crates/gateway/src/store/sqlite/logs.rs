@@ -4,12 +4,17 @@
 use async_trait::async_trait;
 use rusqlite::{Transaction, params, params_from_iter, types::Value};
 
-use super::{SqliteStore, backend};
-use crate::store::{CallRecord, LogFilter, LogStore, StoreResult};
+use chrono::Utc;
+use rusqlite::OptionalExtension;
+use tollgate_api::{LogSettings, UpdateLogSettings};
+
+use super::{SqliteStore, audit, backend, check_version, parse_ts, ts};
+use crate::store::{AuditContext, CallRecord, LogFilter, LogStore, StoreResult};
 
 const COLUMNS: &str = "seq, id, at_us, api, method, path, team_id, consumer_id, key_id, key_prefix, \
     model, provider_id, provider_key, status, reason, upstream_status, latency_us, upstream_us, \
-    ttft_us, tokens_in, tokens_out, cost_micros, currency, client_ip, user_agent, error";
+    ttft_us, tokens_in, tokens_out, cost_micros, currency, client_ip, user_agent, error, \
+    request_body, response_body";
 
 /// Appends `calls` in order; a record already there (a replayed window) is
 /// skipped.
@@ -19,8 +24,9 @@ pub(super) fn append_calls(tx: &Transaction<'_>, calls: &[CallRecord]) -> StoreR
             "INSERT OR IGNORE INTO call_logs (id, at_us, api, method, path, team_id, consumer_id, \
              key_id, key_prefix, model, provider_id, provider_key, status, reason, upstream_status, \
              latency_us, upstream_us, ttft_us, tokens_in, tokens_out, cost_micros, currency, \
-             client_ip, user_agent, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-             ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+             client_ip, user_agent, error, request_body, response_body) VALUES (?1, ?2, ?3, ?4, ?5, \
+             ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, \
+             ?24, ?25, ?26, ?27)",
         )
         .map_err(backend)?;
     for c in calls {
@@ -50,7 +56,9 @@ pub(super) fn append_calls(tx: &Transaction<'_>, calls: &[CallRecord]) -> StoreR
                 c.currency,
                 c.client_ip,
                 c.user_agent,
-                c.error
+                c.error,
+                c.request_body,
+                c.response_body
             ])
             .map_err(backend)?;
     }
@@ -86,6 +94,9 @@ fn record_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, CallRecord)> {
             client_ip: row.get(23)?,
             user_agent: row.get(24)?,
             error: row.get(25)?,
+            request_body: row.get(26)?,
+            response_body: row.get(27)?,
+            body_limit: 0,
         },
     ))
 }
@@ -153,6 +164,113 @@ impl LogStore for SqliteStore {
         self.read(move |c| stats(c, from_us, to_us, bucket_us).map_err(backend))
             .await
     }
+
+    async fn log_settings(&self) -> StoreResult<Option<LogSettings>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT retention_days, max_records, bodies, updated_at, version \
+                 FROM log_settings WHERE id = 1",
+                [],
+                settings_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn save_log_settings(
+        &self,
+        update: UpdateLogSettings,
+        expected_version: Option<i64>,
+        audit_context: &AuditContext,
+    ) -> StoreResult<LogSettings> {
+        let audit_context = audit_context.clone();
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let current: i64 = tx
+                .query_row("SELECT version FROM log_settings WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?
+                .unwrap_or(0);
+            check_version(current, expected_version)?;
+            let bodies = serde_json::to_string(&update.bodies)
+                .map_err(|e| crate::store::StoreError::Backend(e.into()))?;
+            let max = update.max_records.map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+            tx.execute(
+                "INSERT INTO log_settings (id, retention_days, max_records, bodies, updated_at, version) \
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO UPDATE SET \
+                 retention_days = ?1, max_records = ?2, bodies = ?3, updated_at = ?4, version = ?5",
+                params![update.retention_days, max, bodies, ts(Utc::now()), current + 1],
+            )
+            .map_err(backend)?;
+            let saved = tx
+                .query_row(
+                    "SELECT retention_days, max_records, bodies, updated_at, version \
+                     FROM log_settings WHERE id = 1",
+                    [],
+                    settings_row,
+                )
+                .map_err(backend)?;
+            audit(&tx, &audit_context, "logs.settings", "log_settings")?;
+            tx.commit().map_err(backend)?;
+            Ok(saved)
+        })
+        .await
+    }
+
+    async fn prune_call_logs(&self, before_us: i64, max_records: Option<u64>) -> StoreResult<u64> {
+        const BATCH: i64 = 10_000;
+        let mut deleted = 0u64;
+        loop {
+            // Small batches, so that the writer of new records never waits long.
+            let n = self
+                .write(move |c| {
+                    c.execute(
+                        "DELETE FROM call_logs WHERE seq IN \
+                         (SELECT seq FROM call_logs WHERE at_us < ?1 ORDER BY seq LIMIT ?2)",
+                        params![before_us, BATCH],
+                    )
+                    .map_err(backend)
+                })
+                .await?;
+            deleted += n as u64;
+            if (n as i64) < BATCH {
+                break;
+            }
+        }
+        if let Some(max) = max_records {
+            let max = i64::try_from(max).unwrap_or(i64::MAX);
+            let n = self
+                .write(move |c| {
+                    c.execute(
+                        "DELETE FROM call_logs WHERE seq <= \
+                         (SELECT seq FROM call_logs ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+                        params![max],
+                    )
+                    .map_err(backend)
+                })
+                .await?;
+            deleted += n as u64;
+        }
+        Ok(deleted)
+    }
+}
+
+fn settings_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogSettings> {
+    let bodies: String = r.get(2)?;
+    let max: Option<i64> = r.get(1)?;
+    Ok(LogSettings {
+        retention_days: r.get(0)?,
+        max_records: max.map(|m| m.max(0) as u64),
+        bodies: serde_json::from_str(&bodies).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        updated_at: Some(parse_ts(&r.get::<_, String>(3)?)?),
+        version: r.get(4)?,
+    })
 }
 
 /// The value at fraction `p` of the range's latencies (nearest rank).
@@ -278,4 +396,83 @@ pub(super) fn stats(
         by_model,
         top_consumers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{BillingStore, UsageBatch};
+
+    fn record(id: usize, at_us: i64) -> CallRecord {
+        CallRecord {
+            id: format!("req_{id:08}"),
+            at_us,
+            api: "chat".into(),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            status: 200,
+            ..CallRecord::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn pruning_deletes_the_old_then_the_surplus_and_seqs_keep_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        // 3,000 records a day old, then 2,500 of now.
+        let (old, new) = (1_000_000_000_000i64, 2_000_000_000_000i64);
+        let calls: Vec<_> = (0..5_500)
+            .map(|i| record(i, if i < 3_000 { old } else { new }))
+            .collect();
+        store
+            .settle_calls(UsageBatch {
+                calls: calls.clone(),
+                ..UsageBatch::default()
+            })
+            .await
+            .unwrap();
+        // A replayed window adds nothing.
+        store
+            .settle_calls(UsageBatch {
+                calls: calls[..10].to_vec(),
+                ..UsageBatch::default()
+            })
+            .await
+            .unwrap();
+        let (_, head) = store.call_logs(LogFilter::default(), 1).await.unwrap();
+        assert_eq!(head, 5_500);
+
+        assert_eq!(store.prune_call_logs(old + 1, None).await.unwrap(), 3_000);
+        assert_eq!(
+            store.prune_call_logs(old + 1, Some(2_000)).await.unwrap(),
+            500
+        );
+        let (left, _) = store.call_logs(LogFilter::default(), 5_000).await.unwrap();
+        assert_eq!(left.len(), 2_000);
+        assert_eq!(left[0].0, 3_501, "the newest are kept");
+        assert_eq!(left[0].1, calls[3_500]);
+
+        // New records never reuse a deleted seq (seqs only grow; a replayed
+        // record may leave a gap, never a repeat).
+        store
+            .settle_calls(UsageBatch {
+                calls: vec![record(9_999, new)],
+                ..UsageBatch::default()
+            })
+            .await
+            .unwrap();
+        let (newest, head) = store
+            .call_logs(
+                LogFilter {
+                    after: 5_500,
+                    ..LogFilter::default()
+                },
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(newest.len(), 1);
+        assert_eq!(newest[0].1.id, "req_00009999");
+        assert_eq!(newest[0].0, head);
+    }
 }
