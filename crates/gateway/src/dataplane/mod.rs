@@ -23,9 +23,8 @@ mod stream;
 pub mod upstream;
 pub mod usage;
 
-use std::net::IpAddr;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use foldhash::HashMap;
 use std::time::Instant;
@@ -137,7 +136,7 @@ pub async fn serve(
     state: AppState,
     req: Request<Incoming>,
     in_flight: Option<InFlight>,
-    peer: Option<IpAddr>,
+    peer: Option<Arc<str>>,
 ) -> Result<Answer, Infallible> {
     let mut call = Call::start(&req, peer, &state.data.captures);
     let (path, answer) = match (req.method(), req.uri().path()) {
@@ -284,7 +283,7 @@ fn api_of(path: &str) -> String {
 }
 
 impl Call {
-    pub fn start(req: &Request<Incoming>, peer: Option<IpAddr>, captures: &BodyCaptures) -> Self {
+    pub fn start(req: &Request<Incoming>, peer: Option<Arc<str>>, captures: &BodyCaptures) -> Self {
         let request_id = crate::ids::new_id("req");
         let path = req.uri().path();
         let api = api_of(path);
@@ -295,7 +294,7 @@ impl Call {
             api,
             method: req.method().as_str().to_owned(),
             path: clipped(path),
-            client_ip: peer.map(|ip| ip.to_string()),
+            client_ip: peer,
             user_agent: req
                 .headers()
                 .get(header::USER_AGENT)

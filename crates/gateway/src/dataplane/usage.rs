@@ -180,7 +180,7 @@ impl Window {
             periods: self.periods.into_values().collect(),
             wallet_entries,
             key_uses: self.keys.into_values().collect(),
-            calls: self.calls,
+            calls: std::sync::Arc::new(self.calls),
         }
     }
 }

@@ -5,14 +5,13 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use chrono::{DateTime, TimeZone, Utc};
-use tollgate_api::money::format_amount;
-use tollgate_api::{CallLog, CallLogPage, FieldError, Problem, Scope};
+use chrono::{DateTime, Utc};
+use tollgate_api::{CallLogPage, FieldError, Problem, Scope};
 
 use super::AppState;
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
-use crate::store::{CallRecord, LogFilter};
+use crate::store::LogFilter;
 
 /// Most records in one page.
 pub const LOG_PAGE_MAX: u32 = 5_000;
@@ -34,9 +33,10 @@ pub struct LogQuery {
     /// `chat`, `models`, `billing-status` or a prompt API's slug.
     pub api: Option<String>,
     pub model: Option<String>,
-    /// Records that arrived at or after this time (RFC 3339).
+    /// Calls that ended at or after this time (RFC 3339), as an access
+    /// log is timed.
     pub from: Option<String>,
-    /// Records that arrived before this time (RFC 3339).
+    /// Calls that ended before this time (RFC 3339).
     pub to: Option<String>,
 }
 
@@ -119,43 +119,6 @@ pub fn filter_of(query: LogQuery) -> Result<(LogFilter, u32), ApiError> {
     ))
 }
 
-/// A stored record as the API shows it.
-pub fn present(seq: i64, r: CallRecord) -> CallLog {
-    CallLog {
-        seq,
-        at: Utc
-            .timestamp_micros(r.at_us)
-            .single()
-            .unwrap_or_else(Utc::now),
-        id: r.id,
-        api: r.api,
-        method: r.method,
-        path: r.path,
-        team_id: r.team_id,
-        consumer_id: r.consumer_id,
-        key_id: r.key_id,
-        key_prefix: r.key_prefix,
-        model: r.model,
-        provider_id: r.provider_id,
-        provider_key: r.provider_key,
-        status: r.status,
-        reason: r.reason,
-        upstream_status: r.upstream_status,
-        latency_us: r.latency_us,
-        upstream_us: r.upstream_us,
-        ttft_us: r.ttft_us,
-        tokens_in: r.tokens_in,
-        tokens_out: r.tokens_out,
-        cost: format_amount(r.cost_micros, 2),
-        currency: r.currency,
-        client_ip: r.client_ip,
-        user_agent: r.user_agent,
-        error: r.error,
-        request_body: r.request_body,
-        response_body: r.response_body,
-    }
-}
-
 /// Read the call log from a cursor, oldest first, filtered. Records appear
 /// once their group commit is stored (within ~50 ms; this read waits for
 /// the current one), never out of `seq` order, and a `seq` is never reused.
@@ -174,11 +137,11 @@ pub async fn list_logs(
         query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
     let (filter, limit) = filter_of(query)?;
     state.data.accounts.usage.flush().await;
-    let (rows, head_seq) = state.store.call_logs(filter, limit).await?;
-    let full = rows.len() == limit as usize;
-    let next_after = rows.last().map(|(seq, _)| *seq).filter(|_| full);
+    let (items, head_seq) = state.store.call_logs(filter, limit).await?;
+    let full = items.len() == limit as usize;
+    let next_after = items.last().map(|log| log.seq).filter(|_| full);
     Ok(Json(CallLogPage {
-        items: rows.into_iter().map(|(seq, r)| present(seq, r)).collect(),
+        items,
         next_after,
         head_seq,
     }))
@@ -244,13 +207,9 @@ pub async fn export_logs(
     state.data.accounts.usage.flush().await;
     // The first chunk is read before answering, so a store failure is a
     // clean 503 rather than a broken stream.
-    let first = LogFilter {
-        after,
-        ..LogFilter::default()
-    };
     let (rows, head) = state
         .store
-        .call_logs(first, EXPORT_CHUNK.min(limit))
+        .export_lines(after, EXPORT_CHUNK.min(limit))
         .await?;
     let store = state.store.clone();
     let chunks = futures_util::stream::unfold((Some(rows), limit), move |(rows, left)| {
@@ -265,21 +224,16 @@ pub async fn export_logs(
             }
             let read = rows.len() as u32;
             let last = rows.last().map_or(0, |(seq, _)| *seq);
-            let mut out = Vec::with_capacity(rows.len() * 400);
-            for (seq, record) in rows {
-                if serde_json::to_writer(&mut out, &present(seq, record)).is_ok() {
-                    out.push(b'\n');
-                }
+            let mut out = Vec::with_capacity(rows.len() * 600);
+            for (_, line) in rows {
+                out.extend_from_slice(line.as_bytes());
+                out.push(b'\n');
             }
             let left = left.saturating_sub(read);
             let next = if left == 0 || read < EXPORT_CHUNK {
                 None
             } else {
-                let filter = LogFilter {
-                    after: last,
-                    ..LogFilter::default()
-                };
-                match store.call_logs(filter, EXPORT_CHUNK.min(left)).await {
+                match store.export_lines(last, EXPORT_CHUNK.min(left)).await {
                     Ok((rows, _)) => Some(rows),
                     Err(e) => {
                         // The client sees a short export and resumes from
@@ -325,7 +279,7 @@ pub struct StatsQuery {
 const STATS_RANGE_MAX_DAYS: i64 = 93;
 const STATS_POINTS_MAX: i64 = 1_500;
 
-/// Live figures of the calls in a time range: totals, latency percentiles,
+/// Live figures of the calls that ended in a time range: totals, latency percentiles,
 /// cost per currency, a time series, refusals by reason, use per model and
 /// the top consumers.
 #[utoipa::path(get, path = "/admin/v1/logs/stats", tag = "logs",

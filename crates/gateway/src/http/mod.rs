@@ -193,8 +193,9 @@ pub struct App {
     management: Router,
     /// What the connection this copy serves is doing; see [`activity`].
     activity: Option<Arc<Activity>>,
-    /// The address of the client on that connection, for the call log.
-    peer: Option<std::net::IpAddr>,
+    /// The address of the client on that connection, for the call log
+    /// (written once per connection, shared by its calls).
+    peer: Option<Arc<str>>,
 }
 
 pub fn app(state: AppState) -> App {
@@ -212,7 +213,7 @@ impl App {
         let activity = Arc::new(Activity::default());
         let mut app = self.clone();
         app.activity = Some(activity.clone());
-        app.peer = Some(peer);
+        app.peer = Some(peer.to_string().into());
         (app, activity)
     }
 }
@@ -234,7 +235,7 @@ impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for App
                 self.state.clone(),
                 req,
                 in_flight,
-                self.peer,
+                self.peer.clone(),
             ))
         } else {
             let answer = tower::Service::call(&mut self.management.clone(), req.map(Body::new));

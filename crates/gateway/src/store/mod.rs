@@ -287,8 +287,9 @@ pub struct UsageBatch {
     pub periods: Vec<PeriodUsage>,
     pub wallet_entries: Vec<NewLedgerEntry>,
     pub key_uses: Vec<ProviderKeyUse>,
-    /// Call log records, appended in order (a replayed batch adds none twice).
-    pub calls: Vec<CallRecord>,
+    /// Call log records, appended in order (shared: a retried batch is
+    /// cloned, its records are not).
+    pub calls: std::sync::Arc<Vec<CallRecord>>,
 }
 
 /// One data-plane request for the call log (see `tollgate_api::CallLog`).
@@ -316,7 +317,8 @@ pub struct CallRecord {
     pub tokens_out: i64,
     pub cost_micros: i64,
     pub currency: Option<String>,
-    pub client_ip: Option<String>,
+    /// Shared by the calls of one connection.
+    pub client_ip: Option<std::sync::Arc<str>>,
     pub user_agent: Option<String>,
     pub error: Option<String>,
     /// Captured bodies; redacted, then cut to `body_limit` bytes, before
@@ -349,7 +351,10 @@ pub trait LogStore: Send + Sync + 'static {
         &self,
         filter: LogFilter,
         limit: u32,
-    ) -> StoreResult<(Vec<(i64, CallRecord)>, i64)>;
+    ) -> StoreResult<(Vec<tollgate_api::CallLog>, i64)>;
+    /// Up to `limit` records after `after`, each as its JSON line (a
+    /// `CallLog`), with the log's newest `seq`.
+    async fn export_lines(&self, after: i64, limit: u32) -> StoreResult<(Vec<(i64, String)>, i64)>;
     /// Figures of the calls that arrived in `[from_us, to_us)`, with a
     /// series in buckets of `bucket_us`.
     async fn call_stats(

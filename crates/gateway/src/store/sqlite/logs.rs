@@ -4,153 +4,356 @@
 use async_trait::async_trait;
 use rusqlite::{Transaction, params, params_from_iter, types::Value};
 
-use chrono::Utc;
+use chrono::{TimeZone, Utc};
 use rusqlite::OptionalExtension;
+use tollgate_api::money::format_amount;
 use tollgate_api::{LogSettings, UpdateLogSettings};
 
 use super::{SqliteStore, audit, backend, check_version, parse_ts, ts};
 use crate::store::{AuditContext, CallRecord, LogFilter, LogStore, StoreResult};
+use tollgate_api::CallLog;
 
-const COLUMNS: &str = "seq, id, at_us, api, method, path, team_id, consumer_id, key_id, key_prefix, \
-    model, provider_id, provider_key, status, reason, upstream_status, latency_us, upstream_us, \
-    ttft_us, tokens_in, tokens_out, cost_micros, currency, client_ip, user_agent, error, \
-    request_body, response_body";
+/// Version of the blob layout; a row whose blob starts with `{` is a JSON
+/// `CallLog` (written before blobs).
+const BLOB_V1: u8 = 1;
 
-/// Appends `calls` in order; a record already there (a replayed window) is
-/// skipped.
-pub(super) fn append_calls(tx: &Transaction<'_>, calls: &[CallRecord]) -> StoreResult<()> {
-    let mut insert = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO call_logs (id, at_us, api, method, path, team_id, consumer_id, \
-             key_id, key_prefix, model, provider_id, provider_key, status, reason, upstream_status, \
-             latency_us, upstream_us, ttft_us, tokens_in, tokens_out, cost_micros, currency, \
-             client_ip, user_agent, error, request_body, response_body) VALUES (?1, ?2, ?3, ?4, ?5, \
-             ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, \
-             ?24, ?25, ?26, ?27)",
-        )
-        .map_err(backend)?;
-    for c in calls {
-        insert
-            .execute(params![
-                c.id,
-                c.at_us,
-                c.api,
-                c.method,
-                c.path,
-                c.team_id,
-                c.consumer_id,
-                c.key_id,
-                c.key_prefix,
-                c.model,
-                c.provider_id,
-                c.provider_key,
-                c.status,
-                c.reason,
-                c.upstream_status,
-                c.latency_us,
-                c.upstream_us,
-                c.ttft_us,
-                c.tokens_in,
-                c.tokens_out,
-                c.cost_micros,
-                c.currency,
-                c.client_ip,
-                c.user_agent,
-                c.error,
-                c.request_body,
-                c.response_body
-            ])
-            .map_err(backend)?;
-    }
+/// The part of a record kept in its blob (postcard, positional: fields are
+/// only ever appended, under a new version).
+#[derive(serde::Serialize)]
+struct Blob<'a> {
+    id: &'a str,
+    at_us: i64,
+    api: &'a str,
+    method: &'a str,
+    path: &'a str,
+    team_id: Option<&'a str>,
+    consumer_id: Option<&'a str>,
+    key_id: Option<&'a str>,
+    key_prefix: Option<&'a str>,
+    model: Option<&'a str>,
+    provider_id: Option<&'a str>,
+    provider_key: Option<&'a str>,
+    reason: Option<&'a str>,
+    upstream_status: Option<u16>,
+    upstream_us: Option<i64>,
+    ttft_us: Option<i64>,
+    currency: Option<&'a str>,
+    client_ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    error: Option<&'a str>,
+    request_body: Option<&'a str>,
+    response_body: Option<&'a str>,
+}
+
+#[derive(serde::Deserialize)]
+struct OwnedBlob {
+    id: String,
+    at_us: i64,
+    api: String,
+    method: String,
+    path: String,
+    team_id: Option<String>,
+    consumer_id: Option<String>,
+    key_id: Option<String>,
+    key_prefix: Option<String>,
+    model: Option<String>,
+    provider_id: Option<String>,
+    provider_key: Option<String>,
+    reason: Option<String>,
+    upstream_status: Option<u16>,
+    upstream_us: Option<i64>,
+    ttft_us: Option<i64>,
+    currency: Option<String>,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+    error: Option<String>,
+    request_body: Option<String>,
+    response_body: Option<String>,
+}
+
+fn blob_of(c: &CallRecord, out: &mut Vec<u8>) -> StoreResult<()> {
+    out.clear();
+    out.push(BLOB_V1);
+    let blob = Blob {
+        id: &c.id,
+        at_us: c.at_us,
+        api: &c.api,
+        method: &c.method,
+        path: &c.path,
+        team_id: c.team_id.as_deref(),
+        consumer_id: c.consumer_id.as_deref(),
+        key_id: c.key_id.as_deref(),
+        key_prefix: c.key_prefix.as_deref(),
+        model: c.model.as_deref(),
+        provider_id: c.provider_id.as_deref(),
+        provider_key: c.provider_key.as_deref(),
+        reason: c.reason.as_deref(),
+        upstream_status: c.upstream_status,
+        upstream_us: c.upstream_us,
+        ttft_us: c.ttft_us,
+        currency: c.currency.as_deref(),
+        client_ip: c.client_ip.as_deref(),
+        user_agent: c.user_agent.as_deref(),
+        error: c.error.as_deref(),
+        request_body: c.request_body.as_deref(),
+        response_body: c.response_body.as_deref(),
+    };
+    postcard::to_io(&blob, &mut *out).map_err(|e| crate::store::StoreError::Backend(e.into()))?;
     Ok(())
 }
 
-fn record_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, CallRecord)> {
+/// The columns a read takes, in order.
+const READ_COLUMNS: &str = "seq, status, latency_us, tokens_in, tokens_out, cost_micros, record";
+
+fn conversion(i: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
+}
+
+/// A row (of [`READ_COLUMNS`]) as the API shows it.
+fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallLog> {
+    let seq: i64 = r.get(0)?;
+    let record = r.get_ref(6)?.as_blob()?;
+    if record.first() == Some(&b'{') {
+        let mut log: CallLog = serde_json::from_slice(record).map_err(|e| conversion(6, e))?;
+        log.seq = seq;
+        return Ok(log);
+    }
+    let b: OwnedBlob = match record.split_first() {
+        Some((&BLOB_V1, rest)) => postcard::from_bytes(rest).map_err(|e| conversion(6, e))?,
+        _ => {
+            return Err(conversion(
+                6,
+                std::io::Error::other("unknown call record layout"),
+            ));
+        }
+    };
+    Ok(CallLog {
+        seq,
+        id: b.id,
+        at: Utc
+            .timestamp_micros(b.at_us)
+            .single()
+            .unwrap_or_else(Utc::now),
+        api: b.api,
+        method: b.method,
+        path: b.path,
+        team_id: b.team_id,
+        consumer_id: b.consumer_id,
+        key_id: b.key_id,
+        key_prefix: b.key_prefix,
+        model: b.model,
+        provider_id: b.provider_id,
+        provider_key: b.provider_key,
+        status: r.get(1)?,
+        reason: b.reason,
+        upstream_status: b.upstream_status,
+        latency_us: r.get(2)?,
+        upstream_us: b.upstream_us,
+        ttft_us: b.ttft_us,
+        tokens_in: r.get(3)?,
+        tokens_out: r.get(4)?,
+        cost: format_amount(r.get(5)?, 2),
+        currency: b.currency,
+        client_ip: b.client_ip,
+        user_agent: b.user_agent,
+        error: b.error,
+        request_body: b.request_body,
+        response_body: b.response_body,
+    })
+}
+
+/// The ids of names in `log_names`, looked up (or added) once per window.
+struct Names<'t> {
+    tx: &'t Transaction<'t>,
+    known: foldhash::HashMap<String, i64>,
+}
+
+impl Names<'_> {
+    fn id(&mut self, name: &str) -> StoreResult<i64> {
+        if let Some(id) = self.known.get(name) {
+            return Ok(*id);
+        }
+        let found: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT id FROM log_names WHERE name = ?1")
+            .map_err(backend)?
+            .query_row([name], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                self.tx
+                    .prepare_cached("INSERT INTO log_names (name) VALUES (?1)")
+                    .map_err(backend)?
+                    .execute([name])
+                    .map_err(backend)?;
+                self.tx.last_insert_rowid()
+            }
+        };
+        self.known.insert(name.to_owned(), id);
+        Ok(id)
+    }
+
+    fn opt(&mut self, name: Option<&str>) -> StoreResult<Option<i64>> {
+        name.map(|n| self.id(n)).transpose()
+    }
+}
+
+/// Appends `calls` in order (within the window's transaction, which is
+/// rolled back as a whole when it fails).
+pub(super) fn append_calls(tx: &Transaction<'_>, calls: &[CallRecord]) -> StoreResult<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let mut names = Names {
+        tx,
+        known: foldhash::HashMap::default(),
+    };
+    let mut seq: i64 = tx
+        .query_row("SELECT last_seq FROM log_state WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .map_err(backend)?;
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO call_logs (seq, end_us, status, latency_us, tokens_in, tokens_out, \
+             cost_micros, api, consumer, model, reason, currency, record) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )
+        .map_err(backend)?;
+    let mut blob = Vec::with_capacity(512);
+    for c in calls {
+        blob_of(c, &mut blob)?;
+        seq += 1;
+        insert
+            .execute(params![
+                seq,
+                c.at_us + c.latency_us,
+                c.status,
+                c.latency_us,
+                c.tokens_in,
+                c.tokens_out,
+                c.cost_micros,
+                names.id(&c.api)?,
+                names.opt(c.consumer_id.as_deref())?,
+                names.opt(c.model.as_deref())?,
+                names.opt(c.reason.as_deref())?,
+                names.opt(c.currency.as_deref())?,
+                blob,
+            ])
+            .map_err(backend)?;
+    }
+    tx.execute("UPDATE log_state SET last_seq = ?1 WHERE id = 1", [seq])
+        .map_err(backend)?;
+    Ok(())
+}
+
+fn head_seq(c: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    c.query_row("SELECT last_seq FROM log_state WHERE id = 1", [], |r| {
+        r.get(0)
+    })
+}
+
+/// How far out of order two rows' end times may be (calls ending on
+/// different threads reach the writer a moment apart).
+const END_SLACK_US: i64 = 5_000_000;
+
+/// The first seq whose call ended at or after `t` — found by a binary search,
+/// since rows are appended in the order calls end (give or take
+/// [`END_SLACK_US`], which callers add to their bounds).
+fn seq_ending_at(c: &rusqlite::Connection, t: i64) -> rusqlite::Result<i64> {
+    let (mut lo, mut hi): (i64, i64) = c.query_row(
+        "SELECT coalesce(min(seq), 1), coalesce(max(seq), 0) + 1 FROM call_logs",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut probe =
+        c.prepare_cached("SELECT seq, end_us FROM call_logs WHERE seq >= ?1 ORDER BY seq LIMIT 1")?;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let row: Option<(i64, i64)> = probe
+            .query_row([mid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            Some((seq, end)) if end < t => lo = seq + 1,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
+/// The seqs `[lo, hi)` holding every call that ended in `[from, to)`.
+fn seq_range(c: &rusqlite::Connection, from: i64, to: i64) -> rusqlite::Result<(i64, i64)> {
     Ok((
-        row.get(0)?,
-        CallRecord {
-            id: row.get(1)?,
-            at_us: row.get(2)?,
-            api: row.get(3)?,
-            method: row.get(4)?,
-            path: row.get(5)?,
-            team_id: row.get(6)?,
-            consumer_id: row.get(7)?,
-            key_id: row.get(8)?,
-            key_prefix: row.get(9)?,
-            model: row.get(10)?,
-            provider_id: row.get(11)?,
-            provider_key: row.get(12)?,
-            status: row.get(13)?,
-            reason: row.get(14)?,
-            upstream_status: row.get(15)?,
-            latency_us: row.get(16)?,
-            upstream_us: row.get(17)?,
-            ttft_us: row.get(18)?,
-            tokens_in: row.get(19)?,
-            tokens_out: row.get(20)?,
-            cost_micros: row.get(21)?,
-            currency: row.get(22)?,
-            client_ip: row.get(23)?,
-            user_agent: row.get(24)?,
-            error: row.get(25)?,
-            request_body: row.get(26)?,
-            response_body: row.get(27)?,
-            body_limit: 0,
-        },
+        seq_ending_at(c, from.saturating_sub(END_SLACK_US))?,
+        seq_ending_at(c, to.saturating_add(END_SLACK_US))?,
     ))
 }
 
 #[async_trait]
 impl LogStore for SqliteStore {
-    async fn call_logs(
-        &self,
-        filter: LogFilter,
-        limit: u32,
-    ) -> StoreResult<(Vec<(i64, CallRecord)>, i64)> {
+    async fn call_logs(&self, filter: LogFilter, limit: u32) -> StoreResult<(Vec<CallLog>, i64)> {
         self.read(move |c| {
             let mut clauses = vec!["seq > ?".to_owned()];
             let mut values: Vec<Value> = vec![Value::Integer(filter.after)];
-            let mut text = |column: &str, value: Option<String>| {
+            let mut named = |column: &str, value: Option<String>| {
                 if let Some(v) = value {
-                    clauses.push(format!("{column} = ?"));
+                    clauses.push(format!(
+                        "{column} = (SELECT id FROM log_names WHERE name = ?)"
+                    ));
                     values.push(Value::Text(v));
                 }
             };
-            text("consumer_id", filter.consumer_id);
-            text("reason", filter.reason);
-            text("api", filter.api);
-            text("model", filter.model);
+            named("consumer", filter.consumer_id);
+            named("reason", filter.reason);
+            named("api", filter.api);
+            named("model", filter.model);
             if let Some(class) = filter.status_class {
                 clauses.push("status BETWEEN ? AND ?".into());
                 values.push(Value::Integer(i64::from(class) * 100));
                 values.push(Value::Integer(i64::from(class) * 100 + 99));
             }
-            if let Some(from) = filter.from_us {
-                clauses.push("at_us >= ?".into());
-                values.push(Value::Integer(from));
-            }
-            if let Some(to) = filter.to_us {
-                clauses.push("at_us < ?".into());
-                values.push(Value::Integer(to));
+            if filter.from_us.is_some() || filter.to_us.is_some() {
+                let from = filter.from_us.unwrap_or(i64::MIN / 2);
+                let to = filter.to_us.unwrap_or(i64::MAX / 2);
+                let (lo, hi) = seq_range(c, from, to).map_err(backend)?;
+                clauses.push("seq >= ? AND seq < ? AND end_us >= ? AND end_us < ?".into());
+                values.extend([lo, hi, from, to].map(Value::Integer));
             }
             values.push(Value::Integer(i64::from(limit)));
             let sql = format!(
-                "SELECT {COLUMNS} FROM call_logs WHERE {} ORDER BY seq LIMIT ?",
+                "SELECT {READ_COLUMNS} FROM call_logs WHERE {} ORDER BY seq LIMIT ?",
                 clauses.join(" AND ")
             );
             let mut statement = c.prepare_cached(&sql).map_err(backend)?;
             let rows = statement
-                .query_map(params_from_iter(values), record_row)
+                .query_map(params_from_iter(values), log_row)
                 .map_err(backend)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;
-            let head: i64 = c
-                .query_row("SELECT coalesce(max(seq), 0) FROM call_logs", [], |r| {
-                    r.get(0)
-                })
+            Ok((rows, head_seq(c).map_err(backend)?))
+        })
+        .await
+    }
+
+    async fn export_lines(&self, after: i64, limit: u32) -> StoreResult<(Vec<(i64, String)>, i64)> {
+        self.read(move |c| {
+            let mut statement = c
+                .prepare_cached(&format!(
+                    "SELECT {READ_COLUMNS} FROM call_logs WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                ))
                 .map_err(backend)?;
-            Ok((rows, head))
+            let rows = statement
+                .query_map(params![after, limit], |r| {
+                    let log = log_row(r)?;
+                    let line = serde_json::to_string(&log).map_err(|e| conversion(6, e))?;
+                    Ok((log.seq, line))
+                })
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            Ok((rows, head_seq(c).map_err(backend)?))
         })
         .await
     }
@@ -228,10 +431,11 @@ impl LogStore for SqliteStore {
             // Small batches, so that the writer of new records never waits long.
             let n = self
                 .write(move |c| {
+                    let (_, hi) = seq_range(c, before_us, before_us).map_err(backend)?;
                     c.execute(
-                        "DELETE FROM call_logs WHERE seq IN \
-                         (SELECT seq FROM call_logs WHERE at_us < ?1 ORDER BY seq LIMIT ?2)",
-                        params![before_us, BATCH],
+                        "DELETE FROM call_logs WHERE seq IN (SELECT seq FROM call_logs \
+                         WHERE seq < ?1 AND end_us < ?2 ORDER BY seq LIMIT ?3)",
+                        params![hi, before_us, BATCH],
                     )
                     .map_err(backend)
                 })
@@ -276,8 +480,7 @@ fn settings_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogSettings> {
 /// The value at fraction `p` of the range's latencies (nearest rank).
 fn percentile(
     c: &rusqlite::Connection,
-    from: i64,
-    to: i64,
+    (from, to, lo, hi): (i64, i64, i64, i64),
     count: i64,
     p: f64,
 ) -> rusqlite::Result<i64> {
@@ -286,9 +489,9 @@ fn percentile(
     }
     let rank = ((count as f64 * p).ceil() as i64).clamp(1, count) - 1;
     c.query_row(
-        "SELECT latency_us FROM call_logs WHERE at_us >= ?1 AND at_us < ?2 \
-         ORDER BY latency_us LIMIT 1 OFFSET ?3",
-        params![from, to, rank],
+        "SELECT latency_us FROM call_logs WHERE seq >= ?3 AND seq < ?4 AND end_us >= ?1 \
+         AND end_us < ?2 ORDER BY latency_us LIMIT 1 OFFSET ?5",
+        params![from, to, lo, hi, rank],
         |r| r.get(0),
     )
 }
@@ -299,22 +502,23 @@ pub(super) fn stats(
     to: i64,
     bucket: i64,
 ) -> rusqlite::Result<tollgate_api::CallStats> {
-    use chrono::{TimeZone, Utc};
-    use tollgate_api::money::format_amount;
     use tollgate_api::{ConsumerUse, CostTotal, ModelUse, ReasonCount, StatsPoint};
 
     let at = |us: i64| Utc.timestamp_micros(us).single().unwrap_or_else(Utc::now);
-    let range = params![from, to];
+    // Calls that ended in the range (seq bounds first, so that only the
+    // range's rows are read).
+    let (lo, hi) = seq_range(c, from, to)?;
+    let range = params![from, to, bucket, lo, hi];
     let (requests, errors, tokens_in, tokens_out): (i64, i64, i64, i64) = c.query_row(
         "SELECT count(*), coalesce(sum(status >= 400), 0), coalesce(sum(tokens_in), 0), \
-         coalesce(sum(tokens_out), 0) FROM call_logs WHERE at_us >= ?1 AND at_us < ?2",
+         coalesce(sum(tokens_out), 0) FROM call_logs WHERE seq >= ?4 AND seq < ?5 AND end_us >= ?1 AND end_us < ?2",
         range,
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
     let cost = c
         .prepare_cached(
-            "SELECT currency, sum(cost_micros) FROM call_logs WHERE at_us >= ?1 AND at_us < ?2 \
-             AND currency IS NOT NULL GROUP BY currency ORDER BY currency",
+            "SELECT n.name, sum(l.cost_micros) FROM call_logs l JOIN log_names n ON n.id = l.currency \
+             WHERE l.seq >= ?4 AND l.seq < ?5 AND l.end_us >= ?1 AND l.end_us < ?2 GROUP BY l.currency ORDER BY n.name",
         )?
         .query_map(range, |r| {
             Ok(CostTotal {
@@ -325,10 +529,10 @@ pub(super) fn stats(
         .collect::<Result<Vec<_>, _>>()?;
     let series = c
         .prepare_cached(
-            "SELECT (at_us - ?1) / ?3, count(*), sum(status >= 400), sum(status = 402) \
-             FROM call_logs WHERE at_us >= ?1 AND at_us < ?2 GROUP BY 1 ORDER BY 1",
+            "SELECT (end_us - ?1) / ?3, count(*), sum(status >= 400), sum(status = 402) \
+             FROM call_logs WHERE seq >= ?4 AND seq < ?5 AND end_us >= ?1 AND end_us < ?2 GROUP BY 1 ORDER BY 1",
         )?
-        .query_map(params![from, to, bucket], |r| {
+        .query_map(range, |r| {
             Ok(StatsPoint {
                 at: at(from + r.get::<_, i64>(0)? * bucket),
                 requests: r.get(1)?,
@@ -339,8 +543,8 @@ pub(super) fn stats(
         .collect::<Result<Vec<_>, _>>()?;
     let by_reason = c
         .prepare_cached(
-            "SELECT reason, max(status), count(*) FROM call_logs WHERE at_us >= ?1 AND at_us < ?2 \
-             AND reason IS NOT NULL GROUP BY reason ORDER BY 3 DESC, 1",
+            "SELECT n.name, max(l.status), count(*) FROM call_logs l JOIN log_names n ON n.id = l.reason \
+             WHERE l.seq >= ?4 AND l.seq < ?5 AND l.end_us >= ?1 AND l.end_us < ?2 GROUP BY l.reason ORDER BY 3 DESC, 1",
         )?
         .query_map(range, |r| {
             Ok(ReasonCount {
@@ -352,9 +556,9 @@ pub(super) fn stats(
         .collect::<Result<Vec<_>, _>>()?;
     let by_model = c
         .prepare_cached(
-            "SELECT model, count(*), sum(tokens_in), sum(tokens_out) FROM call_logs \
-             WHERE at_us >= ?1 AND at_us < ?2 AND model IS NOT NULL GROUP BY model \
-             ORDER BY 2 DESC, 1 LIMIT 50",
+            "SELECT n.name, count(*), sum(l.tokens_in), sum(l.tokens_out) FROM call_logs l \
+             JOIN log_names n ON n.id = l.model WHERE l.seq >= ?4 AND l.seq < ?5 AND l.end_us >= ?1 AND l.end_us < ?2 \
+             GROUP BY l.model ORDER BY 2 DESC, 1 LIMIT 50",
         )?
         .query_map(range, |r| {
             Ok(ModelUse {
@@ -367,9 +571,9 @@ pub(super) fn stats(
         .collect::<Result<Vec<_>, _>>()?;
     let top_consumers = c
         .prepare_cached(
-            "SELECT consumer_id, count(*), sum(status >= 400) FROM call_logs \
-             WHERE at_us >= ?1 AND at_us < ?2 AND consumer_id IS NOT NULL GROUP BY consumer_id \
-             ORDER BY 2 DESC, 1 LIMIT 10",
+            "SELECT n.name, count(*), sum(l.status >= 400) FROM call_logs l \
+             JOIN log_names n ON n.id = l.consumer WHERE l.seq >= ?4 AND l.seq < ?5 AND l.end_us >= ?1 AND l.end_us < ?2 \
+             GROUP BY l.consumer ORDER BY 2 DESC, 1 LIMIT 10",
         )?
         .query_map(range, |r| {
             Ok(ConsumerUse {
@@ -387,9 +591,9 @@ pub(super) fn stats(
         errors,
         tokens_in,
         tokens_out,
-        latency_p50_us: percentile(c, from, to, requests, 0.50)?,
-        latency_p95_us: percentile(c, from, to, requests, 0.95)?,
-        latency_p99_us: percentile(c, from, to, requests, 0.99)?,
+        latency_p50_us: percentile(c, (from, to, lo, hi), requests, 0.50)?,
+        latency_p95_us: percentile(c, (from, to, lo, hi), requests, 0.95)?,
+        latency_p99_us: percentile(c, (from, to, lo, hi), requests, 0.99)?,
         cost,
         series,
         by_reason,
@@ -416,6 +620,122 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_record_reads_back_as_written_in_pages_and_exports() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut full = record(7, 1_764_000_000_123_456);
+        full.consumer_id = Some("con_1".into());
+        full.team_id = Some("team_1".into());
+        full.key_prefix = Some("tg_abcdefgh".into());
+        full.model = Some("m".into());
+        full.provider_key = Some("pkey_1 (…9f3a)".into());
+        full.client_ip = Some("127.0.0.1".into());
+        full.user_agent = Some("ua/1".into());
+        full.latency_us = 1_500;
+        full.upstream_us = Some(1_000);
+        full.cost_micros = 1_234_567;
+        full.currency = Some("USD".into());
+        full.upstream_status = Some(200);
+        full.request_body = Some("{\"a\":\"ünïcode\"}".into());
+        store
+            .settle_calls(UsageBatch {
+                calls: std::sync::Arc::new(vec![full.clone()]),
+                ..UsageBatch::default()
+            })
+            .await
+            .unwrap();
+        let (logs, head) = store.call_logs(LogFilter::default(), 10).await.unwrap();
+        let log = &logs[0];
+        assert_eq!((log.seq, head), (1, 1));
+        assert_eq!(log.id, "req_00000007");
+        assert_eq!(log.at.timestamp_micros(), 1_764_000_000_123_456);
+        assert_eq!(log.cost, "1.234567");
+        assert_eq!(log.latency_us, 1_500);
+        assert_eq!(log.provider_key.as_deref(), Some("pkey_1 (…9f3a)"));
+        assert_eq!(log.client_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(log.request_body, full.request_body);
+        assert_eq!(log.ttft_us, None);
+        let (lines, _) = store.export_lines(0, 10).await.unwrap();
+        let exported: CallLog = serde_json::from_str(&lines[0].1).unwrap();
+        assert_eq!(&exported, log);
+        // Time filters select by when calls ended (arrival + latency).
+        let ended = |from: i64, to: i64| LogFilter {
+            from_us: Some(from),
+            to_us: Some(to),
+            ..LogFilter::default()
+        };
+        let end = 1_764_000_000_123_456 + 1_500;
+        assert_eq!(
+            store
+                .call_logs(ended(end, end + 1), 10)
+                .await
+                .unwrap()
+                .0
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .call_logs(ended(end + 1, end + 9), 10)
+                .await
+                .unwrap()
+                .0
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn records_of_the_earlier_schema_read_the_same_after_its_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tollgate.db");
+        {
+            let mut conn = rusqlite::Connection::open(&path).unwrap();
+            super::super::MIGRATIONS.to_version(&mut conn, 10).unwrap();
+            conn.execute_batch(
+                "INSERT INTO call_logs (id, at_us, api, method, path, consumer_id, model, status, reason, \
+                   latency_us, tokens_in, tokens_out, cost_micros, currency, client_ip) VALUES \
+                 ('req_a', 1764000000123456, 'chat', 'POST', '/v1/chat/completions', 'con_1', 'm', 200, NULL, \
+                   900, 2, 3, 1234567, 'USD', '127.0.0.1'), \
+                 ('req_b', 1764000001000000, 'chat', 'POST', '/v1/chat/completions', NULL, NULL, 401, \
+                   'invalid-api-key', 50, 0, 0, 0, NULL, NULL); \
+                 DELETE FROM call_logs WHERE id = 'req_b'; \
+                 INSERT INTO call_logs (id, at_us, api, method, path, status, latency_us, tokens_in, \
+                   tokens_out, cost_micros) VALUES ('req_c', 1764000002000000, 'models', 'GET', '/v1/models', \
+                   200, 10, 0, 0, 0);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (logs, head) = store.call_logs(LogFilter::default(), 10).await.unwrap();
+        assert_eq!(head, 3);
+        assert_eq!(logs.len(), 2);
+        let a = &logs[0];
+        assert_eq!((a.seq, a.id.as_str(), a.status), (1, "req_a", 200));
+        assert_eq!(a.at.timestamp_millis(), 1_764_000_000_123);
+        assert_eq!(a.cost, "1.234567");
+        assert_eq!(a.consumer_id.as_deref(), Some("con_1"));
+        assert_eq!(a.client_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(logs[1].seq, 3);
+        // Filters by name still find them; the next record continues the seq.
+        let by_consumer = LogFilter {
+            consumer_id: Some("con_1".into()),
+            ..LogFilter::default()
+        };
+        assert_eq!(store.call_logs(by_consumer, 10).await.unwrap().0.len(), 1);
+        store
+            .settle_calls(UsageBatch {
+                calls: std::sync::Arc::new(vec![record(4, 1_764_000_003_000_000)]),
+                ..UsageBatch::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.call_logs(LogFilter::default(), 10).await.unwrap().1,
+            4
+        );
+    }
+
+    #[tokio::test]
     async fn pruning_deletes_the_old_then_the_surplus_and_seqs_keep_growing() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
@@ -426,15 +746,7 @@ mod tests {
             .collect();
         store
             .settle_calls(UsageBatch {
-                calls: calls.clone(),
-                ..UsageBatch::default()
-            })
-            .await
-            .unwrap();
-        // A replayed window adds nothing.
-        store
-            .settle_calls(UsageBatch {
-                calls: calls[..10].to_vec(),
+                calls: std::sync::Arc::new(calls.clone()),
                 ..UsageBatch::default()
             })
             .await
@@ -449,14 +761,14 @@ mod tests {
         );
         let (left, _) = store.call_logs(LogFilter::default(), 5_000).await.unwrap();
         assert_eq!(left.len(), 2_000);
-        assert_eq!(left[0].0, 3_501, "the newest are kept");
-        assert_eq!(left[0].1, calls[3_500]);
+        assert_eq!(left[0].seq, 3_501, "the newest are kept");
+        assert_eq!(left[0].id, calls[3_500].id);
 
-        // New records never reuse a deleted seq (seqs only grow; a replayed
-        // record may leave a gap, never a repeat).
+        // Everything pruned: new records still never reuse a seq.
+        assert_eq!(store.prune_call_logs(new + 1, None).await.unwrap(), 2_000);
         store
             .settle_calls(UsageBatch {
-                calls: vec![record(9_999, new)],
+                calls: std::sync::Arc::new(vec![record(9_999, new)]),
                 ..UsageBatch::default()
             })
             .await
@@ -472,7 +784,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(newest.len(), 1);
-        assert_eq!(newest[0].1.id, "req_00009999");
-        assert_eq!(newest[0].0, head);
+        assert_eq!(newest[0].id, "req_00009999");
+        assert_eq!((newest[0].seq, head), (5_501, 5_501));
     }
 }

@@ -41,6 +41,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../../migrations/0008_prompt_apis.sql")),
         M::up(include_str!("../../../migrations/0009_call_logs.sql")),
         M::up(include_str!("../../../migrations/0010_log_settings.sql")),
+        M::up(include_str!("../../../migrations/0011_call_logs_lean.sql")),
     ])
 });
 
