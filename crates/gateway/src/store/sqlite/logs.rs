@@ -200,6 +200,25 @@ impl Names<'_> {
     }
 }
 
+const COLUMNS_PER_ROW: usize = 13;
+/// Rows per INSERT statement (13 × 64 parameters, under SQLite's limit).
+const ROWS_PER_INSERT: usize = 64;
+
+/// `INSERT … VALUES (…), (…)` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO call_logs (seq, end_us, status, latency_us, tokens_in, tokens_out, \
+         cost_micros, api, consumer, model, reason, currency, record) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    }
+    sql
+}
+
 /// Appends `calls` in order (within the window's transaction, which is
 /// rolled back as a whole when it fails).
 pub(super) fn append_calls(tx: &Transaction<'_>, calls: &[CallRecord]) -> StoreResult<()> {
@@ -215,35 +234,46 @@ pub(super) fn append_calls(tx: &Transaction<'_>, calls: &[CallRecord]) -> StoreR
             r.get(0)
         })
         .map_err(backend)?;
-    let mut insert = tx
-        .prepare_cached(
-            "INSERT INTO call_logs (seq, end_us, status, latency_us, tokens_in, tokens_out, \
-             cost_micros, api, consumer, model, reason, currency, record) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )
-        .map_err(backend)?;
-    let mut blob = Vec::with_capacity(512);
+    // Rows go in by statements of many rows: SQLite's per-statement work
+    // is paid once per chunk rather than once per row.
+    let mut rows: Vec<[Value; COLUMNS_PER_ROW]> = Vec::with_capacity(ROWS_PER_INSERT);
+    let flush = |rows: &mut Vec<[Value; COLUMNS_PER_ROW]>| -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        tx.prepare_cached(&insert_sql(rows.len()))
+            .map_err(backend)?
+            .execute(params_from_iter(rows.iter().flatten()))
+            .map_err(backend)?;
+        rows.clear();
+        Ok(())
+    };
+    let int = Value::Integer;
+    let name = |id: Option<i64>| id.map_or(Value::Null, Value::Integer);
     for c in calls {
+        let mut blob = Vec::with_capacity(256);
         blob_of(c, &mut blob)?;
         seq += 1;
-        insert
-            .execute(params![
-                seq,
-                c.at_us + c.latency_us,
-                c.status,
-                c.latency_us,
-                c.tokens_in,
-                c.tokens_out,
-                c.cost_micros,
-                names.id(&c.api)?,
-                names.opt(c.consumer_id.as_deref())?,
-                names.opt(c.model.as_deref())?,
-                names.opt(c.reason.as_deref())?,
-                names.opt(c.currency.as_deref())?,
-                blob,
-            ])
-            .map_err(backend)?;
+        rows.push([
+            int(seq),
+            int(c.at_us + c.latency_us),
+            int(i64::from(c.status)),
+            int(c.latency_us),
+            int(c.tokens_in),
+            int(c.tokens_out),
+            int(c.cost_micros),
+            int(names.id(&c.api)?),
+            name(names.opt(c.consumer_id.as_deref())?),
+            name(names.opt(c.model.as_deref())?),
+            name(names.opt(c.reason.as_deref())?),
+            name(names.opt(c.currency.as_deref())?),
+            Value::Blob(blob),
+        ]);
+        if rows.len() == ROWS_PER_INSERT {
+            flush(&mut rows)?;
+        }
     }
+    flush(&mut rows)?;
     tx.execute("UPDATE log_state SET last_seq = ?1 WHERE id = 1", [seq])
         .map_err(backend)?;
     Ok(())
