@@ -58,7 +58,9 @@ pid $WORK/nginx.pid;
 error_log $WORK/nginx.err warn;
 events { worker_connections 1024; }
 http {
-  access_log off;
+  # The gateway writes a call log record for every call, so nginx logs every
+  # request too (buffered, as deployments run it).
+  access_log $WORK/nginx-access.log combined buffer=64k flush=1s;
   upstream sim { server $SIM; keepalive 64; }
   server {
     listen 127.0.0.1:0;
