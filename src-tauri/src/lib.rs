@@ -28,6 +28,7 @@ pub fn run() {
             let data_dir = cli::default_data_dir();
             let console = Console::open(&data_dir, Vault::default(), ClientOptions::default())?;
             tauri::async_runtime::spawn(Console::monitor_fleet(Arc::downgrade(&console)));
+            tauri::async_runtime::spawn(Console::run_log_sync(Arc::downgrade(&console)));
             app.manage(console);
             Ok(())
         })
@@ -97,6 +98,24 @@ pub fn run() {
             commands::prompt_apis::diff_prompt_definitions,
             commands::prompt_apis::run_prompt,
             commands::prompt_apis::cancel_prompt_run,
+            commands::logs::sync_logs,
+            commands::logs::cancel_log_sync,
+            commands::logs::watch_log_sync,
+            commands::logs::log_page,
+            commands::logs::log_record,
+            commands::logs::log_stats,
+            commands::logs::log_series,
+            commands::logs::log_breakdown,
+            commands::logs::log_breakdown_series,
+            commands::logs::log_caches,
+            commands::logs::log_cache_info,
+            commands::logs::set_log_retention,
+            commands::logs::purge_log_cache,
+            commands::logs::vacuum_log_cache,
+            commands::logs::check_log_cache,
+            commands::logs::rebuild_log_cache,
+            commands::logs::log_sync_events,
+            commands::logs::export_logs,
         ])
         .run(tauri::generate_context!())
         .expect("error while running the Tollgate console");

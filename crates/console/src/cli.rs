@@ -1,6 +1,8 @@
 //! `tollgate instance …`: register gateways from scripts (the demo, installers)
 //! without opening the window. The token is read from a file or an environment
 //! variable, never from the command line, and goes to the keyring only.
+//! `tollgate logs …`: sync an instance's call log into its cache headless
+//! (from a script, or a test that kills it), and show the caches.
 
 use std::path::PathBuf;
 
@@ -9,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::Console;
 use crate::client::ClientOptions;
 use crate::error::ConsoleError;
+use crate::logs::{LogSyncState, SyncOptions};
 use crate::models::{Environment, InstanceInput};
 use crate::sensitive::Sensitive;
 use crate::vault::Vault;
@@ -30,6 +33,29 @@ enum Command {
         #[command(subcommand)]
         action: InstanceAction,
     },
+    /// The call-log cache of each instance.
+    Logs {
+        #[command(subcommand)]
+        action: LogsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogsAction {
+    /// Bring an instance's cache up to its gateway's log, printing progress.
+    Sync {
+        /// The instance's name (or id).
+        #[arg(long)]
+        instance: String,
+        /// Records asked for per export request.
+        #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=200_000))]
+        page_size: u32,
+        /// Records stored per transaction.
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        batch_size: u64,
+    },
+    /// Each instance's cache: records, cursor, last sync, size.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -66,12 +92,17 @@ enum InstanceAction {
 pub fn wants_cli(args: &[String]) -> bool {
     matches!(
         args.get(1).map(String::as_str),
-        Some("instance" | "help" | "--help" | "-h" | "--version")
+        Some("instance" | "logs" | "help" | "--help" | "-h" | "--version")
     )
 }
 
 /// Runs the CLI; returns the process exit code.
 pub fn run(args: Vec<String>, data_dir: PathBuf) -> i32 {
+    run_with(args, data_dir, Vault::default())
+}
+
+/// [`run`] with the vault to use (tests keep their keyring entries apart).
+pub fn run_with(args: Vec<String>, data_dir: PathBuf, vault: Vault) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -86,7 +117,7 @@ pub fn run(args: Vec<String>, data_dir: PathBuf) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(execute(cli, data_dir)) {
+    match runtime.block_on(execute(cli, data_dir, vault)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("tollgate: {e}");
@@ -115,9 +146,60 @@ fn read_token(
     Ok(Sensitive::new(raw.trim().to_owned()))
 }
 
-async fn execute(cli: Cli, data_dir: PathBuf) -> Result<(), ConsoleError> {
-    let console = Console::open(&data_dir, Vault::default(), ClientOptions::default())?;
+async fn execute(cli: Cli, data_dir: PathBuf, vault: Vault) -> Result<(), ConsoleError> {
+    let console = Console::open(&data_dir, vault, ClientOptions::default())?;
     match cli.command {
+        Command::Logs {
+            action:
+                LogsAction::Sync {
+                    instance,
+                    page_size,
+                    batch_size,
+                },
+        } => {
+            let id = find_instance(&console, &instance)?;
+            console.set_log_sync_options(SyncOptions {
+                page_size,
+                batch_size: batch_size as usize,
+                ..SyncOptions::default()
+            });
+            let report = console
+                .sync_logs(&id, |p| {
+                    if p.state == LogSyncState::Running {
+                        println!(
+                            "synced {} last_seq {} head_seq {} behind {}",
+                            p.synced, p.last_seq, p.head_seq, p.behind
+                        );
+                    }
+                })
+                .await?;
+            println!(
+                "done: {} new record(s), {} duplicate(s), {} conflict(s), {} out of order; \
+                 last_seq {} head_seq {}",
+                report.inserted,
+                report.duplicates,
+                report.conflicts,
+                report.out_of_order,
+                report.last_seq,
+                report.head_seq
+            );
+        }
+        Command::Logs {
+            action: LogsAction::Status,
+        } => {
+            for i in console.log_caches().await? {
+                println!(
+                    "{}\trecords {}\tlast_seq {}\thead_seq {}\tbytes {}\tlast_sync {}\t{}",
+                    i.instance_id,
+                    i.records,
+                    i.last_seq,
+                    i.head_seq,
+                    i.bytes,
+                    i.last_sync_at.map_or("never".into(), |t| t.to_rfc3339()),
+                    i.last_error.map(|e| e.message).unwrap_or_default()
+                );
+            }
+        }
         Command::Instance {
             action: InstanceAction::List,
         } => {
@@ -183,6 +265,16 @@ async fn execute(cli: Cli, data_dir: PathBuf) -> Result<(), ConsoleError> {
         }
     }
     Ok(())
+}
+
+/// The id of the instance named `name` (or with that id).
+fn find_instance(console: &Console, name: &str) -> Result<String, ConsoleError> {
+    console
+        .list_instances()?
+        .into_iter()
+        .find(|i| i.id == name || i.name.eq_ignore_ascii_case(name.trim()))
+        .map(|i| i.id)
+        .ok_or_else(|| ConsoleError::InstanceNotFound(name.to_owned()))
 }
 
 /// Where the console keeps its database unless `TOLLGATE_CONSOLE_DATA_DIR`

@@ -571,6 +571,43 @@ impl GatewayClient {
         Ok(response)
     }
 
+    /// GET whose success is newline-delimited JSON, read as a stream by the
+    /// caller and allowed to last `timeout` in all (instead of the client's
+    /// request timeout); gzip is asked for and undone. Any other answer
+    /// becomes the most specific error, as for JSON calls.
+    pub async fn get_ndjson(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, GatewayError> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(self.token.expose())
+            .header(header::ACCEPT, "application/x-ndjson")
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| self.classify(e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        if !status.is_success() {
+            let bytes = self.read_capped(response).await?;
+            return Err(self.failure(status, &headers, &bytes));
+        }
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !ct.starts_with("application/x-ndjson") {
+            return Err(GatewayError::NotAGateway(format!(
+                "answered with `{}` instead of newline-delimited JSON",
+                if ct.is_empty() { "no content type" } else { ct }
+            )));
+        }
+        Ok(response)
+    }
+
     /// The largest answer (or, in a stream, event) this client reads.
     pub fn max_response_bytes(&self) -> usize {
         self.options.max_response_bytes

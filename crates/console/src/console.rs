@@ -12,6 +12,7 @@ use tollgate_api::{AuditEntry, CreateTeam, Page, Team, UpdateTeam};
 use crate::client::{ClientOptions, GatewayClient, Target};
 use crate::error::ConsoleError;
 use crate::fleet::{Fleet, Health};
+use crate::logs::Logs;
 use crate::models::{
     ConnectionReport, FleetEntry, Instance, InstanceInput, KeyringStatus, ReportError,
 };
@@ -29,6 +30,7 @@ pub struct Console {
     options: ClientOptions,
     fleet: Mutex<Fleet>,
     pub(crate) runs: Runs,
+    pub(crate) logs: Logs,
 }
 
 /// Runs a blocking keyring call off the async runtime.
@@ -79,6 +81,7 @@ impl Console {
             options,
             fleet: Mutex::new(fleet),
             runs: Runs::default(),
+            logs: Logs::new(data_dir),
         }))
     }
 
@@ -175,6 +178,7 @@ impl Console {
         tx.commit()?;
         drop(conn);
         self.fleet().health.remove(id);
+        self.forget_log_cache(id, true);
         Ok(())
     }
 

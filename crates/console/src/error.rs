@@ -24,6 +24,18 @@ pub enum ConsoleError {
     /// The admin stopped a prompt run before it finished.
     #[error("the run was cancelled")]
     Cancelled,
+    /// The sync met data from the gateway it could not take.
+    #[error(transparent)]
+    LogSync(#[from] crate::logs::SyncError),
+    /// An instance's log cache is damaged; it has been set aside and is
+    /// being rebuilt from the gateway.
+    #[error(
+        "the log cache of this instance was damaged ({0}); it was set aside and is being rebuilt \
+         from the gateway"
+    )]
+    CacheCorrupt(String),
+    #[error("no cached call-log record with seq {0}")]
+    RecordNotFound(i64),
     /// The local database failed; the detail is in the log.
     #[error("{0}")]
     Storage(String),
@@ -57,6 +69,9 @@ impl ConsoleError {
             ConsoleError::Vault(e) => e.code(),
             ConsoleError::Gateway(e) => e.code(),
             ConsoleError::Cancelled => "cancelled",
+            ConsoleError::LogSync(e) => e.code(),
+            ConsoleError::CacheCorrupt(_) => "cache_corrupt",
+            ConsoleError::RecordNotFound(_) => "not_found",
             ConsoleError::Storage(_) => "storage",
         }
     }

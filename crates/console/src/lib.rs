@@ -1,7 +1,8 @@
 //! All of the Tollgate console's logic, with no Tauri dependency: the instance
 //! registry ([`registry`]), the vault over the OS keyring ([`vault`]), the
-//! management-API client ([`client`]), the local store ([`db`]) and the fleet
-//! monitor ([`fleet`]). [`Console`] ties them together for the desktop shell.
+//! management-API client ([`client`]), the local store ([`db`]), the fleet
+//! monitor ([`fleet`]) and the call-log cache and its sync ([`logs`]).
+//! [`Console`] ties them together for the desktop shell.
 
 pub mod billing;
 pub mod cli;
@@ -10,6 +11,7 @@ mod console;
 pub mod db;
 pub mod error;
 pub mod fleet;
+pub mod logs;
 pub mod models;
 pub mod prompt_apis;
 pub mod prompt_studio;

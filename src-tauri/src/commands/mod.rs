@@ -6,6 +6,7 @@ pub mod billing;
 pub mod consumers;
 pub mod fleet;
 pub mod instances;
+pub mod logs;
 pub mod prompt_apis;
 pub mod providers;
 pub mod system;

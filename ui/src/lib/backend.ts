@@ -6,6 +6,8 @@ import { Channel, invoke } from "@tauri-apps/api/core";
 import type { AddPaymentMethod } from "../bindings/AddPaymentMethod";
 import type { AuditEntry } from "../bindings/AuditEntry";
 import type { BillingCheck } from "../bindings/BillingCheck";
+import type { CallLog } from "../bindings/CallLog";
+import type { CallStats } from "../bindings/CallStats";
 import type { Charge } from "../bindings/Charge";
 import type { ConnectionReport } from "../bindings/ConnectionReport";
 import type { Consumer } from "../bindings/Consumer";
@@ -37,6 +39,22 @@ import type { IpcError } from "../bindings/IpcError";
 import type { IssuedConsumerKey } from "../bindings/IssuedConsumerKey";
 import type { KeyringStatus } from "../bindings/KeyringStatus";
 import type { LedgerEntry } from "../bindings/LedgerEntry";
+import type { LogBreakdownQuery } from "../bindings/LogBreakdownQuery";
+import type { LogBreakdownRow } from "../bindings/LogBreakdownRow";
+import type { LogCacheCheck } from "../bindings/LogCacheCheck";
+import type { LogCacheInfo } from "../bindings/LogCacheInfo";
+import type { LogExportFormat } from "../bindings/LogExportFormat";
+import type { LogExportProgress } from "../bindings/LogExportProgress";
+import type { LogExportSummary } from "../bindings/LogExportSummary";
+import type { LogFilter } from "../bindings/LogFilter";
+import type { LogPage } from "../bindings/LogPage";
+import type { LogSeriesPoint } from "../bindings/LogSeriesPoint";
+import type { LogSeriesQuery } from "../bindings/LogSeriesQuery";
+import type { LogStatsQuery } from "../bindings/LogStatsQuery";
+import type { LogSyncEvent } from "../bindings/LogSyncEvent";
+import type { LogSyncProgress } from "../bindings/LogSyncProgress";
+import type { LogSyncReport } from "../bindings/LogSyncReport";
+import type { LogValueSeries } from "../bindings/LogValueSeries";
 import type { Page } from "../bindings/Page";
 import type { PaymentMethod } from "../bindings/PaymentMethod";
 import type { PaymentSettings } from "../bindings/PaymentSettings";
@@ -77,8 +95,20 @@ export type ErrorCode =
   | "gateway_error"
   /** The payment processor refused the card (the message carries its codes). */
   | "card_error"
-  /** A prompt run stopped by the admin. */
+  /** A prompt run or a log sync stopped by the admin. */
   | "cancelled"
+  /** The gateway's log export held a line that is not a record (what came before it is cached). */
+  | "log_malformed_record"
+  /** The gateway's log export is not one (no head header, …). */
+  | "log_malformed_page"
+  /** The export stopped mid-record; the next sync resumes. */
+  | "log_truncated"
+  /** The gateway's log went back (it was reset): rebuild the cache to follow it. */
+  | "log_went_back"
+  /** The instance's URL leads to another gateway now: rebuild the cache to follow it. */
+  | "gateway_changed"
+  /** The log cache was damaged; it was set aside and is being rebuilt. */
+  | "cache_corrupt"
   /** Not from the backend: the IPC call itself failed (no Tauri, unknown command…). */
   | "ipc";
 
@@ -387,3 +417,77 @@ export const createLedgerEntry = (
   input: CreateLedgerEntry,
   idempotencyKey: string,
 ) => call<LedgerEntry>("create_ledger_entry", { instanceId, consumerId, currency, input, idempotencyKey });
+
+// ---- Call-log cache ------------------------------------------------------
+// Everything but the sync reads the local cache: it works offline.
+
+/** Syncs now; `onProgress` hears each stored batch and the end. */
+export function syncLogs(instanceId: string, onProgress: (p: LogSyncProgress) => void): Promise<LogSyncReport> {
+  const onEvent = new Channel<LogSyncProgress>();
+  onEvent.onmessage = onProgress;
+  return call<LogSyncReport>("sync_logs", { instanceId, onEvent });
+}
+
+/** False when no sync was running. */
+export const cancelLogSync = (instanceId: string) => call<boolean>("cancel_log_sync", { instanceId });
+
+/** Progress of every sync (the background ones too), until the page reloads. */
+export function watchLogSync(onProgress: (p: LogSyncProgress) => void): Promise<null> {
+  const onEvent = new Channel<LogSyncProgress>();
+  onEvent.onmessage = onProgress;
+  return call<null>("watch_log_sync", { onEvent });
+}
+
+/** Newest first; pass `nextBefore` as `before` for the next page. */
+export const logPage = (instanceId: string, filter: LogFilter, before: number | null, limit: number | null) =>
+  call<LogPage>("log_page", { instanceId, filter, before, limit });
+
+export const logRecord = (instanceId: string, seq: number) => call<CallLog>("log_record", { instanceId, seq });
+
+/** The gateway's `/admin/v1/logs/stats`, from the cache. */
+export const logStats = (instanceId: string, query: LogStatsQuery) =>
+  call<CallStats>("log_stats", { instanceId, query });
+
+export const logSeries = (instanceId: string, query: LogSeriesQuery) =>
+  call<LogSeriesPoint[]>("log_series", { instanceId, query });
+
+export const logBreakdown = (instanceId: string, query: LogBreakdownQuery) =>
+  call<LogBreakdownRow[]>("log_breakdown", { instanceId, query });
+
+export const logBreakdownSeries = (instanceId: string, query: LogBreakdownQuery) =>
+  call<LogValueSeries[]>("log_breakdown_series", { instanceId, query });
+
+export const logCaches = () => call<LogCacheInfo[]>("log_caches");
+
+export const logCacheInfo = (instanceId: string) => call<LogCacheInfo>("log_cache_info", { instanceId });
+
+/** `null` days keeps everything; older records are purged now and after each sync. */
+export const setLogRetention = (instanceId: string, days: number | null) =>
+  call<LogCacheInfo>("set_log_retention", { instanceId, days });
+
+/** Answers how many records were deleted. */
+export const purgeLogCache = (instanceId: string, days: number) =>
+  call<number>("purge_log_cache", { instanceId, days });
+
+export const vacuumLogCache = (instanceId: string) => call<LogCacheInfo>("vacuum_log_cache", { instanceId });
+
+export const checkLogCache = (instanceId: string) => call<LogCacheCheck>("check_log_cache", { instanceId });
+
+/** Empties the cache and syncs it again from the start of the gateway's log. */
+export const rebuildLogCache = (instanceId: string) => call<LogCacheInfo>("rebuild_log_cache", { instanceId });
+
+export const logSyncEvents = (instanceId: string, limit: number | null) =>
+  call<LogSyncEvent[]>("log_sync_events", { instanceId, limit });
+
+/** Writes the filter's records to `path` (absolute); `onProgress` hears the count written. */
+export function exportLogs(
+  instanceId: string,
+  filter: LogFilter,
+  format: LogExportFormat,
+  path: string,
+  onProgress: (written: number) => void,
+): Promise<LogExportSummary> {
+  const onEvent = new Channel<LogExportProgress>();
+  onEvent.onmessage = (p) => onProgress(p.written);
+  return call<LogExportSummary>("export_logs", { instanceId, filter, format, path, onEvent });
+}

@@ -29,22 +29,26 @@ pub struct Gateway {
     child: Child,
     pub base: String,
     pub token: String,
-    _dir: tempfile::TempDir,
+    /// The gateway's data directory (removed on drop only when it made it).
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Gateway {
     pub fn start(name: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
+        let mut gw = Gateway::start_in(name, dir.path(), "127.0.0.1:0");
+        gw._dir = Some(dir);
+        gw
+    }
+
+    /// A gateway on `data_dir` (kept), listening on `listen`: started again
+    /// on the same directory and address, it is the same gateway restarted.
+    pub fn start_in(name: &str, data_dir: &std::path::Path, listen: &str) -> Gateway {
+        let dir = data_dir;
         let mut child = Command::new(tollgated_bin())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--name",
-                name,
-                "--data-dir",
-            ])
-            .arg(dir.path())
+            .args(["serve", "--listen", listen, "--name", name, "--data-dir"])
+            .arg(dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
@@ -57,7 +61,7 @@ impl Gateway {
             }
         };
         std::thread::spawn(move || for _ in lines {});
-        let token = std::fs::read_to_string(dir.path().join("bootstrap-admin-token"))
+        let token = std::fs::read_to_string(dir.join("bootstrap-admin-token"))
             .unwrap()
             .trim()
             .to_owned();
@@ -65,8 +69,18 @@ impl Gateway {
             child,
             base,
             token,
-            _dir: dir,
+            data_dir: dir.to_owned(),
+            _dir: None,
         }
+    }
+
+    /// SIGTERM, and waits: the gateway drains and stores what it holds.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
     }
 
     pub fn stop(&mut self) {

@@ -1,0 +1,193 @@
+//! The call-log cache: sync, explorer, charts, export and cache
+//! management. Everything but the sync reads the local cache, so it works
+//! with the instance unreachable.
+
+use tauri::ipc::Channel;
+use tollgate_api::{CallLog, CallStats};
+use tollgate_console::logs::{
+    LogBreakdownQuery, LogBreakdownRow, LogCacheCheck, LogCacheInfo, LogExportFormat,
+    LogExportProgress, LogExportSummary, LogFilter, LogPage, LogSeriesPoint, LogSeriesQuery,
+    LogStatsQuery, LogSyncEvent, LogSyncProgress, LogSyncReport, LogValueSeries,
+};
+
+use super::{CommandResult, ConsoleState};
+
+/// Syncs now, streaming progress to `on_event`; answers what it did.
+#[tauri::command]
+pub async fn sync_logs(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    on_event: Channel<LogSyncProgress>,
+) -> CommandResult<LogSyncReport> {
+    Ok(console
+        .sync_logs(&instance_id, |p| {
+            // The screen may have gone; the sync goes on.
+            let _ = on_event.send(p.clone());
+        })
+        .await?)
+}
+
+#[tauri::command]
+pub fn cancel_log_sync(console: ConsoleState<'_>, instance_id: String) -> bool {
+    console.cancel_log_sync(&instance_id)
+}
+
+/// Forwards the progress of every sync (background ones too) to
+/// `on_event` until the UI drops the channel.
+#[tauri::command]
+pub fn watch_log_sync(console: ConsoleState<'_>, on_event: Channel<LogSyncProgress>) {
+    let mut events = console.subscribe_log_sync();
+    tauri::async_runtime::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match events.recv().await {
+                Ok(p) => {
+                    if on_event.send(p).is_err() {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+#[tauri::command]
+pub async fn log_page(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    filter: LogFilter,
+    before: Option<i64>,
+    limit: Option<u32>,
+) -> CommandResult<LogPage> {
+    Ok(console
+        .log_page(&instance_id, filter, before, limit)
+        .await?)
+}
+
+#[tauri::command]
+pub async fn log_record(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    seq: i64,
+) -> CommandResult<CallLog> {
+    Ok(console.log_record(&instance_id, seq).await?)
+}
+
+#[tauri::command]
+pub async fn log_stats(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    query: LogStatsQuery,
+) -> CommandResult<CallStats> {
+    Ok(console.log_stats(&instance_id, query).await?)
+}
+
+#[tauri::command]
+pub async fn log_series(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    query: LogSeriesQuery,
+) -> CommandResult<Vec<LogSeriesPoint>> {
+    Ok(console.log_series(&instance_id, query).await?)
+}
+
+#[tauri::command]
+pub async fn log_breakdown(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    query: LogBreakdownQuery,
+) -> CommandResult<Vec<LogBreakdownRow>> {
+    Ok(console.log_breakdown(&instance_id, query).await?)
+}
+
+#[tauri::command]
+pub async fn log_breakdown_series(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    query: LogBreakdownQuery,
+) -> CommandResult<Vec<LogValueSeries>> {
+    Ok(console.log_breakdown_series(&instance_id, query).await?)
+}
+
+#[tauri::command]
+pub async fn log_caches(console: ConsoleState<'_>) -> CommandResult<Vec<LogCacheInfo>> {
+    Ok(console.log_caches().await?)
+}
+
+#[tauri::command]
+pub async fn log_cache_info(
+    console: ConsoleState<'_>,
+    instance_id: String,
+) -> CommandResult<LogCacheInfo> {
+    Ok(console.log_cache_info(&instance_id).await?)
+}
+
+#[tauri::command]
+pub async fn set_log_retention(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    days: Option<u32>,
+) -> CommandResult<LogCacheInfo> {
+    Ok(console.set_log_retention(&instance_id, days).await?)
+}
+
+#[tauri::command]
+pub async fn purge_log_cache(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    days: u32,
+) -> CommandResult<u64> {
+    Ok(console.purge_log_cache(&instance_id, days).await?)
+}
+
+#[tauri::command]
+pub async fn vacuum_log_cache(
+    console: ConsoleState<'_>,
+    instance_id: String,
+) -> CommandResult<LogCacheInfo> {
+    Ok(console.vacuum_log_cache(&instance_id).await?)
+}
+
+#[tauri::command]
+pub async fn check_log_cache(
+    console: ConsoleState<'_>,
+    instance_id: String,
+) -> CommandResult<LogCacheCheck> {
+    Ok(console.check_log_cache(&instance_id).await?)
+}
+
+#[tauri::command]
+pub async fn rebuild_log_cache(
+    console: ConsoleState<'_>,
+    instance_id: String,
+) -> CommandResult<LogCacheInfo> {
+    Ok(console.rebuild_log_cache(&instance_id).await?)
+}
+
+#[tauri::command]
+pub async fn log_sync_events(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    limit: Option<u32>,
+) -> CommandResult<Vec<LogSyncEvent>> {
+    Ok(console.log_sync_events(&instance_id, limit).await?)
+}
+
+/// Streams the progress (records written) to `on_event`.
+#[tauri::command]
+pub async fn export_logs(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    filter: LogFilter,
+    format: LogExportFormat,
+    path: String,
+    on_event: Channel<LogExportProgress>,
+) -> CommandResult<LogExportSummary> {
+    Ok(console
+        .export_logs(&instance_id, filter, format, &path, move |p| {
+            let _ = on_event.send(p.clone());
+        })
+        .await?)
+}
