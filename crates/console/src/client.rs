@@ -552,23 +552,8 @@ impl GatewayClient {
             .send()
             .await
             .map_err(|e| self.classify(e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        if !status.is_success() {
-            let bytes = self.read_capped(response).await?;
-            return Err(self.failure(status, &headers, &bytes));
-        }
-        let ct = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if !ct.starts_with("text/event-stream") {
-            return Err(GatewayError::NotAGateway(format!(
-                "answered with `{}` instead of an event stream",
-                if ct.is_empty() { "no content type" } else { ct }
-            )));
-        }
-        Ok(response)
+        self.streamed(response, "text/event-stream", "an event stream")
+            .await
     }
 
     /// GET whose success is newline-delimited JSON, read as a stream by the
@@ -589,6 +574,18 @@ impl GatewayClient {
             .send()
             .await
             .map_err(|e| self.classify(e))?;
+        self.streamed(response, "application/x-ndjson", "newline-delimited JSON")
+            .await
+    }
+
+    /// A successful answer of `content_type`, left for the caller to read
+    /// as a stream; any other answer becomes the most specific error.
+    async fn streamed(
+        &self,
+        response: reqwest::Response,
+        content_type: &str,
+        what: &str,
+    ) -> Result<reqwest::Response, GatewayError> {
         let status = response.status();
         let headers = response.headers().clone();
         if !status.is_success() {
@@ -599,9 +596,9 @@ impl GatewayClient {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        if !ct.starts_with("application/x-ndjson") {
+        if !ct.starts_with(content_type) {
             return Err(GatewayError::NotAGateway(format!(
-                "answered with `{}` instead of newline-delimited JSON",
+                "answered with `{}` instead of {what}",
                 if ct.is_empty() { "no content type" } else { ct }
             )));
         }
