@@ -777,23 +777,13 @@ async fn prompt_apis_are_called_with_their_variables() {
         .await;
     let id = api["id"].as_str().unwrap().to_owned();
     // Prompt APIs are covered by plans that list their slug.
-    let (consumer, key) = s.consumer("Prompted", &[]).await;
-    let plan = s
-        .admin(
-            "POST",
-            "/admin/v1/plans",
+    let (_, key) = s
+        .consumer_on(
+            "Prompted",
             json!({"name": "Summaries", "currency": "USD", "price": "0", "period": "month",
                    "overage": "charge_wallet", "apis": ["summarize"]}),
-            StatusCode::CREATED,
         )
         .await;
-    s.admin(
-        "POST",
-        "/admin/v1/subscriptions",
-        json!({"consumer_id": consumer, "plan_id": plan["id"]}),
-        StatusCode::CREATED,
-    )
-    .await;
     let call = |body: Value| {
         let (s, key) = (&s, &key);
         async move {
@@ -1118,23 +1108,13 @@ async fn deprecated_apis_answer_410_from_their_sunset() {
         StatusCode::OK,
     )
     .await;
-    let (consumer, key) = s.consumer("Greeted", &[]).await;
-    let plan = s
-        .admin(
-            "POST",
-            "/admin/v1/plans",
+    let (_, key) = s
+        .consumer_on(
+            "Greeted",
             json!({"name": "Greetings", "currency": "USD", "price": "0", "period": "month",
                    "overage": "charge_wallet", "apis": ["greet"]}),
-            StatusCode::CREATED,
         )
         .await;
-    s.admin(
-        "POST",
-        "/admin/v1/subscriptions",
-        json!({"consumer_id": consumer, "plan_id": plan["id"]}),
-        StatusCode::CREATED,
-    )
-    .await;
     let call = || {
         client()
             .post(s.gw.url("/apis/greet"))
