@@ -95,7 +95,7 @@ def driver(console_data_dir):
     port = free_port()
     log = open(ARTIFACTS / "tauri-driver.log", "w")
     tauri_driver = subprocess.Popen(
-        ["tauri-driver", "--port", str(port), "--native-driver", "/usr/bin/WebKitWebDriver"],
+        ["tauri-driver", "--port", str(port), "--native-port", str(free_port()), "--native-driver", "/usr/bin/WebKitWebDriver"],
         env={**os.environ, "TOLLGATE_CONSOLE_DATA_DIR": data_dir, "RUST_LOG": "info"},
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -3,12 +3,14 @@ import { Sidebar } from "./components/Sidebar";
 import { TopBar } from "./components/TopBar";
 import { SECTIONS, useRoute } from "./lib/route";
 import type { Section } from "./lib/route";
+import { AnalyticsPage } from "./pages/AnalyticsPage";
 import { ApprovalsPage } from "./pages/ApprovalsPage";
 import { AuditPage } from "./pages/AuditPage";
 import { BillingPage } from "./pages/BillingPage";
 import { ConsumersPage } from "./pages/ConsumersPage";
 import { FleetPage } from "./pages/FleetPage";
 import { InstancesPage } from "./pages/InstancesPage";
+import { LogsPage } from "./pages/LogsPage";
 import { PlansPage } from "./pages/PlansPage";
 import { PromptApisPage } from "./pages/PromptApisPage";
 import { ProvidersPage } from "./pages/ProvidersPage";
@@ -34,6 +36,10 @@ function Page({ section }: { section: Section }) {
       return <ApprovalsPage />;
     case "billing":
       return <BillingPage />;
+    case "logs":
+      return <LogsPage />;
+    case "analytics":
+      return <AnalyticsPage />;
     case "audit":
       return <AuditPage />;
   }
