@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= /var/tmp/tollgate-target
 export CARGO_TERM_COLOR ?= never
 TARGET := $(CARGO_TARGET_DIR)
 
-.PHONY: run run-xvfb test setup ui desktop gateway openapi bindings bench bench-console package lint fmt
+.PHONY: run run-xvfb test setup ui desktop gateway openapi bindings bench bench-console bench-log-cache package lint fmt
 
 ## make run: the console, connected to a local demo gateway (SQLite store).
 run: setup desktop gateway
@@ -49,6 +49,10 @@ bench: setup
 ## Builds the release binary only when it is missing (make package leaves one).
 bench-console:
 	scripts/bench-console.sh
+
+## The call-log cache: ingest vs a raw SQLite insert, queries at 10M and 50M records.
+bench-log-cache:
+	scripts/bench-log-cache.sh
 
 fmt:
 	cargo fmt --all

@@ -7,3 +7,4 @@ echo "== gateway: data plane vs nginx"; scripts/bench-dataplane.sh
 echo "== gateway: streaming overhead (time to first token)"; scripts/bench-streaming.sh
 echo "== gateway vs LiteLLM"; scripts/bench-litellm.sh
 if [ -x scripts/bench-console.sh ]; then echo "== console"; scripts/bench-console.sh; fi
+echo "== console: call-log cache (builds 10M- and 50M-record caches: over an hour the first time)"; scripts/bench-log-cache.sh

@@ -88,6 +88,15 @@ fn main() {
         "rebuild_log_cache",
         "log_sync_events",
         "export_logs",
+        "list_saved_log_filters",
+        "save_log_filter",
+        "delete_saved_log_filter",
+        "log_export_dir",
+        "check_log_export_path",
+        "fleet_log_stats",
+        "fleet_log_series",
+        "fleet_log_breakdown",
+        "fleet_log_breakdown_series",
     ];
     tauri_build::try_build(
         tauri_build::Attributes::new()

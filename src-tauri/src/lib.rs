@@ -116,6 +116,15 @@ pub fn run() {
             commands::logs::rebuild_log_cache,
             commands::logs::log_sync_events,
             commands::logs::export_logs,
+            commands::logs::list_saved_log_filters,
+            commands::logs::save_log_filter,
+            commands::logs::delete_saved_log_filter,
+            commands::logs::log_export_dir,
+            commands::logs::check_log_export_path,
+            commands::logs::fleet_log_stats,
+            commands::logs::fleet_log_series,
+            commands::logs::fleet_log_breakdown,
+            commands::logs::fleet_log_breakdown_series,
         ])
         .run(tauri::generate_context!())
         .expect("error while running the Tollgate console");

@@ -10,9 +10,10 @@ use rusqlite_migration::{M, Migrations};
 use crate::error::ConsoleError;
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
-    Migrations::new(vec![M::up(include_str!(
-        "../migrations/0001_instances.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../migrations/0001_instances.sql")),
+        M::up(include_str!("../migrations/0002_saved_log_filters.sql")),
+    ])
 });
 
 pub const DB_FILE: &str = "console.db";

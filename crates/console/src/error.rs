@@ -36,6 +36,9 @@ pub enum ConsoleError {
     CacheCorrupt(String),
     #[error("no cached call-log record with seq {0}")]
     RecordNotFound(i64),
+    /// A saved explorer filter could not be stored or found.
+    #[error(transparent)]
+    SavedFilter(#[from] crate::logs::saved_filters::SavedFilterError),
     /// The local database failed; the detail is in the log.
     #[error("{0}")]
     Storage(String),
@@ -72,6 +75,7 @@ impl ConsoleError {
             ConsoleError::LogSync(e) => e.code(),
             ConsoleError::CacheCorrupt(_) => "cache_corrupt",
             ConsoleError::RecordNotFound(_) => "not_found",
+            ConsoleError::SavedFilter(e) => e.code(),
             ConsoleError::Storage(_) => "storage",
         }
     }

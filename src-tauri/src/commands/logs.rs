@@ -191,3 +191,79 @@ pub async fn export_logs(
         })
         .await?)
 }
+
+// ---- The fleet: several instances' caches merged (analytics) ----
+
+#[tauri::command]
+pub async fn fleet_log_stats(
+    console: ConsoleState<'_>,
+    query: tollgate_console::logs::fleet::FleetLogQuery,
+) -> CommandResult<tollgate_console::logs::fleet::FleetLogStats> {
+    Ok(console.fleet_log_stats(query).await?)
+}
+
+#[tauri::command]
+pub async fn fleet_log_series(
+    console: ConsoleState<'_>,
+    query: tollgate_console::logs::fleet::FleetLogQuery,
+) -> CommandResult<tollgate_console::logs::fleet::FleetLogSeries> {
+    Ok(console.fleet_log_series(query).await?)
+}
+
+#[tauri::command]
+pub async fn fleet_log_breakdown(
+    console: ConsoleState<'_>,
+    query: tollgate_console::logs::fleet::FleetBreakdownQuery,
+) -> CommandResult<Vec<tollgate_console::logs::fleet::FleetBreakdownRow>> {
+    Ok(console.fleet_log_breakdown(query).await?)
+}
+
+#[tauri::command]
+pub async fn fleet_log_breakdown_series(
+    console: ConsoleState<'_>,
+    query: tollgate_console::logs::fleet::FleetBreakdownQuery,
+) -> CommandResult<Vec<tollgate_console::logs::fleet::FleetValueSeries>> {
+    Ok(console.fleet_log_breakdown_series(query).await?)
+}
+
+// ---- The explorer's saved filters and export target -------------------------
+
+#[tauri::command]
+pub fn list_saved_log_filters(
+    console: ConsoleState<'_>,
+    instance_id: String,
+) -> CommandResult<Vec<tollgate_console::logs::saved_filters::SavedLogFilter>> {
+    Ok(console.list_saved_log_filters(&instance_id)?)
+}
+
+/// A name in use on the instance fails with `conflict`.
+#[tauri::command]
+pub fn save_log_filter(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    input: tollgate_console::logs::saved_filters::SaveLogFilter,
+) -> CommandResult<tollgate_console::logs::saved_filters::SavedLogFilter> {
+    Ok(console.save_log_filter(&instance_id, input)?)
+}
+
+#[tauri::command]
+pub fn delete_saved_log_filter(
+    console: ConsoleState<'_>,
+    instance_id: String,
+    filter_id: String,
+) -> CommandResult<()> {
+    Ok(console.delete_saved_log_filter(&instance_id, &filter_id)?)
+}
+
+#[tauri::command]
+pub fn log_export_dir(console: ConsoleState<'_>) -> Option<String> {
+    console.log_export_dir()
+}
+
+#[tauri::command]
+pub fn check_log_export_path(
+    console: ConsoleState<'_>,
+    path: String,
+) -> CommandResult<tollgate_console::logs::export_target::LogExportTarget> {
+    Ok(console.check_log_export_path(&path)?)
+}

@@ -6,6 +6,9 @@ import type { CallLog } from "./CallLog";
  */
 export type LogPage = { items: Array<CallLog>, 
 /**
- * Pass as `before` for the next page; absent at the end.
+ * Pass as `before` for the next page; absent at the end. A page may
+ * hold fewer records than asked for (even none) while more remain: a
+ * page stops looking after 25 ms, so that a filter few records match
+ * answers in parts instead of freezing the explorer.
  */
 next_before?: number, };

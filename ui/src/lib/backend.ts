@@ -32,6 +32,12 @@ import type { CreateProviderKey } from "../bindings/CreateProviderKey";
 import type { CreateSubscription } from "../bindings/CreateSubscription";
 import type { CreateTeam } from "../bindings/CreateTeam";
 import type { FieldError } from "../bindings/FieldError";
+import type { FleetBreakdownQuery } from "../bindings/FleetBreakdownQuery";
+import type { FleetBreakdownRow } from "../bindings/FleetBreakdownRow";
+import type { FleetLogQuery } from "../bindings/FleetLogQuery";
+import type { FleetLogSeries } from "../bindings/FleetLogSeries";
+import type { FleetLogStats } from "../bindings/FleetLogStats";
+import type { FleetValueSeries } from "../bindings/FleetValueSeries";
 import type { FleetEntry } from "../bindings/FleetEntry";
 import type { Instance } from "../bindings/Instance";
 import type { InstanceInput } from "../bindings/InstanceInput";
@@ -55,6 +61,9 @@ import type { LogSyncEvent } from "../bindings/LogSyncEvent";
 import type { LogSyncProgress } from "../bindings/LogSyncProgress";
 import type { LogSyncReport } from "../bindings/LogSyncReport";
 import type { LogValueSeries } from "../bindings/LogValueSeries";
+import type { LogExportTarget } from "../bindings/LogExportTarget";
+import type { SavedLogFilter } from "../bindings/SavedLogFilter";
+import type { SaveLogFilter } from "../bindings/SaveLogFilter";
 import type { Page } from "../bindings/Page";
 import type { PaymentMethod } from "../bindings/PaymentMethod";
 import type { PaymentSettings } from "../bindings/PaymentSettings";
@@ -76,6 +85,8 @@ import type { Wallet } from "../bindings/Wallet";
 /** The codes the UI branches on (the backend may send others). */
 export type ErrorCode =
   | "validation"
+  /** Too many of something (e.g. saved filters on one instance). */
+  | "limit_reached"
   | "keyring_unavailable"
   | "missing_token"
   | "not_found"
@@ -491,3 +502,38 @@ export function exportLogs(
   onEvent.onmessage = (p) => onProgress(p.written);
   return call<LogExportSummary>("export_logs", { instanceId, filter, format, path, onEvent });
 }
+
+// ---- The log explorer's saved filters and export target --------------------
+// Saved filters live in the console's own database, per instance.
+
+/** By name; one whose stored filter no longer passes the checks carries a `problem`. */
+export const listSavedLogFilters = (instanceId: string) =>
+  call<SavedLogFilter[]>("list_saved_log_filters", { instanceId });
+
+/** A name in use on the instance (ignoring case) fails with `conflict`. */
+export const saveLogFilter = (instanceId: string, input: SaveLogFilter) =>
+  call<SavedLogFilter>("save_log_filter", { instanceId, input });
+
+export const deleteSavedLogFilter = (instanceId: string, filterId: string) =>
+  call<null>("delete_saved_log_filter", { instanceId, filterId });
+
+/** The folder an export is proposed in (downloads, else home); null when there is none. */
+export const logExportDir = () => call<string | null>("log_export_dir");
+
+/** Checks an export path (absolute, in an existing folder) and says whether a file is there. */
+export const checkLogExportPath = (path: string) => call<LogExportTarget>("check_log_export_path", { path });
+
+// ---- Analytics: several instances' caches merged (a scope of one is a fleet too) ----
+
+/** Totals of the range over the instances' caches (all by default), each instance's part and sync state beside them. */
+export const fleetLogStats = (query: FleetLogQuery) => call<FleetLogStats>("fleet_log_stats", { query });
+
+/** Points only for buckets with calls; `bucket_seconds` is the bucket used. */
+export const fleetLogSeries = (query: FleetLogQuery) => call<FleetLogSeries>("fleet_log_series", { query });
+
+/** Consumer rows carry their instance (consumer ids are per gateway). */
+export const fleetLogBreakdown = (query: FleetBreakdownQuery) =>
+  call<FleetBreakdownRow[]>("fleet_log_breakdown", { query });
+
+export const fleetLogBreakdownSeries = (query: FleetBreakdownQuery) =>
+  call<FleetValueSeries[]>("fleet_log_breakdown_series", { query });

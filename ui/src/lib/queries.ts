@@ -338,3 +338,45 @@ export async function invalidateWith(
     client.invalidateQueries({ queryKey: keys.audit(instanceId) }),
   ]);
 }
+
+// ---- Log explorer and cache management (the local call-log caches) ----------
+// Everything here reads the console's own files: it works with the instance unreachable.
+
+export const explorerKeys = {
+  /** Every explorer query of an instance (pages, records). */
+  all: (instanceId: string) => ["log_explorer", instanceId] as const,
+  pages: (instanceId: string, filter: unknown) => ["log_explorer", instanceId, "pages", filter] as const,
+  record: (instanceId: string, seq: number) => ["log_explorer", instanceId, "record", seq] as const,
+  cacheInfo: (instanceId: string) => ["log_cache_info", instanceId] as const,
+  caches: ["log_caches"] as const,
+  syncEvents: (instanceId: string) => ["log_sync_events", instanceId] as const,
+  savedFilters: (instanceId: string) => ["saved_log_filters", instanceId] as const,
+  exportDir: ["log_export_dir"] as const,
+};
+
+/** The instance's cache: size, contents, last sync and its error. Re-read every 10 s (the sync runs in the background). */
+export function useLogCacheInfo(instanceId: string) {
+  return useQuery({
+    queryKey: explorerKeys.cacheInfo(instanceId),
+    queryFn: () => backend.logCacheInfo(instanceId),
+    refetchInterval: 10_000,
+  });
+}
+
+export function useLogCaches() {
+  return useQuery({ queryKey: explorerKeys.caches, queryFn: backend.logCaches, refetchInterval: 10_000 });
+}
+
+export function useLogSyncEvents(instanceId: string) {
+  return useQuery({
+    queryKey: explorerKeys.syncEvents(instanceId),
+    queryFn: () => backend.logSyncEvents(instanceId, 50),
+  });
+}
+
+export function useSavedLogFilters(instanceId: string) {
+  return useQuery({
+    queryKey: explorerKeys.savedFilters(instanceId),
+    queryFn: () => backend.listSavedLogFilters(instanceId),
+  });
+}

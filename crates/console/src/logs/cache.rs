@@ -556,6 +556,17 @@ fn ingest(
         ..IngestOutcome::default()
     };
     let out_of_order: std::collections::HashSet<i64> = out_of_order.iter().copied().collect();
+    // Prepared once per batch: a statement cache lookup hashes the SQL text.
+    let mut insert_record = tx.prepare_cached(
+        "INSERT OR IGNORE INTO records (seq, request_id, at_us, api, method, path, team, \
+                 consumer, key_id, key_prefix, model, provider, provider_key, status, reason, \
+                 upstream_status, latency_us, upstream_us, ttft_us, tokens_in, tokens_out, \
+                 cost_micros, currency, client_ip, user_agent, error, request_body, response_body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
+    )?;
+    let mut insert_words =
+        tx.prepare_cached("INSERT INTO records_fts (rowid, text) VALUES (?1, ?2)")?;
     let mut rollups: HashMap<RollupKey, Measures> = HashMap::new();
     let mut minutes: HashMap<i64, (i64, i64)> = HashMap::new();
     let mut reasons: HashMap<i64, u16> = HashMap::new();
@@ -597,16 +608,7 @@ fn ingest(
             l.request_body,
             l.response_body,
         ];
-        let inserted = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO records (seq, request_id, at_us, api, method, path, team, \
-                 consumer, key_id, key_prefix, model, provider, provider_key, status, reason, \
-                 upstream_status, latency_us, upstream_us, ttft_us, tokens_in, tokens_out, \
-                 cost_micros, currency, client_ip, user_agent, error, request_body, response_body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
-            )?
-            .execute(values)?;
+        let inserted = insert_record.execute(values)?;
         if inserted == 0 {
             let same = load_record(&tx, l.seq)?.is_some_and(|cached| cached == *l);
             if same {
@@ -621,8 +623,7 @@ fn ingest(
             outcome.late.push(l.seq);
         }
         outcome.last_seq = outcome.last_seq.max(l.seq);
-        tx.prepare_cached("INSERT INTO records_fts (rowid, text) VALUES (?1, ?2)")?
-            .execute(params![l.seq, search_text(l)])?;
+        insert_words.execute(params![l.seq, search_text(l)])?;
         let minute = at_us.div_euclid(60_000_000);
         let span = minutes.entry(minute).or_insert((l.seq, l.seq));
         span.0 = span.0.min(l.seq);
@@ -672,14 +673,32 @@ fn ingest(
         )?
         .execute(params![reason, status])?;
     }
+    drop((insert_record, insert_words));
+    let mut rollup_statements = Vec::with_capacity(Grain::ALL.len());
+    for grain in Grain::ALL {
+        let table = grain.table();
+        rollup_statements.push((
+            tx.prepare_cached(&format!(
+                "SELECT {MEASURE_COLUMNS} FROM {table} WHERE dim = ?1 AND bucket = ?2 \
+                 AND value = ?3 AND currency = ?4"
+            ))?,
+            tx.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO {table} (dim, bucket, value, currency, {MEASURE_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            ))?,
+        ));
+    }
     for ((grain, dim, bucket, value, currency), delta) in rollups {
+        // `Grain::ALL` lists the grains in declaration order.
+        let (read, write) = &mut rollup_statements[grain as usize];
         add_rollup(
-            &tx,
-            grain,
+            read,
+            write,
             [i64::from(dim), bucket, value, currency],
             &delta,
         )?;
     }
+    drop(rollup_statements);
     let mut events = Vec::new();
     if !outcome.duplicates.is_empty() {
         events.push(Event {
@@ -762,28 +781,18 @@ pub(crate) fn measure_columns() -> &'static str {
     MEASURE_COLUMNS
 }
 
-/// Adds `delta` to one rollup row (dim, bucket, value, currency).
+/// Adds `delta` to one rollup row (dim, bucket, value, currency), with the
+/// grain's statements: `read` its measures, `write` them back.
 fn add_rollup(
-    tx: &Transaction<'_>,
-    grain: Grain,
+    read: &mut rusqlite::CachedStatement<'_>,
+    write: &mut rusqlite::CachedStatement<'_>,
     key: [i64; 4],
     delta: &Measures,
 ) -> rusqlite::Result<()> {
-    let table = grain.table();
-    let existing = tx
-        .prepare_cached(&format!(
-            "SELECT {MEASURE_COLUMNS} FROM {table} WHERE dim = ?1 AND bucket = ?2 \
-             AND value = ?3 AND currency = ?4"
-        ))?
-        .query_row(key, |r| measures_at(r, 0))
-        .optional()?;
+    let existing = read.query_row(key, |r| measures_at(r, 0)).optional()?;
     let mut m = existing.unwrap_or_default();
     m.merge(delta);
-    tx.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO {table} (dim, bucket, value, currency, {MEASURE_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-    ))?
-    .execute(params![
+    write.execute(params![
         key[0],
         key[1],
         key[2],

@@ -6,8 +6,11 @@
 
 pub mod cache;
 pub mod export;
+pub mod export_target;
+pub mod fleet;
 pub mod query;
 pub mod rollup;
+pub mod saved_filters;
 pub mod sync;
 
 use std::collections::{BTreeMap, HashMap};
@@ -91,7 +94,10 @@ pub struct LogFilter {
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct LogPage {
     pub items: Vec<CallLog>,
-    /// Pass as `before` for the next page; absent at the end.
+    /// Pass as `before` for the next page; absent at the end. A page may
+    /// hold fewer records than asked for (even none) while more remain: a
+    /// page stops looking after 25 ms, so that a filter few records match
+    /// answers in parts instead of freezing the explorer.
     #[ts(optional, type = "number")]
     pub next_before: Option<i64>,
 }
@@ -882,7 +888,8 @@ impl Console {
         before: Option<i64>,
         limit: Option<u32>,
     ) -> Result<LogPage, ConsoleError> {
-        let checked = check_filter(&filter)?;
+        // Checked before the cache is opened too: a bad filter never touches it.
+        check_filter(&filter)?;
         let limit = limit.unwrap_or(PAGE_DEFAULT);
         if !(1..=PAGE_MAX).contains(&limit) {
             return Err(ConsoleError::validation(
@@ -890,14 +897,8 @@ impl Console {
                 format!("must be 1 to {PAGE_MAX}"),
             ));
         }
-        self.on_cache(id, move |cache| {
-            let mut reader = cache.reader();
-            let resolved = query::resolve(&reader, &checked).map_err(cache_error)?;
-            let (items, next_before) =
-                query::page(&mut reader, &resolved, before, limit).map_err(cache_error)?;
-            Ok(LogPage { items, next_before })
-        })
-        .await
+        self.on_cache(id, move |cache| cache.page(&filter, before, limit))
+            .await
     }
 
     /// One cached record.
@@ -933,27 +934,9 @@ impl Console {
         id: &str,
         q: LogSeriesQuery,
     ) -> Result<Vec<LogSeriesPoint>, ConsoleError> {
-        let (from_us, to_us, grain) = chart_range(q.from, q.to, q.bucket)?;
-        let filter = match (q.dimension, q.value) {
-            (Some(d), Some(v)) => Some((d.dim(), v)),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(ConsoleError::validation(
-                    "value",
-                    "is required with a dimension",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(ConsoleError::validation(
-                    "dimension",
-                    "is required with a value",
-                ));
-            }
-        };
-        self.on_cache(id, move |cache| {
-            series(cache, from_us, to_us, grain, filter).map_err(cache_error)
-        })
-        .await
+        // Checked before the cache is opened: a bad query never touches it.
+        chart_query(&q)?;
+        self.on_cache(id, move |cache| cache.chart(&q)).await
     }
 
     /// Totals per value of a dimension (tokens and cost per consumer,
@@ -1174,19 +1157,7 @@ impl Console {
         mut on_progress: impl FnMut(&LogExportProgress) + Send + 'static,
     ) -> Result<LogExportSummary, ConsoleError> {
         let checked = check_filter(&filter)?;
-        let target = PathBuf::from(path.trim());
-        if !target.is_absolute() || target.file_name().is_none() {
-            return Err(ConsoleError::validation(
-                "path",
-                "must be the absolute path of a file",
-            ));
-        }
-        if !target.parent().is_some_and(Path::is_dir) {
-            return Err(ConsoleError::validation(
-                "path",
-                "must be in a folder that exists",
-            ));
-        }
+        let target = export_target::check_path(path)?;
         let shown = target.display().to_string();
         self.on_cache(id, move |cache| {
             let resolved = query::resolve(&cache.reader(), &checked).map_err(cache_error)?;
@@ -1208,6 +1179,62 @@ impl Console {
         })
         .await
     }
+}
+
+/// The reads behind the explorer and the charts, on one open cache (the
+/// `Console` methods run them off the async runtime); public for the
+/// benchmarks (`examples/bench_log_cache.rs`).
+impl LogCache {
+    /// A page of records, newest first, from the cursor `before` (a seq).
+    pub fn page(
+        &self,
+        filter: &LogFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<LogPage, ConsoleError> {
+        let checked = check_filter(filter)?;
+        if !(1..=PAGE_MAX).contains(&limit) {
+            return Err(ConsoleError::validation(
+                "limit",
+                format!("must be 1 to {PAGE_MAX}"),
+            ));
+        }
+        let mut reader = self.reader();
+        let resolved = query::resolve(&reader, &checked).map_err(cache_error)?;
+        let (items, next_before) =
+            query::page(&mut reader, &resolved, before, limit).map_err(cache_error)?;
+        Ok(LogPage { items, next_before })
+    }
+
+    /// A chart's points (see [`Console::log_series`]).
+    pub fn chart(&self, q: &LogSeriesQuery) -> Result<Vec<LogSeriesPoint>, ConsoleError> {
+        let (from_us, to_us, grain, filter) = chart_query(q)?;
+        series(self, from_us, to_us, grain, filter).map_err(cache_error)
+    }
+}
+
+/// A chart query checked: its range in micros, grain and (dimension, value).
+type ChartQuery = (i64, i64, Grain, Option<(u8, String)>);
+
+fn chart_query(q: &LogSeriesQuery) -> Result<ChartQuery, ConsoleError> {
+    let (from_us, to_us, grain) = chart_range(q.from, q.to, q.bucket)?;
+    let filter = match (q.dimension, &q.value) {
+        (Some(d), Some(v)) => Some((d.dim(), v.clone())),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConsoleError::validation(
+                "value",
+                "is required with a dimension",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConsoleError::validation(
+                "dimension",
+                "is required with a value",
+            ));
+        }
+    };
+    Ok((from_us, to_us, grain, filter))
 }
 
 fn open_error(e: CacheError) -> ConsoleError {

@@ -5,6 +5,7 @@
 //! range are exact.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use rusqlite::params_from_iter;
 use rusqlite::types::Value;
@@ -134,26 +135,105 @@ pub(crate) fn fts_query(text: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
+/// How long one page may walk the log looking for matches.
+const PAGE_BUDGET: Duration = Duration::from_millis(25);
+/// The first window of seqs a page looks in; each next one is 4× wider, up
+/// to `MAX_WINDOW` (one window's query stays within a few milliseconds
+/// even where it reads every record of it).
+const FIRST_WINDOW: i64 = 4_096;
+const MAX_WINDOW: i64 = 262_144;
+
 /// A page of records newest first, before the seq `before`; answers the
-/// records and the cursor of the next page (when this one was full).
+/// records and the cursor of the next page (absent at the end).
+///
+/// The page walks the log backwards in windows of seqs, each wider than
+/// the last (a text search excepted), until it has `limit` records, reaches the start of the range,
+/// or has worked for [`PAGE_BUDGET`]. A filter that few records match on a
+/// column without an index (latency, cost, a rare word) would otherwise scan
+/// tens of millions of rows in one call and freeze the explorer; this way it
+/// answers the matches found so far and the cursor to go on from.
 pub(crate) fn page(
     reader: &mut Reader,
     f: &Resolved,
     before: Option<i64>,
     limit: u32,
 ) -> rusqlite::Result<(Vec<CallLog>, Option<i64>)> {
+    page_within(reader, f, before, limit, PAGE_BUDGET)
+}
+
+pub(crate) fn page_within(
+    reader: &mut Reader,
+    f: &Resolved,
+    before: Option<i64>,
+    limit: u32,
+    budget: Duration,
+) -> rusqlite::Result<(Vec<CallLog>, Option<i64>)> {
     if f.empty {
         return Ok((Vec::new(), None));
     }
-    let raws = page_raw(reader, f, before, limit)?;
-    let next = (raws.len() == limit as usize)
-        .then(|| raws.last().map(RawRecord::seq))
-        .flatten();
+    if f.fts.is_some() {
+        // The full-text index yields its matches newest first and stops at
+        // the limit: one query, whatever the number of records. (In windows
+        // it would look up the words again for every window.)
+        let raws = page_raw(reader, f, before, limit)?;
+        let next = (raws.len() == limit as usize)
+            .then(|| raws.last().map(RawRecord::seq))
+            .flatten();
+        return Ok((named(reader, raws)?, next));
+    }
+    let started = Instant::now();
+    let (first, last): (Option<i64>, Option<i64>) = reader
+        .conn
+        // Not `min(seq), max(seq)`: SQLite reads the whole table for that pair.
+        .query_row(
+            "SELECT (SELECT seq FROM records ORDER BY seq LIMIT 1), \
+                 (SELECT seq FROM records ORDER BY seq DESC LIMIT 1)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok((Vec::new(), None));
+    };
+    let (low, high) = f.seq_range.unwrap_or((first, last));
+    let low = low.max(first);
+    // Exclusive: the walk looks at seqs below `upper`.
+    let mut upper = before
+        .unwrap_or(i64::MAX)
+        .min(high.min(last).saturating_add(1));
+    let mut window = FIRST_WINDOW;
+    let mut raws: Vec<RawRecord> = Vec::new();
+    let mut next = None;
+    while upper > low {
+        let from = upper.saturating_sub(window).max(low);
+        let within = Resolved {
+            seq_range: Some((from, upper - 1)),
+            ..f.clone()
+        };
+        let wanted = limit - raws.len() as u32;
+        let found = page_raw(reader, &within, Some(upper), wanted)?;
+        let full = found.len() == wanted as usize;
+        raws.extend(found);
+        if full {
+            next = raws.last().map(RawRecord::seq).filter(|&seq| seq > low);
+            break;
+        }
+        upper = from;
+        window = (window * 4).min(MAX_WINDOW);
+        if upper > low && started.elapsed() >= budget {
+            next = Some(upper);
+            break;
+        }
+    }
+    Ok((named(reader, raws)?, next))
+}
+
+/// The records with their strings looked up.
+fn named(reader: &mut Reader, raws: Vec<RawRecord>) -> rusqlite::Result<Vec<CallLog>> {
     let mut items = Vec::with_capacity(raws.len());
     for raw in raws {
         items.push(raw.into_log(|id| reader.name(id))?);
     }
-    Ok((items, next))
+    Ok(items)
 }
 
 pub(crate) fn page_raw(

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use tollgate_api::CallLog;
@@ -241,24 +242,57 @@ fn pages_filter_and_search_like_a_plain_scan() {
             Box::new(|_| false),
         ),
     ];
-    for (i, (checked, keep)) in filters.iter().enumerate() {
-        let want: Vec<CallLog> = all.iter().rev().filter(|l| keep(l)).cloned().collect();
-        let mut reader = cache.reader();
-        let resolved = query::resolve(&reader, checked).unwrap();
-        let mut got = Vec::new();
-        let mut before = None;
-        loop {
-            let (items, next) = query::page(&mut reader, &resolved, before, 97).unwrap();
-            got.extend(items);
-            match next {
-                Some(n) => before = Some(n),
-                None => break,
+    // With no time budget a page looks in one window of seqs and answers
+    // what it found there: the pages, put together, must be the same.
+    let mut short_pages = 0;
+    for budget in [Duration::from_secs(60), Duration::ZERO] {
+        for (i, (checked, keep)) in filters.iter().enumerate() {
+            let want: Vec<CallLog> = all.iter().rev().filter(|l| keep(l)).cloned().collect();
+            let mut reader = cache.reader();
+            let resolved = query::resolve(&reader, checked).unwrap();
+            let mut got = Vec::new();
+            let mut before = None;
+            loop {
+                let (items, next) =
+                    query::page_within(&mut reader, &resolved, before, 97, budget).unwrap();
+                if items.len() < 97 && next.is_some() {
+                    short_pages += 1;
+                }
+                got.extend(items);
+                match next {
+                    Some(n) => before = Some(n),
+                    None => break,
+                }
             }
+            assert!(!want.is_empty() || i == 7, "filter {i} matches something");
+            assert_eq!(got.len(), want.len(), "filter {i}, budget {budget:?}");
+            assert!(got == want, "filter {i}, budget {budget:?}");
         }
-        assert!(!want.is_empty() || i == 7, "filter {i} matches something");
-        assert_eq!(got.len(), want.len(), "filter {i}");
-        assert!(got == want, "filter {i}");
     }
+    assert!(short_pages > 0, "a page without budget stopped early");
+}
+
+#[test]
+fn a_page_stops_on_its_budget_and_says_where_to_go_on() {
+    let (_dir, cache, all) = filled(20_000);
+    // Matches no record, on a column without an index: every record is looked at.
+    let nothing = Checked {
+        latency_min_us: Some(i64::MAX),
+        ..Checked::default()
+    };
+    let mut reader = cache.reader();
+    let resolved = query::resolve(&reader, &nothing).unwrap();
+    let (items, next) =
+        query::page_within(&mut reader, &resolved, None, 100, Duration::ZERO).unwrap();
+    assert!(items.is_empty());
+    let newest = all.last().unwrap().seq;
+    let next = next.expect("more of the log to look at");
+    assert!(next < newest && next > 1, "went on from {next}");
+    // Given time, the walk reaches the start of the log and says so.
+    let (items, next) =
+        query::page_within(&mut reader, &resolved, None, 100, Duration::from_secs(60)).unwrap();
+    assert!(items.is_empty());
+    assert_eq!(next, None);
 }
 
 #[test]
