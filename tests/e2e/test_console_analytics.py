@@ -17,6 +17,7 @@ import urllib.request
 import uuid
 
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select
@@ -114,11 +115,23 @@ def to_top(driver) -> None:
 
 
 def switch_to(driver, name: str) -> None:
-    for button in driver.find_elements(By.CSS_SELECTOR, '[data-testid^="switch-"]'):
-        if name in button.text:
-            button.click()
-            break
-    wait(driver).until(EC.text_to_be_present_in_element(tid("current-instance-name"), name))
+    """Selects an instance in the sidebar's switcher; clicks again if the
+    switcher was being drawn anew (an instance just added) when clicked."""
+    button = (
+        By.XPATH,
+        f'//nav[@data-testid="instance-switcher"]//button[.//span[@class="switch-name" and text()="{name}"]]',
+    )
+
+    def switched(d) -> bool:
+        if name in text_of(d, "current-instance-name"):
+            return True
+        try:
+            d.find_element(*button).click()
+        except WebDriverException:
+            pass
+        return False
+
+    wait(driver, 20).until(switched)
 
 
 def chart_x(driver, chart: str, t: int) -> tuple:

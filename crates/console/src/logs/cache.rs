@@ -21,10 +21,35 @@ use tollgate_api::money::format_amount;
 use super::rollup::{Fact, Grain, Histogram, Measures};
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
-    Migrations::new(vec![M::up(include_str!(
-        "../../migrations/logs/0001_log_cache.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/logs/0001_log_cache.sql")),
+        M::up_with_hook(
+            include_str!("../../migrations/logs/0002_fts_whole_ids.sql"),
+            |tx: &Transaction<'_>| Ok(index_words(tx)?),
+        ),
+    ])
 });
+
+/// Fills the full-text index from the records (after its words changed).
+fn index_words(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let mut names: HashMap<i64, String> = HashMap::new();
+    let mut lookup = tx.prepare("SELECT value FROM strings WHERE id = ?1")?;
+    let mut insert = tx.prepare("INSERT INTO records_fts (rowid, text) VALUES (?1, ?2)")?;
+    let mut records = tx.prepare(&format!("SELECT {RECORD_COLUMNS} FROM records r"))?;
+    let mut rows = records.query([])?;
+    while let Some(row) = rows.next()? {
+        let log = RawRecord::read(row)?.into_log(|id| {
+            if let Some(name) = names.get(&id) {
+                return Ok(name.clone());
+            }
+            let name: String = lookup.query_row([id], |r| r.get(0))?;
+            names.insert(id, name.clone());
+            Ok(name)
+        })?;
+        insert.execute(params![log.seq, search_text(&log)])?;
+    }
+    Ok(())
+}
 
 /// Rollup dimensions (the `dim` column).
 pub const DIM_ALL: u8 = 0;

@@ -389,11 +389,17 @@ fn add_segment(
             to_s,
         } => {
             let mut values = vec![i64::from(dim), from_s, to_s];
+            let table = grain.table();
+            // One value's buckets through the (dim, value, bucket) index: the
+            // planner may otherwise walk every value's rows of the range.
+            let index = match only {
+                Some(_) => format!("INDEXED BY {table}_value"),
+                None => String::new(),
+            };
             let mut sql = format!(
-                "SELECT bucket, value, currency, {} FROM {} WHERE dim = ?1 AND bucket >= ?2 \
-                 AND bucket < ?3",
+                "SELECT bucket, value, currency, {} FROM {table} {index} WHERE dim = ?1 \
+                 AND bucket >= ?2 AND bucket < ?3",
                 measure_columns(),
-                grain.table()
             );
             if let Some(v) = only {
                 sql.push_str(" AND value = ?4");

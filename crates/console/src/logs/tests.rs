@@ -435,7 +435,7 @@ fn purge_deletes_old_records_with_their_index_rows_and_rollups() {
     let (n, fts): (i64, i64) = reader
         .conn
         .query_row(
-            "SELECT (SELECT count(*) FROM records), (SELECT count(*) FROM records_fts WHERE records_fts MATCH 'req')",
+            "SELECT (SELECT count(*) FROM records), (SELECT count(*) FROM records_fts WHERE records_fts MATCH 'POST')",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
@@ -523,4 +523,54 @@ fn pages_walk_an_index_backwards_without_sorting() {
         );
         assert!(plan.iter().any(|p| p.contains(index)), "{filter}: {plan:?}");
     }
+}
+
+#[test]
+fn a_cache_from_before_whole_id_words_is_indexed_again_when_opened() {
+    let (dir, cache, all) = filled(1_500);
+    let path = cache.path.clone();
+    drop(cache);
+    // The cache as migration 1 left it: ids split at `_` in the index.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER records_fts_delete; DROP TABLE records_fts;
+         CREATE VIRTUAL TABLE records_fts USING fts5 (text, content = '', contentless_delete = 1);
+         CREATE TRIGGER records_fts_delete AFTER DELETE ON records BEGIN
+             DELETE FROM records_fts WHERE rowid = old.seq; END;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let cache = LogCache::open(&path).unwrap();
+    let search = |text: &str| -> Vec<CallLog> {
+        let checked = Checked {
+            fts: query::fts_query(text),
+            ..Checked::default()
+        };
+        let mut reader = cache.reader();
+        let resolved = query::resolve(&reader, &checked).unwrap();
+        query::page(&mut reader, &resolved, None, 1_000).unwrap().0
+    };
+    // An id is one word: found whole, and by its beginning.
+    let one = &all[777];
+    assert_eq!(search(&one.id), vec![one.clone()]);
+    let prefix = &one.id[..one.id.len() - 2];
+    let want: Vec<CallLog> = all
+        .iter()
+        .rev()
+        .filter(|l| l.id.starts_with(prefix))
+        .cloned()
+        .collect();
+    assert!(want.len() > 1);
+    assert_eq!(search(&format!("{prefix}*")), want);
+    // `req` alone is no longer a word of every record.
+    assert!(search("req").is_empty());
+    // Every record is in the new index, once.
+    let indexed: i64 = cache
+        .reader()
+        .conn
+        .query_row("SELECT count(*) FROM records_fts_docsize", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(indexed, all.len() as i64);
+    drop(dir);
 }
