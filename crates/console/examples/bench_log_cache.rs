@@ -30,7 +30,14 @@ use tollgate_console::logs::{LogFilter, LogSeriesQuery};
 
 /// The time a built cache's records spread over.
 const SPAN_US: i64 = 35 * 86_400_000_000;
-const BATCH: usize = 2_000;
+/// A sync's batch (`SyncOptions::default().batch_size`), unless
+/// `BENCH_BATCH` says otherwise.
+fn batch_size() -> usize {
+    std::env::var("BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(tollgate_console::logs::SyncOptions::default().batch_size)
+}
 const CONSUMERS: u64 = 2_000;
 const MODELS: [&str; 12] = [
     "gpt-4o",
@@ -220,7 +227,7 @@ fn raw_insert(path: &Path, rows: &[Incoming]) -> rusqlite::Result<Duration> {
          response_body TEXT) STRICT",
     )?;
     let started = Instant::now();
-    for batch in rows.chunks(BATCH) {
+    for batch in rows.chunks(batch_size()) {
         let tx = conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
@@ -275,7 +282,7 @@ fn open(path: &Path) -> LogCache {
 
 fn ingest_all(cache: &LogCache, rows: &[Incoming]) -> Duration {
     let started = Instant::now();
-    for batch in rows.chunks(BATCH) {
+    for batch in rows.chunks(batch_size()) {
         let head = batch.last().map_or(0, |i| i.log.seq);
         cache
             .ingest(batch, head, &[], Utc::now())
@@ -295,8 +302,9 @@ fn ingest(n: i64, dir: &Path) {
         .collect();
     let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
     println!(
-        "{n} records ({:.0} bytes each as NDJSON, 1,000 a minute), batches of {BATCH}",
-        bytes as f64 / n as f64
+        "{n} records ({:.0} bytes each as NDJSON, 1,000 a minute), batches of {}",
+        bytes as f64 / n as f64,
+        batch_size()
     );
 
     let raw = raw_insert(&dir.join("raw.db"), &rows).expect("the raw insert works");
@@ -318,10 +326,11 @@ fn ingest(n: i64, dir: &Path) {
 
     let cache = open(&dir.join("sync.db"));
     let started = Instant::now();
-    let mut batch = Vec::with_capacity(BATCH);
+    let size = batch_size();
+    let mut batch = Vec::with_capacity(size);
     for line in &lines {
         batch.push(check_line(line).expect("a generated line is valid"));
-        if batch.len() == BATCH {
+        if batch.len() == size {
             let head = batch.last().map_or(0, |i: &Incoming| i.log.seq);
             cache.ingest(&batch, head, &[], Utc::now()).expect("stored");
             batch.clear();
@@ -360,8 +369,8 @@ fn build(n: i64, path: &Path) {
     let cache = open(path);
     let have = cache.state().expect("the cursor").last_seq;
     let started = Instant::now();
-    // Batches ten times a sync's: the same code, fewer transactions.
-    let chunk = 10 * BATCH as i64;
+    // Batches of 20,000: the same code as a sync's, fewer transactions.
+    let chunk = 20_000;
     let mut seq = have + 1;
     while seq <= n {
         let last = (seq + chunk - 1).min(n);
