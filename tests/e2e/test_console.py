@@ -2,6 +2,7 @@
 healthy in the fleet overview, create a team, add a second instance and
 switch between them. Each screen is saved under test-artifacts/e2e/."""
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -16,7 +17,10 @@ def tid(name: str) -> tuple:
 
 
 def wait(driver, seconds: float = 20) -> WebDriverWait:
-    return WebDriverWait(driver, seconds)
+    # A re-render can replace an element between finding it and reading it
+    # (the virtualised tables do so as they scroll): the condition is then
+    # simply evaluated again.
+    return WebDriverWait(driver, seconds, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def shot(driver, name: str) -> None:
