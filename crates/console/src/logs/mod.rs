@@ -435,6 +435,8 @@ struct Slot {
 pub(crate) struct Logs {
     dir: PathBuf,
     caches: Mutex<HashMap<String, Arc<LogCache>>>,
+    /// Held while a cache is being opened (see [`Console::log_cache`]).
+    opening: tokio::sync::Mutex<()>,
     slots: Mutex<HashMap<String, Slot>>,
     progress: broadcast::Sender<LogSyncProgress>,
     options: Mutex<SyncOptions>,
@@ -445,6 +447,7 @@ impl Logs {
         Logs {
             dir: data_dir.join("logs"),
             caches: Mutex::new(HashMap::new()),
+            opening: tokio::sync::Mutex::new(()),
             slots: Mutex::new(HashMap::new()),
             progress: broadcast::channel(256).0,
             options: Mutex::new(SyncOptions::default()),
@@ -475,6 +478,35 @@ fn cache_files(path: &Path) -> [PathBuf; 3] {
 }
 
 /// Moves a damaged cache aside (`<id>.db.damaged-<time>`), kept for a look.
+/// Opens the cache file; a damaged one is set aside and a new cache
+/// started in its place, with an event saying so.
+fn open_or_replace(instance_id: &str, path: &Path) -> Result<LogCache, ConsoleError> {
+    match LogCache::open(path) {
+        Ok(cache) => Ok(cache),
+        Err(CacheError::Corrupt(detail)) => {
+            let aside = set_aside(path).map_err(|e| {
+                ConsoleError::Storage(format!("cannot set the damaged log cache aside: {e}"))
+            })?;
+            tracing::warn!(instance = %instance_id, %detail, aside = %aside.display(), "log cache damaged; rebuilding");
+            let cache = LogCache::open(path).map_err(open_error)?;
+            let event = cache::Event {
+                kind: "cache_rebuilt",
+                message: format!(
+                    "the cache was damaged ({detail}); it was moved to {} and is being rebuilt \
+                     from the gateway",
+                    aside.display()
+                ),
+                seq: None,
+            };
+            cache
+                .add_events(Utc::now(), &[event])
+                .map_err(cache_error)?;
+            Ok(cache)
+        }
+        Err(e) => Err(open_error(e)),
+    }
+}
+
 fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
     let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     let mut aside = path.as_os_str().to_owned();
@@ -595,54 +627,38 @@ fn chart_range(
 impl Console {
     /// The cache of an instance, opened on first use. A damaged file is
     /// set aside and a new cache started (the sync refills it).
-    pub(crate) fn log_cache(&self, id: &str) -> Result<Arc<LogCache>, ConsoleError> {
+    ///
+    /// Opening runs the cache's migrations, which can take minutes on a big
+    /// cache (re-indexing it), so it happens on a blocking thread, one open
+    /// at a time; the caches already open stay usable meanwhile.
+    pub(crate) async fn log_cache(&self, id: &str) -> Result<Arc<LogCache>, ConsoleError> {
         if let Some(cache) = self.logs.caches().get(id) {
             return Ok(cache.clone());
         }
         self.instance(id)?;
-        let mut caches = self.logs.caches();
-        if let Some(cache) = caches.get(id) {
+        let _opening = self.logs.opening.lock().await;
+        if let Some(cache) = self.logs.caches().get(id) {
             return Ok(cache.clone());
         }
         let path = self.logs.path(id);
-        let cache = match LogCache::open(&path) {
-            Ok(cache) => cache,
-            Err(CacheError::Corrupt(detail)) => {
-                let aside = set_aside(&path).map_err(|e| {
-                    ConsoleError::Storage(format!("cannot set the damaged log cache aside: {e}"))
-                })?;
-                tracing::warn!(instance = %id, %detail, aside = %aside.display(), "log cache damaged; rebuilding");
-                let cache = LogCache::open(&path).map_err(open_error)?;
-                let event = cache::Event {
-                    kind: "cache_rebuilt",
-                    message: format!(
-                        "the cache was damaged ({detail}); it was moved to {} and is being rebuilt \
-                         from the gateway",
-                        aside.display()
-                    ),
-                    seq: None,
-                };
-                cache
-                    .add_events(Utc::now(), &[event])
-                    .map_err(cache_error)?;
-                cache
-            }
-            Err(e) => return Err(open_error(e)),
-        };
+        let instance = id.to_owned();
+        let cache = tokio::task::spawn_blocking(move || open_or_replace(&instance, &path))
+            .await
+            .map_err(|e| ConsoleError::Storage(format!("opening the log cache failed: {e}")))??;
         let cache = Arc::new(cache);
-        caches.insert(id.to_owned(), cache.clone());
+        self.logs.caches().insert(id.to_owned(), cache.clone());
         Ok(cache)
     }
 
     /// Drops a damaged cache: set aside, reopened empty, synced again soon.
-    fn rebuild_damaged(&self, id: &str, detail: &str) -> Result<Arc<LogCache>, ConsoleError> {
+    async fn rebuild_damaged(&self, id: &str, detail: &str) -> Result<Arc<LogCache>, ConsoleError> {
         self.forget_log_cache(id, false);
         let path = self.logs.path(id);
         let aside = set_aside(&path).map_err(|e| {
             ConsoleError::Storage(format!("cannot set the damaged log cache aside: {e}"))
         })?;
         tracing::warn!(instance = %id, %detail, aside = %aside.display(), "log cache damaged; rebuilding");
-        let cache = self.log_cache(id)?;
+        let cache = self.log_cache(id).await?;
         let event = cache::Event {
             kind: "cache_rebuilt",
             message: format!(
@@ -688,13 +704,13 @@ impl Console {
         id: &str,
         f: impl FnOnce(&LogCache) -> Result<T, ConsoleError> + Send + 'static,
     ) -> Result<T, ConsoleError> {
-        let cache = self.log_cache(id)?;
+        let cache = self.log_cache(id).await?;
         let result = tokio::task::spawn_blocking(move || f(&cache))
             .await
             .map_err(|e| ConsoleError::Storage(format!("a log-cache task failed: {e}")))?;
         match result {
             Err(ConsoleError::CacheCorrupt(detail)) => {
-                self.rebuild_damaged(id, &detail)?;
+                self.rebuild_damaged(id, &detail).await?;
                 Err(ConsoleError::CacheCorrupt(detail))
             }
             other => other,
@@ -716,7 +732,7 @@ impl Console {
         id: &str,
         mut on_progress: impl FnMut(&LogSyncProgress) + Send,
     ) -> Result<LogSyncReport, ConsoleError> {
-        let cache = self.log_cache(id)?;
+        let cache = self.log_cache(id).await?;
         let _running = cache.sync_lock.lock().await;
         let cancel = Arc::new(Notify::new());
         *cache.cancel.lock().unwrap_or_else(|p| p.into_inner()) = Some(cancel.clone());
@@ -750,7 +766,7 @@ impl Console {
         let result = match result {
             Err(ConsoleError::CacheCorrupt(detail)) => {
                 drop(_running);
-                self.rebuild_damaged(id, &detail)?;
+                self.rebuild_damaged(id, &detail).await?;
                 Err(ConsoleError::CacheCorrupt(detail))
             }
             other => {
@@ -1077,7 +1093,7 @@ impl Console {
                 });
             }
             Ok(detail) => {
-                self.rebuild_damaged(id, &detail)?;
+                self.rebuild_damaged(id, &detail).await?;
                 detail
             }
             // `on_cache` has rebuilt it.
@@ -1100,7 +1116,7 @@ impl Console {
                 Ok(cache.state().map_err(cache_error)?.retention_days)
             })
             .await?;
-        let cache = self.log_cache(id)?;
+        let cache = self.log_cache(id).await?;
         // Wait for a sync in progress to stop.
         self.cancel_log_sync(id);
         let running = cache.sync_lock.lock().await;
