@@ -7,7 +7,7 @@
 //! the rollups of the newly inserted ones, the minute → seq map, the events
 //! and the cursor move together or not at all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
@@ -19,6 +19,7 @@ use tollgate_api::CallLog;
 use tollgate_api::money::format_amount;
 
 use super::rollup::{Fact, Grain, Histogram, Measures};
+use super::words::{self, NewWords};
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
     Migrations::new(vec![
@@ -26,6 +27,10 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up_with_hook(
             include_str!("../../migrations/logs/0002_fts_whole_ids.sql"),
             |tx: &Transaction<'_>| Ok(index_words(tx)?),
+        ),
+        M::up_with_hook(
+            include_str!("../../migrations/logs/0003_search_words.sql"),
+            |tx: &Transaction<'_>| Ok(words::fill(tx)?),
         ),
     ])
 });
@@ -118,10 +123,12 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The writer's connection and the strings it has interned.
+/// The writer's connection, the strings it has interned and the texts
+/// whose words it has stored lately.
 pub(crate) struct Writer {
     pub conn: Connection,
     ids: HashMap<String, i64>,
+    known_texts: HashSet<String>,
 }
 
 /// The reader's connection and the strings it has looked up.
@@ -253,6 +260,7 @@ impl LogCache {
             writer: Mutex::new(Writer {
                 conn: writer,
                 ids: HashMap::new(),
+                known_texts: HashSet::new(),
             }),
             reader: Mutex::new(Reader {
                 conn: reader,
@@ -286,11 +294,17 @@ impl LogCache {
         now: DateTime<Utc>,
     ) -> rusqlite::Result<IngestOutcome> {
         let mut writer = self.writer();
-        let Writer { conn, ids } = &mut *writer;
-        let result = ingest(conn, ids, batch, head_seq, out_of_order, now);
+        let Writer {
+            conn,
+            ids,
+            known_texts,
+        } = &mut *writer;
+        let result = ingest(conn, ids, known_texts, batch, head_seq, out_of_order, now);
         if result.is_err() {
-            // Ids interned by the rolled-back transaction are gone.
+            // Ids interned and words stored by the rolled-back transaction
+            // are gone.
             ids.clear();
+            NewWords::forget(known_texts);
         }
         result
     }
@@ -505,13 +519,18 @@ fn insert_events(
 fn intern(
     tx: &Transaction<'_>,
     ids: &mut HashMap<String, i64>,
+    new_words: &mut NewWords<'_>,
     value: &str,
 ) -> rusqlite::Result<i64> {
     if let Some(id) = ids.get(value) {
         return Ok(*id);
     }
-    tx.prepare_cached("INSERT OR IGNORE INTO strings (value) VALUES (?1)")?
+    let inserted = tx
+        .prepare_cached("INSERT OR IGNORE INTO strings (value) VALUES (?1)")?
         .execute([value])?;
+    if inserted > 0 {
+        new_words.add_new(value);
+    }
     let id: i64 = tx
         .prepare_cached("SELECT id FROM strings WHERE value = ?1")?
         .query_row([value], |r| r.get(0))?;
@@ -525,9 +544,10 @@ fn intern(
 fn intern_opt(
     tx: &Transaction<'_>,
     ids: &mut HashMap<String, i64>,
+    new_words: &mut NewWords<'_>,
     value: Option<&str>,
 ) -> rusqlite::Result<Option<i64>> {
-    value.map(|v| intern(tx, ids, v)).transpose()
+    value.map(|v| intern(tx, ids, new_words, v)).transpose()
 }
 
 /// The words a record is found by.
@@ -567,6 +587,7 @@ type RollupKey = (Grain, u8, i64, i64, i64);
 fn ingest(
     conn: &mut Connection,
     ids: &mut HashMap<String, i64>,
+    known_texts: &mut HashSet<String>,
     batch: &[Incoming],
     head_seq: i64,
     out_of_order: &[i64],
@@ -595,28 +616,29 @@ fn ingest(
     let mut rollups: HashMap<RollupKey, Measures> = HashMap::new();
     let mut minutes: HashMap<i64, (i64, i64)> = HashMap::new();
     let mut reasons: HashMap<i64, u16> = HashMap::new();
+    let mut new_words = NewWords::new(known_texts);
     for incoming in batch {
         let l = &incoming.log;
         let at_us = l.at.timestamp_micros();
-        let api = intern(&tx, ids, &l.api)?;
-        let consumer = intern_opt(&tx, ids, l.consumer_id.as_deref())?;
-        let model = intern_opt(&tx, ids, l.model.as_deref())?;
-        let reason = intern_opt(&tx, ids, l.reason.as_deref())?;
-        let currency = intern_opt(&tx, ids, l.currency.as_deref())?;
+        let api = intern(&tx, ids, &mut new_words, &l.api)?;
+        let consumer = intern_opt(&tx, ids, &mut new_words, l.consumer_id.as_deref())?;
+        let model = intern_opt(&tx, ids, &mut new_words, l.model.as_deref())?;
+        let reason = intern_opt(&tx, ids, &mut new_words, l.reason.as_deref())?;
+        let currency = intern_opt(&tx, ids, &mut new_words, l.currency.as_deref())?;
         let values = params![
             l.seq,
             l.id,
             at_us,
             api,
-            intern(&tx, ids, &l.method)?,
-            intern(&tx, ids, &l.path)?,
-            intern_opt(&tx, ids, l.team_id.as_deref())?,
+            intern(&tx, ids, &mut new_words, &l.method)?,
+            intern(&tx, ids, &mut new_words, &l.path)?,
+            intern_opt(&tx, ids, &mut new_words, l.team_id.as_deref())?,
             consumer,
-            intern_opt(&tx, ids, l.key_id.as_deref())?,
-            intern_opt(&tx, ids, l.key_prefix.as_deref())?,
+            intern_opt(&tx, ids, &mut new_words, l.key_id.as_deref())?,
+            intern_opt(&tx, ids, &mut new_words, l.key_prefix.as_deref())?,
             model,
-            intern_opt(&tx, ids, l.provider_id.as_deref())?,
-            intern_opt(&tx, ids, l.provider_key.as_deref())?,
+            intern_opt(&tx, ids, &mut new_words, l.provider_id.as_deref())?,
+            intern_opt(&tx, ids, &mut new_words, l.provider_key.as_deref())?,
             l.status,
             reason,
             l.upstream_status,
@@ -627,8 +649,8 @@ fn ingest(
             l.tokens_out,
             incoming.cost_micros,
             currency,
-            intern_opt(&tx, ids, l.client_ip.as_deref())?,
-            intern_opt(&tx, ids, l.user_agent.as_deref())?,
+            intern_opt(&tx, ids, &mut new_words, l.client_ip.as_deref())?,
+            intern_opt(&tx, ids, &mut new_words, l.user_agent.as_deref())?,
             l.error,
             l.request_body,
             l.response_body,
@@ -649,6 +671,18 @@ fn ingest(
         }
         outcome.last_seq = outcome.last_seq.max(l.seq);
         insert_words.execute(params![l.seq, search_text(l)])?;
+        // The words of the texts that are not interned strings (those are
+        // added when first interned).
+        new_words.add(&l.status.to_string());
+        for text in [&l.error, &l.request_body, &l.response_body]
+            .into_iter()
+            .flatten()
+        {
+            new_words.add(text);
+        }
+        if !l.id.starts_with("req_") {
+            new_words.add(&l.id);
+        }
         let minute = at_us.div_euclid(60_000_000);
         let span = minutes.entry(minute).or_insert((l.seq, l.seq));
         span.0 = span.0.min(l.seq);
@@ -683,6 +717,7 @@ fn ingest(
             }
         }
     }
+    new_words.store(&tx)?;
     for (minute, (low, high)) in minutes {
         tx.prepare_cached(
             "INSERT INTO minute_seqs (minute, min_seq, max_seq) VALUES (?1, ?2, ?3) \

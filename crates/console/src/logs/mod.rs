@@ -12,6 +12,7 @@ pub mod query;
 pub mod rollup;
 pub mod saved_filters;
 pub mod sync;
+mod words;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

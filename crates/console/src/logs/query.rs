@@ -83,7 +83,11 @@ pub(crate) fn resolve(reader: &Reader, c: &Checked) -> rusqlite::Result<Resolved
         latency_max_us: c.latency_max_us,
         cost_min_micros: c.cost_min_micros,
         cost_max_micros: c.cost_max_micros,
-        fts: c.fts.clone(),
+        fts: c
+            .fts
+            .as_deref()
+            .map(|q| super::words::expand_prefixes(&reader.conn, q))
+            .transpose()?,
         ..Resolved::default()
     };
     let mut lookup = |value: &Option<String>| -> rusqlite::Result<Option<i64>> {

@@ -537,6 +537,7 @@ fn a_cache_from_before_whole_id_words_is_indexed_again_when_opened() {
          CREATE VIRTUAL TABLE records_fts USING fts5 (text, content = '', contentless_delete = 1);
          CREATE TRIGGER records_fts_delete AFTER DELETE ON records BEGIN
              DELETE FROM records_fts WHERE rowid = old.seq; END;
+         DROP TABLE search_words;
          PRAGMA user_version = 1;",
     )
     .unwrap();
@@ -572,5 +573,55 @@ fn a_cache_from_before_whole_id_words_is_indexed_again_when_opened() {
         .query_row("SELECT count(*) FROM records_fts_docsize", [], |r| r.get(0))
         .unwrap();
     assert_eq!(indexed, all.len() as i64);
+    // Migration 3 found the words, so prefix searches are expanded.
+    assert_prefix_searches_match_the_index(&cache);
     drop(dir);
+}
+
+/// Every prefix search answers what FTS5's own prefix query answers, and
+/// the prefixes of few words were expanded into those words.
+fn assert_prefix_searches_match_the_index(cache: &LogCache) {
+    let mut reader = cache.reader();
+    let mut expanded = 0;
+    for typed in [
+        "tg_ab*", "TG_ABCD*", "key_cons_*", "cons_1*", "40*", "zeb*", "refus*", "sim*",
+        "team*", "10*", "summ*", "req_0000000000000000000000001*", "re*", "nothing*",
+        "chat tg_a*", "402 cons_*",
+    ] {
+        let fts = query::fts_query(typed).unwrap();
+        let resolved = query::resolve(
+            &reader,
+            &Checked {
+                fts: Some(fts.clone()),
+                ..Checked::default()
+            },
+        )
+        .unwrap();
+        if resolved.fts.as_deref() != Some(fts.as_str()) {
+            expanded += 1;
+        }
+        let found: Vec<i64> = query::page(&mut reader, &resolved, None, 100_000)
+            .unwrap()
+            .0
+            .iter()
+            .map(|l| l.seq)
+            .collect();
+        let mut stmt = reader
+            .conn
+            .prepare("SELECT rowid FROM records_fts WHERE records_fts MATCH ?1 ORDER BY rowid DESC")
+            .unwrap();
+        let want: Vec<i64> = stmt
+            .query_map([&fts], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(found, want, "{typed}: searched as {:?}", resolved.fts);
+    }
+    assert!(expanded >= 10, "{expanded} prefix searches expanded");
+}
+
+#[test]
+fn a_prefix_search_answers_what_the_index_answers() {
+    let (_dir, cache, _all) = filled(3_000);
+    assert_prefix_searches_match_the_index(&cache);
 }
