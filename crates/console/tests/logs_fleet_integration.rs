@@ -12,8 +12,12 @@ mod common;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, DurationRound, Utc};
+use common::admin::{
+    admin, gateway_records, gateway_stats, http, metered_plan, simulated_provider,
+    subscribed_consumer,
+};
 use common::{Gateway, input, test_vault};
-use serde_json::{Value, json};
+use serde_json::json;
 use tollgate_api::money::{format_amount, parse_amount};
 use tollgate_api::{CallLog, CallStats, CostTotal};
 use tollgate_console::Console;
@@ -26,25 +30,6 @@ use tollgate_console::logs::{
 /// A chart point's requests, errors, 402s, tokens and cost per currency.
 type PointSums = (i64, i64, i64, i64, BTreeMap<String, i64>);
 
-fn http() -> reqwest::Client {
-    reqwest::Client::new()
-}
-
-async fn admin(gw: &Gateway, method: &str, path: &str, body: Value) -> Value {
-    let mut req = http()
-        .request(method.parse().unwrap(), format!("{}{path}", gw.base))
-        .bearer_auth(&gw.token)
-        .header("Idempotency-Key", ulid::Ulid::new().to_string());
-    if !body.is_null() {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{method} {path}: {status} {body}");
-    body
-}
-
 /// A provider of the simulator in `currency`, and consumers on a plan
 /// that charges their wallet: answers (name, consumer id, key).
 async fn setup(
@@ -53,67 +38,14 @@ async fn setup(
     currency: &str,
     consumers: &[(&str, &str)],
 ) -> Vec<(String, String, String)> {
-    let p = admin(
-        gw,
-        "POST",
-        "/admin/v1/providers",
-        json!({"name": "Sim", "kind": "openai-compatible", "base_url": format!("{sim}/v1"),
-               "currency": currency,
-               "models": [{"name": "sim-small", "input_price": "1000", "output_price": "2000"}]}),
-    )
-    .await;
-    admin(
-        gw,
-        "POST",
-        &format!("/admin/v1/providers/{}/keys", p["id"].as_str().unwrap()),
-        json!({"label": "k", "secret": "sim-key-good-0042"}),
-    )
-    .await;
+    let models = json!([{"name": "sim-small", "input_price": "1000", "output_price": "2000"}]);
+    simulated_provider(gw, sim, "Sim", currency, models).await;
     let team = admin(gw, "POST", "/admin/v1/teams", json!({"name": "Fleet"})).await;
-    let plan = admin(
-        gw,
-        "POST",
-        "/admin/v1/plans",
-        json!({"name": "Metered", "currency": currency, "price": "0", "period": "month",
-               "overage": "charge_wallet", "apis": ["chat"]}),
-    )
-    .await;
+    let team = team["id"].as_str().unwrap();
+    let plan = metered_plan(gw, "Metered", currency).await;
     let mut out = Vec::new();
     for (name, top_up) in consumers {
-        let c = admin(
-            gw,
-            "POST",
-            "/admin/v1/consumers",
-            json!({"team_id": team["id"], "name": name}),
-        )
-        .await;
-        let cid = c["id"].as_str().unwrap().to_owned();
-        let key = admin(
-            gw,
-            "POST",
-            &format!("/admin/v1/consumers/{cid}/keys"),
-            json!({"name": "k"}),
-        )
-        .await["secret"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        admin(
-            gw,
-            "POST",
-            "/admin/v1/subscriptions",
-            json!({"consumer_id": cid, "plan_id": plan["id"]}),
-        )
-        .await;
-        if *top_up != "0" {
-            admin(
-                gw,
-                "POST",
-                &format!("/admin/v1/consumers/{cid}/wallets/{currency}/entries"),
-                json!({"kind": "top_up", "amount": top_up}),
-            )
-            .await;
-        }
+        let (cid, key) = subscribed_consumer(gw, team, name, &plan, currency, top_up).await;
         out.push(((*name).to_owned(), cid, key));
     }
     out
@@ -135,41 +67,6 @@ async fn calls(gw: &Gateway, key: &str, n: usize) -> Vec<u16> {
         let _ = resp.bytes().await;
     }
     out
-}
-
-async fn gateway_records(gw: &Gateway) -> Vec<CallLog> {
-    let text = http()
-        .get(format!(
-            "{}/admin/v1/logs/export?after=0&limit=5000",
-            gw.base
-        ))
-        .bearer_auth(&gw.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-async fn gateway_stats(gw: &Gateway, from: DateTime<Utc>, to: DateTime<Utc>) -> CallStats {
-    http()
-        .get(format!("{}/admin/v1/logs/stats", gw.base))
-        .query(&[
-            ("from", from.to_rfc3339()),
-            ("to", to.to_rfc3339()),
-            ("bucket", "minute".into()),
-        ])
-        .bearer_auth(&gw.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// Cost totals added per currency (as micro-units).

@@ -21,9 +21,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Utc};
+use common::admin::{
+    admin, gateway_records, gateway_stats, http, metered_plan, simulated_provider,
+    subscribed_consumer,
+};
 use common::{Gateway, input, test_vault};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use tollgate_api::money::parse_amount;
 use tollgate_api::{CallLog, CallStats};
 use tollgate_console::Console;
@@ -31,105 +35,9 @@ use tollgate_console::client::ClientOptions;
 use tollgate_console::logs::{LogExportFormat, LogFilter, LogStatsQuery};
 use tollgate_console::vault::Vault;
 
-fn http() -> reqwest::Client {
-    reqwest::Client::new()
-}
-
-async fn admin(gw: &Gateway, method: &str, path: &str, body: Value) -> Value {
-    let mut req = http()
-        .request(method.parse().unwrap(), format!("{}{path}", gw.base))
-        .bearer_auth(&gw.token);
-    if !body.is_null() {
-        req = req.json(&body);
-    }
-    if path.contains("/wallets/") {
-        req = req.header("Idempotency-Key", ulid::Ulid::new().to_string());
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{method} {path}: {status} {body}");
-    body
-}
-
-/// Every record of the gateway's log, through the bulk export.
-async fn gateway_records(gw: &Gateway) -> Vec<CallLog> {
-    let mut out: Vec<CallLog> = Vec::new();
-    loop {
-        let after = out.last().map_or(0, |l| l.seq);
-        let text = http()
-            .get(format!(
-                "{}/admin/v1/logs/export?after={after}&limit=5000",
-                gw.base
-            ))
-            .bearer_auth(&gw.token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let page: Vec<CallLog> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        let n = page.len();
-        out.extend(page);
-        if n < 5000 {
-            return out;
-        }
-    }
-}
-
 /// A provider of the simulator, a team, and consumers on plans.
 struct Traffic {
     keys: Vec<(String, String)>,
-}
-
-async fn consumer(gw: &Gateway, team: &str, name: &str, currency: &str, top_up: &str) -> String {
-    let c = admin(
-        gw,
-        "POST",
-        "/admin/v1/consumers",
-        json!({"team_id": team, "name": name}),
-    )
-    .await;
-    let cid = c["id"].as_str().unwrap().to_owned();
-    let key = admin(
-        gw,
-        "POST",
-        &format!("/admin/v1/consumers/{cid}/keys"),
-        json!({"name": "k"}),
-    )
-    .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let plan = admin(
-        gw,
-        "POST",
-        "/admin/v1/plans",
-        json!({"name": format!("Plan {name}"), "currency": currency, "price": "0", "period": "month",
-               "overage": "charge_wallet", "apis": ["chat"]}),
-    )
-    .await;
-    admin(
-        gw,
-        "POST",
-        "/admin/v1/subscriptions",
-        json!({"consumer_id": cid, "plan_id": plan["id"]}),
-    )
-    .await;
-    if top_up != "0" {
-        admin(
-            gw,
-            "POST",
-            &format!("/admin/v1/consumers/{cid}/wallets/{currency}/entries"),
-            json!({"kind": "top_up", "amount": top_up}),
-        )
-        .await;
-    }
-    key
 }
 
 impl Traffic {
@@ -147,21 +55,7 @@ impl Traffic {
                 json!([{"name": "euro-model", "input_price": "500", "output_price": "700"}]),
             ),
         ] {
-            let p = admin(
-                gw,
-                "POST",
-                "/admin/v1/providers",
-                json!({"name": name, "kind": "openai-compatible", "base_url": format!("{sim}/v1"),
-                       "currency": currency, "models": models}),
-            )
-            .await;
-            admin(
-                gw,
-                "POST",
-                &format!("/admin/v1/providers/{}/keys", p["id"].as_str().unwrap()),
-                json!({"label": "k", "secret": "sim-key-good-0042"}),
-            )
-            .await;
+            simulated_provider(gw, sim, name, currency, models).await;
         }
         let team = admin(gw, "POST", "/admin/v1/teams", json!({"name": "Logs"})).await;
         let team = team["id"].as_str().unwrap();
@@ -172,10 +66,9 @@ impl Traffic {
             ("Euro", "EUR", "100"),
             ("Broke", "USD", "0"),
         ] {
-            keys.push((
-                name.to_owned(),
-                consumer(gw, team, name, currency, top_up).await,
-            ));
+            let plan = metered_plan(gw, &format!("Plan {name}"), currency).await;
+            let (_, key) = subscribed_consumer(gw, team, name, &plan, currency, top_up).await;
+            keys.push((name.to_owned(), key));
         }
         Traffic { keys }
     }
@@ -238,22 +131,6 @@ impl Traffic {
 
 fn minute_floor(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(chrono::Duration::minutes(1)).unwrap()
-}
-
-async fn gateway_stats(gw: &Gateway, from: DateTime<Utc>, to: DateTime<Utc>) -> CallStats {
-    let resp = http()
-        .get(format!("{}/admin/v1/logs/stats", gw.base))
-        .query(&[
-            ("from", from.to_rfc3339()),
-            ("to", to.to_rfc3339()),
-            ("bucket", "minute".into()),
-        ])
-        .bearer_auth(&gw.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    resp.json().await.unwrap()
 }
 
 /// Every cached record, oldest first.
