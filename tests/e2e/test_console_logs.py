@@ -140,19 +140,20 @@ def rows(driver) -> list:
     return driver.find_elements(*tid("log-row"))
 
 
-def last_row(driver) -> dict:
-    """The last rendered row's index and status, read in one script so that a
-    re-render between two reads cannot mix two rows (or go stale)."""
+def row_data(driver) -> list:
+    """The rendered rows' index, status, request id and text, read in one
+    script: a re-render between two reads can neither mix rows nor leave a
+    stale element."""
     return driver.execute_script(
-        "const r = [...document.querySelectorAll('[data-testid=log-row]')].pop();"
-        "return r ? {index: r.dataset.index, status: r.dataset.status} : {};"
+        "return [...document.querySelectorAll('[data-testid=log-row]')].map(r => ({"
+        "index: r.dataset.index, status: r.dataset.status,"
+        "requestId: r.dataset.requestId, text: r.textContent}));"
     )
 
 
-def text(el) -> str:
-    """An element's text content (WebKit's WebDriver leaves out the text of
-    the virtualised rows' positioned cells)."""
-    return el.get_attribute("textContent")
+def last_row(driver) -> dict:
+    rendered = row_data(driver)
+    return rendered[-1] if rendered else {}
 
 
 def choose(driver, testid: str, value: str) -> None:
@@ -240,10 +241,10 @@ def run_explorer(driver, gw, sim_provider):
     assert "Synced" in driver.find_element(*tid("logs-sync-status")).text
     assert not driver.find_elements(*tid("logs-offline-banner"))
     shot(driver, "logs-explorer")
-    first = rows(driver)
+    first = row_data(driver)
     assert 0 < len(first) < 80, len(first)
     # Newest first: the bulk model-list calls came last.
-    assert "models" in text(first[0]), text(first[0])
+    assert "models" in first[0]["text"], first[0]
 
     # Infinite loading: scrolling to the end loads page after page, while the
     # DOM holds only about a screenful of rows.
@@ -274,7 +275,7 @@ def run_explorer(driver, gw, sim_provider):
     retype(driver, "logs-filter-api", "")
     select_status(driver, "4")
     wait_count(driver, UNAUTHORIZED + PAYMENT_REQUIRED)
-    statuses = sorted(r.get_attribute("data-status") for r in rows(driver))
+    statuses = sorted(r["status"] for r in row_data(driver))
     assert statuses == ["401"] * UNAUTHORIZED + ["402"] * PAYMENT_REQUIRED, statuses
     assert driver.find_element(*tid("logs-count")).text == f"{UNAUTHORIZED + PAYMENT_REQUIRED} matching records"
     shot(driver, "logs-filtered")
@@ -282,7 +283,7 @@ def run_explorer(driver, gw, sim_provider):
     # The reason filter: the empty wallet's 402s.
     retype(driver, "logs-filter-reason", "insufficient-funds")
     wait_count(driver, PAYMENT_REQUIRED)
-    assert all("insufficient-funds" in text(r) for r in rows(driver))
+    assert all("insufficient-funds" in r["text"] for r in row_data(driver))
 
     # Inline validation: a bad latency bound is marked and the last good filter stays.
     retype(driver, "logs-filter-latencyMin", "abc")
@@ -394,7 +395,7 @@ def run_explorer(driver, gw, sim_provider):
     clear_filters(driver)
     retype(driver, "logs-filter-text", known["request_id"])
     wait_count(driver, 1)
-    assert rows(driver)[0].get_attribute("data-request-id") == known["request_id"]
+    assert row_data(driver)[0]["requestId"] == known["request_id"]
     shot(driver, "logs-offline")
     offline = out / "offline.json"
     assert export(driver, offline, "json") == 1
