@@ -1,26 +1,27 @@
-//! The call log in SQLite: appended in the usage writer's transactions,
-//! read in `seq` order.
+//! The call log in SQLite: appended in the usage writer's transactions as
+//! blocks of records (migration 12 says why), read in `seq` order.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use rusqlite::{Transaction, params, params_from_iter, types::Value};
-
 use chrono::{TimeZone, Utc};
-use rusqlite::OptionalExtension;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tollgate_api::money::format_amount;
-use tollgate_api::{LogSettings, UpdateLogSettings};
+use tollgate_api::{CallLog, LogSettings, UpdateLogSettings};
 
 use super::{SqliteStore, audit, backend, check_version, parse_ts, ts};
-use crate::store::{AuditContext, CallRecord, LogFilter, LogStore, StoreResult};
-use tollgate_api::CallLog;
+use crate::store::{AuditContext, CallRecord, LogFilter, LogStore, StoreError, StoreResult};
 
-/// Version of the blob layout; a row whose blob starts with `{` is a JSON
-/// `CallLog` (written before blobs).
-const BLOB_V1: u8 = 1;
+/// Version of the block layout (its first byte).
+const BLOCK_V1: u8 = 1;
+/// Records per block at most; a block's seqs span less than this.
+const BLOCK_MAX: i64 = 512;
 
-/// The part of a record kept in its blob (postcard, positional: fields are
-/// only ever appended, under a new version).
+/// A record as a block holds it (postcard, positional: fields are only ever
+/// appended, under a new block version).
 #[derive(serde::Serialize)]
-struct Blob<'a> {
+struct Entry<'a> {
+    seq: i64,
     id: &'a str,
     at_us: i64,
     api: &'a str,
@@ -33,10 +34,15 @@ struct Blob<'a> {
     model: Option<&'a str>,
     provider_id: Option<&'a str>,
     provider_key: Option<&'a str>,
+    status: u16,
     reason: Option<&'a str>,
     upstream_status: Option<u16>,
+    latency_us: i64,
     upstream_us: Option<i64>,
     ttft_us: Option<i64>,
+    tokens_in: i64,
+    tokens_out: i64,
+    cost_micros: i64,
     currency: Option<&'a str>,
     client_ip: Option<&'a str>,
     user_agent: Option<&'a str>,
@@ -45,8 +51,10 @@ struct Blob<'a> {
     response_body: Option<&'a str>,
 }
 
-#[derive(serde::Deserialize)]
-struct OwnedBlob {
+/// [`Entry`] read back.
+#[derive(serde::Deserialize, Debug, Clone, PartialEq)]
+struct Stored {
+    seq: i64,
     id: String,
     at_us: i64,
     api: String,
@@ -59,10 +67,15 @@ struct OwnedBlob {
     model: Option<String>,
     provider_id: Option<String>,
     provider_key: Option<String>,
+    status: u16,
     reason: Option<String>,
     upstream_status: Option<u16>,
+    latency_us: i64,
     upstream_us: Option<i64>,
     ttft_us: Option<i64>,
+    tokens_in: i64,
+    tokens_out: i64,
+    cost_micros: i64,
     currency: Option<String>,
     client_ip: Option<String>,
     user_agent: Option<String>,
@@ -71,10 +84,86 @@ struct OwnedBlob {
     response_body: Option<String>,
 }
 
-fn blob_of(c: &CallRecord, out: &mut Vec<u8>) -> StoreResult<()> {
-    out.clear();
-    out.push(BLOB_V1);
-    let blob = Blob {
+impl Stored {
+    /// When the call's answer ended: the order blocks are appended in.
+    fn end_us(&self) -> i64 {
+        self.at_us + self.latency_us
+    }
+
+    fn entry(&self) -> Entry<'_> {
+        Entry {
+            seq: self.seq,
+            id: &self.id,
+            at_us: self.at_us,
+            api: &self.api,
+            method: &self.method,
+            path: &self.path,
+            team_id: self.team_id.as_deref(),
+            consumer_id: self.consumer_id.as_deref(),
+            key_id: self.key_id.as_deref(),
+            key_prefix: self.key_prefix.as_deref(),
+            model: self.model.as_deref(),
+            provider_id: self.provider_id.as_deref(),
+            provider_key: self.provider_key.as_deref(),
+            status: self.status,
+            reason: self.reason.as_deref(),
+            upstream_status: self.upstream_status,
+            latency_us: self.latency_us,
+            upstream_us: self.upstream_us,
+            ttft_us: self.ttft_us,
+            tokens_in: self.tokens_in,
+            tokens_out: self.tokens_out,
+            cost_micros: self.cost_micros,
+            currency: self.currency.as_deref(),
+            client_ip: self.client_ip.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            error: self.error.as_deref(),
+            request_body: self.request_body.as_deref(),
+            response_body: self.response_body.as_deref(),
+        }
+    }
+
+    /// As the API shows it.
+    fn into_log(self) -> CallLog {
+        CallLog {
+            seq: self.seq,
+            id: self.id,
+            at: Utc
+                .timestamp_micros(self.at_us)
+                .single()
+                .unwrap_or_else(Utc::now),
+            api: self.api,
+            method: self.method,
+            path: self.path,
+            team_id: self.team_id,
+            consumer_id: self.consumer_id,
+            key_id: self.key_id,
+            key_prefix: self.key_prefix,
+            model: self.model,
+            provider_id: self.provider_id,
+            provider_key: self.provider_key,
+            status: self.status,
+            reason: self.reason,
+            upstream_status: self.upstream_status,
+            latency_us: self.latency_us,
+            upstream_us: self.upstream_us,
+            ttft_us: self.ttft_us,
+            tokens_in: self.tokens_in,
+            tokens_out: self.tokens_out,
+            cost: format_amount(self.cost_micros, 2),
+            currency: self.currency,
+            client_ip: self.client_ip,
+            user_agent: self.user_agent,
+            error: self.error,
+            request_body: self.request_body,
+            response_body: self.response_body,
+        }
+    }
+}
+
+fn entry_of(seq: i64, c: &CallRecord) -> Entry<'_> {
+    Entry {
+        seq,
         id: &c.id,
         at_us: c.at_us,
         api: &c.api,
@@ -87,226 +176,190 @@ fn blob_of(c: &CallRecord, out: &mut Vec<u8>) -> StoreResult<()> {
         model: c.model.as_deref(),
         provider_id: c.provider_id.as_deref(),
         provider_key: c.provider_key.as_deref(),
+        status: c.status,
         reason: c.reason.as_deref(),
         upstream_status: c.upstream_status,
+        latency_us: c.latency_us,
         upstream_us: c.upstream_us,
         ttft_us: c.ttft_us,
+        tokens_in: c.tokens_in,
+        tokens_out: c.tokens_out,
+        cost_micros: c.cost_micros,
         currency: c.currency.as_deref(),
         client_ip: c.client_ip.as_deref(),
         user_agent: c.user_agent.as_deref(),
         error: c.error.as_deref(),
         request_body: c.request_body.as_deref(),
         response_body: c.response_body.as_deref(),
+    }
+}
+
+fn conversion(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
+}
+
+/// Writes one block of `entries` (consecutive seqs, at most [`BLOCK_MAX`]),
+/// with the bounds of their end times.
+fn insert_block(
+    c: &Connection,
+    entries: &[Entry<'_>],
+    ends: (i64, i64),
+    data: &mut Vec<u8>,
+) -> rusqlite::Result<()> {
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        return Ok(());
     };
-    postcard::to_io(&blob, &mut *out).map_err(|e| crate::store::StoreError::Backend(e.into()))?;
+    data.clear();
+    data.push(BLOCK_V1);
+    postcard::to_io(entries, &mut *data).map_err(conversion)?;
+    c.prepare_cached(
+        "INSERT INTO call_log_blocks (first_seq, last_seq, records, min_end_us, max_end_us, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        first.seq,
+        last.seq,
+        entries.len() as i64,
+        ends.0,
+        ends.1,
+        &data[..]
+    ])?;
     Ok(())
 }
 
-/// The columns a read takes, in order.
-const READ_COLUMNS: &str = "seq, status, latency_us, tokens_in, tokens_out, cost_micros, record";
-
-fn conversion(i: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
-}
-
-/// A row (of [`READ_COLUMNS`]) as the API shows it.
-fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallLog> {
-    let seq: i64 = r.get(0)?;
-    let record = r.get_ref(6)?.as_blob()?;
-    if record.first() == Some(&b'{') {
-        let mut log: CallLog = serde_json::from_slice(record).map_err(|e| conversion(6, e))?;
-        log.seq = seq;
-        return Ok(log);
+/// A block's records.
+fn decode(data: &[u8]) -> rusqlite::Result<Vec<Stored>> {
+    match data.split_first() {
+        Some((&BLOCK_V1, rest)) => postcard::from_bytes(rest).map_err(conversion),
+        _ => Err(conversion(std::io::Error::other(
+            "unknown call log block layout",
+        ))),
     }
-    let b: OwnedBlob = match record.split_first() {
-        Some((&BLOB_V1, rest)) => postcard::from_bytes(rest).map_err(|e| conversion(6, e))?,
-        _ => {
-            return Err(conversion(
-                6,
-                std::io::Error::other("unknown call record layout"),
-            ));
-        }
-    };
-    Ok(CallLog {
-        seq,
-        id: b.id,
-        at: Utc
-            .timestamp_micros(b.at_us)
-            .single()
-            .unwrap_or_else(Utc::now),
-        api: b.api,
-        method: b.method,
-        path: b.path,
-        team_id: b.team_id,
-        consumer_id: b.consumer_id,
-        key_id: b.key_id,
-        key_prefix: b.key_prefix,
-        model: b.model,
-        provider_id: b.provider_id,
-        provider_key: b.provider_key,
-        status: r.get(1)?,
-        reason: b.reason,
-        upstream_status: b.upstream_status,
-        latency_us: r.get(2)?,
-        upstream_us: b.upstream_us,
-        ttft_us: b.ttft_us,
-        tokens_in: r.get(3)?,
-        tokens_out: r.get(4)?,
-        cost: format_amount(r.get(5)?, 2),
-        currency: b.currency,
-        client_ip: b.client_ip,
-        user_agent: b.user_agent,
-        error: b.error,
-        request_body: b.request_body,
-        response_body: b.response_body,
-    })
-}
-
-/// The ids of names in `log_names`, looked up (or added) once per window.
-struct Names<'t> {
-    tx: &'t Transaction<'t>,
-    known: foldhash::HashMap<String, i64>,
-}
-
-impl Names<'_> {
-    fn id(&mut self, name: &str) -> StoreResult<i64> {
-        if let Some(id) = self.known.get(name) {
-            return Ok(*id);
-        }
-        let found: Option<i64> = self
-            .tx
-            .prepare_cached("SELECT id FROM log_names WHERE name = ?1")
-            .map_err(backend)?
-            .query_row([name], |r| r.get(0))
-            .optional()
-            .map_err(backend)?;
-        let id = match found {
-            Some(id) => id,
-            None => {
-                self.tx
-                    .prepare_cached("INSERT INTO log_names (name) VALUES (?1)")
-                    .map_err(backend)?
-                    .execute([name])
-                    .map_err(backend)?;
-                self.tx.last_insert_rowid()
-            }
-        };
-        self.known.insert(name.to_owned(), id);
-        Ok(id)
-    }
-
-    fn opt(&mut self, name: Option<&str>) -> StoreResult<Option<i64>> {
-        name.map(|n| self.id(n)).transpose()
-    }
-}
-
-const COLUMNS_PER_ROW: usize = 13;
-/// Rows per INSERT statement (13 × 64 parameters, under SQLite's limit).
-const ROWS_PER_INSERT: usize = 64;
-
-/// `INSERT … VALUES (…), (…)` for `rows` rows.
-fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO call_logs (seq, end_us, status, latency_us, tokens_in, tokens_out, \
-         cost_micros, api, consumer, model, reason, currency, record) VALUES ",
-    );
-    for i in 0..rows {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    }
-    sql
 }
 
 /// Appends `calls` in order (within the window's transaction, which is
-/// rolled back as a whole when it fails).
+/// rolled back as a whole when it fails): one block per [`BLOCK_MAX`]
+/// records, seqs given from `log_state`.
 pub(super) fn append_calls(tx: &Transaction<'_>, calls: &[CallRecord]) -> StoreResult<()> {
     if calls.is_empty() {
         return Ok(());
     }
-    let mut names = Names {
-        tx,
-        known: foldhash::HashMap::default(),
-    };
-    let mut seq: i64 = tx
-        .query_row("SELECT last_seq FROM log_state WHERE id = 1", [], |r| {
-            r.get(0)
-        })
+    let last_seq: i64 = tx
+        .prepare_cached("SELECT last_seq FROM log_state WHERE id = 1")
+        .map_err(backend)?
+        .query_row([], |r| r.get(0))
         .map_err(backend)?;
-    // Rows go in by statements of many rows: SQLite's per-statement work
-    // is paid once per chunk rather than once per row.
-    let mut rows: Vec<[Value; COLUMNS_PER_ROW]> = Vec::with_capacity(ROWS_PER_INSERT);
-    let flush = |rows: &mut Vec<[Value; COLUMNS_PER_ROW]>| -> StoreResult<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        tx.prepare_cached(&insert_sql(rows.len()))
-            .map_err(backend)?
-            .execute(params_from_iter(rows.iter().flatten()))
-            .map_err(backend)?;
-        rows.clear();
-        Ok(())
-    };
-    let int = Value::Integer;
-    let name = |id: Option<i64>| id.map_or(Value::Null, Value::Integer);
-    for c in calls {
-        let mut blob = Vec::with_capacity(256);
-        blob_of(c, &mut blob)?;
-        seq += 1;
-        rows.push([
-            int(seq),
-            int(c.at_us + c.latency_us),
-            int(i64::from(c.status)),
-            int(c.latency_us),
-            int(c.tokens_in),
-            int(c.tokens_out),
-            int(c.cost_micros),
-            int(names.id(&c.api)?),
-            name(names.opt(c.consumer_id.as_deref())?),
-            name(names.opt(c.model.as_deref())?),
-            name(names.opt(c.reason.as_deref())?),
-            name(names.opt(c.currency.as_deref())?),
-            Value::Blob(blob),
-        ]);
-        if rows.len() == ROWS_PER_INSERT {
-            flush(&mut rows)?;
-        }
+    let mut data = Vec::with_capacity(calls.len().min(BLOCK_MAX as usize) * 200);
+    let mut seq = last_seq;
+    for chunk in calls.chunks(BLOCK_MAX as usize) {
+        let mut ends = (i64::MAX, i64::MIN);
+        let entries: Vec<Entry<'_>> = chunk
+            .iter()
+            .map(|c| {
+                seq += 1;
+                let end = c.at_us + c.latency_us;
+                ends = (ends.0.min(end), ends.1.max(end));
+                entry_of(seq, c)
+            })
+            .collect();
+        insert_block(tx, &entries, ends, &mut data).map_err(backend)?;
     }
-    flush(&mut rows)?;
-    tx.execute("UPDATE log_state SET last_seq = ?1 WHERE id = 1", [seq])
+    tx.prepare_cached("UPDATE log_state SET last_seq = ?1 WHERE id = 1")
+        .map_err(backend)?
+        .execute([seq])
         .map_err(backend)?;
     Ok(())
 }
 
-fn head_seq(c: &rusqlite::Connection) -> rusqlite::Result<i64> {
+fn head_seq(c: &Connection) -> rusqlite::Result<i64> {
     c.query_row("SELECT last_seq FROM log_state WHERE id = 1", [], |r| {
         r.get(0)
     })
 }
 
-/// How far out of order two rows' end times may be (calls ending on
+/// The blocks holding the seqs `[lo, hi)`, decoded in seq order and passed
+/// to `each` until it answers false. Records outside the range are passed
+/// too (the caller filters).
+fn each_block(
+    c: &Connection,
+    lo: i64,
+    hi: i64,
+    mut each: impl FnMut(Vec<Stored>) -> rusqlite::Result<bool>,
+) -> rusqlite::Result<()> {
+    if lo >= hi {
+        return Ok(());
+    }
+    // A block that begins before `lo` may still hold it: its seqs span less
+    // than `BLOCK_MAX`.
+    let mut stmt = c.prepare_cached(
+        "SELECT data FROM call_log_blocks WHERE first_seq > ?1 AND first_seq < ?2 \
+         AND last_seq >= ?3 ORDER BY first_seq",
+    )?;
+    let mut rows = stmt.query(params![lo.saturating_sub(BLOCK_MAX), hi, lo])?;
+    while let Some(row) = rows.next()? {
+        let records = decode(row.get_ref(0)?.as_blob()?)?;
+        if !each(records)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// How far out of order two records' end times may be (calls ending on
 /// different threads reach the writer a moment apart).
 const END_SLACK_US: i64 = 5_000_000;
 
-/// The first seq whose call ended at or after `t` — found by a binary search,
-/// since rows are appended in the order calls end (give or take
-/// [`END_SLACK_US`], which callers add to their bounds).
-fn seq_ending_at(c: &rusqlite::Connection, t: i64) -> rusqlite::Result<i64> {
-    let (mut lo, mut hi): (i64, i64) = c.query_row(
-        "SELECT coalesce(min(seq), 1), coalesce(max(seq), 0) + 1 FROM call_logs",
+/// Which end time of a block a search compares.
+#[derive(Clone, Copy)]
+enum Ends {
+    /// The latest: a block whose every call ended before `t` lies below.
+    Latest,
+    /// The earliest: a block whose first call to end ended before `t` lies below.
+    Earliest,
+}
+
+/// The first seq of the first block whose `ends` end time is at or after
+/// `t`: a binary search over the blocks, appended in the order calls end
+/// (give or take [`END_SLACK_US`], which callers add to their bounds). With
+/// [`Ends::Latest`] no record below it ended at or after `t`; with
+/// [`Ends::Earliest`] none at or above it ended before `t`.
+fn seq_where_ends_reach(c: &Connection, t: i64, ends: Ends) -> rusqlite::Result<i64> {
+    let bounds: Option<(i64, i64)> = c.query_row(
+        "SELECT (SELECT first_seq FROM call_log_blocks ORDER BY first_seq LIMIT 1), \
+         (SELECT last_seq FROM call_log_blocks ORDER BY first_seq DESC LIMIT 1)",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
     )?;
-    let mut probe =
-        c.prepare_cached("SELECT seq, end_us FROM call_logs WHERE seq >= ?1 ORDER BY seq LIMIT 1")?;
+    let Some((mut lo, last)) = bounds else {
+        return Ok(1);
+    };
+    let mut hi = last + 1;
+    let column = match ends {
+        Ends::Latest => "max_end_us",
+        Ends::Earliest => "min_end_us",
+    };
+    // The block holding `seq`, or else the first one after it.
+    let mut holding = c.prepare_cached(&format!(
+        "SELECT last_seq, {column} FROM call_log_blocks WHERE first_seq <= ?1 \
+         ORDER BY first_seq DESC LIMIT 1"
+    ))?;
+    let mut after = c.prepare_cached(&format!(
+        "SELECT last_seq, {column} FROM call_log_blocks WHERE first_seq > ?1 \
+         ORDER BY first_seq LIMIT 1"
+    ))?;
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        let row: Option<(i64, i64)> = probe
+        let block: Option<(i64, i64)> = match holding
             .query_row([mid], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        match row {
-            Some((seq, end)) if end < t => lo = seq + 1,
+            .optional()?
+        {
+            Some((last, end)) if last >= mid => Some((last, end)),
+            _ => after
+                .query_row([mid], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?,
+        };
+        match block {
+            Some((last, end)) if end < t => lo = last + 1,
             _ => hi = mid,
         }
     }
@@ -314,76 +367,255 @@ fn seq_ending_at(c: &rusqlite::Connection, t: i64) -> rusqlite::Result<i64> {
 }
 
 /// The seqs `[lo, hi)` holding every call that ended in `[from, to)`.
-fn seq_range(c: &rusqlite::Connection, from: i64, to: i64) -> rusqlite::Result<(i64, i64)> {
+fn seq_range(c: &Connection, from: i64, to: i64) -> rusqlite::Result<(i64, i64)> {
     Ok((
-        seq_ending_at(c, from.saturating_sub(END_SLACK_US))?,
-        seq_ending_at(c, to.saturating_add(END_SLACK_US))?,
+        seq_where_ends_reach(c, from.saturating_sub(END_SLACK_US), Ends::Latest)?,
+        seq_where_ends_reach(c, to.saturating_add(END_SLACK_US), Ends::Earliest)?,
     ))
+}
+
+/// Whether a record passes `filter` (the `after` cursor aside).
+fn matches(r: &Stored, f: &LogFilter) -> bool {
+    let same = |want: &Option<String>, have: &Option<String>| {
+        want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
+    };
+    same(&f.consumer_id, &r.consumer_id)
+        && same(&f.reason, &r.reason)
+        && f.api.as_ref().is_none_or(|a| *a == r.api)
+        && same(&f.model, &r.model)
+        && f.status_class.is_none_or(|c| r.status / 100 == c)
+        && f.from_us.is_none_or(|from| r.end_us() >= from)
+        && f.to_us.is_none_or(|to| r.end_us() < to)
+}
+
+/// Moves the rows of `call_logs` (both of its earlier layouts) into blocks
+/// and drops it (migration 12's hook).
+pub(super) fn move_rows_into_blocks(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let mut block: Vec<Stored> = Vec::new();
+    let mut data = Vec::new();
+    let flush = |block: &mut Vec<Stored>, data: &mut Vec<u8>| -> rusqlite::Result<()> {
+        let ends = block.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
+            (lo.min(r.end_us()), hi.max(r.end_us()))
+        });
+        let entries: Vec<Entry<'_>> = block.iter().map(Stored::entry).collect();
+        insert_block(tx, &entries, ends, data)?;
+        block.clear();
+        Ok(())
+    };
+    {
+        let mut stmt = tx.prepare(
+            "SELECT l.seq, l.status, l.latency_us, l.tokens_in, l.tokens_out, l.cost_micros, \
+             l.record FROM call_logs l ORDER BY l.seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let record = legacy::row(row)?;
+            if block
+                .first()
+                .is_some_and(|first| record.seq - first.seq >= BLOCK_MAX)
+            {
+                flush(&mut block, &mut data)?;
+            }
+            block.push(record);
+        }
+    }
+    if !block.is_empty() {
+        flush(&mut block, &mut data)?;
+    }
+    tx.execute_batch("DROP TABLE call_logs; DROP TABLE log_names;")
+}
+
+/// The rows of the log before blocks (migrations 9 to 11), read once by
+/// the migration to blocks.
+mod legacy {
+    use super::Stored;
+
+    /// Version of a row's blob; a blob that starts with `{` is a JSON
+    /// `CallLog` (rows written before blobs).
+    const BLOB_V1: u8 = 1;
+
+    #[derive(serde::Deserialize)]
+    struct Blob {
+        id: String,
+        at_us: i64,
+        api: String,
+        method: String,
+        path: String,
+        team_id: Option<String>,
+        consumer_id: Option<String>,
+        key_id: Option<String>,
+        key_prefix: Option<String>,
+        model: Option<String>,
+        provider_id: Option<String>,
+        provider_key: Option<String>,
+        reason: Option<String>,
+        upstream_status: Option<u16>,
+        upstream_us: Option<i64>,
+        ttft_us: Option<i64>,
+        currency: Option<String>,
+        client_ip: Option<String>,
+        user_agent: Option<String>,
+        error: Option<String>,
+        request_body: Option<String>,
+        response_body: Option<String>,
+    }
+
+    /// A row of (seq, status, latency_us, tokens_in, tokens_out,
+    /// cost_micros, record).
+    pub fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+        let seq: i64 = r.get(0)?;
+        let record = r.get_ref(6)?.as_blob()?;
+        if record.first() == Some(&b'{') {
+            let log: tollgate_api::CallLog =
+                serde_json::from_slice(record).map_err(super::conversion)?;
+            return Ok(Stored {
+                seq,
+                id: log.id,
+                at_us: log.at.timestamp_micros(),
+                api: log.api,
+                method: log.method,
+                path: log.path,
+                team_id: log.team_id,
+                consumer_id: log.consumer_id,
+                key_id: log.key_id,
+                key_prefix: log.key_prefix,
+                model: log.model,
+                provider_id: log.provider_id,
+                provider_key: log.provider_key,
+                status: r.get(1)?,
+                reason: log.reason,
+                upstream_status: log.upstream_status,
+                latency_us: r.get(2)?,
+                upstream_us: log.upstream_us,
+                ttft_us: log.ttft_us,
+                tokens_in: r.get(3)?,
+                tokens_out: r.get(4)?,
+                cost_micros: r.get(5)?,
+                currency: log.currency,
+                client_ip: log.client_ip,
+                user_agent: log.user_agent,
+                error: log.error,
+                request_body: log.request_body,
+                response_body: log.response_body,
+            });
+        }
+        let b: Blob = match record.split_first() {
+            Some((&BLOB_V1, rest)) => postcard::from_bytes(rest).map_err(super::conversion)?,
+            _ => {
+                return Err(super::conversion(std::io::Error::other(
+                    "unknown call record layout",
+                )));
+            }
+        };
+        Ok(Stored {
+            seq,
+            id: b.id,
+            at_us: b.at_us,
+            api: b.api,
+            method: b.method,
+            path: b.path,
+            team_id: b.team_id,
+            consumer_id: b.consumer_id,
+            key_id: b.key_id,
+            key_prefix: b.key_prefix,
+            model: b.model,
+            provider_id: b.provider_id,
+            provider_key: b.provider_key,
+            status: r.get(1)?,
+            reason: b.reason,
+            upstream_status: b.upstream_status,
+            latency_us: r.get(2)?,
+            upstream_us: b.upstream_us,
+            ttft_us: b.ttft_us,
+            tokens_in: r.get(3)?,
+            tokens_out: r.get(4)?,
+            cost_micros: r.get(5)?,
+            currency: b.currency,
+            client_ip: b.client_ip,
+            user_agent: b.user_agent,
+            error: b.error,
+            request_body: b.request_body,
+            response_body: b.response_body,
+        })
+    }
+}
+
+/// Rewrites the block that begins at `first_seq` with only the records
+/// `keep` accepts (deleting it when none is left); answers how many went.
+fn trim_block(
+    c: &Connection,
+    first_seq: i64,
+    keep: impl Fn(&Stored) -> bool,
+) -> rusqlite::Result<u64> {
+    let data: Vec<u8> = c.query_row(
+        "SELECT data FROM call_log_blocks WHERE first_seq = ?1",
+        [first_seq],
+        |r| r.get(0),
+    )?;
+    let records = decode(&data)?;
+    let before = records.len();
+    let kept: Vec<Stored> = records.into_iter().filter(|r| keep(r)).collect();
+    c.execute(
+        "DELETE FROM call_log_blocks WHERE first_seq = ?1",
+        [first_seq],
+    )?;
+    let ends = kept.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
+        (lo.min(r.end_us()), hi.max(r.end_us()))
+    });
+    let entries: Vec<Entry<'_>> = kept.iter().map(Stored::entry).collect();
+    insert_block(c, &entries, ends, &mut Vec::new())?;
+    Ok((before - kept.len()) as u64)
 }
 
 #[async_trait]
 impl LogStore for SqliteStore {
     async fn call_logs(&self, filter: LogFilter, limit: u32) -> StoreResult<(Vec<CallLog>, i64)> {
         self.read(move |c| {
-            let mut clauses = vec!["seq > ?".to_owned()];
-            let mut values: Vec<Value> = vec![Value::Integer(filter.after)];
-            let mut named = |column: &str, value: Option<String>| {
-                if let Some(v) = value {
-                    clauses.push(format!(
-                        "{column} = (SELECT id FROM log_names WHERE name = ?)"
-                    ));
-                    values.push(Value::Text(v));
-                }
-            };
-            named("consumer", filter.consumer_id);
-            named("reason", filter.reason);
-            named("api", filter.api);
-            named("model", filter.model);
-            if let Some(class) = filter.status_class {
-                clauses.push("status BETWEEN ? AND ?".into());
-                values.push(Value::Integer(i64::from(class) * 100));
-                values.push(Value::Integer(i64::from(class) * 100 + 99));
-            }
+            let (mut lo, mut hi) = (filter.after.saturating_add(1), i64::MAX);
             if filter.from_us.is_some() || filter.to_us.is_some() {
                 let from = filter.from_us.unwrap_or(i64::MIN / 2);
                 let to = filter.to_us.unwrap_or(i64::MAX / 2);
-                let (lo, hi) = seq_range(c, from, to).map_err(backend)?;
-                clauses.push("seq >= ? AND seq < ? AND end_us >= ? AND end_us < ?".into());
-                values.extend([lo, hi, from, to].map(Value::Integer));
+                let (first, end) = seq_range(c, from, to).map_err(backend)?;
+                (lo, hi) = (lo.max(first), end);
             }
-            values.push(Value::Integer(i64::from(limit)));
-            let sql = format!(
-                "SELECT {READ_COLUMNS} FROM call_logs WHERE {} ORDER BY seq LIMIT ?",
-                clauses.join(" AND ")
-            );
-            let mut statement = c.prepare_cached(&sql).map_err(backend)?;
-            let rows = statement
-                .query_map(params_from_iter(values), log_row)
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            Ok((rows, head_seq(c).map_err(backend)?))
+            let limit = limit as usize;
+            let mut out = Vec::new();
+            each_block(c, lo, hi, |records| {
+                for r in records {
+                    if out.len() == limit {
+                        break;
+                    }
+                    if r.seq >= lo && r.seq < hi && matches(&r, &filter) {
+                        out.push(r.into_log());
+                    }
+                }
+                Ok(out.len() < limit)
+            })
+            .map_err(backend)?;
+            Ok((out, head_seq(c).map_err(backend)?))
         })
         .await
     }
 
     async fn export_lines(&self, after: i64, limit: u32) -> StoreResult<(Vec<(i64, String)>, i64)> {
         self.read(move |c| {
-            let mut statement = c
-                .prepare_cached(&format!(
-                    "SELECT {READ_COLUMNS} FROM call_logs WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-                ))
-                .map_err(backend)?;
-            let rows = statement
-                .query_map(params![after, limit], |r| {
-                    let log = log_row(r)?;
-                    let line = serde_json::to_string(&log).map_err(|e| conversion(6, e))?;
-                    Ok((log.seq, line))
-                })
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            Ok((rows, head_seq(c).map_err(backend)?))
+            let limit = limit as usize;
+            let mut out = Vec::new();
+            each_block(c, after.saturating_add(1), i64::MAX, |records| {
+                for r in records {
+                    if out.len() == limit {
+                        break;
+                    }
+                    if r.seq > after {
+                        let log = r.into_log();
+                        let line = serde_json::to_string(&log).map_err(conversion)?;
+                        out.push((log.seq, line));
+                    }
+                }
+                Ok(out.len() < limit)
+            })
+            .map_err(backend)?;
+            Ok((out, head_seq(c).map_err(backend)?))
         })
         .await
     }
@@ -430,7 +662,7 @@ impl LogStore for SqliteStore {
                 .unwrap_or(0);
             check_version(current, expected_version)?;
             let bodies = serde_json::to_string(&update.bodies)
-                .map_err(|e| crate::store::StoreError::Backend(e.into()))?;
+                .map_err(|e| StoreError::Backend(e.into()))?;
             let max = update.max_records.map(|m| i64::try_from(m).unwrap_or(i64::MAX));
             tx.execute(
                 "INSERT INTO log_settings (id, retention_days, max_records, bodies, updated_at, version) \
@@ -455,39 +687,111 @@ impl LogStore for SqliteStore {
     }
 
     async fn prune_call_logs(&self, before_us: i64, max_records: Option<u64>) -> StoreResult<u64> {
-        const BATCH: i64 = 10_000;
+        /// Blocks per write transaction, so that the writer of new records
+        /// never waits long.
+        const BATCH: i64 = 200;
         let mut deleted = 0u64;
+        // The records that ended before `before_us`: whole blocks, then the
+        // blocks that hold both older and newer ones are rewritten.
         loop {
-            // Small batches, so that the writer of new records never waits long.
-            let n = self
+            let (n, more) = self
                 .write(move |c| {
-                    let (_, hi) = seq_range(c, before_us, before_us).map_err(backend)?;
-                    c.execute(
-                        "DELETE FROM call_logs WHERE seq IN (SELECT seq FROM call_logs \
-                         WHERE seq < ?1 AND end_us < ?2 ORDER BY seq LIMIT ?3)",
-                        params![hi, before_us, BATCH],
-                    )
-                    .map_err(backend)
+                    let tx = c.transaction().map_err(backend)?;
+                    let (_, hi) = seq_range(&tx, before_us, before_us).map_err(backend)?;
+                    let blocks: Vec<(i64, i64, i64, i64)> = tx
+                        .prepare_cached(
+                            "SELECT first_seq, records, min_end_us, max_end_us FROM call_log_blocks \
+                             WHERE first_seq < ?1 AND min_end_us < ?2 ORDER BY first_seq LIMIT ?3",
+                        )
+                        .map_err(backend)?
+                        .query_map(params![hi, before_us, BATCH], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        })
+                        .map_err(backend)?
+                        .collect::<rusqlite::Result<_>>()
+                        .map_err(backend)?;
+                    let mut n = 0u64;
+                    for &(first_seq, records, _, max_end) in &blocks {
+                        if max_end < before_us {
+                            tx.execute(
+                                "DELETE FROM call_log_blocks WHERE first_seq = ?1",
+                                [first_seq],
+                            )
+                            .map_err(backend)?;
+                            n += records as u64;
+                        } else {
+                            n += trim_block(&tx, first_seq, |r| r.end_us() >= before_us)
+                                .map_err(backend)?;
+                        }
+                    }
+                    tx.commit().map_err(backend)?;
+                    Ok((n, blocks.len() as i64 == BATCH))
                 })
                 .await?;
-            deleted += n as u64;
-            if (n as i64) < BATCH {
+            deleted += n;
+            if !more {
                 break;
             }
         }
         if let Some(max) = max_records {
             let max = i64::try_from(max).unwrap_or(i64::MAX);
-            let n = self
+            deleted += self
                 .write(move |c| {
-                    c.execute(
-                        "DELETE FROM call_logs WHERE seq <= \
-                         (SELECT seq FROM call_logs ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
-                        params![max],
-                    )
-                    .map_err(backend)
+                    let tx = c.transaction().map_err(backend)?;
+                    let mut surplus: i64 = tx
+                        .query_row(
+                            "SELECT coalesce(sum(records), 0) FROM call_log_blocks",
+                            [],
+                            |r| r.get::<_, i64>(0),
+                        )
+                        .map_err(backend)?
+                        - max;
+                    let mut n = 0u64;
+                    while surplus > 0 {
+                        let Some((first_seq, records)) = tx
+                            .query_row(
+                                "SELECT first_seq, records FROM call_log_blocks \
+                                 ORDER BY first_seq LIMIT 1",
+                                [],
+                                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                            )
+                            .optional()
+                            .map_err(backend)?
+                        else {
+                            break;
+                        };
+                        if records <= surplus {
+                            tx.execute(
+                                "DELETE FROM call_log_blocks WHERE first_seq = ?1",
+                                [first_seq],
+                            )
+                            .map_err(backend)?;
+                            n += records as u64;
+                            surplus -= records;
+                        } else {
+                            // The oldest `surplus` records of this block go.
+                            let cut = first_seq;
+                            let data: Vec<u8> = tx
+                                .query_row(
+                                    "SELECT data FROM call_log_blocks WHERE first_seq = ?1",
+                                    [cut],
+                                    |r| r.get(0),
+                                )
+                                .map_err(backend)?;
+                            let seqs: Vec<i64> = decode(&data)
+                                .map_err(backend)?
+                                .iter()
+                                .map(|r| r.seq)
+                                .collect();
+                            let oldest_kept = seqs[surplus as usize];
+                            n += trim_block(&tx, cut, |r| r.seq >= oldest_kept).map_err(backend)?;
+                            surplus = 0;
+                        }
+                    }
+                    tx.commit().map_err(backend)?;
+                    Ok(n)
                 })
                 .await?;
-            deleted += n as u64;
         }
         Ok(deleted)
     }
@@ -507,27 +811,36 @@ fn settings_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogSettings> {
     })
 }
 
-/// The value at fraction `p` of the range's latencies (nearest rank).
-fn percentile(
-    c: &rusqlite::Connection,
-    (from, to, lo, hi): (i64, i64, i64, i64),
-    count: i64,
-    p: f64,
-) -> rusqlite::Result<i64> {
-    if count == 0 {
-        return Ok(0);
+/// The value at fraction `p` of sorted `latencies` (nearest rank).
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
     }
-    let rank = ((count as f64 * p).ceil() as i64).clamp(1, count) - 1;
-    c.query_row(
-        "SELECT latency_us FROM call_logs WHERE seq >= ?3 AND seq < ?4 AND end_us >= ?1 \
-         AND end_us < ?2 ORDER BY latency_us LIMIT 1 OFFSET ?5",
-        params![from, to, lo, hi, rank],
-        |r| r.get(0),
-    )
+    let count = sorted.len();
+    let rank = ((count as f64 * p).ceil() as usize).clamp(1, count) - 1;
+    sorted[rank]
+}
+
+/// Per name: (requests, a second count, a third sum) and the largest status.
+#[derive(Default)]
+struct Tally {
+    requests: i64,
+    second: i64,
+    third: i64,
+    status: u16,
+}
+
+/// The groups of a tally, most requests first, then by name.
+fn ranked(groups: BTreeMap<String, Tally>, limit: usize) -> Vec<(String, Tally)> {
+    let mut ranked: Vec<(String, Tally)> = groups.into_iter().collect();
+    // Stable: names stay in order among equal counts.
+    ranked.sort_by_key(|t| std::cmp::Reverse(t.1.requests));
+    ranked.truncate(limit);
+    ranked
 }
 
 pub(super) fn stats(
-    c: &rusqlite::Connection,
+    c: &Connection,
     from: i64,
     to: i64,
     bucket: i64,
@@ -535,84 +848,55 @@ pub(super) fn stats(
     use tollgate_api::{ConsumerUse, CostTotal, ModelUse, ReasonCount, StatsPoint};
 
     let at = |us: i64| Utc.timestamp_micros(us).single().unwrap_or_else(Utc::now);
+    let (mut requests, mut errors, mut tokens_in, mut tokens_out) = (0i64, 0i64, 0i64, 0i64);
+    let mut latencies: Vec<i64> = Vec::new();
+    let mut cost: BTreeMap<String, i64> = BTreeMap::new();
+    let mut series: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut models: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut consumers: BTreeMap<String, Tally> = BTreeMap::new();
     // Calls that ended in the range (seq bounds first, so that only the
-    // range's rows are read).
+    // range's blocks are read).
     let (lo, hi) = seq_range(c, from, to)?;
-    let range = params![from, to, bucket, lo, hi];
-    let (requests, errors, tokens_in, tokens_out): (i64, i64, i64, i64) = c.query_row(
-        "SELECT count(*), coalesce(sum(status >= 400), 0), coalesce(sum(tokens_in), 0), \
-         coalesce(sum(tokens_out), 0) FROM call_logs WHERE seq >= ?4 AND seq < ?5 AND end_us >= ?1 AND end_us < ?2",
-        range,
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
-    let cost = c
-        .prepare_cached(
-            "SELECT n.name, sum(l.cost_micros) FROM call_logs l JOIN log_names n ON n.id = l.currency \
-             WHERE l.seq >= ?4 AND l.seq < ?5 AND l.end_us >= ?1 AND l.end_us < ?2 GROUP BY l.currency ORDER BY n.name",
-        )?
-        .query_map(range, |r| {
-            Ok(CostTotal {
-                currency: r.get(0)?,
-                amount: format_amount(r.get(1)?, 2),
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let series = c
-        .prepare_cached(
-            "SELECT (end_us - ?1) / ?3, count(*), sum(status >= 400), sum(status = 402) \
-             FROM call_logs WHERE seq >= ?4 AND seq < ?5 AND end_us >= ?1 AND end_us < ?2 GROUP BY 1 ORDER BY 1",
-        )?
-        .query_map(range, |r| {
-            Ok(StatsPoint {
-                at: at(from + r.get::<_, i64>(0)? * bucket),
-                requests: r.get(1)?,
-                errors: r.get(2)?,
-                payment_required: r.get(3)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let by_reason = c
-        .prepare_cached(
-            "SELECT n.name, max(l.status), count(*) FROM call_logs l JOIN log_names n ON n.id = l.reason \
-             WHERE l.seq >= ?4 AND l.seq < ?5 AND l.end_us >= ?1 AND l.end_us < ?2 GROUP BY l.reason ORDER BY 3 DESC, 1",
-        )?
-        .query_map(range, |r| {
-            Ok(ReasonCount {
-                reason: r.get(0)?,
-                status: r.get(1)?,
-                count: r.get(2)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let by_model = c
-        .prepare_cached(
-            "SELECT n.name, count(*), sum(l.tokens_in), sum(l.tokens_out) FROM call_logs l \
-             JOIN log_names n ON n.id = l.model WHERE l.seq >= ?4 AND l.seq < ?5 AND l.end_us >= ?1 AND l.end_us < ?2 \
-             GROUP BY l.model ORDER BY 2 DESC, 1 LIMIT 50",
-        )?
-        .query_map(range, |r| {
-            Ok(ModelUse {
-                model: r.get(0)?,
-                requests: r.get(1)?,
-                tokens_in: r.get(2)?,
-                tokens_out: r.get(3)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let top_consumers = c
-        .prepare_cached(
-            "SELECT n.name, count(*), sum(l.status >= 400) FROM call_logs l \
-             JOIN log_names n ON n.id = l.consumer WHERE l.seq >= ?4 AND l.seq < ?5 AND l.end_us >= ?1 AND l.end_us < ?2 \
-             GROUP BY l.consumer ORDER BY 2 DESC, 1 LIMIT 10",
-        )?
-        .query_map(range, |r| {
-            Ok(ConsumerUse {
-                consumer_id: r.get(0)?,
-                requests: r.get(1)?,
-                errors: r.get(2)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    each_block(c, lo, hi, |records| {
+        for r in records {
+            let end = r.end_us();
+            if r.seq < lo || r.seq >= hi || end < from || end >= to {
+                continue;
+            }
+            let error = i64::from(r.status >= 400);
+            requests += 1;
+            errors += error;
+            tokens_in += r.tokens_in;
+            tokens_out += r.tokens_out;
+            latencies.push(r.latency_us);
+            if let Some(currency) = r.currency {
+                *cost.entry(currency).or_default() += r.cost_micros;
+            }
+            let point = series.entry((end - from) / bucket).or_default();
+            point.0 += 1;
+            point.1 += error;
+            point.2 += i64::from(r.status == 402);
+            if let Some(reason) = r.reason {
+                let t = reasons.entry(reason).or_default();
+                t.requests += 1;
+                t.status = t.status.max(r.status);
+            }
+            if let Some(model) = r.model {
+                let t = models.entry(model).or_default();
+                t.requests += 1;
+                t.second += r.tokens_in;
+                t.third += r.tokens_out;
+            }
+            if let Some(consumer) = r.consumer_id {
+                let t = consumers.entry(consumer).or_default();
+                t.requests += 1;
+                t.second += error;
+            }
+        }
+        Ok(true)
+    })?;
+    latencies.sort_unstable();
     Ok(tollgate_api::CallStats {
         from: at(from),
         to: at(to),
@@ -621,14 +905,50 @@ pub(super) fn stats(
         errors,
         tokens_in,
         tokens_out,
-        latency_p50_us: percentile(c, (from, to, lo, hi), requests, 0.50)?,
-        latency_p95_us: percentile(c, (from, to, lo, hi), requests, 0.95)?,
-        latency_p99_us: percentile(c, (from, to, lo, hi), requests, 0.99)?,
-        cost,
-        series,
-        by_reason,
-        by_model,
-        top_consumers,
+        latency_p50_us: percentile(&latencies, 0.50),
+        latency_p95_us: percentile(&latencies, 0.95),
+        latency_p99_us: percentile(&latencies, 0.99),
+        cost: cost
+            .into_iter()
+            .map(|(currency, micros)| CostTotal {
+                currency,
+                amount: format_amount(micros, 2),
+            })
+            .collect(),
+        series: series
+            .into_iter()
+            .map(|(i, (requests, errors, payment_required))| StatsPoint {
+                at: at(from + i * bucket),
+                requests,
+                errors,
+                payment_required,
+            })
+            .collect(),
+        by_reason: ranked(reasons, usize::MAX)
+            .into_iter()
+            .map(|(reason, t)| ReasonCount {
+                reason,
+                status: t.status,
+                count: t.requests,
+            })
+            .collect(),
+        by_model: ranked(models, 50)
+            .into_iter()
+            .map(|(model, t)| ModelUse {
+                model,
+                requests: t.requests,
+                tokens_in: t.second,
+                tokens_out: t.third,
+            })
+            .collect(),
+        top_consumers: ranked(consumers, 10)
+            .into_iter()
+            .map(|(consumer_id, t)| ConsumerUse {
+                consumer_id,
+                requests: t.requests,
+                errors: t.second,
+            })
+            .collect(),
     })
 }
 
@@ -711,6 +1031,276 @@ mod tests {
                 .unwrap()
                 .0
                 .is_empty()
+        );
+    }
+
+    /// 1,700 varied records in windows of 700 (so blocks of 512 and less,
+    /// and a cursor that falls inside a block).
+    async fn varied(store: &SqliteStore) -> Vec<CallRecord> {
+        let t0 = 1_764_000_000_000_000i64;
+        let calls: Vec<CallRecord> = (0..1_700)
+            .map(|i| {
+                let mut r = record(i, t0 + i as i64 * 1_000_000);
+                r.status = [200, 200, 402, 401, 429, 502][i % 6];
+                r.consumer_id = (i % 7 != 0).then(|| format!("con_{}", i % 5));
+                r.model = (i % 3 != 0).then(|| ["m1", "m2"][i % 2].to_owned());
+                r.reason = (r.status != 200).then(|| format!("reason-{}", r.status));
+                r.currency = (r.status == 200).then(|| ["USD", "EUR"][i % 2].to_owned());
+                r.cost_micros = if r.status == 200 { i as i64 * 7 } else { 0 };
+                r.latency_us = 1_000 + (i as i64 * 7_919) % 90_000;
+                r.tokens_in = i as i64 % 13;
+                r.tokens_out = i as i64 % 29;
+                if i % 4 == 0 {
+                    r.api = "summarize".into();
+                }
+                r
+            })
+            .collect();
+        for window in calls.chunks(700) {
+            store
+                .settle_calls(UsageBatch {
+                    calls: std::sync::Arc::new(window.to_vec()),
+                    ..UsageBatch::default()
+                })
+                .await
+                .unwrap();
+        }
+        calls
+    }
+
+    #[tokio::test]
+    async fn filtered_pages_and_figures_read_across_blocks_as_a_scan_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let calls = varied(&store).await;
+        let end = |r: &CallRecord| r.at_us + r.latency_us;
+        let (from, to) = (end(&calls[333]), end(&calls[1_444]));
+        let filters = [
+            LogFilter::default(),
+            LogFilter {
+                consumer_id: Some("con_2".into()),
+                status_class: Some(4),
+                ..LogFilter::default()
+            },
+            LogFilter {
+                model: Some("m1".into()),
+                api: Some("summarize".into()),
+                from_us: Some(from),
+                to_us: Some(to),
+                ..LogFilter::default()
+            },
+            LogFilter {
+                reason: Some("reason-402".into()),
+                after: 600,
+                ..LogFilter::default()
+            },
+        ];
+        for filter in filters {
+            let want: Vec<String> = calls
+                .iter()
+                .enumerate()
+                .filter(|(i, r)| {
+                    (*i as i64 + 1) > filter.after
+                        && filter
+                            .consumer_id
+                            .as_ref()
+                            .is_none_or(|c| r.consumer_id.as_ref() == Some(c))
+                        && filter.status_class.is_none_or(|c| r.status / 100 == c)
+                        && filter
+                            .model
+                            .as_ref()
+                            .is_none_or(|m| r.model.as_ref() == Some(m))
+                        && filter.api.as_ref().is_none_or(|a| r.api == *a)
+                        && filter
+                            .reason
+                            .as_ref()
+                            .is_none_or(|x| r.reason.as_ref() == Some(x))
+                        && filter.from_us.is_none_or(|f| end(r) >= f)
+                        && filter.to_us.is_none_or(|t| end(r) < t)
+                })
+                .map(|(_, r)| r.id.clone())
+                .collect();
+            // Page by page, 37 at a time, each from the last one's cursor.
+            let mut got: Vec<String> = Vec::new();
+            let mut page = filter.clone();
+            loop {
+                let (logs, head) = store.call_logs(page.clone(), 37).await.unwrap();
+                assert_eq!(head, 1_700);
+                got.extend(logs.iter().map(|l| l.id.clone()));
+                match logs.last() {
+                    Some(last) if logs.len() == 37 => page.after = last.seq,
+                    _ => break,
+                }
+            }
+            assert_eq!(got, want, "{filter:?}");
+        }
+        // The export from a cursor inside a block.
+        let (lines, _) = store.export_lines(1_000, 50).await.unwrap();
+        let seqs: Vec<i64> = lines.iter().map(|l| l.0).collect();
+        assert_eq!(seqs, (1_001..=1_050).collect::<Vec<_>>());
+
+        // Figures: the same as counting the records by hand.
+        let stats = store.call_stats(from, to, 60_000_000).await.unwrap();
+        let inside: Vec<&CallRecord> = calls
+            .iter()
+            .filter(|r| end(r) >= from && end(r) < to)
+            .collect();
+        assert_eq!(stats.requests, inside.len() as i64);
+        assert_eq!(
+            stats.errors,
+            inside.iter().filter(|r| r.status >= 400).count() as i64
+        );
+        assert_eq!(
+            stats.tokens_in,
+            inside.iter().map(|r| r.tokens_in).sum::<i64>()
+        );
+        let mut latencies: Vec<i64> = inside.iter().map(|r| r.latency_us).collect();
+        latencies.sort_unstable();
+        let rank = |p: f64| {
+            latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+        };
+        assert_eq!(
+            (
+                stats.latency_p50_us,
+                stats.latency_p95_us,
+                stats.latency_p99_us
+            ),
+            (rank(0.5), rank(0.95), rank(0.99))
+        );
+        let usd: i64 = inside
+            .iter()
+            .filter(|r| r.currency.as_deref() == Some("USD"))
+            .map(|r| r.cost_micros)
+            .sum();
+        assert_eq!(stats.cost[1].currency, "USD");
+        assert_eq!(stats.cost[1].amount, format_amount(usd, 2));
+        assert_eq!(
+            stats.series.iter().map(|p| p.requests).sum::<i64>(),
+            stats.requests
+        );
+        assert_eq!(
+            stats.series.iter().map(|p| p.payment_required).sum::<i64>(),
+            inside.iter().filter(|r| r.status == 402).count() as i64
+        );
+        // Most requests first, ties by name.
+        let counts: Vec<(String, i64)> = stats
+            .top_consumers
+            .iter()
+            .map(|c| (c.consumer_id.clone(), c.requests))
+            .collect();
+        let mut sorted = counts.clone();
+        sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        assert_eq!(counts, sorted);
+        assert_eq!(counts.len(), 5);
+        let by_reason: Vec<(String, u16)> = stats
+            .by_reason
+            .iter()
+            .map(|r| (r.reason.clone(), r.status))
+            .collect();
+        assert!(by_reason.contains(&("reason-502".into(), 502)));
+        assert_eq!(stats.by_model.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn rows_of_the_compact_layout_move_into_blocks() {
+        #[derive(serde::Serialize)]
+        struct V1Blob<'a> {
+            id: &'a str,
+            at_us: i64,
+            api: &'a str,
+            method: &'a str,
+            path: &'a str,
+            team_id: Option<&'a str>,
+            consumer_id: Option<&'a str>,
+            key_id: Option<&'a str>,
+            key_prefix: Option<&'a str>,
+            model: Option<&'a str>,
+            provider_id: Option<&'a str>,
+            provider_key: Option<&'a str>,
+            reason: Option<&'a str>,
+            upstream_status: Option<u16>,
+            upstream_us: Option<i64>,
+            ttft_us: Option<i64>,
+            currency: Option<&'a str>,
+            client_ip: Option<&'a str>,
+            user_agent: Option<&'a str>,
+            error: Option<&'a str>,
+            request_body: Option<&'a str>,
+            response_body: Option<&'a str>,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tollgate.db");
+        {
+            let mut conn = rusqlite::Connection::open(&path).unwrap();
+            super::super::MIGRATIONS.to_version(&mut conn, 11).unwrap();
+            // 1,030 rows with a gap (a pruned stretch), so blocks split.
+            for seq in (1..=600).chain(701..=1_130) {
+                let id = format!("req_{seq:05}");
+                let blob = V1Blob {
+                    id: &id,
+                    at_us: 1_764_000_000_000_000 + seq * 1_000,
+                    api: "chat",
+                    method: "POST",
+                    path: "/v1/chat/completions",
+                    team_id: Some("team_1"),
+                    consumer_id: Some("con_1"),
+                    key_id: None,
+                    key_prefix: Some("tg_abc"),
+                    model: Some("m"),
+                    provider_id: None,
+                    provider_key: None,
+                    reason: None,
+                    upstream_status: Some(200),
+                    upstream_us: Some(70),
+                    ttft_us: None,
+                    currency: Some("USD"),
+                    client_ip: Some("10.0.0.1"),
+                    user_agent: Some("ua"),
+                    error: None,
+                    request_body: None,
+                    response_body: Some("{}"),
+                };
+                let mut record = vec![1u8];
+                record.extend(postcard::to_stdvec(&blob).unwrap());
+                conn.execute(
+                    "INSERT INTO call_logs (seq, end_us, status, latency_us, tokens_in, tokens_out, \
+                     cost_micros, api, record) VALUES (?1, ?2, 200, 100, 1, 2, ?3, 1, ?4)",
+                    params![seq, blob.at_us + 100, seq * 10, record],
+                )
+                .unwrap();
+            }
+            conn.execute("UPDATE log_state SET last_seq = 1130", [])
+                .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (logs, head) = store.call_logs(LogFilter::default(), 5_000).await.unwrap();
+        assert_eq!((logs.len(), head), (1_030, 1_130));
+        let seqs: Vec<i64> = logs.iter().map(|l| l.seq).collect();
+        assert_eq!(seqs, (1..=600).chain(701..=1_130).collect::<Vec<_>>());
+        let l = &logs[700];
+        assert_eq!(l.id, format!("req_{:05}", l.seq));
+        assert_eq!(l.cost, format_amount(l.seq * 10, 2));
+        assert_eq!((l.tokens_in, l.tokens_out, l.latency_us), (1, 2, 100));
+        assert_eq!(l.response_body.as_deref(), Some("{}"));
+        assert_eq!(l.client_ip.as_deref(), Some("10.0.0.1"));
+        // Blocks never span more than BLOCK_MAX seqs.
+        let spans: Vec<i64> = store
+            .read(|c| {
+                let mut stmt = c
+                    .prepare("SELECT last_seq - first_seq FROM call_log_blocks")
+                    .map_err(backend)?;
+                let spans = stmt
+                    .query_map([], |r| r.get(0))
+                    .map_err(backend)?
+                    .collect::<rusqlite::Result<Vec<i64>>>()
+                    .map_err(backend)?;
+                Ok(spans)
+            })
+            .await
+            .unwrap();
+        assert!(
+            spans.len() >= 3 && spans.iter().all(|s| *s < BLOCK_MAX),
+            "{spans:?}"
         );
     }
 

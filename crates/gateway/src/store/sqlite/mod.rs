@@ -42,6 +42,10 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../../migrations/0009_call_logs.sql")),
         M::up(include_str!("../../../migrations/0010_log_settings.sql")),
         M::up(include_str!("../../../migrations/0011_call_logs_lean.sql")),
+        M::up_with_hook(
+            include_str!("../../../migrations/0012_call_log_blocks.sql"),
+            |tx: &rusqlite::Transaction<'_>| Ok(logs::move_rows_into_blocks(tx)?),
+        ),
     ])
 });
 
