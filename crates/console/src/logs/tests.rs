@@ -584,9 +584,22 @@ fn assert_prefix_searches_match_the_index(cache: &LogCache) {
     let mut reader = cache.reader();
     let mut expanded = 0;
     for typed in [
-        "tg_ab*", "TG_ABCD*", "key_cons_*", "cons_1*", "40*", "zeb*", "refus*", "sim*",
-        "team*", "10*", "summ*", "req_0000000000000000000000001*", "re*", "nothing*",
-        "chat tg_a*", "402 cons_*",
+        "tg_ab*",
+        "TG_ABCD*",
+        "key_cons_*",
+        "cons_1*",
+        "40*",
+        "zeb*",
+        "refus*",
+        "sim*",
+        "team*",
+        "10*",
+        "summ*",
+        "req_0000000000000000000000001*",
+        "re*",
+        "nothing*",
+        "chat tg_a*",
+        "402 cons_*",
     ] {
         let fts = query::fts_query(typed).unwrap();
         let resolved = query::resolve(

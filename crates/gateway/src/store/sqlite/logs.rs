@@ -249,7 +249,9 @@ pub(super) fn append_calls(tx: &Transaction<'_>, calls: &[CallRecord]) -> StoreR
         .map_err(backend)?
         .query_row([], |r| r.get(0))
         .map_err(backend)?;
-    let mut data = Vec::with_capacity(calls.len().min(BLOCK_MAX as usize) * 200);
+    // Room for a refused call's record (~400 bytes), so the block is not
+    // copied as it grows.
+    let mut data = Vec::with_capacity(calls.len().min(BLOCK_MAX as usize) * 512);
     let mut seq = last_seq;
     for chunk in calls.chunks(BLOCK_MAX as usize) {
         let mut ends = (i64::MAX, i64::MIN);
