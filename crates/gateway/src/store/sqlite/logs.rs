@@ -165,6 +165,52 @@ impl Stored {
     }
 }
 
+impl Entry<'_> {
+    /// When the call's answer ended.
+    fn end_us(&self) -> i64 {
+        self.at_us + self.latency_us
+    }
+
+    fn to_stored(&self) -> Stored {
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        Stored {
+            seq: self.seq,
+            id: self.id.to_owned(),
+            at_us: self.at_us,
+            api: self.api.to_owned(),
+            method: self.method.to_owned(),
+            path: self.path.to_owned(),
+            team_id: own(self.team_id),
+            consumer_id: own(self.consumer_id),
+            key_id: own(self.key_id),
+            key_prefix: own(self.key_prefix),
+            model: own(self.model),
+            provider_id: own(self.provider_id),
+            provider_key: own(self.provider_key),
+            status: self.status,
+            reason: own(self.reason),
+            upstream_status: self.upstream_status,
+            latency_us: self.latency_us,
+            upstream_us: self.upstream_us,
+            ttft_us: self.ttft_us,
+            tokens_in: self.tokens_in,
+            tokens_out: self.tokens_out,
+            cost_micros: self.cost_micros,
+            currency: own(self.currency),
+            client_ip: own(self.client_ip),
+            user_agent: own(self.user_agent),
+            error: own(self.error),
+            request_body: own(self.request_body),
+            response_body: own(self.response_body),
+        }
+    }
+
+    /// As the API shows it.
+    fn to_log(&self) -> CallLog {
+        self.to_stored().into_log()
+    }
+}
+
 fn entry_of(seq: i64, c: &CallRecord) -> Entry<'_> {
     Entry {
         seq,
@@ -318,18 +364,18 @@ impl<'a> Table<'a> {
     }
 }
 
-/// A v2 block as read.
+/// A v2 block as read: its strings borrowed from the row's bytes.
 #[derive(serde::Deserialize)]
-struct OwnedTable {
-    strings: Vec<String>,
+struct BorrowedTable<'b> {
+    #[serde(borrow)]
+    strings: Vec<&'b str>,
     records: Vec<Coded>,
 }
 
-impl OwnedTable {
-    fn into_records(self) -> rusqlite::Result<Vec<Stored>> {
-        let strings = self.strings;
-        let text = |i: u32| -> rusqlite::Result<String> {
-            strings.get(i as usize).cloned().ok_or_else(|| {
+impl<'b> BorrowedTable<'b> {
+    fn entries(&self) -> rusqlite::Result<Vec<Entry<'b>>> {
+        let text = |i: u32| -> rusqlite::Result<&'b str> {
+            self.strings.get(i as usize).copied().ok_or_else(|| {
                 conversion(std::io::Error::other(
                     "a call log block points past its strings",
                 ))
@@ -337,9 +383,9 @@ impl OwnedTable {
         };
         let opt = |i: Option<u32>| i.map(text).transpose();
         self.records
-            .into_iter()
+            .iter()
             .map(|c| {
-                Ok(Stored {
+                Ok(Entry {
                     seq: c.seq,
                     id: text(c.id)?,
                     at_us: c.at_us,
@@ -374,17 +420,33 @@ impl OwnedTable {
     }
 }
 
-/// A block's records.
-fn decode(data: &[u8]) -> rusqlite::Result<Vec<Stored>> {
+/// A block's records, borrowed from its bytes (a v1 block is read into
+/// `owned` first). Readers copy out only the records they keep.
+fn decode_borrowed<'b>(
+    data: &'b [u8],
+    owned: &'b mut Option<Vec<Stored>>,
+) -> rusqlite::Result<Vec<Entry<'b>>> {
     match data.split_first() {
-        Some((&BLOCK_V2, rest)) => postcard::from_bytes::<OwnedTable>(rest)
+        Some((&BLOCK_V2, rest)) => postcard::from_bytes::<BorrowedTable<'b>>(rest)
             .map_err(conversion)?
-            .into_records(),
-        Some((&BLOCK_V1, rest)) => postcard::from_bytes(rest).map_err(conversion),
+            .entries(),
+        Some((&BLOCK_V1, rest)) => {
+            let records: Vec<Stored> = postcard::from_bytes(rest).map_err(conversion)?;
+            Ok(owned.insert(records).iter().map(Stored::entry).collect())
+        }
         _ => Err(conversion(std::io::Error::other(
             "unknown call log block layout",
         ))),
     }
+}
+
+/// A block's records, owned.
+fn decode(data: &[u8]) -> rusqlite::Result<Vec<Stored>> {
+    let mut owned = None;
+    Ok(decode_borrowed(data, &mut owned)?
+        .iter()
+        .map(Entry::to_stored)
+        .collect())
 }
 
 /// Appends `calls` in order (within the window's transaction, which is
@@ -436,7 +498,7 @@ fn each_block(
     c: &Connection,
     lo: i64,
     hi: i64,
-    mut each: impl FnMut(Vec<Stored>) -> rusqlite::Result<bool>,
+    mut each: impl FnMut(&[Entry<'_>]) -> rusqlite::Result<bool>,
 ) -> rusqlite::Result<()> {
     if lo >= hi {
         return Ok(());
@@ -449,8 +511,9 @@ fn each_block(
     )?;
     let mut rows = stmt.query(params![lo.saturating_sub(BLOCK_MAX), hi, lo])?;
     while let Some(row) = rows.next()? {
-        let records = decode(row.get_ref(0)?.as_blob()?)?;
-        if !each(records)? {
+        let mut owned = None;
+        let records = decode_borrowed(row.get_ref(0)?.as_blob()?, &mut owned)?;
+        if !each(&records)? {
             break;
         }
     }
@@ -527,14 +590,13 @@ fn seq_range(c: &Connection, from: i64, to: i64) -> rusqlite::Result<(i64, i64)>
 }
 
 /// Whether a record passes `filter` (the `after` cursor aside).
-fn matches(r: &Stored, f: &LogFilter) -> bool {
-    let same = |want: &Option<String>, have: &Option<String>| {
-        want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
-    };
-    same(&f.consumer_id, &r.consumer_id)
-        && same(&f.reason, &r.reason)
-        && f.api.as_ref().is_none_or(|a| *a == r.api)
-        && same(&f.model, &r.model)
+fn matches(r: &Entry<'_>, f: &LogFilter) -> bool {
+    let same =
+        |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
+    same(&f.consumer_id, r.consumer_id)
+        && same(&f.reason, r.reason)
+        && f.api.as_deref().is_none_or(|a| a == r.api)
+        && same(&f.model, r.model)
         && f.status_class.is_none_or(|c| r.status / 100 == c)
         && f.from_us.is_none_or(|from| r.end_us() >= from)
         && f.to_us.is_none_or(|to| r.end_us() < to)
@@ -737,8 +799,8 @@ impl LogStore for SqliteStore {
                     if out.len() == limit {
                         break;
                     }
-                    if r.seq >= lo && r.seq < hi && matches(&r, &filter) {
-                        out.push(r.into_log());
+                    if r.seq >= lo && r.seq < hi && matches(r, &filter) {
+                        out.push(r.to_log());
                     }
                 }
                 Ok(out.len() < limit)
@@ -759,7 +821,7 @@ impl LogStore for SqliteStore {
                         break;
                     }
                     if r.seq > after {
-                        let log = r.into_log();
+                        let log = r.to_log();
                         let line = serde_json::to_string(&log).map_err(conversion)?;
                         out.push((log.seq, line));
                     }
@@ -982,6 +1044,14 @@ struct Tally {
     status: u16,
 }
 
+/// The tally of `name`, added on first sight (a name is copied once).
+fn named<'m, T: Default>(map: &'m mut BTreeMap<String, T>, name: &str) -> &'m mut T {
+    if !map.contains_key(name) {
+        map.insert(name.to_owned(), T::default());
+    }
+    map.get_mut(name).expect("inserted above")
+}
+
 /// The groups of a tally, most requests first, then by name.
 fn ranked(groups: BTreeMap<String, Tally>, limit: usize) -> Vec<(String, Tally)> {
     let mut ranked: Vec<(String, Tally)> = groups.into_iter().collect();
@@ -1023,25 +1093,25 @@ pub(super) fn stats(
             tokens_out += r.tokens_out;
             latencies.push(r.latency_us);
             if let Some(currency) = r.currency {
-                *cost.entry(currency).or_default() += r.cost_micros;
+                *named(&mut cost, currency) += r.cost_micros;
             }
             let point = series.entry((end - from) / bucket).or_default();
             point.0 += 1;
             point.1 += error;
             point.2 += i64::from(r.status == 402);
             if let Some(reason) = r.reason {
-                let t = reasons.entry(reason).or_default();
+                let t = named(&mut reasons, reason);
                 t.requests += 1;
                 t.status = t.status.max(r.status);
             }
             if let Some(model) = r.model {
-                let t = models.entry(model).or_default();
+                let t = named(&mut models, model);
                 t.requests += 1;
                 t.second += r.tokens_in;
                 t.third += r.tokens_out;
             }
             if let Some(consumer) = r.consumer_id {
-                let t = consumers.entry(consumer).or_default();
+                let t = named(&mut consumers, consumer);
                 t.requests += 1;
                 t.second += error;
             }
