@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= /var/tmp/tollgate-target
 export CARGO_TERM_COLOR ?= never
 TARGET := $(CARGO_TARGET_DIR)
 
-.PHONY: run run-xvfb test setup ui desktop gateway openapi bindings bench bench-console bench-log-cache package lint fmt
+.PHONY: run run-xvfb test setup ui desktop gateway server openapi bindings bench bench-console bench-log-cache package lint fmt
 
 ## make run: the console, connected to a local demo gateway (SQLite store).
 run: setup desktop gateway
@@ -30,6 +30,11 @@ desktop: ui
 
 gateway:
 	cargo build -p tollgate-gateway -p tollgate-sim-provider
+
+## The gateway as deployed and benchmarked: $(CARGO_TARGET_DIR)/server/tollgated
+## (the `server` profile: fat LTO, one codegen unit; ~8 minutes on 2 cores).
+server:
+	cargo build --profile server -p tollgate-gateway
 
 ## Regenerate committed artefacts from the Rust code.
 openapi: gateway

@@ -11,9 +11,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
+# The gateway as deployed (`make server`): the `server` profile.
+PROFILE=${BENCH_PROFILE:-server}
 DURATION=${BENCH_DURATION:-6s}
 CONNS=${BENCH_CONNECTIONS:-32}
-cargo build -q --release -p tollgate-gateway -p tollgate-sim-provider
+cargo build -q --profile "$PROFILE" -p tollgate-gateway
+cargo build -q --release -p tollgate-sim-provider
 WORK=$(mktemp -d /tmp/tollgate-bench-dp.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -26,7 +29,7 @@ wait_line "$WORK/sim.out" "listening on"
 SIM=$(sed -n 's/^sim-provider listening on http:\/\///p' "$WORK/sim.out")
 
 printf 'upstream_url = "http://%s/v1"\nprice_per_request = "0.000001"\n' "$SIM" >"$WORK/gw.toml"
-RUST_LOG=warn taskset -c 0 "$TARGET/release/tollgated" serve --data-dir "$WORK/gw" --listen 127.0.0.1:0 --config "$WORK/gw.toml" >"$WORK/gw.out" 2>"$WORK/gw.log" & GW_PID=$!; PIDS+=($GW_PID)
+RUST_LOG=warn taskset -c 0 "$TARGET/$PROFILE/tollgated" serve --data-dir "$WORK/gw" --listen 127.0.0.1:0 --config "$WORK/gw.toml" >"$WORK/gw.out" 2>"$WORK/gw.log" & GW_PID=$!; PIDS+=($GW_PID)
 wait_line "$WORK/gw.out" "listening on"
 GW=$(sed -n 's/^tollgated listening on //p' "$WORK/gw.out")
 ADMIN=$(cat "$WORK/gw/bootstrap-admin-token")

@@ -5,11 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
+# The gateway as deployed (`make server`): the `server` profile.
+PROFILE=${BENCH_PROFILE:-server}
 DURATION=${BENCH_DURATION:-15s}
-cargo build -q --release -p tollgate-gateway
+cargo build -q --profile "$PROFILE" -p tollgate-gateway
 DIR=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
 OUT="$DIR/out"
-RUST_LOG=warn taskset -c 0 "$TARGET/release/tollgated" serve --data-dir "$DIR/data" --listen 127.0.0.1:0 >"$OUT" 2>"$DIR/log" &
+RUST_LOG=warn taskset -c 0 "$TARGET/$PROFILE/tollgated" serve --data-dir "$DIR/data" --listen 127.0.0.1:0 >"$OUT" 2>"$DIR/log" &
 GW=$!
 trap 'kill $GW 2>/dev/null; wait $GW 2>/dev/null; rm -rf "$DIR"' EXIT
 for _ in $(seq 1 100); do grep -q "listening on" "$OUT" 2>/dev/null && break; sleep 0.1; done

@@ -10,10 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
+# The gateway as deployed (`make server`): the `server` profile.
+PROFILE=${BENCH_PROFILE:-server}
 command -v valgrind >/dev/null && command -v callgrind_control >/dev/null ||
   { echo "bench-instructions needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 MODE=${BENCH_MODE:-refusal}
-cargo build -q --release -p tollgate-gateway -p tollgate-sim-provider
+cargo build -q --profile "$PROFILE" -p tollgate-gateway
+cargo build -q --release -p tollgate-sim-provider
 WORK=$(mktemp -d /tmp/tollgate-bench-instr.XXXXXX)
 OUT=${1:-$WORK/callgrind.out}
 GW_PID= SIM_PID=
@@ -29,7 +32,7 @@ if [ "$MODE" = forward ]; then
 fi
 printf 'upstream_url = "http://%s/v1"\nprice_per_request = "0.000001"\n' "$UPSTREAM" >"$WORK/gw.toml"
 RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT" \
-  "$TARGET/release/tollgated" serve --data-dir "$WORK/gw" --listen 127.0.0.1:0 --config "$WORK/gw.toml" \
+  "$TARGET/$PROFILE/tollgated" serve --data-dir "$WORK/gw" --listen 127.0.0.1:0 --config "$WORK/gw.toml" \
   >"$WORK/gw.out" 2>"$WORK/gw.log" &
 GW_PID=$!
 for _ in $(seq 1 200); do grep -q "listening on" "$WORK/gw.out" 2>/dev/null && break; sleep 0.2; done
