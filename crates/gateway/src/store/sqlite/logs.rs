@@ -12,11 +12,10 @@ use tollgate_api::{CallLog, LogSettings, UpdateLogSettings};
 use super::{SqliteStore, audit, backend, check_version, parse_ts, ts};
 use crate::store::{AuditContext, CallRecord, LogFilter, LogStore, StoreError, StoreResult};
 
-/// Versions of the block layout (its first byte): v1 holds [`Entry`]s as
-/// they are; v2 each distinct string once, in a table the records point
-/// into (a refused call's record shrinks from ~400 bytes to ~70, and so do
-/// the pages the log writes).
-const BLOCK_V1: u8 = 1;
+/// The block layout (its first byte): each distinct string once, in a table
+/// the records point into (a refused call's record takes ~70 bytes instead
+/// of ~400, and so do the pages the log writes). Layout 1, the records as
+/// they are, was never released.
 const BLOCK_V2: u8 = 2;
 /// Records per block at most; a block's seqs span less than this.
 const BLOCK_MAX: i64 = 512;
@@ -56,7 +55,7 @@ struct Entry<'a> {
 }
 
 /// [`Entry`] read back.
-#[derive(serde::Deserialize, Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Stored {
     seq: i64,
     id: String,
@@ -420,20 +419,13 @@ impl<'b> BorrowedTable<'b> {
     }
 }
 
-/// A block's records, borrowed from its bytes (a v1 block is read into
-/// `owned` first). Readers copy out only the records they keep.
-fn decode_borrowed<'b>(
-    data: &'b [u8],
-    owned: &'b mut Option<Vec<Stored>>,
-) -> rusqlite::Result<Vec<Entry<'b>>> {
+/// A block's records, borrowed from its bytes: readers copy out only the
+/// records they keep.
+fn decode_borrowed(data: &[u8]) -> rusqlite::Result<Vec<Entry<'_>>> {
     match data.split_first() {
-        Some((&BLOCK_V2, rest)) => postcard::from_bytes::<BorrowedTable<'b>>(rest)
+        Some((&BLOCK_V2, rest)) => postcard::from_bytes::<BorrowedTable<'_>>(rest)
             .map_err(conversion)?
             .entries(),
-        Some((&BLOCK_V1, rest)) => {
-            let records: Vec<Stored> = postcard::from_bytes(rest).map_err(conversion)?;
-            Ok(owned.insert(records).iter().map(Stored::entry).collect())
-        }
         _ => Err(conversion(std::io::Error::other(
             "unknown call log block layout",
         ))),
@@ -442,8 +434,7 @@ fn decode_borrowed<'b>(
 
 /// A block's records, owned.
 fn decode(data: &[u8]) -> rusqlite::Result<Vec<Stored>> {
-    let mut owned = None;
-    Ok(decode_borrowed(data, &mut owned)?
+    Ok(decode_borrowed(data)?
         .iter()
         .map(Entry::to_stored)
         .collect())
@@ -511,8 +502,7 @@ fn each_block(
     )?;
     let mut rows = stmt.query(params![lo.saturating_sub(BLOCK_MAX), hi, lo])?;
     while let Some(row) = rows.next()? {
-        let mut owned = None;
-        let records = decode_borrowed(row.get_ref(0)?.as_blob()?, &mut owned)?;
+        let records = decode_borrowed(row.get_ref(0)?.as_blob()?)?;
         if !each(&records)? {
             break;
         }
@@ -1424,7 +1414,7 @@ mod tests {
     }
 
     #[test]
-    fn blocks_of_either_layout_read_back_and_a_bad_one_is_an_error() {
+    fn a_block_reads_back_and_a_bad_one_is_an_error() {
         let calls: Vec<CallRecord> = (0..40)
             .map(|i| {
                 let mut r = record(i, 1_764_000_000_000_000 + i as i64);
@@ -1476,18 +1466,16 @@ mod tests {
                 response_body: None,
             })
             .collect();
-        let mut v1 = vec![BLOCK_V1];
-        v1.extend(postcard::to_stdvec(&entries).unwrap());
-        let mut v2 = vec![BLOCK_V2];
-        v2.extend(postcard::to_stdvec(&Table::of(&entries)).unwrap());
-        assert_eq!(decode(&v1).unwrap(), want);
-        assert_eq!(decode(&v2).unwrap(), want);
-        // Each distinct string once: the v2 block is far smaller.
+        let mut block = vec![BLOCK_V2];
+        block.extend(postcard::to_stdvec(&Table::of(&entries)).unwrap());
+        assert_eq!(decode(&block).unwrap(), want);
+        // Each distinct string once: far smaller than the records as they are.
+        let plain = postcard::to_stdvec(&entries).unwrap();
         assert!(
-            v2.len() * 2 < v1.len(),
-            "v1 {} bytes, v2 {}",
-            v1.len(),
-            v2.len()
+            block.len() * 2 < plain.len(),
+            "as they are {} bytes, in a block {}",
+            plain.len(),
+            block.len()
         );
         // A record pointing past the table, or an unknown layout, is an error.
         let mut table = Table::of(&entries);
@@ -1496,6 +1484,7 @@ mod tests {
         bad.extend(postcard::to_stdvec(&table).unwrap());
         assert!(decode(&bad).is_err());
         assert!(decode(&[7, 1, 2]).is_err());
+        assert!(decode(&plain).is_err(), "a block without its layout byte");
         assert!(decode(&[]).is_err());
     }
 
