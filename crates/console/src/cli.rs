@@ -38,6 +38,22 @@ enum Command {
         #[command(subcommand)]
         action: LogsAction,
     },
+    /// The 402 doctor, headless.
+    Doctor {
+        #[command(subcommand)]
+        action: DoctorAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DoctorAction {
+    /// Classify a raw HTTP response (status line, headers, a blank line,
+    /// body) and print one JSON object: cause, origin, system, confidence,
+    /// evidence, fix.
+    Classify {
+        /// The file holding the response (`-` reads standard input).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -92,7 +108,7 @@ enum InstanceAction {
 pub fn wants_cli(args: &[String]) -> bool {
     matches!(
         args.get(1).map(String::as_str),
-        Some("instance" | "logs" | "help" | "--help" | "-h" | "--version")
+        Some("instance" | "logs" | "doctor" | "help" | "--help" | "-h" | "--version")
     )
 }
 
@@ -110,6 +126,13 @@ pub fn run_with(args: Vec<String>, data_dir: PathBuf, vault: Vault) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    // The classifier needs neither the data directory nor the keyring.
+    if let Command::Doctor {
+        action: DoctorAction::Classify { file },
+    } = &cli.command
+    {
+        return doctor_classify(file);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -122,6 +145,37 @@ pub fn run_with(args: Vec<String>, data_dir: PathBuf, vault: Vault) -> i32 {
         Err(e) => {
             eprintln!("tollgate: {e}");
             1
+        }
+    }
+}
+
+/// Prints the classification of the response in `file`: exit 0, or 2 with
+/// the reason on standard error when the file is not a response.
+fn doctor_classify(file: &std::path::Path) -> i32 {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let limit = crate::doctor::response::MAX_RESPONSE_BYTES as u64 + 1;
+    let read = if file.as_os_str() == "-" {
+        std::io::stdin().take(limit).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(file).and_then(|f| f.take(limit).read_to_end(&mut bytes))
+    };
+    if let Err(e) = read {
+        eprintln!("tollgate doctor: cannot read {}: {e}", file.display());
+        return 2;
+    }
+    let Ok(text) = String::from_utf8(bytes) else {
+        eprintln!("tollgate doctor: {} is not UTF-8 text", file.display());
+        return 2;
+    };
+    match crate::doctor::classify_text(&text) {
+        Ok(json) => {
+            println!("{json}");
+            0
+        }
+        Err(e) => {
+            eprintln!("tollgate doctor: {}: {e}", file.display());
+            2
         }
     }
 }
@@ -200,6 +254,8 @@ async fn execute(cli: Cli, data_dir: PathBuf, vault: Vault) -> Result<(), Consol
                 );
             }
         }
+        // Answered before the runtime starts (`run_with`).
+        Command::Doctor { .. } => {}
         Command::Instance {
             action: InstanceAction::List,
         } => {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 mod console;
 pub mod db;
+pub mod doctor;
 pub mod error;
 pub mod fleet;
 pub mod logs;
