@@ -80,6 +80,25 @@ pub struct Subscription {
     pub version: i64,
 }
 
+/// `GET /admin/v1/subscriptions/{id}/usage`: what the current period's
+/// included credits paid for so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct SubscriptionUsage {
+    pub subscription_id: String,
+    #[ts(optional)]
+    pub period_start: Option<DateTime<Utc>>,
+    #[ts(optional)]
+    pub period_end: Option<DateTime<Utc>>,
+    pub currency: String,
+    /// The plan's included credits per period (decimal).
+    pub credits_included: String,
+    /// Spent from them in this period (decimal).
+    pub credits_used: String,
+    /// What is left of them (decimal, never below zero).
+    pub credits_left: String,
+}
+
 /// Body of `POST /admin/v1/subscriptions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
 #[serde(deny_unknown_fields)]

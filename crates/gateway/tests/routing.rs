@@ -523,6 +523,15 @@ async fn the_billing_check_names_what_providers_would_refuse() {
         StatusCode::CREATED,
     )
     .await;
+    // A model without a price while others have one: its calls are free.
+    s.admin(
+        "POST",
+        "/admin/v1/providers",
+        json!({"name": "Unpriced", "kind": "openai-compatible", "base_url": format!("{}/v1", s.sim), "currency": "USD",
+               "models": [{"name": "free-model", "input_price": "0", "output_price": "0"}]}),
+        StatusCode::CREATED,
+    )
+    .await;
     s.provider(
         "openai-compatible",
         "Refused",
@@ -576,6 +585,7 @@ async fn the_billing_check_names_what_providers_would_refuse() {
     }
     for expected in [
         "model-currency-mismatch",
+        "model-unpriced",
         "model-not-served",
         "fallback-not-served",
         "pool-empty",

@@ -340,6 +340,59 @@ async fn a_failed_first_charge_is_past_due_until_a_good_card_pays() {
         .await;
     assert_eq!(paid["status"], "active");
     assert!(paid["grace_until"].is_null() && paid["past_due_since"].is_null());
+    let usage = api
+        .get(&format!("/admin/v1/subscriptions/{sub_id}/usage"))
+        .await;
+    assert_eq!(
+        (
+            usage["credits_included"].as_str(),
+            usage["credits_used"].as_str(),
+            usage["credits_left"].as_str(),
+            usage["currency"].as_str()
+        ),
+        (Some("20.00"), Some("0.00"), Some("20.00"), Some("USD")),
+        "{usage}"
+    );
+    assert_eq!(usage["period_end"], paid["current_period_end"]);
+
+    // The audit entries of chosen targets only, newest first.
+    let audit = api
+        .get(&format!(
+            "/admin/v1/audit?targets={sub_id},{}&limit=50",
+            good["id"].as_str().unwrap()
+        ))
+        .await;
+    let entries: Vec<(&str, &str)> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .collect();
+    assert!(
+        entries
+            .iter()
+            .all(|(_, t)| *t == sub_id || *t == good["id"]),
+        "{entries:?}"
+    );
+    assert_eq!(
+        entries.first().map(|e| e.0),
+        Some("subscription.renew"),
+        "{entries:?}"
+    );
+    assert!(
+        entries.iter().any(|(a, _)| *a == "subscription.create"),
+        "{entries:?}"
+    );
+    let many: Vec<String> = (0..21).map(|i| format!("sub_{i}")).collect();
+    let refused = api
+        .send(
+            reqwest::Method::GET,
+            &format!("/admin/v1/audit?targets={}", many.join(",")),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    assert!(refused.to_string().contains("targets"), "{refused}");
     let charges = api
         .get(&format!("/admin/v1/consumers/{consumer}/charges"))
         .await;

@@ -646,6 +646,11 @@ impl Billing {
     }
 }
 
+fn unpriced(model: &tollgate_api::ProviderModel) -> bool {
+    parse_amount(&model.input_price).unwrap_or(0) == 0
+        && parse_amount(&model.output_price).unwrap_or(0) == 0
+}
+
 /// The findings about providers: models the plans name that nobody serves,
 /// models priced in another currency than a plan that covers them,
 /// fallbacks to nothing, and pools without a usable key.
@@ -705,8 +710,22 @@ fn check_providers(
             }
         }
     }
+    let all_free = providers.iter().all(|(p, _)| p.models.iter().all(unpriced));
     for (provider, keys) in providers {
         for model in &provider.models {
+            // When every model is free `calls-are-free` says so once.
+            if !all_free && unpriced(model) {
+                add(
+                    "model-unpriced",
+                    Severity::Warning,
+                    format!(
+                        "The model {} of {} has no price: its calls are never charged, to credits or wallets, whatever the plan.",
+                        model.name, provider.name
+                    ),
+                    Some(provider.id.clone()),
+                    "Give the model its input and output prices, or stop serving it.",
+                );
+            }
             if let Some(fallback) = &model.fallback
                 && served(fallback).is_none()
             {

@@ -130,6 +130,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             subscriptions::create_subscription
         ))
         .routes(routes!(subscriptions::get_subscription))
+        .routes(routes!(subscriptions::subscription_usage))
         .routes(routes!(subscriptions::act_on_subscription))
         .routes(routes!(subscriptions::change_plan))
         .routes(routes!(

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use tollgate_api::{
     ChangePlan, CreateSubscription, FieldError, Page, Problem, Scope, Subscription,
-    SubscriptionAction, SubscriptionStatus,
+    SubscriptionAction, SubscriptionStatus, SubscriptionUsage,
 };
 
 use super::{ApiJson, AppState, PageParams, parse_json};
@@ -141,6 +141,42 @@ pub async fn get_subscription(
         .await
         .map_err(for_resource("subscription", &id))?;
     Ok(Json(state.billing.present(sub)))
+}
+
+/// What the current period's included credits paid for so far (usage
+/// waiting in the data plane's writer is flushed first).
+#[utoipa::path(get, path = "/admin/v1/subscriptions/{id}/usage", tag = "subscriptions",
+    security(("admin_token" = ["read"])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = SubscriptionUsage), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn subscription_usage(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SubscriptionUsage>> {
+    admin.require(Scope::Read)?;
+    let sub = state
+        .store
+        .subscription(&id)
+        .await
+        .map_err(for_resource("subscription", &id))?;
+    let plan = state.store.plan(&sub.plan_id).await?;
+    state.data.accounts.usage.flush().await;
+    let used = state
+        .store
+        .period_usage(&sub.id, &crate::dataplane::hot::period_key(&sub))
+        .await?;
+    let included = tollgate_api::money::parse_amount(&plan.included_credits).unwrap_or(0);
+    Ok(Json(SubscriptionUsage {
+        subscription_id: sub.id,
+        period_start: sub.current_period_start,
+        period_end: sub.current_period_end,
+        currency: plan.currency,
+        credits_included: plan.included_credits,
+        credits_used: tollgate_api::money::format_amount(used, 2),
+        credits_left: tollgate_api::money::format_amount((included - used).max(0), 2),
+    }))
 }
 
 /// Approve, reject (with a reason), cancel, suspend, resume, or renew now

@@ -1,7 +1,8 @@
 //! Instance-level endpoints: health, info, audit log.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use chrono::Utc;
 use tollgate_api::{AuditEntry, Health, InstanceInfo, PRODUCT, Page, Problem, Scope};
 
@@ -56,19 +57,58 @@ pub async fn info(State(state): State<AppState>, admin: Admin) -> Json<InstanceI
     })
 }
 
-/// Every management write, newest first.
+/// Filter of `GET /admin/v1/audit`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only entries about these targets: ids separated by commas (at most 20).
+    pub targets: Option<String>,
+}
+
+const AUDIT_TARGETS_MAX: usize = 20;
+
+/// Every management write, newest first (or those about given targets).
 #[utoipa::path(get, path = "/admin/v1/audit", tag = "system",
     security(("admin_token" = ["read"])),
-    params(tollgate_api::PageQuery),
+    params(tollgate_api::PageQuery, AuditQuery),
     responses((status = 200, body = Page<AuditEntry>), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_audit(
     State(state): State<AppState>,
     admin: Admin,
     page: PageParams,
+    query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
     admin.require(Scope::Read)?;
-    let (items, next) = state.store.list_audit(page.after, page.limit).await?;
+    let Query(query) =
+        query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+    let targets: Vec<String> = query
+        .targets
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if targets.len() > AUDIT_TARGETS_MAX {
+        return Err(ApiError::validation(
+            "targets",
+            format!("at most {AUDIT_TARGETS_MAX} targets"),
+        ));
+    }
+    if let Some(bad) = targets.iter().find(|t| t.len() > 64) {
+        return Err(ApiError::validation(
+            "targets",
+            format!(
+                "`{}…` is not an id",
+                bad.chars().take(16).collect::<String>()
+            ),
+        ));
+    }
+    let (items, next) = state
+        .store
+        .list_audit(&targets, page.after, page.limit)
+        .await?;
     Ok(Json(Page {
         items,
         next_cursor: next.map(PageParams::cursor_for),

@@ -125,9 +125,11 @@ pub trait SystemStore: Send + Sync + 'static {
     async fn revoke_admin_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
     async fn touch_admin_token(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
 
-    /// Audit entries newest first, strictly before the `before` position.
+    /// Audit entries newest first, strictly before the `before` position;
+    /// only those about one of `targets` when any are given.
     async fn list_audit(
         &self,
+        targets: &[String],
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<(Vec<AuditEntry>, Option<i64>)>;

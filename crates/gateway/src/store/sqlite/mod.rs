@@ -46,6 +46,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
             include_str!("../../../migrations/0012_call_log_blocks.sql"),
             |tx: &rusqlite::Transaction<'_>| Ok(logs::move_rows_into_blocks(tx)?),
         ),
+        M::up(include_str!("../../../migrations/0013_audit_by_target.sql")),
     ])
 });
 
@@ -363,33 +364,45 @@ impl SystemStore for SqliteStore {
 
     async fn list_audit(
         &self,
+        targets: &[String],
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<(Vec<AuditEntry>, Option<i64>)> {
+        let targets = targets.to_vec();
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT id, time, token_id, action, target, request_id, seq FROM audit_log \
-                     WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+            const COLUMNS: &str =
+                "SELECT id, time, token_id, action, target, request_id, seq FROM audit_log";
+            let sql = if targets.is_empty() {
+                format!("{COLUMNS} WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2")
+            } else {
+                // Targets are bound, never spliced: `?3`, `?4`, … (at most 20).
+                let places: Vec<String> =
+                    (0..targets.len()).map(|i| format!("?{}", i + 3)).collect();
+                format!(
+                    "{COLUMNS} WHERE seq < ?1 AND target IN ({}) ORDER BY seq DESC LIMIT ?2",
+                    places.join(", ")
                 )
-                .map_err(backend)?;
+            };
+            let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+            let mut values: Vec<rusqlite::types::Value> = vec![
+                before.unwrap_or(i64::MAX).into(),
+                (i64::from(limit) + 1).into(),
+            ];
+            values.extend(targets.into_iter().map(rusqlite::types::Value::from));
             let rows = stmt
-                .query_map(
-                    params![before.unwrap_or(i64::MAX), i64::from(limit) + 1],
-                    |r| {
-                        Ok((
-                            AuditEntry {
-                                id: r.get(0)?,
-                                time: parse_ts(&r.get::<_, String>(1)?)?,
-                                token_id: r.get(2)?,
-                                action: r.get(3)?,
-                                target: r.get(4)?,
-                                request_id: r.get(5)?,
-                            },
-                            r.get::<_, i64>(6)?,
-                        ))
-                    },
-                )
+                .query_map(rusqlite::params_from_iter(values), |r| {
+                    Ok((
+                        AuditEntry {
+                            id: r.get(0)?,
+                            time: parse_ts(&r.get::<_, String>(1)?)?,
+                            token_id: r.get(2)?,
+                            action: r.get(3)?,
+                            target: r.get(4)?,
+                            request_id: r.get(5)?,
+                        },
+                        r.get::<_, i64>(6)?,
+                    ))
+                })
                 .map_err(backend)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(backend)?;
