@@ -44,11 +44,33 @@ impl Gateway {
         gw
     }
 
+    /// A gateway with these TOML settings (e.g. `renewal_interval_secs = 1`).
+    pub fn start_configured(name: &str, settings: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("tollgate.toml");
+        std::fs::write(&config, settings).unwrap();
+        let mut gw = Gateway::launch(name, dir.path(), "127.0.0.1:0", Some(&config));
+        gw._dir = Some(dir);
+        gw
+    }
+
     /// A gateway on `data_dir` (kept), listening on `listen`: started again
     /// on the same directory and address, it is the same gateway restarted.
     pub fn start_in(name: &str, data_dir: &std::path::Path, listen: &str) -> Gateway {
-        let dir = data_dir;
-        let mut child = Command::new(tollgated_bin())
+        Gateway::launch(name, data_dir, listen, None)
+    }
+
+    fn launch(
+        name: &str,
+        dir: &std::path::Path,
+        listen: &str,
+        config: Option<&std::path::Path>,
+    ) -> Gateway {
+        let mut command = Command::new(tollgated_bin());
+        if let Some(config) = config {
+            command.env("TOLLGATE_CONFIG", config);
+        }
+        let mut child = command
             .args(["serve", "--listen", listen, "--name", name, "--data-dir"])
             .arg(dir)
             .env("RUST_LOG", "warn")
