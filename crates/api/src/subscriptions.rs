@@ -24,7 +24,31 @@ pub enum SubscriptionStatus {
     Suspended,
 }
 
+/// Failure codes that mean the card itself cannot pay (rather than a
+/// decline worth retrying): refusals say `payment-method-invalid` for them.
+pub const CARD_INVALID_CODES: [&str; 4] = [
+    "expired_card",
+    "incorrect_number",
+    "no_payment_method",
+    "invalid_expiry_year",
+];
+
 impl SubscriptionStatus {
+    /// Which of a consumer's subscriptions pays for a call, best first: the
+    /// one that can pay, then the one closest to paying. The gateway picks
+    /// by it; the console's 402 doctor reasons with the same order.
+    pub fn cover_rank(self) -> u8 {
+        match self {
+            SubscriptionStatus::Active => 0,
+            SubscriptionStatus::PastDue => 1,
+            SubscriptionStatus::Suspended => 2,
+            SubscriptionStatus::PendingApproval => 3,
+            SubscriptionStatus::Expired => 4,
+            SubscriptionStatus::Canceled => 5,
+            SubscriptionStatus::Rejected => 6,
+        }
+    }
+
     pub const ALL: [SubscriptionStatus; 7] = [
         SubscriptionStatus::PendingApproval,
         SubscriptionStatus::Active,

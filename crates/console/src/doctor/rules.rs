@@ -18,13 +18,6 @@ use super::model::{
     DoctorCause, DoctorEvidence, EvidenceSource, Finding, FixAction, SettingScreen,
 };
 
-/// Failure codes that mean the card itself cannot pay (the gateway's list).
-const CARD_INVALID: [&str; 4] = [
-    "expired_card",
-    "incorrect_number",
-    "no_payment_method",
-    "invalid_expiry_year",
-];
 /// Declines after which the same card must not be charged again.
 const HARD_DECLINES: [&str; 6] = [
     "lost_card",
@@ -273,18 +266,6 @@ fn active_plan(f: &Facts) -> Option<&tollgate_api::Plan> {
         .and_then(|s| s.plan.as_ref())
 }
 
-fn rank(status: SubscriptionStatus) -> u8 {
-    match status {
-        SubscriptionStatus::Active => 0,
-        SubscriptionStatus::PastDue => 1,
-        SubscriptionStatus::Suspended => 2,
-        SubscriptionStatus::PendingApproval => 3,
-        SubscriptionStatus::Expired => 4,
-        SubscriptionStatus::Canceled => 5,
-        SubscriptionStatus::Rejected => 6,
-    }
-}
-
 /// The subscription the gateway would charge for the API, as it picks it.
 fn covering<'a>(f: &'a Facts, api: &str) -> Option<&'a SubscriptionFacts> {
     f.subscriptions
@@ -294,7 +275,7 @@ fn covering<'a>(f: &'a Facts, api: &str) -> Option<&'a SubscriptionFacts> {
                 .as_ref()
                 .is_some_and(|p| p.apis.iter().any(|a| a == api))
         })
-        .min_by_key(|s| rank(s.sub.status))
+        .min_by_key(|s| s.sub.status.cover_rank())
 }
 
 fn card_label(m: &PaymentMethod) -> String {
@@ -526,7 +507,7 @@ fn past_due(b: &mut Builder, f: &Facts, s: &SubscriptionFacts) {
             card_expired(m, f.now)
                 || m.last_failure_code
                     .as_deref()
-                    .is_some_and(|c| CARD_INVALID.contains(&c))
+                    .is_some_and(|c| tollgate_api::CARD_INVALID_CODES.contains(&c))
         }
     };
     let last_failed = f.charges.iter().find(|c| {

@@ -14,27 +14,6 @@ use super::refusal::Refusal;
 use crate::billing::lifecycle;
 use crate::billing::service::{Billing, state_of};
 
-/// Card problems that only a new card fixes.
-const CARD_INVALID: [&str; 4] = [
-    "expired_card",
-    "incorrect_number",
-    "no_payment_method",
-    "invalid_expiry_year",
-];
-
-/// Best first: the one that can pay, then the one closest to paying.
-fn rank(status: SubscriptionStatus) -> u8 {
-    match status {
-        SubscriptionStatus::Active => 0,
-        SubscriptionStatus::PastDue => 1,
-        SubscriptionStatus::Suspended => 2,
-        SubscriptionStatus::PendingApproval => 3,
-        SubscriptionStatus::Expired => 4,
-        SubscriptionStatus::Canceled => 5,
-        SubscriptionStatus::Rejected => 6,
-    }
-}
-
 fn unavailable() -> Refusal {
     Refusal::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -94,7 +73,7 @@ pub async fn subscription_for(
     let best = all
         .iter()
         .filter(|c| c.plan.apis.iter().any(|a| a == api))
-        .min_by_key(|c| rank(c.sub.status));
+        .min_by_key(|c| c.sub.status.cover_rank());
     let Some(cover) = best else {
         return Err(Refusal::new(
             StatusCode::FORBIDDEN,
@@ -153,7 +132,7 @@ pub async fn subscription_for(
                     m.status == PaymentMethodStatus::Expired
                         || m.last_failure_code
                             .as_deref()
-                            .is_some_and(|c| CARD_INVALID.contains(&c))
+                            .is_some_and(|c| tollgate_api::CARD_INVALID_CODES.contains(&c))
                 }
             };
             let (slug, title, message) = if card_invalid {
