@@ -8,6 +8,7 @@ import { ApprovalsPage } from "./pages/ApprovalsPage";
 import { AuditPage } from "./pages/AuditPage";
 import { BillingPage } from "./pages/BillingPage";
 import { ConsumersPage } from "./pages/ConsumersPage";
+import { DoctorPage } from "./pages/DoctorPage";
 import { FleetPage } from "./pages/FleetPage";
 import { InstancesPage } from "./pages/InstancesPage";
 import { LogsPage } from "./pages/LogsPage";
@@ -36,6 +37,8 @@ function Page({ section }: { section: Section }) {
       return <ApprovalsPage />;
     case "billing":
       return <BillingPage />;
+    case "doctor":
+      return <DoctorPage />;
     case "logs":
       return <LogsPage />;
     case "analytics":

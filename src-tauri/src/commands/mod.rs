@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod billing;
 pub mod consumers;
+pub mod doctor;
 pub mod fleet;
 pub mod instances;
 pub mod logs;

@@ -4,6 +4,7 @@ import type { ReactNode } from "react";
 import type { CallLog } from "../bindings/CallLog";
 import { copyText } from "../lib/clipboard";
 import { absoluteTime, count } from "../lib/format";
+import { hrefOf } from "../lib/route";
 import { micros, statusTone } from "./LogTable";
 
 function Fact({ label, children, testId }: { label: string; children: ReactNode; testId?: string }) {
@@ -80,6 +81,11 @@ export function LogDrawer({ record, onClose }: { record: CallLog; onClose: () =>
           >
             {copied === true ? "Copied" : copied === false ? "Copy failed" : "Copy request id"}
           </button>
+          {r.status >= 400 && (
+            <a className="button primary" href={hrefOf("doctor", r.id)} data-testid="drawer-diagnose">
+              Diagnose with the 402 doctor
+            </a>
+          )}
         </div>
         <dl className="report-facts logs-drawer-facts">
           <Fact label="Time">

@@ -17,7 +17,12 @@ import type { CreateConsumerKey } from "../bindings/CreateConsumerKey";
 import type { CreateLedgerEntry } from "../bindings/CreateLedgerEntry";
 import type { CreatePlan } from "../bindings/CreatePlan";
 import type { CreatePromptApi } from "../bindings/CreatePromptApi";
+import type { AppliedFix } from "../bindings/AppliedFix";
+import type { Diagnosis } from "../bindings/Diagnosis";
 import type { DiffLine } from "../bindings/DiffLine";
+import type { DoctorStart } from "../bindings/DoctorStart";
+import type { FixAction } from "../bindings/FixAction";
+import type { FixOutcome } from "../bindings/FixOutcome";
 import type { PromptApi } from "../bindings/PromptApi";
 import type { PromptApiAction } from "../bindings/PromptApiAction";
 import type { PromptApiVersion } from "../bindings/PromptApiVersion";
@@ -537,3 +542,15 @@ export const fleetLogBreakdown = (query: FleetBreakdownQuery) =>
 
 export const fleetLogBreakdownSeries = (query: FleetBreakdownQuery) =>
   call<FleetValueSeries[]>("fleet_log_breakdown_series", { query });
+
+// ---- The 402 doctor -------------------------------------------------------
+
+/** Why a consumer's calls are refused: live from the instance, or from the cache when it is unreachable. */
+export const diagnose = (instanceId: string, start: DoctorStart) => call<Diagnosis>("diagnose", { instanceId, start });
+
+/** Applies a confirmed one-step fix, then diagnoses again from the same start. */
+export const applyFix = (instanceId: string, start: DoctorStart, action: FixAction) =>
+  call<FixOutcome>("apply_fix", { instanceId, start, action, confirmed: true });
+
+/** The fixes applied from this console to the instance, newest first. */
+export const listDoctorFixes = (instanceId: string) => call<AppliedFix[]>("list_doctor_fixes", { instanceId });

@@ -3,7 +3,7 @@ import { useSyncExternalStore } from "react";
 // Hash routing: real links (`#/teams`), back/forward work, nothing to configure in Tauri.
 // A route is `#/<section>` or `#/<section>/<detail>` (e.g. `#/instances/add`).
 
-export type Section = "fleet" | "instances" | "teams" | "consumers" | "plans" | "providers" | "prompt-apis" | "approvals" | "billing" | "logs" | "analytics" | "audit";
+export type Section = "fleet" | "instances" | "teams" | "consumers" | "plans" | "providers" | "prompt-apis" | "approvals" | "billing" | "doctor" | "logs" | "analytics" | "audit";
 
 export const SECTIONS: readonly { id: Section; label: string }[] = [
   { id: "fleet", label: "Fleet" },
@@ -15,6 +15,7 @@ export const SECTIONS: readonly { id: Section; label: string }[] = [
   { id: "prompt-apis", label: "Prompt APIs" },
   { id: "approvals", label: "Approvals" },
   { id: "billing", label: "Billing" },
+  { id: "doctor", label: "402 Doctor" },
   { id: "logs", label: "Logs" },
   { id: "analytics", label: "Analytics" },
   { id: "audit", label: "Audit" },

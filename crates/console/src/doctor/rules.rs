@@ -649,7 +649,7 @@ fn funds(b: &mut Builder, f: &Facts, s: &SubscriptionFacts) {
     let wallet = f.wallets.iter().find(|w| w.currency == plan.currency);
     let available = wallet.map_or(0, |w| amount(&w.available));
     let usage_ev = |b: &Builder| {
-        s.usage.as_ref().map(|u| {
+        s.usage.as_ref().filter(|_| included > 0).map(|u| {
             b.ev(
                 u.period_start,
                 format!(
@@ -968,16 +968,33 @@ fn provider_keys(b: &mut Builder, f: &Facts) {
 
 // ---------------------------------------------------------------- other systems
 
+/// How people write each system's name.
+fn system_name(system: super::classify::System) -> &'static str {
+    use super::classify::System as S;
+    match system {
+        S::Tollgate => "Tollgate",
+        S::Openrouter => "OpenRouter",
+        S::Openai => "OpenAI",
+        S::Anthropic => "Anthropic",
+        S::Deepseek => "DeepSeek",
+        S::Litellm => "LiteLLM",
+        S::OneApi => "One API",
+        S::NewApi => "New API",
+        S::Tyk => "Tyk",
+        S::Kong => "Kong",
+        S::Stripe => "Stripe",
+        S::X402 => "x402",
+        S::Unknown => "An unknown system",
+    }
+}
+
 fn foreign(b: &mut Builder, r: &Refusal) {
     let c = &r.classification;
     let mut fi = finding(
         DoctorCause::Foreign,
         format!(
             "{}: {}",
-            serde_json::to_value(c.system)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            system_name(c.system),
             serde_json::to_value(c.cause)
                 .ok()
                 .and_then(|v| v.as_str().map(|s| s.replace('-', " ")))
