@@ -160,11 +160,13 @@ impl Console {
         input: CreatePlan,
         key: &str,
     ) -> Result<Plan, ConsoleError> {
-        Ok(self
+        let done = self
             .client(id)
             .await?
             .post_json("/admin/v1/plans", &input, Some(key))
-            .await?)
+            .await?;
+        self.lint_after_change(id).await;
+        Ok(done)
     }
 
     /// Changes a plan (not its currency), guarded by the version the admin saw.
@@ -177,11 +179,13 @@ impl Console {
     ) -> Result<Plan, ConsoleError> {
         let update = checked_plan_update(update)?;
         let path = format!("/admin/v1/plans/{}", encode(plan_id));
-        Ok(self
+        let done = self
             .client(id)
             .await?
             .patch_json(&path, &update, version)
-            .await?)
+            .await?;
+        self.lint_after_change(id).await;
+        Ok(done)
     }
 
     /// Deletes a plan nobody subscribes to (the gateway refuses otherwise).
@@ -192,11 +196,12 @@ impl Console {
         version: i64,
     ) -> Result<(), ConsoleError> {
         let path = format!("/admin/v1/plans/{}", encode(plan_id));
-        Ok(self
-            .client(id)
+        self.client(id)
             .await?
             .delete_versioned(&path, version)
-            .await?)
+            .await?;
+        self.lint_after_change(id).await;
+        Ok(())
     }
 
     pub async fn list_subscriptions(
@@ -451,11 +456,13 @@ impl Console {
         version: i64,
     ) -> Result<PaymentSettings, ConsoleError> {
         let update = checked_settings(update)?;
-        Ok(self
+        let done = self
             .client(id)
             .await?
             .put_json("/admin/v1/billing/settings", &update, version)
-            .await?)
+            .await?;
+        self.lint_after_change(id).await;
+        Ok(done)
     }
 
     /// Every misconfiguration the gateway finds in its payment settings and

@@ -31,6 +31,7 @@ pub struct Console {
     fleet: Mutex<Fleet>,
     pub(crate) runs: Runs,
     pub(crate) logs: Logs,
+    pub(crate) alert_hub: crate::alerts::AlertHub,
 }
 
 /// Runs a blocking keyring call off the async runtime.
@@ -82,6 +83,7 @@ impl Console {
             fleet: Mutex::new(fleet),
             runs: Runs::default(),
             logs: Logs::new(data_dir),
+            alert_hub: crate::alerts::AlertHub::default(),
         }))
     }
 

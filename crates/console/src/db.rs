@@ -14,6 +14,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../migrations/0001_instances.sql")),
         M::up(include_str!("../migrations/0002_saved_log_filters.sql")),
         M::up(include_str!("../migrations/0003_doctor.sql")),
+        M::up(include_str!("../migrations/0004_alerts.sql")),
     ])
 });
 

@@ -4,6 +4,7 @@
 //! monitor ([`fleet`]) and the call-log cache and its sync ([`logs`]).
 //! [`Console`] ties them together for the desktop shell.
 
+pub mod alerts;
 pub mod billing;
 pub mod cli;
 pub mod client;

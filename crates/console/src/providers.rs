@@ -70,11 +70,13 @@ impl Console {
         key: &str,
     ) -> Result<Provider, ConsoleError> {
         let input = checked_provider(input)?;
-        Ok(self
+        let done = self
             .client(id)
             .await?
             .post_json("/admin/v1/providers", &input, Some(key))
-            .await?)
+            .await?;
+        self.lint_after_change(id).await;
+        Ok(done)
     }
 
     /// Changes the given fields, guarded by the version the admin saw.
@@ -88,11 +90,13 @@ impl Console {
         let mut errors = Vec::new();
         check_provider(&mut update, &mut errors);
         let update = validate::outcome(update, errors)?;
-        Ok(self
+        let done = self
             .client(id)
             .await?
             .patch_json(&provider_path(provider_id), &update, version)
-            .await?)
+            .await?;
+        self.lint_after_change(id).await;
+        Ok(done)
     }
 
     /// Deletes a provider and its whole key pool.
@@ -102,11 +106,12 @@ impl Console {
         provider_id: &str,
         version: i64,
     ) -> Result<(), ConsoleError> {
-        Ok(self
-            .client(id)
+        self.client(id)
             .await?
             .delete_versioned(&provider_path(provider_id), version)
-            .await?)
+            .await?;
+        self.lint_after_change(id).await;
+        Ok(())
     }
 
     /// Asks the provider for its model list with the first usable key of its
@@ -149,11 +154,13 @@ impl Console {
     ) -> Result<ProviderKey, ConsoleError> {
         let input = checked_key(input)?;
         let path = format!("{}/keys", provider_path(provider_id));
-        Ok(self
+        let done = self
             .client(id)
             .await?
             .post_json(&path, &input, None)
-            .await?)
+            .await?;
+        self.lint_after_change(id).await;
+        Ok(done)
     }
 
     /// Relabels, reprioritises, disables or re-enables a key (a reason goes
@@ -166,11 +173,13 @@ impl Console {
         version: i64,
     ) -> Result<ProviderKey, ConsoleError> {
         let update = checked_key_update(update)?;
-        Ok(self
+        let done = self
             .client(id)
             .await?
             .patch_json(&key_path(key_id), &update, version)
-            .await?)
+            .await?;
+        self.lint_after_change(id).await;
+        Ok(done)
     }
 
     /// Moves a key one place up (tried sooner) or down in its pool by
@@ -203,11 +212,12 @@ impl Console {
         key_id: &str,
         version: i64,
     ) -> Result<(), ConsoleError> {
-        Ok(self
-            .client(id)
+        self.client(id)
             .await?
             .delete_versioned(&key_path(key_id), version)
-            .await?)
+            .await?;
+        self.lint_after_change(id).await;
+        Ok(())
     }
 
     /// Status changes of a provider's keys (or of one key), newest first.
