@@ -11,6 +11,34 @@ use tollgate_console::client::ClientOptions;
 use tollgate_console::vault::Vault;
 use tollgate_console::{Console, cli};
 
+/// Shows each newly raised alert as a desktop notification (the inbox keeps
+/// them all; a notification that cannot be shown is only logged).
+async fn notify_alerts(
+    app: tauri::AppHandle,
+    mut alerts: tokio::sync::broadcast::Receiver<tollgate_console::alerts::Alert>,
+) {
+    use tauri_plugin_notification::NotificationExt;
+    loop {
+        match alerts.recv().await {
+            Ok(alert) => {
+                let shown = app
+                    .notification()
+                    .builder()
+                    .title(format!("Tollgate: {}", alert.title))
+                    .body(&alert.detail)
+                    .show();
+                if let Err(e) = shown {
+                    tracing::info!(error = %e, "an alert could not be shown as a notification");
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::info!(missed, "alerts raised faster than notified");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        }
+    }
+}
+
 pub fn run() {
     let args: Vec<String> = std::env::args().collect();
     if cli::wants_cli(&args) {
@@ -24,11 +52,17 @@ pub fn run() {
         .with_writer(std::io::stderr)
         .init();
     tauri::Builder::default()
+        .plugin(tauri_plugin_notification::init())
         .setup(|app| {
             let data_dir = cli::default_data_dir();
             let console = Console::open(&data_dir, Vault::default(), ClientOptions::default())?;
             tauri::async_runtime::spawn(Console::monitor_fleet(Arc::downgrade(&console)));
             tauri::async_runtime::spawn(Console::run_log_sync(Arc::downgrade(&console)));
+            tauri::async_runtime::spawn(Console::run_alerts(Arc::downgrade(&console)));
+            tauri::async_runtime::spawn(notify_alerts(
+                app.handle().clone(),
+                console.subscribe_alerts(),
+            ));
             app.manage(console);
             Ok(())
         })
@@ -98,6 +132,12 @@ pub fn run() {
             commands::prompt_apis::diff_prompt_definitions,
             commands::prompt_apis::run_prompt,
             commands::prompt_apis::cancel_prompt_run,
+            commands::alerts::list_alerts,
+            commands::alerts::evaluate_alerts,
+            commands::alerts::snooze_alert,
+            commands::alerts::resolve_alert,
+            commands::alerts::alert_rules,
+            commands::alerts::set_alert_rules,
             commands::doctor::diagnose,
             commands::doctor::apply_fix,
             commands::doctor::list_doctor_fixes,

@@ -112,10 +112,41 @@ def run_doctor(driver, gw, sim_provider):
     assert "just a body" in driver.find_element(*tid("doctor-input")).get_attribute("value")
 
 
+def run_alerts(driver, gw):
+    """The alerts inbox of the same instance: a wallet below the threshold is
+    raised by "Check now", once; snoozed, then resolved; bad rules are refused
+    with the field."""
+    team = admin(gw, "POST", "/admin/v1/teams", {"name": "Thin ice"})["id"]
+    consumer(gw, team, "Thin", "1")
+    driver.find_element(*tid("nav-alerts")).click()
+    wait(driver).until(EC.element_to_be_clickable(tid("alerts-evaluate"))).click()
+    row = wait(driver, 30).until(EC.visibility_of_element_located(tid("alert-low-balance")))
+    assert "Thin's USD wallet is low" in row.text, row.text
+    assert row.get_attribute("data-state") == "open"
+    shot(driver, "alerts-inbox")
+    # Checked again: the same situation is not raised twice.
+    driver.find_element(*tid("alerts-evaluate")).click()
+    wait(driver).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".toasts"), "nothing new"))
+    assert len(driver.find_elements(*tid("alert-low-balance"))) == 1
+    row.find_element(*tid("alert-snooze-day")).click()
+    wait(driver).until(lambda d: d.find_element(*tid("alert-low-balance")).get_attribute("data-state") == "snoozed")
+    driver.find_element(*tid("alert-low-balance")).find_element(*tid("alert-resolve")).click()
+    wait(driver).until(lambda d: not d.find_elements(*tid("alert-low-balance")))
+    driver.find_element(*tid("alerts-show-resolved")).click()
+    resolved = wait(driver).until(EC.visibility_of_element_located(tid("alert-low-balance")))
+    assert resolved.get_attribute("data-state") == "resolved" and "resolved by the admin" in resolved.text
+    # A negative threshold is refused, on its field.
+    retype(driver, "rule-low_balance", "-1")
+    driver.find_element(*tid("save-alert-rules")).click()
+    wait(driver).until(EC.text_to_be_present_in_element(tid("alert-rules"), "must not be negative"))
+    shot(driver, "alerts-rules")
+
+
 def test_doctor_from_a_log_entry(driver, sim_provider):
     gw = Gateway("clinic")
     try:
         run_doctor(driver, gw, sim_provider)
+        run_alerts(driver, gw)
     except Exception:
         shot(driver, "doctor-failure")
         raise

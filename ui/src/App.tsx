@@ -3,6 +3,7 @@ import { Sidebar } from "./components/Sidebar";
 import { TopBar } from "./components/TopBar";
 import { SECTIONS, useRoute } from "./lib/route";
 import type { Section } from "./lib/route";
+import { AlertsPage } from "./pages/AlertsPage";
 import { AnalyticsPage } from "./pages/AnalyticsPage";
 import { ApprovalsPage } from "./pages/ApprovalsPage";
 import { AuditPage } from "./pages/AuditPage";
@@ -39,6 +40,8 @@ function Page({ section }: { section: Section }) {
       return <BillingPage />;
     case "doctor":
       return <DoctorPage />;
+    case "alerts":
+      return <AlertsPage />;
     case "logs":
       return <LogsPage />;
     case "analytics":

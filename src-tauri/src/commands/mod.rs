@@ -1,6 +1,7 @@
 //! One module per domain. Each command delegates to `tollgate_console::Console`
 //! and turns its error into `{code, message}`.
 
+pub mod alerts;
 pub mod audit;
 pub mod billing;
 pub mod consumers;

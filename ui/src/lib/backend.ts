@@ -17,6 +17,9 @@ import type { CreateConsumerKey } from "../bindings/CreateConsumerKey";
 import type { CreateLedgerEntry } from "../bindings/CreateLedgerEntry";
 import type { CreatePlan } from "../bindings/CreatePlan";
 import type { CreatePromptApi } from "../bindings/CreatePromptApi";
+import type { Alert } from "../bindings/Alert";
+import type { AlertReport } from "../bindings/AlertReport";
+import type { AlertRules } from "../bindings/AlertRules";
 import type { AppliedFix } from "../bindings/AppliedFix";
 import type { Diagnosis } from "../bindings/Diagnosis";
 import type { DiffLine } from "../bindings/DiffLine";
@@ -554,3 +557,22 @@ export const applyFix = (instanceId: string, start: DoctorStart, action: FixActi
 
 /** The fixes applied from this console to the instance, newest first. */
 export const listDoctorFixes = (instanceId: string) => call<AppliedFix[]>("list_doctor_fixes", { instanceId });
+
+// ---- Prevention: alerts ---------------------------------------------------
+
+/** Alerts of one instance (or every instance), newest first; resolved ones only when asked. */
+export const listAlerts = (instanceId: string | null, includeResolved: boolean) =>
+  call<Alert[]>("list_alerts", { instanceId, includeResolved });
+
+/** Runs the instance's rules now (they also run in the background every 5 minutes). */
+export const evaluateAlerts = (instanceId: string) => call<AlertReport>("evaluate_alerts", { instanceId });
+
+/** Hides an alert until `until` (an hour to 90 days ahead). */
+export const snoozeAlert = (alertId: number, until: string) => call<Alert>("snooze_alert", { alertId, until });
+
+export const resolveAlert = (alertId: number) => call<Alert>("resolve_alert", { alertId });
+
+export const alertRules = (instanceId: string) => call<AlertRules>("alert_rules", { instanceId });
+
+export const setAlertRules = (instanceId: string, rules: AlertRules) =>
+  call<AlertRules>("set_alert_rules", { instanceId, rules });

@@ -3,7 +3,7 @@ import { useSyncExternalStore } from "react";
 // Hash routing: real links (`#/teams`), back/forward work, nothing to configure in Tauri.
 // A route is `#/<section>` or `#/<section>/<detail>` (e.g. `#/instances/add`).
 
-export type Section = "fleet" | "instances" | "teams" | "consumers" | "plans" | "providers" | "prompt-apis" | "approvals" | "billing" | "doctor" | "logs" | "analytics" | "audit";
+export type Section = "fleet" | "instances" | "teams" | "consumers" | "plans" | "providers" | "prompt-apis" | "approvals" | "billing" | "doctor" | "alerts" | "logs" | "analytics" | "audit";
 
 export const SECTIONS: readonly { id: Section; label: string }[] = [
   { id: "fleet", label: "Fleet" },
@@ -16,6 +16,7 @@ export const SECTIONS: readonly { id: Section; label: string }[] = [
   { id: "approvals", label: "Approvals" },
   { id: "billing", label: "Billing" },
   { id: "doctor", label: "402 Doctor" },
+  { id: "alerts", label: "Alerts" },
   { id: "logs", label: "Logs" },
   { id: "analytics", label: "Analytics" },
   { id: "audit", label: "Audit" },
