@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= /var/tmp/tollgate-target
 export CARGO_TERM_COLOR ?= never
 TARGET := $(CARGO_TARGET_DIR)
 
-.PHONY: run run-xvfb test setup ui desktop gateway server openapi bindings bench bench-console bench-log-cache package lint fmt
+.PHONY: run run-xvfb test setup ui desktop gateway server openapi bindings bench bench-console bench-log-cache bench-doctor package lint fmt
 
 ## make run: the console, connected to a local demo gateway (SQLite store).
 run: setup desktop gateway
@@ -58,6 +58,10 @@ bench-console:
 ## The call-log cache: ingest vs a raw SQLite insert, queries at 10M and 50M records.
 bench-log-cache:
 	scripts/bench-log-cache.sh
+
+## The 402 doctor: time from opening it to a diagnosis, live and from the cache.
+bench-doctor:
+	scripts/bench-doctor.sh
 
 fmt:
 	cargo fmt --all
