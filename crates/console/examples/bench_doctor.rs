@@ -42,7 +42,14 @@ impl Drop for Gateway {
 
 fn start_gateway(bin: &str, dir: &std::path::Path) -> Gateway {
     let mut child = Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--name", "bench", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--name",
+            "bench",
+            "--data-dir",
+        ])
         .arg(dir)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
@@ -50,7 +57,10 @@ fn start_gateway(bin: &str, dir: &std::path::Path) -> Gateway {
         .expect("tollgated starts");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let base = loop {
-        let line = lines.next().expect("tollgated exited early").expect("a line");
+        let line = lines
+            .next()
+            .expect("tollgated exited early")
+            .expect("a line");
         if let Some(url) = line.strip_prefix("tollgated listening on ") {
             break url.to_owned();
         }
@@ -63,9 +73,18 @@ fn start_gateway(bin: &str, dir: &std::path::Path) -> Gateway {
     Gateway { child, base, token }
 }
 
-async fn admin(http: &reqwest::Client, gw: &Gateway, method: &str, path: &str, body: Value) -> Value {
+async fn admin(
+    http: &reqwest::Client,
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> Value {
     let mut req = http
-        .request(method.parse().expect("method"), format!("{}{path}", gw.base))
+        .request(
+            method.parse().expect("method"),
+            format!("{}{path}", gw.base),
+        )
         .bearer_auth(&gw.token)
         .header("Idempotency-Key", ulid::Ulid::new().to_string());
     if !body.is_null() {
@@ -89,7 +108,10 @@ async fn chat(http: &reqwest::Client, gw: &Gateway, key: &str) -> (u16, String, 
         .await
         .expect("chat");
     let status = resp.status();
-    let id = resp.headers()["x-request-id"].to_str().unwrap_or("").to_owned();
+    let id = resp.headers()["x-request-id"]
+        .to_str()
+        .unwrap_or("")
+        .to_owned();
     let mut raw = format!("HTTP/1.1 {status}\r\n");
     for (n, v) in resp.headers() {
         raw.push_str(&format!("{n}: {}\r\n", v.to_str().unwrap_or("")));
@@ -146,26 +168,81 @@ async fn main() {
     let p = admin(&http, &gw, "POST", "/admin/v1/providers",
         json!({"name": "Sim", "kind": "openai-compatible", "base_url": format!("http://{sim}/v1"), "currency": "USD",
                "models": [{"name": "sim-small", "input_price": "1000", "output_price": "2000"}]})).await;
-    admin(&http, &gw, "POST", &format!("/admin/v1/providers/{}/keys", p["id"].as_str().unwrap_or_default()),
-        json!({"label": "k", "secret": "sim-key-good-0042"})).await;
-    let team = admin(&http, &gw, "POST", "/admin/v1/teams", json!({"name": "Bench"})).await["id"]
-        .as_str().unwrap_or_default().to_owned();
-    let plan = admin(&http, &gw, "POST", "/admin/v1/plans",
+    admin(
+        &http,
+        &gw,
+        "POST",
+        &format!(
+            "/admin/v1/providers/{}/keys",
+            p["id"].as_str().unwrap_or_default()
+        ),
+        json!({"label": "k", "secret": "sim-key-good-0042"}),
+    )
+    .await;
+    let team = admin(
+        &http,
+        &gw,
+        "POST",
+        "/admin/v1/teams",
+        json!({"name": "Bench"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let plan = admin(
+        &http,
+        &gw,
+        "POST",
+        "/admin/v1/plans",
         json!({"name": "Metered", "currency": "USD", "price": "0", "period": "month",
-               "overage": "charge_wallet", "apis": ["chat"]})).await["id"]
-        .as_str().unwrap_or_default().to_owned();
+               "overage": "charge_wallet", "apis": ["chat"]}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let mut refused = Vec::new();
     let setup = Instant::now();
     for n in 0..consumers {
-        let c = admin(&http, &gw, "POST", "/admin/v1/consumers", json!({"team_id": team, "name": format!("c{n}")})).await;
+        let c = admin(
+            &http,
+            &gw,
+            "POST",
+            "/admin/v1/consumers",
+            json!({"team_id": team, "name": format!("c{n}")}),
+        )
+        .await;
         let cid = c["id"].as_str().unwrap_or_default().to_owned();
-        let key = admin(&http, &gw, "POST", &format!("/admin/v1/consumers/{cid}/keys"), json!({"name": "k"})).await["secret"]
-            .as_str().unwrap_or_default().to_owned();
-        admin(&http, &gw, "POST", "/admin/v1/subscriptions", json!({"consumer_id": cid, "plan_id": plan})).await;
+        let key = admin(
+            &http,
+            &gw,
+            "POST",
+            &format!("/admin/v1/consumers/{cid}/keys"),
+            json!({"name": "k"}),
+        )
+        .await["secret"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        admin(
+            &http,
+            &gw,
+            "POST",
+            "/admin/v1/subscriptions",
+            json!({"consumer_id": cid, "plan_id": plan}),
+        )
+        .await;
         let broke = n % 10 == 0;
         if !broke {
-            admin(&http, &gw, "POST", &format!("/admin/v1/consumers/{cid}/wallets/USD/entries"),
-                json!({"kind": "top_up", "amount": "50"})).await;
+            admin(
+                &http,
+                &gw,
+                "POST",
+                &format!("/admin/v1/consumers/{cid}/wallets/USD/entries"),
+                json!({"kind": "top_up", "amount": "50"}),
+            )
+            .await;
         }
         for _ in 0..5 {
             let (status, request_id, raw) = chat(&http, &gw, &key).await;
@@ -174,11 +251,19 @@ async fn main() {
             }
         }
     }
-    eprintln!("set up {consumers} consumers and {} calls in {:.1} s", consumers * 5, setup.elapsed().as_secs_f64());
+    eprintln!(
+        "set up {consumers} consumers and {} calls in {:.1} s",
+        consumers * 5,
+        setup.elapsed().as_secs_f64()
+    );
 
     let data = tempfile::tempdir().expect("tempdir");
-    let service = format!("tollgate-bench-{}", ulid::Ulid::new().to_string().to_lowercase());
-    let console = Console::open(data.path(), Vault::new(&service), ClientOptions::default()).expect("console");
+    let service = format!(
+        "tollgate-bench-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    let console = Console::open(data.path(), Vault::new(&service), ClientOptions::default())
+        .expect("console");
     let id = console
         .add_instance(InstanceInput {
             name: "Bench".into(),
@@ -194,21 +279,54 @@ async fn main() {
         .id;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let report = console.sync_logs(&id, |_| {}).await.expect("sync");
-    eprintln!("synced {} records; {} refused calls to diagnose", report.inserted, refused.len());
+    eprintln!(
+        "synced {} records; {} refused calls to diagnose",
+        report.inserted,
+        refused.len()
+    );
 
-    let by_request: Vec<DoctorStart> = refused.iter().map(|(_, r, _)| DoctorStart::RequestId { request_id: r.clone() }).collect();
-    let by_consumer: Vec<DoctorStart> = refused.iter().map(|(c, _, _)| DoctorStart::Consumer { consumer_id: c.clone() }).collect();
-    let by_response: Vec<DoctorStart> = refused.iter().map(|(_, _, raw)| DoctorStart::Response { text: raw.clone() }).collect();
+    let by_request: Vec<DoctorStart> = refused
+        .iter()
+        .map(|(_, r, _)| DoctorStart::RequestId {
+            request_id: r.clone(),
+        })
+        .collect();
+    let by_consumer: Vec<DoctorStart> = refused
+        .iter()
+        .map(|(c, _, _)| DoctorStart::Consumer {
+            consumer_id: c.clone(),
+        })
+        .collect();
+    let by_response: Vec<DoctorStart> = refused
+        .iter()
+        .map(|(_, _, raw)| DoctorStart::Response { text: raw.clone() })
+        .collect();
     // One unmeasured round: connections and caches warm, as in a session.
     time_kind(&console, &id, &by_request, 5, EvidenceSource::Live).await;
 
     let mut rows = Vec::new();
-    for (kind, starts) in [("request id", &by_request), ("consumer", &by_consumer), ("pasted response", &by_response)] {
-        rows.push((kind, "live", time_kind(&console, &id, starts, runs, EvidenceSource::Live).await));
+    for (kind, starts) in [
+        ("request id", &by_request),
+        ("consumer", &by_consumer),
+        ("pasted response", &by_response),
+    ] {
+        rows.push((
+            kind,
+            "live",
+            time_kind(&console, &id, starts, runs, EvidenceSource::Live).await,
+        ));
     }
     drop(gw);
-    for (kind, starts) in [("request id", &by_request), ("consumer", &by_consumer), ("pasted response", &by_response)] {
-        rows.push((kind, "cache (gateway stopped)", time_kind(&console, &id, starts, runs, EvidenceSource::Cache).await));
+    for (kind, starts) in [
+        ("request id", &by_request),
+        ("consumer", &by_consumer),
+        ("pasted response", &by_response),
+    ] {
+        rows.push((
+            kind,
+            "cache (gateway stopped)",
+            time_kind(&console, &id, starts, runs, EvidenceSource::Cache).await,
+        ));
     }
     println!("| Start | Evidence | Runs | p50 ms | p95 ms | max ms |");
     println!("|---|---|---|---|---|---|");
