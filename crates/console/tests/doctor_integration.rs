@@ -147,10 +147,14 @@ impl World {
 
     /// The consumer's chat call, as the raw HTTP answer an admin would paste.
     async fn call(&self, c: &Consumer) -> Answer {
+        self.call_model(c, "sim-small").await
+    }
+
+    async fn call_model(&self, c: &Consumer, model: &str) -> Answer {
         let resp = reqwest::Client::new()
             .post(format!("{}/v1/chat/completions", self.gw.base))
             .bearer_auth(&c.key)
-            .json(&json!({"model": "sim-small", "max_tokens": 16,
+            .json(&json!({"model": model, "max_tokens": 16,
                           "messages": [{"role": "user", "content": "hello"}]}))
             .send()
             .await
@@ -616,27 +620,11 @@ async fn an_exhausted_provider_key_is_put_back() {
         .await;
     let c = w.consumer("Large").await;
     w.subscribe(&c, &plan).await;
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", w.gw.base))
-        .bearer_auth(&c.key)
-        .json(&json!({"model": "sim-large", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 503);
-    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
-    w.sync_until(&request_id).await;
+    let refused = w.call_model(&c, "sim-large").await;
+    assert_eq!(refused.status, 503, "{}", refused.raw);
     let d = w
-        .diagnose(DoctorStart::RequestId {
-            request_id: request_id.clone(),
-        })
+        .diagnose_everywhere(&c, &refused, DoctorCause::ProviderKeyExhausted)
         .await;
-    assert_eq!(
-        d.cause(),
-        DoctorCause::ProviderKeyExhausted,
-        "{:#?}",
-        d.findings
-    );
     assert_eq!(d.findings[0].origin, Origin::Provider);
     let FixAction::ReEnableProviderKey { key_id, .. } = w.fix(&c, &d).await else {
         panic!("a re-enable was expected");

@@ -1152,3 +1152,140 @@ fn nothing_wrong(f: &Facts) -> Finding {
     };
     fi
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::facts::{Facts, SubscriptionFacts};
+    use serde_json::json;
+
+    const T: &str = "2026-11-01T00:00:00Z";
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-26T00:00:00Z".parse().unwrap()
+    }
+
+    fn card(id: &str, default: bool, exp: (u32, i32), decline: Option<&str>) -> PaymentMethod {
+        serde_json::from_value(json!({"id": id, "consumer_id": "con_1", "processor": "test", "brand": "visa",
+            "last4": "4242", "exp_month": exp.0, "exp_year": exp.1, "status": if decline.is_some() { "failed" } else { "active" },
+            "is_default": default, "last_decline_code": decline, "created_at": T}))
+        .unwrap()
+    }
+
+    fn past_due(cards: Vec<PaymentMethod>) -> Facts {
+        let mut f = Facts::empty(EvidenceSource::Live, now());
+        f.consumer = Some(
+            serde_json::from_value(json!({"id": "con_1", "team_id": "team_1", "name": "Ann", "contact": "",
+                "metadata": {}, "status": "active", "created_at": T, "updated_at": T, "version": 1}))
+            .unwrap(),
+        );
+        f.subscriptions = vec![SubscriptionFacts {
+            sub: serde_json::from_value(json!({"id": "sub_1", "consumer_id": "con_1", "plan_id": "plan_1",
+                "status": "past_due", "auto_renew": true, "past_due_since": T, "created_at": T, "updated_at": T, "version": 1}))
+            .unwrap(),
+            plan: Some(
+                serde_json::from_value(json!({"id": "plan_1", "name": "Pro", "currency": "USD", "price": "9.00",
+                    "period": "month", "included_credits": "5", "overage": "block", "approval_required": false,
+                    "apis": ["chat"], "models": [], "rate_limits": {}, "created_at": T, "updated_at": T, "version": 1}))
+                .unwrap(),
+            ),
+            usage: None,
+        }];
+        f.payment_methods = cards;
+        f
+    }
+
+    #[test]
+    fn an_expired_card_with_another_on_file_switches_and_charges() {
+        let f = past_due(vec![
+            card("pm_old", true, (10, 2026), None),
+            card("pm_new", false, (12, 2030), None),
+        ]);
+        let found = diagnose(&f);
+        assert_eq!(found[0].cause, DoctorCause::PaymentMethodInvalid);
+        assert!(found[0].evidence.iter().any(|e| e.what.contains("expired")));
+        assert_eq!(
+            found[0].action,
+            Some(FixAction::SetDefaultPaymentMethod {
+                payment_method_id: "pm_new".into(),
+                then_retry_subscription_id: Some("sub_1".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn each_decline_code_gets_its_fix() {
+        // A stolen card: not retried, the consumer must bring another.
+        let found = diagnose(&past_due(vec![card(
+            "pm_1",
+            true,
+            (12, 2030),
+            Some("stolen_card"),
+        )]));
+        assert_eq!(found[0].cause, DoctorCause::PaymentMethodInvalid);
+        assert!(found[0].fix.contains("do not retry"), "{}", found[0].fix);
+        assert!(!found[0].action.as_ref().unwrap().applies());
+        // A soft decline: the charge is retried.
+        for (decline, words) in [
+            ("insufficient_funds", "insufficient funds"),
+            ("do_not_honor", "without saying why"),
+            ("card_velocity_exceeded", "spending limit"),
+            ("authentication_required", "3-D Secure"),
+        ] {
+            let found = diagnose(&past_due(vec![card(
+                "pm_1",
+                true,
+                (12, 2030),
+                Some(decline),
+            )]));
+            assert_eq!(
+                found[0].cause,
+                DoctorCause::SubscriptionPastDue,
+                "{decline}"
+            );
+            assert!(found[0].fix.contains(words), "{decline}: {}", found[0].fix);
+            assert_eq!(
+                found[0].action,
+                Some(FixAction::RetryCharge {
+                    subscription_id: "sub_1".into()
+                }),
+                "{decline}"
+            );
+        }
+    }
+
+    #[test]
+    fn offline_the_latest_cached_refusal_is_the_cause_without_a_fix_to_apply() {
+        let mut f = Facts::empty(EvidenceSource::Cache, now());
+        f.records = vec![serde_json::from_value(json!({"seq": 9, "id": "req_9", "at": "2026-11-25T10:00:00Z",
+            "api": "chat", "method": "POST", "path": "/v1/chat/completions", "consumer_id": "con_1",
+            "status": 402, "reason": "subscription-expired", "latency_us": 100, "tokens_in": 0, "tokens_out": 0,
+            "cost": "0"}))
+        .unwrap()];
+        let found = diagnose(&f);
+        assert_eq!(found[0].cause, DoctorCause::SubscriptionExpired);
+        assert!(found[0].action.is_none());
+        assert!(found[0].fix.contains("cannot be reached"));
+        assert_eq!(found[0].evidence[0].source, EvidenceSource::Cache);
+    }
+
+    #[test]
+    fn another_systems_answer_comes_first() {
+        let mut f = past_due(vec![card(
+            "pm_1",
+            true,
+            (12, 2030),
+            Some("insufficient_funds"),
+        )]);
+        let response = crate::doctor::RawResponse::parse(
+            "HTTP/1.1 402 Payment Required\ncontent-type: application/json\n\n{\"error\":{\"message\":\"Insufficient Balance\"}}",
+        )
+        .unwrap();
+        f.refusal = Some(Refusal::from_response(&response));
+        let found = diagnose(&f);
+        assert_eq!(found[0].cause, DoctorCause::Foreign);
+        assert_eq!(found[0].title, "DeepSeek: insufficient funds");
+        assert_eq!(found[0].origin, Origin::Provider);
+        assert_eq!(found[1].cause, DoctorCause::SubscriptionPastDue);
+    }
+}
