@@ -12,6 +12,8 @@ APT_PACKAGES=(
   # run and test headless: X, WebDriver, keyring, screenshots
   xvfb xauth imagemagick x11-utils xdotool webkit2gtk-driver gnome-keyring libsecret-tools dbus-x11
   keyutils fonts-dejavu-core iproute2 curl
+  # a notification daemon whose history the e2e tests read (desktop notifications)
+  dunst
   # benchmarks
   wrk nginx hyperfine
 )

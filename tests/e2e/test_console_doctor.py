@@ -7,6 +7,7 @@ the consumer's next call is served. A pasted answer of another system is
 classified on the same screen."""
 
 import json
+import subprocess
 import time
 
 from selenium.webdriver.common.by import By
@@ -112,6 +113,16 @@ def run_doctor(driver, gw, sim_provider):
     assert "just a body" in driver.find_element(*tid("doctor-input")).get_attribute("value")
 
 
+def notifications() -> list:
+    """The summaries of the notifications the desktop's daemon (dunst, on
+    this test session's D-Bus) has shown so far."""
+    out = subprocess.run(["dunstctl", "history"], capture_output=True, text=True, timeout=10)
+    if out.returncode != 0:
+        return []
+    history = json.loads(out.stdout)
+    return [n["summary"]["data"] for group in history["data"] for n in group]
+
+
 def run_alerts(driver, gw):
     """The alerts inbox of the same instance: a wallet below the threshold is
     raised by "Check now", once; snoozed, then resolved; bad rules are refused
@@ -124,6 +135,14 @@ def run_alerts(driver, gw):
     assert "Thin's USD wallet is low" in row.text, row.text
     assert row.get_attribute("data-state") == "open"
     shot(driver, "alerts-inbox")
+    # The new alert was also shown as a desktop notification.
+    deadline = time.monotonic() + 15
+    while True:
+        shown = notifications()
+        if any("Thin's USD wallet is low" in s for s in shown):
+            break
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.3)
     # Checked again: the same situation is not raised twice.
     driver.find_element(*tid("alerts-evaluate")).click()
     wait(driver).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".toasts"), "nothing new"))
@@ -144,6 +163,8 @@ def run_alerts(driver, gw):
 
 def test_doctor_from_a_log_entry(driver, sim_provider):
     gw = Gateway("clinic")
+    # The desktop's notification daemon, on this session's display and D-Bus.
+    daemon = subprocess.Popen(["dunst"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         run_doctor(driver, gw, sim_provider)
         run_alerts(driver, gw)
@@ -152,3 +173,5 @@ def test_doctor_from_a_log_entry(driver, sim_provider):
         raise
     finally:
         gw.stop()
+        daemon.terminate()
+        daemon.wait(timeout=10)

@@ -110,6 +110,9 @@ export function ConsumerDetail({ instance, consumerId }: { instance: Instance; c
           team {teamName ?? <span className="mono">{c.team_id}</span>} · {c.contact || "no contact"} · <span className="mono">{c.id}</span>
         </span>
         <span className="spacer" />
+        <a className="button" href={hrefOf("doctor", c.id)} data-testid="consumer-diagnose">
+          Diagnose with the 402 doctor
+        </a>
         {c.status === "active" ? (
           <button
             type="button"
