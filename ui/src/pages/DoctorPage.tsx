@@ -135,7 +135,10 @@ function FixControl({
 
   if (action.kind === "open_setting") {
     const section = SCREEN_SECTION[action.screen] ?? "billing";
-    const detail = section === "consumers" && action.target ? action.target : undefined;
+    // Consumers and providers open on the one named; other screens at their top.
+    const target = action.target ?? "";
+    const opensOne = (section === "consumers" && target.startsWith("con_")) || (section === "providers" && target.startsWith("prv_"));
+    const detail = opensOne ? target : undefined;
     return (
       <a className="button" href={hrefOf(section, detail)} data-testid="fix-open-setting">
         {actionLabel(action)}
