@@ -260,7 +260,7 @@ fn insert_block(
     };
     data.clear();
     data.push(BLOCK_V2);
-    postcard::to_io(&Table::of(entries), &mut *data).map_err(conversion)?;
+    *data = postcard::to_extend(&Table::of(entries), std::mem::take(data)).map_err(conversion)?;
     c.prepare_cached(
         "INSERT INTO call_log_blocks (first_seq, last_seq, records, min_end_us, max_end_us, data) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -309,6 +309,9 @@ struct Coded {
     response_body: Option<u32>,
 }
 
+/// The string fields of a record, each with its own "previous value" slot.
+const SLOTS: usize = 17;
+
 /// A v2 block as written: the distinct strings, then the records.
 #[derive(serde::Serialize)]
 struct Table<'a> {
@@ -318,32 +321,50 @@ struct Table<'a> {
 
 impl<'a> Table<'a> {
     fn of(entries: &[Entry<'a>]) -> Table<'a> {
-        let mut strings: Vec<&'a str> = Vec::new();
-        let mut index: foldhash::HashMap<&'a str, u32> = foldhash::HashMap::default();
+        // Sized for a block at once (a request id and a few new strings per
+        // record): the table is not rehashed nor the list regrown as it fills.
+        let mut strings: Vec<&'a str> = Vec::with_capacity(entries.len() * 3 + 16);
+        let mut index: foldhash::HashMap<&'a str, u32> =
+            foldhash::HashMap::with_capacity_and_hasher(entries.len() * 2 + 16, Default::default());
         let mut code = |s: &'a str| -> u32 {
             *index.entry(s).or_insert_with(|| {
                 strings.push(s);
                 (strings.len() - 1) as u32
             })
         };
-        let records = entries
+        // Consecutive records mostly repeat each other's strings (the same
+        // consumer, key, model, path, refusal): comparing with the previous
+        // record's value per field is cheaper than hashing every string.
+        let mut last: [(&'a str, u32); SLOTS] = [("", u32::MAX); SLOTS];
+        let mut at = |slot: usize, s: &'a str| -> u32 {
+            let (seen, seen_code) = last[slot];
+            if seen_code != u32::MAX && seen == s {
+                return seen_code;
+            }
+            let c = code(s);
+            last[slot] = (s, c);
+            c
+        };
+        let mut records: Vec<Coded> = entries
             .iter()
             .map(|e| Coded {
                 seq: e.seq,
-                id: code(e.id),
+                // Request ids are unique: not looked up, numbered after the
+                // block's other strings below.
+                id: u32::MAX,
                 at_us: e.at_us,
-                api: code(e.api),
-                method: code(e.method),
-                path: code(e.path),
-                team_id: e.team_id.map(&mut code),
-                consumer_id: e.consumer_id.map(&mut code),
-                key_id: e.key_id.map(&mut code),
-                key_prefix: e.key_prefix.map(&mut code),
-                model: e.model.map(&mut code),
-                provider_id: e.provider_id.map(&mut code),
-                provider_key: e.provider_key.map(&mut code),
+                api: at(0, e.api),
+                method: at(1, e.method),
+                path: at(2, e.path),
+                team_id: e.team_id.map(|s| at(3, s)),
+                consumer_id: e.consumer_id.map(|s| at(4, s)),
+                key_id: e.key_id.map(|s| at(5, s)),
+                key_prefix: e.key_prefix.map(|s| at(6, s)),
+                model: e.model.map(|s| at(7, s)),
+                provider_id: e.provider_id.map(|s| at(8, s)),
+                provider_key: e.provider_key.map(|s| at(9, s)),
                 status: e.status,
-                reason: e.reason.map(&mut code),
+                reason: e.reason.map(|s| at(10, s)),
                 upstream_status: e.upstream_status,
                 latency_us: e.latency_us,
                 upstream_us: e.upstream_us,
@@ -351,14 +372,18 @@ impl<'a> Table<'a> {
                 tokens_in: e.tokens_in,
                 tokens_out: e.tokens_out,
                 cost_micros: e.cost_micros,
-                currency: e.currency.map(&mut code),
-                client_ip: e.client_ip.map(&mut code),
-                user_agent: e.user_agent.map(&mut code),
-                error: e.error.map(&mut code),
-                request_body: e.request_body.map(&mut code),
-                response_body: e.response_body.map(&mut code),
+                currency: e.currency.map(|s| at(11, s)),
+                client_ip: e.client_ip.map(|s| at(12, s)),
+                user_agent: e.user_agent.map(|s| at(13, s)),
+                error: e.error.map(|s| at(14, s)),
+                request_body: e.request_body.map(|s| at(15, s)),
+                response_body: e.response_body.map(|s| at(16, s)),
             })
             .collect();
+        for (r, e) in records.iter_mut().zip(entries) {
+            r.id = strings.len() as u32;
+            strings.push(e.id);
+        }
         Table { strings, records }
     }
 }
