@@ -19,14 +19,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tollgate_api::money::parse_amount;
 use tollgate_api::{
-    Charge, Consumer, LedgerEntry, Page, PaymentMethod, Plan, Severity, Subscription,
-    SubscriptionStatus, Wallet,
+    Charge, Consumer, Page, PaymentMethod, Plan, Severity, Subscription, SubscriptionStatus, Wallet,
 };
 use ts_rs::TS;
 
 use crate::Console;
 use crate::client::{GatewayClient, GatewayError, encode};
-use crate::doctor::facts::{BURN_WINDOW_DAYS, Facts, burn_of, gather_gateway};
+use crate::doctor::facts::{Facts, burns, gather_gateway, get};
 use crate::doctor::model::EvidenceSource;
 use crate::error::ConsoleError;
 use crate::logs::LogStatsQuery;
@@ -361,13 +360,6 @@ fn record(
     Ok((raised, cleared))
 }
 
-async fn get<T: serde::de::DeserializeOwned>(
-    client: &GatewayClient,
-    path: String,
-) -> Result<T, GatewayError> {
-    client.get_json(&path).await
-}
-
 /// Every page of a list, up to `max` items.
 async fn all_pages<T: serde::de::DeserializeOwned>(
     client: &GatewayClient,
@@ -407,21 +399,7 @@ async fn consumer_facts(
         get::<Page<Charge>>(client, format!("/admin/v1/consumers/{c}/charges?limit=20")),
     );
     let wallets = wallets.unwrap_or_default();
-    let since = now - Duration::days(BURN_WINDOW_DAYS);
-    let mut burns = Vec::new();
-    for w in &wallets {
-        let entries = get::<Page<LedgerEntry>>(
-            client,
-            format!(
-                "/admin/v1/consumers/{c}/wallets/{}/entries?limit=200",
-                encode(&w.currency)
-            ),
-        )
-        .await
-        .map(|p| p.items)
-        .unwrap_or_default();
-        burns.push(burn_of(w, &entries, since, now));
-    }
+    let burns = burns(client, &consumer_id, &wallets, now).await;
     Ok(ConsumerFacts {
         consumer: consumer?,
         subscriptions,

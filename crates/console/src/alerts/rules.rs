@@ -147,6 +147,12 @@ pub fn evaluate(facts: &InstanceFacts, rules: &AlertRules, now: DateTime<Utc>) -
             });
         }
     }
+    // Reasons and messages come from the gateway and end up in the console's
+    // database and in notifications: nothing shaped like a credential does.
+    for c in &mut out {
+        c.title = crate::logs::export::scrub(&c.title).into_owned();
+        c.detail = crate::logs::export::scrub(&c.detail).into_owned();
+    }
     out
 }
 
@@ -435,6 +441,39 @@ mod tests {
         assert!(!found(c(), "2026-12-01T00:00:00Z").contains(&AlertRule::CardExpiring));
         assert!(found(c(), "2027-01-10T00:00:00Z").contains(&AlertRule::CardExpiring));
         assert!(!found(c(), "2027-02-01T00:00:00Z").contains(&AlertRule::CardExpiring));
+    }
+
+    #[test]
+    fn a_spent_keys_reason_is_scrubbed_of_credentials() {
+        let t = "2026-11-01T00:00:00Z";
+        let provider: Provider = serde_json::from_value(json!({"id": "prv_1", "name": "OpenAI",
+            "kind": "openai-compatible", "base_url": "https://api.example/v1", "currency": "USD",
+            "models": [], "timeout_secs": 60, "enabled": true, "keys_total": 1, "keys_active": 0,
+            "created_at": t, "updated_at": t, "version": 1}))
+        .unwrap();
+        let key: ProviderKey =
+            serde_json::from_value(json!({"id": "pkey_1", "provider_id": "prv_1",
+            "label": "main", "last4": "wxyz", "status": "exhausted",
+            "status_reason": "429 insufficient_quota for sk-live-abcdefghijklmnopqrstuvwxyz",
+            "status_changed_at": t, "priority": 100, "requests": 1, "failures": 1, "tokens": 0,
+            "created_at": t, "version": 1}))
+            .unwrap();
+        let facts = InstanceFacts {
+            providers: vec![(provider, vec![key])],
+            ..Default::default()
+        };
+        let found = evaluate(&facts, &AlertRules::default(), at("2026-11-02T00:00:00Z"));
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].detail.contains("insufficient_quota"),
+            "{}",
+            found[0].detail
+        );
+        assert!(
+            !found[0].detail.contains("abcdefghijklmnop"),
+            "{}",
+            found[0].detail
+        );
     }
 
     #[test]

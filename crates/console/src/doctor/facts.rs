@@ -192,7 +192,10 @@ pub fn unreachable(e: &GatewayError) -> bool {
     )
 }
 
-async fn get<T: DeserializeOwned>(client: &GatewayClient, path: String) -> Result<T, GatewayError> {
+pub(crate) async fn get<T: DeserializeOwned>(
+    client: &GatewayClient,
+    path: String,
+) -> Result<T, GatewayError> {
     client.get_json(&path).await
 }
 
@@ -257,17 +260,8 @@ pub async fn gather_live(
         encode(&targets.join(","))
     );
     let audit = get::<Page<AuditEntry>>(client, audit_path);
-    let since = facts.now - Duration::days(BURN_WINDOW_DAYS);
-    let ledgers = join_all(facts.wallets.iter().map(|w| {
-        get::<Page<LedgerEntry>>(
-            client,
-            format!(
-                "/admin/v1/consumers/{c}/wallets/{}/entries?limit=200",
-                encode(&w.currency)
-            ),
-        )
-    }));
-    let (plans, usages, keys, audit, ledgers) = tokio::join!(plans, usages, keys, audit, ledgers);
+    let burns = burns(client, consumer_id, &facts.wallets, facts.now);
+    let (plans, usages, keys, audit, burns) = tokio::join!(plans, usages, keys, audit, burns);
     facts.subscriptions = subs
         .into_iter()
         .zip(plans)
@@ -284,19 +278,7 @@ pub async fn gather_live(
         .map(|(p, k)| (p, k.unwrap_or_default()))
         .collect();
     facts.audit = audit.map(|p| p.items).unwrap_or_default();
-    facts.burns = facts
-        .wallets
-        .iter()
-        .zip(ledgers)
-        .map(|(w, entries)| {
-            burn_of(
-                w,
-                &entries.map(|p| p.items).unwrap_or_default(),
-                since,
-                facts.now,
-            )
-        })
-        .collect();
+    facts.burns = burns;
     Ok(())
 }
 
@@ -323,6 +305,33 @@ pub async fn gather_gateway(client: &GatewayClient, facts: &mut Facts) -> Result
         .map(|(p, k)| (p, k.unwrap_or_default()))
         .collect();
     Ok(())
+}
+
+/// Each wallet's burn over the last [`BURN_WINDOW_DAYS`], its ledger read
+/// in parallel (a ledger that cannot be read counts as no spending).
+pub(crate) async fn burns(
+    client: &GatewayClient,
+    consumer_id: &str,
+    wallets: &[Wallet],
+    now: DateTime<Utc>,
+) -> Vec<Burn> {
+    let c = encode(consumer_id);
+    let since = now - Duration::days(BURN_WINDOW_DAYS);
+    let ledgers = join_all(wallets.iter().map(|w| {
+        get::<Page<LedgerEntry>>(
+            client,
+            format!(
+                "/admin/v1/consumers/{c}/wallets/{}/entries?limit=200",
+                encode(&w.currency)
+            ),
+        )
+    }))
+    .await;
+    wallets
+        .iter()
+        .zip(ledgers)
+        .map(|(w, entries)| burn_of(w, &entries.map(|p| p.items).unwrap_or_default(), since, now))
+        .collect()
 }
 
 /// What a wallet spent on usage since `since`, from its ledger (newest

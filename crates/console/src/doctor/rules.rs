@@ -17,6 +17,7 @@ use super::facts::{Burn, Facts, Refusal, SubscriptionFacts};
 use super::model::{
     DoctorCause, DoctorEvidence, EvidenceSource, Finding, FixAction, SettingScreen,
 };
+use crate::logs::export::scrub;
 
 /// Declines after which the same card must not be charged again.
 const HARD_DECLINES: [&str; 6] = [
@@ -135,6 +136,15 @@ pub fn diagnose(f: &Facts) -> Vec<Finding> {
     let mut findings: Vec<Finding> = findings.into_iter().map(|(_, f)| f).collect();
     if findings.is_empty() {
         findings.push(nothing_wrong(f));
+    }
+    // Texts the gateway wrote (reasons, messages) are shown and may be
+    // copied: nothing shaped like a credential leaves the doctor.
+    for fi in &mut findings {
+        fi.title = scrub(&fi.title).into_owned();
+        fi.fix = scrub(&fi.fix).into_owned();
+        for e in &mut fi.evidence {
+            e.what = scrub(&e.what).into_owned();
+        }
     }
     findings
 }
@@ -1267,6 +1277,19 @@ mod tests {
         assert!(found[0].action.is_none());
         assert!(found[0].fix.contains("cannot be reached"));
         assert_eq!(found[0].evidence[0].source, EvidenceSource::Cache);
+    }
+
+    #[test]
+    fn gateway_texts_are_scrubbed_of_credentials() {
+        let mut f = past_due(vec![card("pm_1", true, (12, 2030), None)]);
+        f.subscriptions[0].sub.status = SubscriptionStatus::Suspended;
+        f.subscriptions[0].sub.status_reason =
+            Some("key tg_abcdefgh_ijklmnopqrstuvwx was shared".into());
+        let found = diagnose(&f);
+        assert_eq!(found[0].cause, DoctorCause::SubscriptionSuspended);
+        let text = format!("{:?}", found[0]);
+        assert!(!text.contains("ijklmnopqrstuvwx"), "{text}");
+        assert!(text.contains("was shared"), "{text}");
     }
 
     #[test]
