@@ -1,5 +1,6 @@
 //! `tollgated`: the Tollgate gateway. See ARCHITECTURE.md for the map.
 
+pub mod allocator;
 pub mod auth;
 pub mod billing;
 pub mod config;

@@ -9,7 +9,7 @@ use tollgate_gateway::{auth, http, server};
 // The request path allocates many small, short-lived buffers; mimalloc serves
 // them several times faster than glibc's malloc under one busy core.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tollgate_gateway::allocator::MiMalloc = tollgate_gateway::allocator::MiMalloc;
 
 /// The Tollgate AI gateway.
 #[derive(Parser)]
