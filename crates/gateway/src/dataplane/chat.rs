@@ -120,7 +120,7 @@ fn bad_request(message: &str) -> Refusal {
 /// forwarded as it came.
 #[derive(Deserialize)]
 struct ChatRequest<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrowed_text")]
     model: Option<Cow<'a, str>>,
     messages: Option<IgnoredArray>,
     stream: Option<bool>,
@@ -163,6 +163,37 @@ fn parse_request(body: &[u8]) -> Result<ChatRequest<'_>, Refusal> {
         return Err(bad_request(FIELDS));
     }
     Ok(parsed)
+}
+
+/// An optional string, borrowed from the body unless it has escapes (serde
+/// borrows a `Cow` field only when it is not inside an `Option`).
+fn borrowed_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(V)
+        }
+    }
+    d.deserialize_option(V)
 }
 
 /// Accepts any JSON array and keeps nothing.
@@ -238,7 +269,7 @@ pub async fn handle(
     api: &str,
     chain: &[String],
 ) -> Result<Response, Refusal> {
-    let now = Utc::now();
+    let now = call.at;
     let data = &state.data;
     let caller = auth::authenticate(&state.billing, headers, now).await?;
     call.caller(&caller);
@@ -711,5 +742,45 @@ pub(super) fn upstream_error(message: &str, upstream_status: Option<u16>) -> Ref
     match upstream_status {
         Some(s) => refusal.field("upstream_status", s),
         None => refusal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_is_borrowed_from_the_body_unless_it_has_escapes() {
+        let plain = br#"{"model":"sim-small","messages":[]}"#;
+        let parsed = parse_request(plain).expect("a valid request");
+        assert!(matches!(parsed.model, Some(Cow::Borrowed("sim-small"))));
+
+        let escaped = br#"{"model":"sim\u002dsmall","messages":[{"role":"user","content":"hi"}]}"#;
+        let parsed = parse_request(escaped).expect("a valid request");
+        assert!(matches!(parsed.model, Some(Cow::Owned(ref m)) if m == "sim-small"));
+    }
+
+    #[test]
+    fn a_missing_null_or_mistyped_model_is_refused_by_name() {
+        for body in [
+            &br#"{"messages":[]}"#[..],
+            br#"{"model":null,"messages":[]}"#,
+            br#"{"model":7,"messages":[]}"#,
+            br#"{"model":"m","messages":{}}"#,
+        ] {
+            let refusal = parse_request(body).err().expect("refused");
+            assert_eq!(refusal.status, StatusCode::BAD_REQUEST);
+            assert!(
+                refusal.message.contains("`model` (a string)"),
+                "{}",
+                refusal.message
+            );
+        }
+        let refusal = parse_request(b"{\"model\":").err().expect("refused");
+        assert!(
+            refusal.message.contains("not valid JSON"),
+            "{}",
+            refusal.message
+        );
     }
 }

@@ -51,8 +51,19 @@ pub type Covered = Arc<Vec<Arc<Coverage>>>;
 #[derive(Debug)]
 pub struct HotKey {
     pub credential: KeyCredential,
+    /// Who is calling, as every call log record of this key names it.
+    pub logged: LoggedCaller,
     /// Unix seconds of the last use written to the store (or read from it).
     last_recorded: AtomicI64,
+}
+
+/// A key's ids, shared by its calls' log records rather than copied into each.
+#[derive(Debug)]
+pub struct LoggedCaller {
+    pub team_id: Arc<str>,
+    pub consumer_id: Arc<str>,
+    pub key_id: Arc<str>,
+    pub key_prefix: Arc<str>,
 }
 
 impl HotKey {
@@ -61,8 +72,15 @@ impl HotKey {
             .key
             .last_used_at
             .map_or(i64::MIN, |t| t.timestamp());
+        let logged = LoggedCaller {
+            team_id: credential.team_id.as_str().into(),
+            consumer_id: credential.key.consumer_id.as_str().into(),
+            key_id: credential.key.id.as_str().into(),
+            key_prefix: credential.key.display_prefix.as_str().into(),
+        };
         HotKey {
             credential,
+            logged,
             last_recorded: AtomicI64::new(recorded),
         }
     }

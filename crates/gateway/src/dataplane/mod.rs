@@ -23,6 +23,7 @@ mod stream;
 pub mod upstream;
 pub mod usage;
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -250,6 +251,8 @@ fn body_error(e: &(dyn std::error::Error + Send + Sync + 'static), limit: usize)
 /// stream, by the stream's settlement when it ends).
 pub struct Call {
     pub request_id: String,
+    /// When the call began: the clock its decisions (expiries, periods) read.
+    pub at: chrono::DateTime<chrono::Utc>,
     pub started: Instant,
     /// Taken by a streamed answer's settlement, which writes it.
     pub log: Option<Box<CallRecord>>,
@@ -269,31 +272,52 @@ fn clipped(text: &str) -> String {
 }
 
 /// The API a path belongs to, as the call log and plans name it.
-fn api_of(path: &str) -> String {
+fn api_of(path: &str) -> Cow<'static, str> {
     match path {
         CHAT => "chat".into(),
         MODELS => "models".into(),
         STATUS => "billing-status".into(),
         APIS_OPENAPI => "apis-openapi".into(),
         _ => match path.strip_prefix(APIS) {
-            Some(slug) if !slug.is_empty() => clipped(slug),
+            Some(slug) if !slug.is_empty() => clipped(slug).into(),
             _ => "other".into(),
         },
     }
 }
 
+/// The path as logged: the data plane's own paths without a copy.
+fn logged_path(path: &str) -> Cow<'static, str> {
+    match path {
+        CHAT => CHAT.into(),
+        MODELS => MODELS.into(),
+        STATUS => STATUS.into(),
+        _ => clipped(path).into(),
+    }
+}
+
+/// The method as logged: the usual ones without a copy.
+fn logged_method(method: &Method) -> Cow<'static, str> {
+    match *method {
+        Method::POST => "POST".into(),
+        Method::GET => "GET".into(),
+        _ => method.as_str().to_owned().into(),
+    }
+}
+
 impl Call {
     pub fn start(req: &Request<Incoming>, peer: Option<Arc<str>>, captures: &BodyCaptures) -> Self {
-        let request_id = crate::ids::new_id("req");
+        // The clock is read once for the id, the record and the decisions.
+        let at = chrono::Utc::now();
+        let request_id = crate::ids::new_id_at("req", at.into());
         let path = req.uri().path();
         let api = api_of(path);
         let capture = captures.limit_for(&api);
         let log = CallRecord {
             id: request_id.clone(),
-            at_us: chrono::Utc::now().timestamp_micros(),
+            at_us: at.timestamp_micros(),
             api,
-            method: req.method().as_str().to_owned(),
-            path: clipped(path),
+            method: logged_method(req.method()),
+            path: logged_path(path),
             client_ip: peer,
             user_agent: req
                 .headers()
@@ -304,6 +328,7 @@ impl Call {
         };
         Call {
             request_id,
+            at,
             started: Instant::now(),
             log: Some(Box::new(log)),
             capture,
@@ -329,11 +354,11 @@ impl Call {
     /// Notes who is calling, once the key is known.
     pub fn caller(&mut self, caller: &auth::Caller) {
         if let Some(log) = &mut self.log {
-            let key = caller.key();
-            log.team_id = Some(caller.credential.credential.team_id.clone());
-            log.consumer_id = Some(key.consumer_id.clone());
-            log.key_id = Some(key.id.clone());
-            log.key_prefix = Some(key.display_prefix.clone());
+            let ids = &caller.credential.logged;
+            log.team_id = Some(ids.team_id.clone());
+            log.consumer_id = Some(ids.consumer_id.clone());
+            log.key_id = Some(ids.key_id.clone());
+            log.key_prefix = Some(ids.key_prefix.clone());
         }
     }
 
@@ -387,11 +412,10 @@ impl Call {
         let (mut response, refused) = match answer {
             Ok(response) => (response, None),
             Err(refusal) => {
-                let refused = (refusal.slug, refusal.message.clone());
-                (
-                    refusal.render(&self.request_id, &state.instance.public_url),
-                    Some(refused),
-                )
+                let slug = refusal.slug;
+                let (response, message) =
+                    refusal.render_keeping_message(&self.request_id, &state.instance.public_url);
+                (response, Some((slug, message)))
             }
         };
         let status = response.status().as_u16();
@@ -407,7 +431,7 @@ impl Call {
             log.status = status;
             log.latency_us = i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX);
             if let Some((reason, message)) = refused {
-                log.reason = Some(reason.to_owned());
+                log.reason = Some(reason.into());
                 log.error.get_or_insert(message);
             }
             state.data.accounts.usage.log(log);

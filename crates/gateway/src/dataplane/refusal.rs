@@ -108,6 +108,12 @@ impl Refusal {
     /// object inside so that OpenAI SDKs show the message. The request id
     /// header is the caller's to set ([`super::Call::finish`]).
     pub fn render(self, request_id: &str, public_url: &str) -> Response {
+        self.render_keeping_message(request_id, public_url).0
+    }
+
+    /// [`Refusal::render`], handing the message back (for the call log)
+    /// instead of copying it.
+    pub fn render_keeping_message(self, request_id: &str, public_url: &str) -> (Response, String) {
         let mut body =
             BytesMut::with_capacity(384 + 2 * self.message.len() + 64 * self.fields.len());
         self.write_body(&mut body, request_id, public_url);
@@ -127,7 +133,7 @@ impl Refusal {
                 headers.insert(name, v);
             }
         }
-        response
+        (response, self.message)
     }
 
     /// Writes the problem body straight to bytes: this is the data plane's

@@ -190,6 +190,9 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Message>,
     flush_requested: Arc<Notify>,
 ) {
+    // Records in the last window: the next one's list is sized for as many,
+    // rather than grown (and copied) from nothing under a steady load.
+    let mut last_records = 0;
     while let Some(first) = rx.recv().await {
         if !matches!(first, Message::Flush(_)) {
             tokio::select! {
@@ -198,6 +201,7 @@ async fn run(
             }
         }
         let mut window = Window::default();
+        window.calls.reserve(last_records);
         let mut flushes = Vec::new();
         let mut next = Some(first);
         let mut calls = 0;
@@ -228,6 +232,7 @@ async fn run(
                 next = rx.try_recv().ok();
             }
         }
+        last_records = window.calls.len();
         if !window.periods.is_empty() || !window.keys.is_empty() || !window.calls.is_empty() {
             write(store.as_ref(), window.into_batch()).await;
         }

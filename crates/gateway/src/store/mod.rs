@@ -6,7 +6,9 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tollgate_api::{
     AuditEntry, Consumer, ConsumerKey, ConsumerStatus, LedgerEntry, LedgerKind, OveragePolicy,
     Plan, PlanPeriod, PromptApi, PromptApiStatus, PromptApiVersion, PromptDefinition, Provider,
@@ -299,18 +301,20 @@ pub struct UsageBatch {
 pub struct CallRecord {
     pub id: String,
     pub at_us: i64,
-    pub api: String,
-    pub method: String,
-    pub path: String,
-    pub team_id: Option<String>,
-    pub consumer_id: Option<String>,
-    pub key_id: Option<String>,
-    pub key_prefix: Option<String>,
+    // The texts most records repeat are shared, not copied per call: the
+    // request path fills a record without allocating for them.
+    pub api: Cow<'static, str>,
+    pub method: Cow<'static, str>,
+    pub path: Cow<'static, str>,
+    pub team_id: Option<Arc<str>>,
+    pub consumer_id: Option<Arc<str>>,
+    pub key_id: Option<Arc<str>>,
+    pub key_prefix: Option<Arc<str>>,
     pub model: Option<String>,
     pub provider_id: Option<String>,
     pub provider_key: Option<String>,
     pub status: u16,
-    pub reason: Option<String>,
+    pub reason: Option<Cow<'static, str>>,
     pub upstream_status: Option<u16>,
     pub latency_us: i64,
     pub upstream_us: Option<i64>,

@@ -1279,9 +1279,9 @@ mod tests {
             .map(|i| {
                 let mut r = record(i, t0 + i as i64 * 1_000_000);
                 r.status = [200, 200, 402, 401, 429, 502][i % 6];
-                r.consumer_id = (i % 7 != 0).then(|| format!("con_{}", i % 5));
+                r.consumer_id = (i % 7 != 0).then(|| format!("con_{}", i % 5).into());
                 r.model = (i % 3 != 0).then(|| ["m1", "m2"][i % 2].to_owned());
-                r.reason = (r.status != 200).then(|| format!("reason-{}", r.status));
+                r.reason = (r.status != 200).then(|| format!("reason-{}", r.status).into());
                 r.currency = (r.status == 200).then(|| ["USD", "EUR"][i % 2].to_owned());
                 r.cost_micros = if r.status == 200 { i as i64 * 7 } else { 0 };
                 r.latency_us = 1_000 + (i as i64 * 7_919) % 90_000;
@@ -1341,7 +1341,7 @@ mod tests {
                         && filter
                             .consumer_id
                             .as_ref()
-                            .is_none_or(|c| r.consumer_id.as_ref() == Some(c))
+                            .is_none_or(|c| r.consumer_id.as_deref() == Some(c.as_str()))
                         && filter.status_class.is_none_or(|c| r.status / 100 == c)
                         && filter
                             .model
@@ -1351,7 +1351,7 @@ mod tests {
                         && filter
                             .reason
                             .as_ref()
-                            .is_none_or(|x| r.reason.as_ref() == Some(x))
+                            .is_none_or(|x| r.reason.as_deref() == Some(x.as_str()))
                         && filter.from_us.is_none_or(|f| end(r) >= f)
                         && filter.to_us.is_none_or(|t| end(r) < t)
                 })
@@ -1443,7 +1443,7 @@ mod tests {
         let calls: Vec<CallRecord> = (0..40)
             .map(|i| {
                 let mut r = record(i, 1_764_000_000_000_000 + i as i64);
-                r.consumer_id = Some(format!("con_{}", i % 3));
+                r.consumer_id = Some(format!("con_{}", i % 3).into());
                 r.error = (i % 2 == 0).then(|| "refused: insufficient-funds".to_owned());
                 r.request_body = (i == 7).then(|| "{\"a\":1}".to_owned());
                 r.team_id = Some("team_01jc7h0m5x2y3z4a5b6c7d8e9f".into());
@@ -1464,13 +1464,13 @@ mod tests {
                 seq: i as i64 + 1,
                 id: c.id.clone(),
                 at_us: c.at_us,
-                api: c.api.clone(),
-                method: c.method.clone(),
-                path: c.path.clone(),
-                team_id: c.team_id.clone(),
-                consumer_id: c.consumer_id.clone(),
+                api: c.api.to_string(),
+                method: c.method.to_string(),
+                path: c.path.to_string(),
+                team_id: c.team_id.as_deref().map(str::to_owned),
+                consumer_id: c.consumer_id.as_deref().map(str::to_owned),
                 key_id: None,
-                key_prefix: c.key_prefix.clone(),
+                key_prefix: c.key_prefix.as_deref().map(str::to_owned),
                 model: None,
                 provider_id: None,
                 provider_key: None,
