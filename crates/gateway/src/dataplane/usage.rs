@@ -6,11 +6,13 @@
 //! ([`super::accounts`]) are already up to date, so a call never waits for
 //! the disk. `flush` ends the window at once and waits until everything
 //! handed over before it is stored: admin reads call it first, and shutdown
-//! calls it last. A crash can lose at most one window of charges.
+//! calls it last. A crash can lose at most one window of charges. Call log
+//! records take a cheaper way than charges: a list the writer swaps out once
+//! per window ([`Records`]).
 
 // A fast hash: every settled call is added to these maps (seeded per process).
 use foldhash::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -40,14 +42,31 @@ pub struct SettledCall {
 enum Message {
     Call(SettledCall),
     KeyUse(ProviderKeyUse),
-    Log(Box<CallRecord>),
     Flush(oneshot::Sender<()>),
+}
+
+/// Call log records waiting for the writer. Every request leaves one, so
+/// they are pushed onto a list under a lock held for the push alone (the
+/// writer swaps the whole list out once per window) rather than sent as a
+/// channel message each.
+#[derive(Default)]
+struct Records {
+    list: Mutex<Vec<CallRecord>>,
+    /// Told when a record lands on an empty list: a window has to start.
+    arrived: Notify,
+}
+
+impl Records {
+    fn list(&self) -> MutexGuard<'_, Vec<CallRecord>> {
+        self.list.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 #[derive(Clone)]
 pub struct UsageWriter {
     tx: mpsc::UnboundedSender<Message>,
     flush_requested: Arc<Notify>,
+    records: Arc<Records>,
 }
 
 impl UsageWriter {
@@ -55,10 +74,12 @@ impl UsageWriter {
     pub fn start(store: Arc<dyn Store>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let flush_requested = Arc::new(Notify::new());
-        tokio::spawn(run(store, rx, flush_requested.clone()));
+        let records = Arc::new(Records::default());
+        tokio::spawn(run(store, rx, flush_requested.clone(), records.clone()));
         UsageWriter {
             tx,
             flush_requested,
+            records,
         }
     }
 
@@ -77,8 +98,17 @@ impl UsageWriter {
 
     /// Appends a request to the call log (stored with the next window).
     pub fn log(&self, record: Box<CallRecord>) {
-        if self.tx.send(Message::Log(record)).is_err() {
+        if self.tx.is_closed() {
             tracing::error!("the usage writer has stopped; a call log record is lost");
+            return;
+        }
+        let first = {
+            let mut list = self.records.list();
+            list.push(*record);
+            list.len() == 1
+        };
+        if first {
+            self.records.arrived.notify_one();
         }
     }
 
@@ -189,49 +219,51 @@ async fn run(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<Message>,
     flush_requested: Arc<Notify>,
+    records: Arc<Records>,
 ) {
-    // Records in the last window: the next one's list is sized for as many,
-    // rather than grown (and copied) from nothing under a steady load.
+    // Records in the last window: the list the request path fills next is
+    // sized for as many, rather than grown (and copied) from nothing.
     let mut last_records = 0;
-    while let Some(first) = rx.recv().await {
-        if !matches!(first, Message::Flush(_)) {
+    loop {
+        // A window starts with its first message or its first record.
+        let first = tokio::select! {
+            message = rx.recv() => match message {
+                Some(message) => Some(message),
+                None => break,
+            },
+            () = records.arrived.notified() => None,
+        };
+        if !matches!(first, Some(Message::Flush(_))) {
             tokio::select! {
                 () = tokio::time::sleep(WINDOW) => {}
                 () = flush_requested.notified() => {}
             }
         }
         let mut window = Window::default();
-        window.calls.reserve(last_records);
         let mut flushes = Vec::new();
-        let mut next = Some(first);
+        let mut next = first;
         let mut calls = 0;
-        while let Some(message) = next.take() {
-            match message {
-                Message::Call(c) => {
+        loop {
+            match next.take() {
+                Some(Message::Call(c)) => {
                     window.add(c);
                     calls += 1;
                 }
-                Message::KeyUse(k) => window.add_key_use(k),
-                Message::Log(mut record) => {
-                    // Off the request path: bodies lose their secrets here,
-                    // before anything is written.
-                    let limit = record.body_limit;
-                    for body in [&mut record.request_body, &mut record.response_body]
-                        .into_iter()
-                        .flatten()
-                    {
-                        let clean = crate::redact::redact(body);
-                        *body = super::clip_body(clean.as_bytes(), limit);
-                    }
-                    window.calls.push(*record);
-                    calls += 1;
-                }
-                Message::Flush(f) => flushes.push(f),
+                Some(Message::KeyUse(k)) => window.add_key_use(k),
+                Some(Message::Flush(f)) => flushes.push(f),
+                None => {}
             }
-            if calls < MAX_CALLS {
-                next = rx.try_recv().ok();
+            if calls >= MAX_CALLS {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(message) => next = Some(message),
+                Err(_) => break,
             }
         }
+        // Taken after the messages: a flush covers every record logged
+        // before it was asked for.
+        window.calls = take_records(&records, last_records);
         last_records = window.calls.len();
         if !window.periods.is_empty() || !window.keys.is_empty() || !window.calls.is_empty() {
             write(store.as_ref(), window.into_batch()).await;
@@ -240,6 +272,33 @@ async fn run(
             let _ = f.send(());
         }
     }
+    // Every writer handle is gone: store the records still waiting.
+    let window = Window {
+        calls: take_records(&records, 0),
+        ..Window::default()
+    };
+    if !window.calls.is_empty() {
+        write(store.as_ref(), window.into_batch()).await;
+    }
+}
+
+/// The records logged so far, their bodies redacted; the request path goes
+/// on with an empty list of `capacity`.
+fn take_records(records: &Records, capacity: usize) -> Vec<CallRecord> {
+    let mut taken = std::mem::replace(&mut *records.list(), Vec::with_capacity(capacity));
+    for record in &mut taken {
+        // Off the request path: bodies lose their secrets here, before
+        // anything is written.
+        let limit = record.body_limit;
+        for body in [&mut record.request_body, &mut record.response_body]
+            .into_iter()
+            .flatten()
+        {
+            let clean = crate::redact::redact(body);
+            *body = super::clip_body(clean.as_bytes(), limit);
+        }
+    }
+    taken
 }
 
 async fn write(store: &dyn Store, batch: UsageBatch) {
@@ -273,6 +332,82 @@ mod tests {
             wallet,
             request_id: request.into(),
         }
+    }
+
+    fn record(n: usize, body: Option<&str>) -> Box<CallRecord> {
+        Box::new(CallRecord {
+            id: format!("req_{n:06}"),
+            at_us: 1_764_000_000_000_000 + n as i64,
+            api: "chat".into(),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            status: 402,
+            request_body: body.map(str::to_owned),
+            body_limit: 4096,
+            ..CallRecord::default()
+        })
+    }
+
+    async fn stored_ids(store: &dyn Store) -> Vec<String> {
+        let (logs, _) = store
+            .call_logs(crate::store::LogFilter::default(), 1000)
+            .await
+            .expect("the log reads");
+        logs.into_iter().map(|l| l.id).collect()
+    }
+
+    #[tokio::test]
+    async fn a_flush_stores_every_record_logged_before_it_and_redacts_bodies() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store: Arc<dyn Store> =
+            Arc::new(crate::store::sqlite::SqliteStore::open(dir.path()).expect("the store opens"));
+        let writer = UsageWriter::start(store.clone());
+        for n in 0..300 {
+            writer.log(record(n, None));
+        }
+        writer.log(record(
+            300,
+            Some(r#"{"api_key":"sk-live-0123456789abcdef0123"}"#),
+        ));
+        writer.flush().await;
+        let ids = stored_ids(store.as_ref()).await;
+        assert_eq!(ids.len(), 301);
+        assert_eq!(ids.first().map(String::as_str), Some("req_000000"));
+        assert_eq!(ids.last().map(String::as_str), Some("req_000300"));
+        let (logs, _) = store
+            .call_logs(crate::store::LogFilter::default(), 1000)
+            .await
+            .expect("the log reads");
+        let body = logs[300]
+            .request_body
+            .as_deref()
+            .expect("the body was captured");
+        assert!(!body.contains("sk-live-0123456789abcdef0123"), "{body}");
+
+        // Records logged after a flush wait for the next window, which the
+        // first of them starts.
+        writer.log(record(301, None));
+        writer.log(record(302, None));
+        tokio::time::sleep(WINDOW * 4).await;
+        assert_eq!(stored_ids(store.as_ref()).await.len(), 303);
+    }
+
+    #[tokio::test]
+    async fn records_still_waiting_are_stored_when_the_writer_stops() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store: Arc<dyn Store> =
+            Arc::new(crate::store::sqlite::SqliteStore::open(dir.path()).expect("the store opens"));
+        let writer = UsageWriter::start(store.clone());
+        writer.log(record(1, None));
+        writer.log(record(2, None));
+        drop(writer);
+        for _ in 0..100 {
+            if stored_ids(store.as_ref()).await.len() == 2 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the records were not stored after the writer stopped");
     }
 
     #[test]
