@@ -356,12 +356,29 @@ mod tests {
         logs.into_iter().map(|l| l.id).collect()
     }
 
-    #[tokio::test]
-    async fn a_flush_stores_every_record_logged_before_it_and_redacts_bodies() {
+    /// A writer over a fresh store (the directory lives as long as the store is used).
+    fn writer() -> (tempfile::TempDir, Arc<dyn Store>, UsageWriter) {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store: Arc<dyn Store> =
             Arc::new(crate::store::sqlite::SqliteStore::open(dir.path()).expect("the store opens"));
         let writer = UsageWriter::start(store.clone());
+        (dir, store, writer)
+    }
+
+    /// Waits (up to 10 s, without a flush) until `count` records are stored.
+    async fn stored_eventually(store: &dyn Store, count: usize) {
+        for _ in 0..500 {
+            if stored_ids(store).await.len() == count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{count} records were not stored");
+    }
+
+    #[tokio::test]
+    async fn a_flush_stores_every_record_logged_before_it_and_redacts_bodies() {
+        let (_dir, store, writer) = writer();
         for n in 0..300 {
             writer.log(record(n, None));
         }
@@ -388,26 +405,16 @@ mod tests {
         // first of them starts.
         writer.log(record(301, None));
         writer.log(record(302, None));
-        tokio::time::sleep(WINDOW * 4).await;
-        assert_eq!(stored_ids(store.as_ref()).await.len(), 303);
+        stored_eventually(store.as_ref(), 303).await;
     }
 
     #[tokio::test]
     async fn records_still_waiting_are_stored_when_the_writer_stops() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let store: Arc<dyn Store> =
-            Arc::new(crate::store::sqlite::SqliteStore::open(dir.path()).expect("the store opens"));
-        let writer = UsageWriter::start(store.clone());
+        let (_dir, store, writer) = writer();
         writer.log(record(1, None));
         writer.log(record(2, None));
         drop(writer);
-        for _ in 0..100 {
-            if stored_ids(store.as_ref()).await.len() == 2 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the records were not stored after the writer stopped");
+        stored_eventually(store.as_ref(), 2).await;
     }
 
     #[test]
