@@ -222,7 +222,7 @@ async fn run(
     records: Arc<Records>,
 ) {
     // Records in the last window: the list the request path fills next is
-    // sized for as many, rather than grown (and copied) from nothing.
+    // sized from it, rather than grown (and copied) from nothing.
     let mut last_records = 0;
     loop {
         // A window starts with its first message or its first record.
@@ -263,7 +263,9 @@ async fn run(
         }
         // Taken after the messages: a flush covers every record logged
         // before it was asked for.
-        window.calls = take_records(&records, last_records);
+        // Room for half as many again: a window a little busier than the
+        // last one does not copy the whole list to grow it.
+        window.calls = take_records(&records, last_records + last_records / 2);
         last_records = window.calls.len();
         if !window.periods.is_empty() || !window.keys.is_empty() || !window.calls.is_empty() {
             write(store.as_ref(), window.into_batch()).await;
