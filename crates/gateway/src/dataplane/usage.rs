@@ -22,7 +22,8 @@ use crate::store::{CallRecord, NewLedgerEntry, PeriodUsage, ProviderKeyUse, Stor
 
 /// How long the writer gathers calls before it writes them.
 const WINDOW: Duration = Duration::from_millis(50);
-/// Calls summed into one transaction at most, should a flood outpace the window.
+/// Calls summed into one transaction at most, should a flood outpace the
+/// window (charges and log records each).
 const MAX_CALLS: usize = 100_000;
 const ATTEMPTS: u32 = 5;
 
@@ -265,7 +266,7 @@ async fn run(
         // before it was asked for.
         // Room for half as many again: a window a little busier than the
         // last one does not copy the whole list to grow it.
-        window.calls = take_records(&records, last_records + last_records / 2);
+        window.calls = take_records(&records, last_records + last_records / 2, MAX_CALLS);
         last_records = window.calls.len();
         if !window.periods.is_empty() || !window.keys.is_empty() || !window.calls.is_empty() {
             write(store.as_ref(), window.into_batch()).await;
@@ -275,19 +276,32 @@ async fn run(
         }
     }
     // Every writer handle is gone: store the records still waiting.
-    let window = Window {
-        calls: take_records(&records, 0),
-        ..Window::default()
-    };
-    if !window.calls.is_empty() {
+    loop {
+        let window = Window {
+            calls: take_records(&records, 0, MAX_CALLS),
+            ..Window::default()
+        };
+        if window.calls.is_empty() {
+            break;
+        }
         write(store.as_ref(), window.into_batch()).await;
     }
 }
 
-/// The records logged so far, their bodies redacted; the request path goes
-/// on with an empty list of `capacity`.
-fn take_records(records: &Records, capacity: usize) -> Vec<CallRecord> {
-    let mut taken = std::mem::replace(&mut *records.list(), Vec::with_capacity(capacity));
+/// The oldest records logged so far, at most `limit`, their bodies
+/// redacted. The request path goes on with a list of `capacity` (or with
+/// the records past the limit, and the next window starts at once).
+fn take_records(records: &Records, capacity: usize, limit: usize) -> Vec<CallRecord> {
+    let mut taken = {
+        let mut list = records.list();
+        if list.len() > limit {
+            let rest = list.split_off(limit);
+            records.arrived.notify_one();
+            std::mem::replace(&mut *list, rest)
+        } else {
+            std::mem::replace(&mut *list, Vec::with_capacity(capacity))
+        }
+    };
     for record in &mut taken {
         // Off the request path: bodies lose their secrets here, before
         // anything is written.
@@ -411,7 +425,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn records_still_waiting_are_stored_when_the_writer_stops() {
+    async fn a_flood_of_records_is_taken_a_limited_batch_at_a_time_oldest_first() {
+        let records = Records::default();
+        for n in 0..25 {
+            records.list().push(*record(n, None));
+        }
+        let first = take_records(&records, 0, 10);
+        // What is left starts the next window at once.
+        let next_window = records.arrived.notified();
+        assert!(
+            tokio::time::timeout(Duration::ZERO, next_window)
+                .await
+                .is_ok()
+        );
+        let ids: Vec<_> = first.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids.first(), Some(&"req_000000"));
+        assert_eq!(ids.len(), 10);
+        assert_eq!(records.list().len(), 15);
+        assert_eq!(take_records(&records, 0, 10)[0].id, "req_000010");
+        let last = take_records(&records, 32, 10);
+        assert_eq!(last.len(), 5);
+        assert_eq!(last[4].id, "req_000024");
+        assert!(records.list().is_empty());
+        assert!(records.list().capacity() >= 32);
+    }
+
+    #[tokio::test]
+    async fn records_logged_just_before_the_writer_stops_are_stored() {
         let (_dir, store, writer) = writer();
         writer.log(record(1, None));
         writer.log(record(2, None));
