@@ -648,6 +648,25 @@ async fn malformed_calls_are_refused_without_echoing_values() {
             .contains("not valid JSON"),
         "{syntax}"
     );
+    // Bytes that are not UTF-8 inside a message: refused, not forwarded.
+    let not_text = refusal(
+        s.http
+            .post(s.gw.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(&b"{\"model\": \"m\", \"messages\": [{\"content\": \"\xff\"}]}"[..])
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+        &base,
+    )
+    .await;
+    assert_eq!(
+        not_text["detail"], "The body is not valid JSON: it is not UTF-8 text (byte 41).",
+        "{not_text}"
+    );
     let fields = refusal(
         post(r#"{"model": 1, "messages": []}"#.into())
             .await

@@ -151,7 +151,16 @@ impl ChatRequest<'_> {
 fn parse_request(body: &[u8]) -> Result<ChatRequest<'_>, Refusal> {
     const FIELDS: &str = "A chat completion needs `model` (a string) and `messages` (an array); \
         `stream` must be true or false, `max_tokens` a whole number.";
-    let parsed: ChatRequest = serde_json::from_slice(body).map_err(|e| match e.classify() {
+    // JSON is UTF-8 text (RFC 8259): checked once for the whole body, so
+    // the parser need not check each string again, and a message's bytes
+    // are text before they are forwarded.
+    let text = std::str::from_utf8(body).map_err(|e| {
+        bad_request(&format!(
+            "The body is not valid JSON: it is not UTF-8 text (byte {}).",
+            e.valid_up_to()
+        ))
+    })?;
+    let parsed: ChatRequest = serde_json::from_str(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => bad_request(FIELDS),
         _ => bad_request(&format!(
             "The body is not valid JSON (line {}, column {}).",
@@ -770,6 +779,29 @@ mod tests {
             "{}",
             refusal.message
         );
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_refused_wherever_the_bad_byte_is() {
+        for (body, at) in [
+            (
+                &b"{\"model\":\"m\",\"messages\":[{\"content\":\"\xff\"}]}"[..],
+                37,
+            ),
+            (b"{\"model\":\"m\xc3\",\"messages\":[]}", 11),
+            (b"\xef\xbb", 0),
+        ] {
+            let refusal = parse_request(body).err().expect("refused");
+            assert_eq!(refusal.status, StatusCode::BAD_REQUEST);
+            assert_eq!(
+                refusal.message,
+                format!("The body is not valid JSON: it is not UTF-8 text (byte {at}).")
+            );
+        }
+        // Text beyond ASCII is fine, in the model and in the messages.
+        let accented = "{\"model\":\"modèle\",\"messages\":[{\"content\":\"héllo ✓\"}]}";
+        let parsed = parse_request(accented.as_bytes()).expect("a valid request");
+        assert!(matches!(parsed.model, Some(Cow::Borrowed("modèle"))));
     }
 
     #[test]
