@@ -31,10 +31,11 @@ desktop: ui
 gateway:
 	cargo build -p tollgate-gateway -p tollgate-sim-provider
 
-## The gateway as deployed and benchmarked: $(CARGO_TARGET_DIR)/server/tollgated
-## (the `server` profile: fat LTO, one codegen unit; ~8 minutes on 2 cores).
+## The gateway as deployed and benchmarked: $(CARGO_TARGET_DIR)/deploy/tollgated
+## (the `server` profile: fat LTO, one codegen unit, profile-guided by a
+## training run; ~25 minutes on 2 cores the first time, ~12 after a change).
 server:
-	cargo build --profile server -p tollgate-gateway
+	scripts/build-server.sh
 
 ## Regenerate committed artefacts from the Rust code.
 openapi: gateway

@@ -11,43 +11,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
-# The gateway as deployed (`make server`): the `server` profile.
-PROFILE=${BENCH_PROFILE:-server}
 DURATION=${BENCH_DURATION:-6s}
 CONNS=${BENCH_CONNECTIONS:-32}
-cargo build -q --profile "$PROFILE" -p tollgate-gateway
+# The gateway as deployed (`make server`, profile-guided), unless
+# BENCH_GATEWAY names another build of it.
+GATEWAY=${BENCH_GATEWAY:-$(scripts/build-server.sh)}
 cargo build -q --release -p tollgate-sim-provider
 WORK=$(mktemp -d /tmp/tollgate-bench-dp.XXXXXX)
-PIDS=()
+source scripts/lib/gateway-fixture.sh
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-wait_line() { for _ in $(seq 1 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout waiting for $2" >&2; exit 1; }
-
-taskset -c 1 "$TARGET/release/sim-provider" >"$WORK/sim.out" 2>&1 & PIDS+=($!)
-wait_line "$WORK/sim.out" "listening on"
-SIM=$(sed -n 's/^sim-provider listening on http:\/\///p' "$WORK/sim.out")
-
-printf 'upstream_url = "http://%s/v1"\nprice_per_request = "0.000001"\n' "$SIM" >"$WORK/gw.toml"
-RUST_LOG=warn taskset -c 0 "$TARGET/$PROFILE/tollgated" serve --data-dir "$WORK/gw" --listen 127.0.0.1:0 --config "$WORK/gw.toml" >"$WORK/gw.out" 2>"$WORK/gw.log" & GW_PID=$!; PIDS+=($GW_PID)
-wait_line "$WORK/gw.out" "listening on"
-GW=$(sed -n 's/^tollgated listening on //p' "$WORK/gw.out")
-ADMIN=$(cat "$WORK/gw/bootstrap-admin-token")
-api() { curl -fsS -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' -H "Idempotency-Key: $RANDOM$RANDOM$RANDOM" -X "$1" -d "${3:-}" "$GW$2"; }
-json() { python3 -c "import sys, json; print(json.load(sys.stdin)$1)"; }
-TEAM=$(api POST /admin/v1/teams '{"name":"bench"}' | json '["id"]')
-PLAN=$(api POST /admin/v1/plans '{"name":"bench","currency":"USD","price":"0","period":"month","overage":"charge_wallet","apis":["chat"]}' | json '["id"]')
-consumer_key() {
-  local c k
-  c=$(api POST /admin/v1/consumers "{\"team_id\":\"$TEAM\",\"name\":\"$1\"}" | json '["id"]')
-  k=$(api POST "/admin/v1/consumers/$c/keys" '{"name":"bench"}' | json '["secret"]')
-  api POST /admin/v1/subscriptions "{\"consumer_id\":\"$c\",\"plan_id\":\"$PLAN\"}" >/dev/null
-  [ -n "${2:-}" ] && api POST "/admin/v1/consumers/$c/wallets/USD/entries" "{\"kind\":\"top_up\",\"amount\":\"$2\"}" >/dev/null
-  echo "$k"
-}
+start_sim taskset -c 1
+start_gateway taskset -c 0 "$GATEWAY"
 RICH=$(consumer_key rich 1000000)
 BROKE=$(consumer_key broke)
-POST_BODY='{"model":"sim-small","messages":[{"role":"user","content":"hello there"}],"max_tokens":16}'
+POST_BODY=$CHAT_BODY
 # nginx serves a static copy of the gateway's own 402 answer, so both send
 # the same bytes; a minimal 402 is measured too, for reference.
 REFUSAL=$(curl -sS -H "Authorization: Bearer $BROKE" -H 'content-type: application/json' -d "$POST_BODY" "$GW/v1/chat/completions")
@@ -79,11 +58,7 @@ nginx -c "$WORK/nginx.conf" -p "$WORK" && PIDS+=("$(cat "$WORK/nginx.pid" 2>/dev
 sleep 0.3
 NGINX_URL=http://127.0.0.1:18402
 
-cat >"$WORK/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$POST_BODY'
-wrk.headers["Content-Type"] = "application/json"
-LUA
+chat_script "$WORK/post.lua"
 
 run() { # key-label label url [api-key]
   local out
@@ -135,6 +110,7 @@ for round in $(seq 1 "$ROUNDS"); do
   if [ "$ONLY" != refusal ]; then "${first}_ok"; "${second}_ok"; fi
   if [ "$ONLY" != forward ]; then "${first}_402"; "${second}_402"; fi
 done
+echo "tollgated: $GATEWAY"
 python3 - "$WORK/results" "$CONNS" "$DURATION" "$ROUNDS" <<'PY'
 import statistics, sys
 path, conns, duration, rounds = sys.argv[1:]

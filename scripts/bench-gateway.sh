@@ -4,14 +4,12 @@
 # to CPU 1 so the two do not fight over one core. Prints a markdown row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGET=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
-# The gateway as deployed (`make server`): the `server` profile.
-PROFILE=${BENCH_PROFILE:-server}
 DURATION=${BENCH_DURATION:-15s}
-cargo build -q --profile "$PROFILE" -p tollgate-gateway
+# The gateway as deployed (`make server`), unless BENCH_GATEWAY names another build.
+GATEWAY=${BENCH_GATEWAY:-$(scripts/build-server.sh)}
 DIR=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
 OUT="$DIR/out"
-RUST_LOG=warn taskset -c 0 "$TARGET/$PROFILE/tollgated" serve --data-dir "$DIR/data" --listen 127.0.0.1:0 >"$OUT" 2>"$DIR/log" &
+RUST_LOG=warn taskset -c 0 "$GATEWAY" serve --data-dir "$DIR/data" --listen 127.0.0.1:0 >"$OUT" 2>"$DIR/log" &
 GW=$!
 trap 'kill $GW 2>/dev/null; wait $GW 2>/dev/null; rm -rf "$DIR"' EXIT
 for _ in $(seq 1 100); do grep -q "listening on" "$OUT" 2>/dev/null && break; sleep 0.1; done

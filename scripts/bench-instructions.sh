@@ -10,48 +10,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
-# The gateway as deployed (`make server`): the `server` profile.
-PROFILE=${BENCH_PROFILE:-server}
 command -v valgrind >/dev/null && command -v callgrind_control >/dev/null ||
   { echo "bench-instructions needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 MODE=${BENCH_MODE:-refusal}
-cargo build -q --profile "$PROFILE" -p tollgate-gateway
+# The gateway as deployed (`make server`), unless BENCH_GATEWAY names
+# another build (one with line tables shows where the instructions go).
+GATEWAY=${BENCH_GATEWAY:-$(scripts/build-server.sh)}
 cargo build -q --release -p tollgate-sim-provider
 WORK=$(mktemp -d /tmp/tollgate-bench-instr.XXXXXX)
 OUT=${1:-$WORK/callgrind.out}
-GW_PID= SIM_PID=
-cleanup() { for p in $GW_PID $SIM_PID; do kill "$p" 2>/dev/null; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+source scripts/lib/gateway-fixture.sh
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-UPSTREAM=127.0.0.1:9
-if [ "$MODE" = forward ]; then
-  "$TARGET/release/sim-provider" >"$WORK/sim.out" 2>&1 &
-  SIM_PID=$!
-  for _ in $(seq 1 100); do grep -q "listening on" "$WORK/sim.out" 2>/dev/null && break; sleep 0.1; done
-  UPSTREAM=$(sed -n 's/^sim-provider listening on http:\/\///p' "$WORK/sim.out")
-fi
-printf 'upstream_url = "http://%s/v1"\nprice_per_request = "0.000001"\n' "$UPSTREAM" >"$WORK/gw.toml"
-RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT" \
-  "$TARGET/$PROFILE/tollgated" serve --data-dir "$WORK/gw" --listen 127.0.0.1:0 --config "$WORK/gw.toml" \
-  >"$WORK/gw.out" 2>"$WORK/gw.log" &
-GW_PID=$!
-for _ in $(seq 1 200); do grep -q "listening on" "$WORK/gw.out" 2>/dev/null && break; sleep 0.2; done
-GW=$(sed -n 's/^tollgated listening on //p' "$WORK/gw.out")
-[ -n "$GW" ] || { echo "the gateway did not start" >&2; exit 1; }
-ADMIN=$(cat "$WORK/gw/bootstrap-admin-token")
-api() { curl -fsS -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' -H "Idempotency-Key: $RANDOM$RANDOM$RANDOM" -X "$1" -d "${3:-}" "$GW$2"; }
-json() { python3 -c "import sys, json; print(json.load(sys.stdin)$1)"; }
-TEAM=$(api POST /admin/v1/teams '{"name":"bench"}' | json '["id"]')
-PLAN=$(api POST /admin/v1/plans '{"name":"bench","currency":"USD","price":"0","period":"month","overage":"charge_wallet","apis":["chat"]}' | json '["id"]')
-CONSUMER=$(api POST /admin/v1/consumers "{\"team_id\":\"$TEAM\",\"name\":\"broke\"}" | json '["id"]')
-KEY=$(api POST "/admin/v1/consumers/$CONSUMER/keys" '{"name":"bench"}' | json '["secret"]')
-api POST /admin/v1/subscriptions "{\"consumer_id\":\"$CONSUMER\",\"plan_id\":\"$PLAN\"}" >/dev/null
-[ "$MODE" = forward ] && api POST "/admin/v1/consumers/$CONSUMER/wallets/USD/entries" '{"kind":"top_up","amount":"1000000"}' >/dev/null
-cat >"$WORK/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"model":"sim-small","messages":[{"role":"user","content":"hello there"}],"max_tokens":16}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
+if [ "$MODE" = forward ]; then start_sim; fi
+start_gateway valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT" "$GATEWAY"
+if [ "$MODE" = forward ]; then KEY=$(consumer_key bench 1000000); else KEY=$(consumer_key broke); fi
+chat_script "$WORK/post.lua"
 calls() { wrk -t1 -c8 -d"$1" -s "$WORK/post.lua" -H "Authorization: Bearer $KEY" "$GW/v1/chat/completions"; }
 calls 2s >/dev/null # warm the caches before counting
 callgrind_control -i on "$GW_PID" >/dev/null 2>&1

@@ -9,10 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
-# The gateway as deployed (`make server`): the `server` profile.
-PROFILE=${BENCH_PROFILE:-server}
 REQUESTS=${BENCH_REQUESTS:-2000}
-cargo build -q --profile "$PROFILE" -p tollgate-gateway
+# The gateway as deployed (`make server`), unless BENCH_GATEWAY names another build.
+GATEWAY=${BENCH_GATEWAY:-$(scripts/build-server.sh)}
 cargo build -q --release -p tollgate-sim-provider
 WORK=$(mktemp -d /tmp/tollgate-bench-stream.XXXXXX)
 PIDS=()
@@ -23,7 +22,7 @@ wait_line() { for _ in $(seq 1 100); do grep -q "$2" "$1" 2>/dev/null && return 
 taskset -c 1 "$TARGET/release/sim-provider" >"$WORK/sim.out" 2>&1 & PIDS+=($!)
 wait_line "$WORK/sim.out" "listening on"
 SIM=$(sed -n 's/^sim-provider listening on //p' "$WORK/sim.out")
-RUST_LOG=warn taskset -c 0 "$TARGET/$PROFILE/tollgated" serve --data-dir "$WORK/gw" --listen 127.0.0.1:0 >"$WORK/gw.out" 2>"$WORK/gw.log" & PIDS+=($!)
+RUST_LOG=warn taskset -c 0 "$GATEWAY" serve --data-dir "$WORK/gw" --listen 127.0.0.1:0 >"$WORK/gw.out" 2>"$WORK/gw.log" & PIDS+=($!)
 wait_line "$WORK/gw.out" "listening on"
 GW=$(sed -n 's/^tollgated listening on //p' "$WORK/gw.out")
 
