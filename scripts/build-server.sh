@@ -29,10 +29,9 @@ fi
 LLVM_MAJOR=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
 PROFDATA=$(command -v "llvm-profdata-$LLVM_MAJOR" || true)
 if [ -z "$PROFDATA" ]; then
-  log "installing llvm-$LLVM_MAJOR (llvm-profdata, for rustc's LLVM $LLVM_MAJOR)"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "llvm-$LLVM_MAJOR" >&2 ||
-    { $SUDO apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "llvm-$LLVM_MAJOR" >&2; }
+  log "llvm-profdata-$LLVM_MAJOR is missing (for rustc's LLVM $LLVM_MAJOR)"
+  source scripts/lib/apt.sh
+  apt_install "llvm-$LLVM_MAJOR"
   PROFDATA=$(command -v "llvm-profdata-$LLVM_MAJOR")
 fi
 
@@ -57,9 +56,9 @@ else
   mv "$PROFILE.tmp" "$PROFILE"
   echo "$STAMP" >"$PROFILE.stamp"
   # Cargo does not track the profile's contents: the gateway's crate is
-  # rebuilt to read the new one. Dependencies keep the profile of their
-  # first build, as their code does not change.
-  touch crates/gateway/src/lib.rs
+  # cleaned so that it is rebuilt with the new one. Dependencies keep the
+  # profile of their first build, as their code does not change.
+  CARGO_TARGET_DIR=$USE cargo clean -q --profile server --target "$HOST" -p tollgate-gateway
 fi
 log "3/3 optimised build"
 RUSTFLAGS="-Cprofile-use=$PROFILE" CARGO_TARGET_DIR=$USE \

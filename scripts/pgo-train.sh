@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
 BIN=$1
 SECS=${PGO_TRAIN_SECONDS:-3}
-command -v wrk >/dev/null || { echo "pgo-train needs wrk (make setup installs it)" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then source scripts/lib/apt.sh; apt_install wrk; fi
 cargo build -q --release -p tollgate-sim-provider
 WORK=$(mktemp -d /tmp/tollgate-pgo-train.XXXXXX)
 source scripts/lib/gateway-fixture.sh
