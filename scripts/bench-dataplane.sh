@@ -26,10 +26,9 @@ start_sim taskset -c 1
 start_gateway taskset -c 0 "$GATEWAY"
 RICH=$(consumer_key rich 1000000)
 BROKE=$(consumer_key broke)
-POST_BODY=$CHAT_BODY
 # nginx serves a static copy of the gateway's own 402 answer, so both send
 # the same bytes; a minimal 402 is measured too, for reference.
-REFUSAL=$(curl -sS -H "Authorization: Bearer $BROKE" -H 'content-type: application/json' -d "$POST_BODY" "$GW/v1/chat/completions")
+REFUSAL=$(curl -sS -H "Authorization: Bearer $BROKE" -H 'content-type: application/json' -d "$CHAT_BODY" "$GW/v1/chat/completions")
 case "$REFUSAL" in *insufficient-funds*) ;; *) echo "unexpected refusal: $REFUSAL" >&2; exit 1 ;; esac
 case "$REFUSAL" in *'$'*|*"'"*|*'\'*) echo "the refusal needs escaping for nginx: $REFUSAL" >&2; exit 1 ;; esac
 

@@ -34,32 +34,31 @@ LIMITED=$(consumer_key limited 10 "$LIMITED_PLAN")
 # default upstream): routed calls, plain and streamed.
 PROVIDER=$(api POST /admin/v1/providers "{\"name\":\"Sim\",\"kind\":\"openai-compatible\",\"base_url\":\"http://$SIM/v1\",\"models\":[{\"name\":\"sim-large\",\"input_price\":\"0.10\",\"output_price\":\"0.20\"}]}" | json '["id"]')
 api POST "/admin/v1/providers/$PROVIDER/keys" '{"label":"train","secret":"sim-key-train-0001"}' >/dev/null
-chat_script "$WORK/chat.lua"
-chat_script "$WORK/routed.lua" '{"model":"sim-large","messages":[{"role":"user","content":"hello there"}],"max_tokens":16}'
-chat_script "$WORK/stream.lua" '{"model":"sim-large","messages":[{"role":"user","content":"hello there"}],"max_tokens":16,"stream":true}'
-chat_script "$WORK/malformed.lua" '{"model":"sim-small","messages":"hello"}'
+ROUTED='{"model":"sim-large","messages":[{"role":"user","content":"hello there"}],"max_tokens":16}'
+STREAMED='{"model":"sim-large","messages":[{"role":"user","content":"hello there"}],"max_tokens":16,"stream":true}'
+MALFORMED='{"model":"sim-small","messages":"hello"}'
 
-# load SECONDS LABEL EXPECTED-STATUS KEY SCRIPT: one call first, to check
+# load SECONDS LABEL EXPECTED-STATUS KEY BODY: one call first, to check
 # that the part trains the path it names, then wrk for SECONDS.
 load() {
-  local body status
-  body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$5")
+  local status
   status=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $4" \
-    -H 'content-type: application/json' -d "$body" "$GW/v1/chat/completions")
+    -H 'content-type: application/json' -d "$5" "$GW/v1/chat/completions")
   [ "$status" = "$3" ] || { echo "pgo-train: $2 answered $status, not $3" >&2; exit 1; }
-  wrk -t1 -c16 -d"$1"s -s "$5" -H "Authorization: Bearer $4" "$GW/v1/chat/completions" |
+  chat_script "$WORK/load.lua" "$5"
+  wrk -t1 -c16 -d"$1"s -s "$WORK/load.lua" -H "Authorization: Bearer $4" "$GW/v1/chat/completions" |
     awk -v what="$2 ($3)" '/Requests\/sec/ {printf "  %-40s %s calls/s\n", what, $2}'
 }
 echo "pgo-train: the data plane"
-load "$SECS" "billed call forwarded" 200 "$RICH" "$WORK/chat.lua"
-load "$SECS" "insufficient funds" 402 "$BROKE" "$WORK/chat.lua"
-load 1 "call routed to a provider's key pool" 200 "$RICH" "$WORK/routed.lua"
-load 1 "streamed call" 200 "$RICH" "$WORK/stream.lua"
-load 1 "unknown key" 401 "tg_not_a_key_of_this_gateway" "$WORK/chat.lua"
-load 1 "subscription awaiting approval" 403 "$PENDING" "$WORK/chat.lua"
+load "$SECS" "billed call forwarded" 200 "$RICH" "$CHAT_BODY"
+load "$SECS" "insufficient funds" 402 "$BROKE" "$CHAT_BODY"
+load 1 "call routed to a provider's key pool" 200 "$RICH" "$ROUTED"
+load 1 "streamed call" 200 "$RICH" "$STREAMED"
+load 1 "unknown key" 401 "tg_not_a_key_of_this_gateway" "$CHAT_BODY"
+load 1 "subscription awaiting approval" 403 "$PENDING" "$CHAT_BODY"
 # The first 100 calls of the minute pass; the rest are rate limited.
-load 1 "within the rate limit, then past it" 200 "$LIMITED" "$WORK/chat.lua"
-load 1 "malformed request" 400 "$RICH" "$WORK/malformed.lua"
+load 1 "within the rate limit, then past it" 200 "$LIMITED" "$CHAT_BODY"
+load 1 "malformed request" 400 "$RICH" "$MALFORMED"
 wrk -t1 -c8 -d1s -H "Authorization: Bearer $RICH" "$GW/v1/billing/status" >/dev/null
 wrk -t1 -c8 -d1s -H "Authorization: Bearer $RICH" "$GW/v1/models" >/dev/null
 echo "pgo-train: the management API"
