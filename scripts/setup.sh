@@ -16,6 +16,8 @@ APT_PACKAGES=(
   dunst
   # benchmarks
   wrk nginx hyperfine
+  # the date-sensitive suites at other dates (scripts/test-dates.sh)
+  faketime
 )
 
 missing=()

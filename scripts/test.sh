@@ -22,6 +22,9 @@ cargo build -p tollgate-desktop --features custom-protocol
 step "Rust tests: real tollgated processes, real SQLite files, the real Secret Service"
 scripts/with-keyring.sh cargo nextest run --workspace --exclude tollgate-desktop --no-fail-fast --test-threads 4
 
+step "the date-sensitive suites at five awkward dates (libfaketime)"
+scripts/test-dates.sh
+
 step "the data plane on one core (tollgated then runs tokio's single-threaded scheduler)"
 taskset -c 0 cargo nextest run -p tollgate-gateway --test dataplane --test call_logs --no-fail-fast --test-threads 2
 

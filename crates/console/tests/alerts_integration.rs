@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration as StdDuration;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
 use common::admin::{admin, metered_plan, simulated_provider, subscribed_consumer};
 use common::{Gateway, console_with};
 use serde_json::{Value, json};
@@ -58,12 +58,13 @@ async fn each_rule_raises_once_and_snooze_resolve_and_lint_hold() {
     let (console, _data, id) = console_with(&gw, "Watched").await;
     let mut notified = console.subscribe_alerts();
 
-    // A subscription that will not renew, paid by a card expiring in December.
+    // A yearly subscription that will not renew. Every date below is taken
+    // from its period end, so the test holds on any day of the year.
     let priced = admin(
         &gw,
         "POST",
         "/admin/v1/plans",
-        json!({"name": "Pro", "currency": "USD", "price": "9.00", "period": "month",
+        json!({"name": "Pro", "currency": "USD", "price": "9.00", "period": "year",
                "overage": "block", "included_credits": "5", "apis": ["chat"]}),
     )
     .await["id"]
@@ -78,15 +79,12 @@ async fn each_rule_raises_once_and_snooze_resolve_and_lint_hold() {
     )
     .await;
     let lapsing = lapsing["id"].as_str().unwrap().to_owned();
-    let now = Utc::now();
-    let card_year = (now + Duration::days(20)).format("%Y").to_string();
-    let card_month = (now + Duration::days(20)).format("%m").to_string();
     admin(
         &gw,
         "POST",
         &format!("/admin/v1/consumers/{lapsing}/payment-methods"),
-        json!({"number": "4242424242424242", "exp_month": card_month.parse::<u32>().unwrap(),
-               "exp_year": card_year.parse::<i32>().unwrap(), "cvc": "123", "make_default": true}),
+        json!({"number": "4242424242424242", "exp_month": 12, "exp_year": 2099,
+               "cvc": "123", "make_default": true}),
     )
     .await;
     let sub = admin(
@@ -97,6 +95,29 @@ async fn each_rule_raises_once_and_snooze_resolve_and_lint_hold() {
     )
     .await;
     assert_eq!(sub["status"], "active", "{sub}");
+    let now = Utc::now();
+    let period_end: DateTime<Utc> = sub["current_period_end"].as_str().unwrap().parse().unwrap();
+    // The default card expires with the month holding `period_end - 3 days`:
+    // its last moment is after `period_end - 3 days` and at most 31 days
+    // later, so a moment inside both the subscription's 7-day and the card's
+    // 30-day windows always exists (`later`), a year from now.
+    let card_month = period_end - Duration::days(3);
+    let card = admin(
+        &gw,
+        "POST",
+        &format!("/admin/v1/consumers/{lapsing}/payment-methods"),
+        json!({"number": "4242424242424242", "exp_month": card_month.month(),
+               "exp_year": card_month.year(), "cvc": "123", "make_default": true}),
+    )
+    .await;
+    let card_end = NaiveDate::from_ymd_opt(card_month.year(), card_month.month(), 1)
+        .unwrap()
+        .checked_add_months(Months::new(1))
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    assert!(card_end > period_end - Duration::days(3), "{card}");
 
     // A renewal that failed: the first charge of a card without funds.
     let poor = admin(
@@ -204,9 +225,11 @@ async fn each_rule_raises_once_and_snooze_resolve_and_lint_hold() {
     assert!(again.raised.is_empty(), "{:#?}", again.raised);
     assert!(notified.try_recv().is_err());
 
-    // Two weeks on (the test's clock): the subscription ends within 7 days
-    // and will not renew, the card expires within 30 — raised once each.
-    let later = now + Duration::days(24);
+    // Near the period's end (the test's clock): the subscription ends within
+    // 7 days and will not renew, the card expires within 30 — raised once each.
+    let later =
+        (period_end - Duration::days(7)).max(card_end - Duration::days(30)) + Duration::hours(1);
+    assert!(later + Duration::hours(5) < period_end.min(card_end));
     let moved = console
         .evaluate_alerts(&id, later, Scope::All)
         .await

@@ -527,19 +527,23 @@ async fn an_expired_subscription_is_renewed() {
     w.card(&c, "4000000000009995", true).await;
     let sub = w.subscribe(&c, &plan).await;
     let sub_id = sub["id"].as_str().unwrap().to_owned();
-    for _ in 0..100 {
-        let s = admin(
+    // The renewal job runs every second; allow it 30 s, then insist.
+    let mut status = Value::Null;
+    for _ in 0..300 {
+        status = admin(
             &w.gw,
             "GET",
             &format!("/admin/v1/subscriptions/{sub_id}"),
             Value::Null,
         )
-        .await;
-        if s["status"] == "expired" {
+        .await["status"]
+            .clone();
+        if status == "expired" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(status, "expired", "the renewal job never expired {sub_id}");
     // The consumer has since added a card that pays.
     w.card(&c, "4242424242424242", true).await;
     let refused = w.call(&c).await;

@@ -387,16 +387,20 @@ async fn sync_matches_the_gateway_resumes_after_a_restart_and_works_offline() {
 }
 
 /// The child side: `tollgate logs sync` in this process, with the parent's
-/// data directory and vault. A no-op in a normal run.
+/// data directory and vault. Ignored in a normal run: only the parent test
+/// runs it (`--ignored --exact`), and without the parent's environment it
+/// fails rather than pass having done nothing.
 #[test]
+#[ignore = "the child process of a_headless_sync_killed_at_random_points_loses_nothing_and_repeats_nothing"]
 fn headless_sync_child() {
-    let (Ok(dir), Ok(service), Ok(instance)) = (
-        std::env::var("LOGS_CHILD_DATA_DIR"),
-        std::env::var("LOGS_CHILD_VAULT"),
-        std::env::var("LOGS_CHILD_INSTANCE"),
-    ) else {
-        return;
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is set only by the parent test"))
     };
+    let (dir, service, instance) = (
+        var("LOGS_CHILD_DATA_DIR"),
+        var("LOGS_CHILD_VAULT"),
+        var("LOGS_CHILD_INSTANCE"),
+    );
     let args = [
         "tollgate",
         "logs",
@@ -438,6 +442,7 @@ fn child(data: &Path, service: &str, instance: &str) -> Command {
     cmd.args([
         "headless_sync_child",
         "--exact",
+        "--ignored",
         "--nocapture",
         "--test-threads",
         "1",
