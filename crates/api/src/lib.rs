@@ -16,6 +16,7 @@ mod problem;
 mod prompt_apis;
 pub mod prompt_template;
 mod providers;
+mod standing;
 mod subscriptions;
 mod teams;
 
@@ -26,6 +27,7 @@ pub use logs::*;
 pub use problem::*;
 pub use prompt_apis::*;
 pub use providers::*;
+pub use standing::*;
 pub use subscriptions::*;
 pub use teams::*;
 

@@ -1,5 +1,6 @@
 //! The console's errors. Each has a stable `code` the UI may branch on and a
-//! message for people; internal detail is logged, never shown.
+//! message for people; internal detail is logged, never shown. A leaf: the
+//! errors of every domain are declared here, and the domains import them.
 
 use serde::Serialize;
 use tollgate_api::FieldError;
@@ -26,7 +27,7 @@ pub enum ConsoleError {
     Cancelled,
     /// The sync met data from the gateway it could not take.
     #[error(transparent)]
-    LogSync(#[from] crate::logs::SyncError),
+    LogSync(#[from] SyncError),
     /// An instance's log cache is damaged; it has been set aside and is
     /// being rebuilt from the gateway.
     #[error(
@@ -38,7 +39,7 @@ pub enum ConsoleError {
     RecordNotFound(i64),
     /// A saved explorer filter could not be stored or found.
     #[error(transparent)]
-    SavedFilter(#[from] crate::logs::saved_filters::SavedFilterError),
+    SavedFilter(#[from] SavedFilterError),
     /// The local database failed; the detail is in the log.
     #[error("{0}")]
     Storage(String),
@@ -104,6 +105,68 @@ impl From<ConsoleError> for IpcError {
             code: e.code().to_owned(),
             message: e.to_string(),
             fields,
+        }
+    }
+}
+
+/// What the gateway sent that the sync could not take.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(
+        "the gateway's export has a malformed record (line {line} of the page after seq {after_seq}): \
+         {detail}; what came before it is stored, and the sync stops there"
+    )]
+    MalformedRecord {
+        after_seq: i64,
+        line: u64,
+        detail: String,
+    },
+    #[error("the gateway's export is malformed: {0}")]
+    MalformedPage(String),
+    #[error(
+        "the export stopped in the middle of a record after seq {after_seq}; the next sync resumes there"
+    )]
+    Truncated { after_seq: i64 },
+    #[error(
+        "the gateway's log now ends at seq {head}, before the {last_seq} already cached: its log was \
+         reset. The cache keeps everything it has; rebuild the cache to follow the new log"
+    )]
+    LogWentBack { head: i64, last_seq: i64 },
+    #[error(
+        "this instance's URL now leads to another gateway (instance {now}, was {was}); the cache \
+         keeps the old gateway's records: rebuild it to follow the new one"
+    )]
+    GatewayChanged { was: String, now: String },
+}
+
+impl SyncError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            SyncError::MalformedRecord { .. } => "log_malformed_record",
+            SyncError::MalformedPage(_) => "log_malformed_page",
+            SyncError::Truncated { .. } => "log_truncated",
+            SyncError::LogWentBack { .. } => "log_went_back",
+            SyncError::GatewayChanged { .. } => "gateway_changed",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SavedFilterError {
+    #[error("a saved filter named “{0}” exists already on this instance")]
+    NameTaken(String),
+    #[error("no saved filter with id `{0}` on this instance")]
+    NotFound(String),
+    #[error("this instance has {max} saved filters already; delete one first")]
+    TooMany { max: usize },
+}
+
+impl SavedFilterError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            SavedFilterError::NameTaken(_) => "conflict",
+            SavedFilterError::NotFound(_) => "not_found",
+            SavedFilterError::TooMany { .. } => "limit_reached",
         }
     }
 }

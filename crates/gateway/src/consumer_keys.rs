@@ -7,7 +7,7 @@ use base64::Engine;
 use rand::Rng;
 use rand::RngCore;
 
-use crate::auth::hash_token;
+use crate::tokens::hash_token;
 
 pub const KEY_PREFIX: &str = "tg_";
 const LOOKUP_LEN: usize = 12;

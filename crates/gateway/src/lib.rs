@@ -1,8 +1,10 @@
 //! `tollgated`: the Tollgate gateway. See ARCHITECTURE.md for the map.
 
+pub mod activity;
 pub mod allocator;
-pub mod auth;
+pub mod app;
 pub mod billing;
+pub mod changes;
 pub mod config;
 pub mod consumer_keys;
 pub mod crypto;
@@ -10,8 +12,11 @@ pub mod dataplane;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod instance;
+pub mod lifecycle;
 pub mod payments;
 pub mod redact;
 pub mod server;
 pub mod store;
+pub mod tokens;
 pub mod validate;

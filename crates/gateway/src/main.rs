@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tollgate_api::Scope;
 use tollgate_gateway::config::{LogFormat, ServeArgs, Settings};
-use tollgate_gateway::{auth, http, server};
+use tollgate_gateway::{http, server, tokens};
 
 // The request path allocates many small, short-lived buffers; mimalloc serves
 // them several times faster than glibc's malloc under one busy core.
@@ -128,8 +128,8 @@ async fn token_command(action: TokenAction) -> anyhow::Result<()> {
                 (1..=100).contains(&name.chars().count()),
                 "--name must be 1 to 100 characters"
             );
-            let store = server::open_store(&data_dir)?;
-            let minted = auth::mint(name, scopes);
+            let store = server::open_store(&data_dir, Default::default())?;
+            let minted = tokens::mint(name, scopes);
             store.insert_admin_token(minted.record.clone()).await?;
             eprintln!(
                 "created admin token {} ({name}); its secret is shown once:",
@@ -138,7 +138,7 @@ async fn token_command(action: TokenAction) -> anyhow::Result<()> {
             println!("{}", minted.secret);
         }
         TokenAction::List { data_dir } => {
-            let store = server::open_store(&data_dir)?;
+            let store = server::open_store(&data_dir, Default::default())?;
             for t in store.list_admin_tokens().await? {
                 let scopes: Vec<&str> = t.scopes.iter().map(|s| s.as_str()).collect();
                 let state = match t.revoked_at {
@@ -158,7 +158,7 @@ async fn token_command(action: TokenAction) -> anyhow::Result<()> {
             }
         }
         TokenAction::Revoke { data_dir, id } => {
-            let store = server::open_store(&data_dir)?;
+            let store = server::open_store(&data_dir, Default::default())?;
             store
                 .revoke_admin_token(&id, chrono::Utc::now())
                 .await

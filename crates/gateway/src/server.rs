@@ -8,24 +8,29 @@ use anyhow::Context;
 use chrono::Utc;
 use tokio::net::TcpListener;
 
-use crate::auth;
-use crate::billing::service::Billing;
+use crate::app::{App, app};
+use crate::billing::Billing;
+use crate::changes::ChangeFeed;
 use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::dataplane::accounts::Accounts;
 use crate::dataplane::upstream::{Target, UpstreamClient, bearer};
 use crate::dataplane::{DataPlane, DefaultUpstream, Pricing};
-use crate::http::{App, AppState, Instance, app};
+use crate::http::AppState;
+use crate::instance::Instance;
+use crate::payments::Processors;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
+use crate::tokens::{self, MintedToken};
+use tollgate_api::Scope;
 
 /// Name of the file, in the data directory, that receives the bootstrap token.
 pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-admin-token";
 
-pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+pub fn open_store(data_dir: &Path, feed: Arc<ChangeFeed>) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-    let store = SqliteStore::open(data_dir)
+    let store = SqliteStore::open(data_dir, feed)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     Ok(Arc::new(store))
 }
@@ -45,8 +50,9 @@ fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
 }
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let store = open_store(&settings.data_dir)?;
-    if let Some(minted) = auth::bootstrap_if_empty(store.as_ref()).await? {
+    let feed = ChangeFeed::new();
+    let store = open_store(&settings.data_dir, feed.clone())?;
+    if let Some(minted) = bootstrap_if_empty(store.as_ref()).await? {
         let path: PathBuf = settings.data_dir.join(BOOTSTRAP_TOKEN_FILE);
         write_secret_file(&path, &minted.secret)?;
         tracing::warn!(path = %path.display(), token_id = %minted.record.id,
@@ -75,8 +81,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         &settings.data_dir,
         settings.encryption_key_file.as_deref(),
     )?);
-    let billing =
-        Arc::new(Billing::new(store.clone(), secrets.clone(), settings.grace_days).await?);
+    let billing = Arc::new(
+        Billing::new(
+            store.clone(),
+            secrets.clone(),
+            settings.grace_days,
+            Processors::builtin(),
+        )
+        .await?,
+    );
     let renewals = tokio::spawn(run_renewals(billing.clone(), settings.renewal_interval));
     let upstream = match &settings.upstream_url {
         Some(url) => Some(DefaultUpstream {
@@ -91,7 +104,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }),
         None => None,
     };
+    let instance = Arc::new(instance);
     let data = Arc::new(DataPlane {
+        store: store.clone(),
+        secrets: secrets.clone(),
+        instance: instance.clone(),
+        billing: billing.clone(),
+        hot: Default::default(),
         client: UpstreamClient::new().context("setting up the upstream client")?,
         routes: Default::default(),
         upstream,
@@ -103,6 +122,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         limiter: Default::default(),
         captures: Default::default(),
     });
+    data.listen(&feed);
     data.captures.set(
         &crate::http::logs::current_settings(store.as_ref())
             .await?
@@ -112,7 +132,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = app(AppState {
         store,
         secrets,
-        instance: Arc::new(instance),
+        instance,
         billing,
         data: data.clone(),
     });
@@ -236,4 +256,16 @@ async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
     }
+}
+
+/// Creates the bootstrap token when the store has no admin token at all.
+pub async fn bootstrap_if_empty(
+    store: &dyn Store,
+) -> crate::store::StoreResult<Option<MintedToken>> {
+    if !store.list_admin_tokens().await?.is_empty() {
+        return Ok(None);
+    }
+    let minted = tokens::mint("bootstrap", Scope::ALL.to_vec());
+    store.insert_admin_token(minted.record.clone()).await?;
+    Ok(Some(minted))
 }

@@ -346,7 +346,10 @@ async fn subscription_answers_and_a_paid_call() {
         .await;
     assert_eq!(wallets[0]["balance"], "0.04");
 
-    let status: Value = s
+    // The consumer's own view counts a call settled a moment ago (nothing
+    // reads the store in between), in the documented shape.
+    assert_eq!(s.call(Some(&key)).await.status(), StatusCode::OK);
+    let status: tollgate_api::BillingStatus = s
         .http
         .get(s.gw.url("/v1/billing/status"))
         .bearer_auth(&key)
@@ -356,8 +359,22 @@ async fn subscription_answers_and_a_paid_call() {
         .json()
         .await
         .unwrap();
-    assert_eq!(status["subscriptions"][0]["status"], "active");
-    assert_eq!(status["wallets"][0]["balance"], "0.04");
+    assert_eq!(status.consumer_id, consumer);
+    assert_eq!(
+        status.subscriptions[0].status,
+        tollgate_api::SubscriptionStatus::Active
+    );
+    assert_eq!(status.subscriptions[0].plan.name, "Gated");
+    let wallet = &status.wallets[0];
+    assert_eq!(
+        (
+            wallet.currency.as_str(),
+            wallet.balance.as_str(),
+            wallet.reserved.as_str(),
+            wallet.available.as_str()
+        ),
+        ("USD", "0.03", "0.00", "0.03")
+    );
 
     s.admin(
         "POST",

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use tollgate_api::{OveragePolicy, PlanPeriod, RateLimits, SubscriptionStatus};
-use tollgate_gateway::billing::lifecycle;
-use tollgate_gateway::billing::service::{Billing, terms};
+use tollgate_gateway::billing::{Billing, terms};
+use tollgate_gateway::changes::{Change, ChangeFeed, ChangeListener};
 use tollgate_gateway::crypto::SecretBox;
+use tollgate_gateway::lifecycle;
+use tollgate_gateway::payments::Processors;
 use tollgate_gateway::payments::test_processor::TestProcessor;
 use tollgate_gateway::payments::{CardDetails, PaymentProcessor};
 use tollgate_gateway::store::sqlite::SqliteStore;
@@ -18,8 +20,25 @@ fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
+/// What the store published on its change feed.
+#[derive(Default)]
+struct Heard(std::sync::Mutex<Vec<Change>>);
+
+impl ChangeListener for Heard {
+    fn changed(&self, change: &Change) {
+        self.0.lock().unwrap().push(change.clone());
+    }
+}
+
+impl Heard {
+    fn take(&self) -> Vec<Change> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
 struct World {
     billing: Billing,
+    heard: Arc<Heard>,
     store: Arc<dyn Store>,
     audit: AuditContext,
     plan: tollgate_api::Plan,
@@ -29,7 +48,10 @@ struct World {
 
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let feed = ChangeFeed::new();
+    let heard = Arc::new(Heard::default());
+    feed.subscribe(heard.clone());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), feed).unwrap());
     let audit = AuditContext {
         token_id: "atk_test".into(),
         request_id: "req_test".into(),
@@ -62,11 +84,17 @@ async fn world() -> World {
         )
         .await
         .unwrap();
-    let billing = Billing::new(store.clone(), Arc::new(SecretBox::from_key([1; 32])), 3)
-        .await
-        .unwrap();
+    let billing = Billing::new(
+        store.clone(),
+        Arc::new(SecretBox::from_key([1; 32])),
+        3,
+        Processors::builtin(),
+    )
+    .await
+    .unwrap();
     World {
         billing,
+        heard,
         store,
         audit,
         plan,
@@ -155,6 +183,7 @@ async fn renewal_with_each_test_card() {
     ];
     for (name, number, exp, status, reason) in cases {
         let (consumer, sub) = w.subscriber(name, number, exp, t0).await;
+        w.heard.take();
         assert!(
             w.billing
                 .process_due(&sub, renewal - Duration::seconds(1))
@@ -170,6 +199,15 @@ async fn renewal_with_each_test_card() {
             .unwrap()
             .expect("renewal due");
         assert_eq!(after.status, status, "{name}");
+        // The renewal job's write reached the change feed like an admin's.
+        assert_eq!(
+            w.heard.take(),
+            vec![Change::Subscription {
+                subscription_id: sub.clone(),
+                consumer_id: consumer.clone()
+            }],
+            "{name}"
+        );
         match reason {
             None => {
                 assert_eq!(after.current_period_start, Some(renewal));

@@ -54,25 +54,7 @@ pub struct SavedLogFilter {
     pub problem: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SavedFilterError {
-    #[error("a saved filter named “{0}” exists already on this instance")]
-    NameTaken(String),
-    #[error("no saved filter with id `{0}` on this instance")]
-    NotFound(String),
-    #[error("this instance has {SAVED_MAX} saved filters already; delete one first")]
-    TooMany,
-}
-
-impl SavedFilterError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            SavedFilterError::NameTaken(_) => "conflict",
-            SavedFilterError::NotFound(_) => "not_found",
-            SavedFilterError::TooMany => "limit_reached",
-        }
-    }
-}
+pub use crate::error::SavedFilterError;
 
 /// The name, trimmed, if it is one.
 fn checked_name(name: &str) -> Result<String, FieldError> {
@@ -226,7 +208,7 @@ impl Console {
             |r| r.get(0),
         )?;
         if count >= SAVED_MAX as i64 {
-            return Err(SavedFilterError::TooMany.into());
+            return Err(SavedFilterError::TooMany { max: SAVED_MAX }.into());
         }
         let id = format!("flt_{}", ulid::Ulid::new().to_string().to_lowercase());
         // Whole seconds: the stored text reads back to the same value.

@@ -54,47 +54,7 @@ impl Default for SyncOptions {
     }
 }
 
-/// What the gateway sent that the sync could not take.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error(
-        "the gateway's export has a malformed record (line {line} of the page after seq {after_seq}): \
-         {detail}; what came before it is stored, and the sync stops there"
-    )]
-    MalformedRecord {
-        after_seq: i64,
-        line: u64,
-        detail: String,
-    },
-    #[error("the gateway's export is malformed: {0}")]
-    MalformedPage(String),
-    #[error(
-        "the export stopped in the middle of a record after seq {after_seq}; the next sync resumes there"
-    )]
-    Truncated { after_seq: i64 },
-    #[error(
-        "the gateway's log now ends at seq {head}, before the {last_seq} already cached: its log was \
-         reset. The cache keeps everything it has; rebuild the cache to follow the new log"
-    )]
-    LogWentBack { head: i64, last_seq: i64 },
-    #[error(
-        "this instance's URL now leads to another gateway (instance {now}, was {was}); the cache \
-         keeps the old gateway's records: rebuild it to follow the new one"
-    )]
-    GatewayChanged { was: String, now: String },
-}
-
-impl SyncError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            SyncError::MalformedRecord { .. } => "log_malformed_record",
-            SyncError::MalformedPage(_) => "log_malformed_page",
-            SyncError::Truncated { .. } => "log_truncated",
-            SyncError::LogWentBack { .. } => "log_went_back",
-            SyncError::GatewayChanged { .. } => "gateway_changed",
-        }
-    }
-}
+pub use crate::error::SyncError;
 
 /// A line of the export as a record, checked; `Err` says what is wrong
 /// (without quoting the line, which may hold captured bodies).

@@ -266,6 +266,51 @@ impl Accounts {
         Self::release_in(&mut *cell.lock().await, r);
     }
 
+    /// A consumer's standing as the data plane holds it, calls settled but
+    /// not yet stored included (nothing is flushed): the credits used in each
+    /// `(subscription id, period)` of `periods`, and `(balance, reserved)` of
+    /// each of `stored` wallets. What is not held yet comes from `stored` and
+    /// from the store's usage, read in one go.
+    pub async fn standing(
+        &self,
+        consumer_id: &str,
+        periods: &[(String, String)],
+        stored: &[tollgate_api::Wallet],
+    ) -> StoreResult<(Vec<i64>, Vec<(i64, i64)>)> {
+        let cell = self.cell(consumer_id);
+        let mut cell = cell.lock().await;
+        let missing: Vec<(String, String)> = periods
+            .iter()
+            .filter(|(sub, period)| cell.credits_in(sub, period).is_none())
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            let used = self.store.period_usages(missing.clone()).await?;
+            for ((sub, period), used) in missing.into_iter().zip(used) {
+                cell.credits.insert(
+                    sub,
+                    Credits {
+                        period,
+                        used,
+                        reserved: 0,
+                    },
+                );
+            }
+        }
+        let credits = periods
+            .iter()
+            .map(|(sub, period)| cell.credits_in(sub, period).map_or(0, |c| c.used))
+            .collect();
+        let wallets = stored
+            .iter()
+            .map(|w| match cell.wallets.get(&w.currency) {
+                Some(held) => (held.balance, held.reserved),
+                None => (parse_amount(&w.balance).unwrap_or(0), 0),
+            })
+            .collect();
+        Ok((credits, wallets))
+    }
+
     /// Charges `actual` for a finished call (credits first) and lifts the hold.
     /// The balances move at once; the disk follows through the usage writer.
     pub async fn settle(&self, r: &Reservation, actual: i64, request_id: &str) {

@@ -8,11 +8,11 @@ use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
 use tollgate_api::{ConsumerKey, ConsumerKeyStatus, ConsumerStatus};
 
+use super::DataPlane;
 use super::hot::HotKey;
 use super::refusal::Refusal;
-use crate::auth::token_digest;
-use crate::billing::service::Billing;
 use crate::consumer_keys::{key_status, lookup_of};
+use crate::tokens::token_digest;
 
 const TOUCH_INTERVAL_SECS: i64 = 60;
 
@@ -58,17 +58,17 @@ impl Caller {
 }
 
 pub async fn authenticate(
-    billing: &Billing,
+    plane: &DataPlane,
     headers: &HeaderMap,
     now: DateTime<Utc>,
 ) -> Result<Caller, Refusal> {
-    let store = billing.store.as_ref();
+    let store = plane.store.as_ref();
     let key = presented(headers).ok_or_else(|| {
         invalid("No API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`.")
     })?;
     let lookup =
         lookup_of(key).ok_or_else(|| invalid("The API key is not a key of this gateway."))?;
-    let credential = billing
+    let credential = plane
         .hot
         .key(store, lookup)
         .await

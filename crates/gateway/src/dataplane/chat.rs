@@ -16,7 +16,7 @@ use tollgate_api::money::Amount;
 
 use super::DataPlane;
 use super::DefaultUpstream;
-use super::accounts::Reservation;
+use super::hold::Hold;
 use super::hot::Coverage;
 use super::pool::{self, Served, Unserved};
 use super::ratelimit::TokenCharge;
@@ -26,38 +26,10 @@ use super::stream::{self, Dialect, Settlement};
 use super::upstream::Reply;
 use super::upstream::UpstreamError;
 use super::{Call, auth, decision};
-use crate::http::AppState;
 use crate::store::ProviderKeyUse;
 use tollgate_api::ProviderKind;
 
 const API: &str = "chat";
-
-/// What a call holds until it is settled: credit (its reservation) and,
-/// under a tokens-per-minute limit, tokens of the plan's allowance.
-pub(super) struct Hold {
-    pub reservation: Reservation,
-    pub tokens: Option<TokenCharge>,
-}
-
-impl Hold {
-    /// The call failed: it pays nothing and uses no tokens.
-    pub async fn release(&self, data: &DataPlane) {
-        data.accounts.release(&self.reservation).await;
-        if let Some(tokens) = &self.tokens {
-            tokens.refund(&data.limiter);
-        }
-    }
-
-    /// The call is done: it pays `cost` and used `tokens`.
-    pub async fn settle(&self, data: &DataPlane, cost: i64, tokens: u64, request_id: &str) {
-        data.accounts
-            .settle(&self.reservation, cost, request_id)
-            .await;
-        if let Some(charge) = &self.tokens {
-            charge.settle(&data.limiter, tokens);
-        }
-    }
-}
 
 /// Takes a call's estimated tokens from its plan's tokens-per-minute
 /// allowance, if the plan has one; refused when the allowance is spent.
@@ -259,20 +231,20 @@ impl Usage {
 }
 
 pub async fn chat_completions(
-    state: &AppState,
+    plane: &Arc<DataPlane>,
     call: &mut Call,
     req: Request<Incoming>,
 ) -> Result<Response, Refusal> {
     let (parts, body) = req.into_parts();
-    let body = super::read_body(body, state.instance.max_body_bytes).await?;
+    let body = super::read_body(body, plane.instance.max_body_bytes).await?;
     call.capture_request(&body);
-    handle(state, call, &parts.headers, body, API, &[]).await
+    handle(plane, call, &parts.headers, body, API, &[]).await
 }
 
 /// Answers a chat completion request: of the chat API itself, or built by a
 /// prompt API (`api` is then its slug and `chain` its fallback models).
 pub async fn handle(
-    state: &AppState,
+    plane: &Arc<DataPlane>,
     call: &mut Call,
     headers: &HeaderMap,
     body: Bytes,
@@ -280,14 +252,14 @@ pub async fn handle(
     chain: &[String],
 ) -> Result<Response, Refusal> {
     let now = call.at;
-    let data = &state.data;
-    let caller = auth::authenticate(&state.billing, headers, now).await?;
+    let data = plane;
+    let caller = auth::authenticate(plane, headers, now).await?;
     call.caller(&caller);
 
-    let cover = decision::subscription_for(&state.billing, &caller, api, now).await?;
+    let cover = decision::subscription_for(plane, &caller, api, now).await?;
     let (sub, plan) = (&cover.sub, &cover.plan);
-    if let Some(fault) = state.billing.fault_for(plan) {
-        state.billing.record_incident(&fault);
+    if let Some(fault) = plane.billing.fault_for(plan) {
+        plane.billing.record_incident(&fault);
         return Err(decision::billing_unavailable());
     }
 
@@ -347,7 +319,8 @@ pub async fn handle(
         .field("model", model)
         .covering(&cover));
     }
-    let table = super::route_table(state)
+    let table = plane
+        .route_table()
         .await
         .map_err(|e| super::unreadable("providers", &e))?;
     // A prompt API's chain serves when its first model has no provider.
@@ -356,7 +329,7 @@ pub async fn handle(
         .or_else(|| chain.iter().find_map(|m| table.model(m)));
     if let Some(route) = route {
         if route.provider.currency != plan.currency {
-            state.billing.record_incident(&format!(
+            plane.billing.record_incident(&format!(
                 "the model {} is priced in {} but the plan {} in {}",
                 route.name, route.provider.currency, plan.name, plan.currency
             ));
@@ -368,7 +341,7 @@ pub async fn handle(
         let hold = hold(data, &cover, estimate, tokens).await?;
         let route = route.clone();
         return Box::pin(forward_routed(
-            state,
+            plane,
             call,
             &cover,
             rate_headers,
@@ -415,7 +388,7 @@ pub async fn handle(
     // Boxed so that the refusals above, the hottest answers, do not carry
     // (and copy) the forwarding's much larger state.
     Box::pin(forward(
-        state,
+        plane,
         call,
         &cover,
         rate_headers,
@@ -450,7 +423,7 @@ async fn hold(
 
 /// Sends a reserved call upstream and settles it at its actual cost.
 async fn forward(
-    state: &AppState,
+    plane: &Arc<DataPlane>,
     call: &mut Call,
     cover: &Coverage,
     rate_headers: Vec<(HeaderName, String)>,
@@ -458,7 +431,7 @@ async fn forward(
     upstream: &DefaultUpstream,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    let (data, plan) = (&state.data, &cover.plan);
+    let (data, plan) = (plane, &cover.plan);
     let sent = Instant::now();
     let answer = data
         .client
@@ -532,7 +505,7 @@ pub(super) const X_TOLLGATE_MODEL: HeaderName = HeaderName::from_static("x-tollg
 /// Sends a reserved call through the model's provider (its key pool, then
 /// its fallbacks) and settles it at the serving model's price.
 async fn forward_routed(
-    state: &AppState,
+    plane: &Arc<DataPlane>,
     call: &mut Call,
     cover: &Coverage,
     rate_headers: Vec<(HeaderName, String)>,
@@ -540,7 +513,7 @@ async fn forward_routed(
     routed: Routed<'_>,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    let (data, plan) = (&state.data, &cover.plan);
+    let (data, plan) = (plane, &cover.plan);
     // A stream is asked to end with its usage, which the gateway bills from.
     let (body, relay_usage) = match routed.stream {
         true => stream::with_usage_requested(&body).unwrap_or((body, true)),
@@ -553,7 +526,7 @@ async fn forward_routed(
         &routed.table,
         &routed.route,
         (&routed.asked, routed.chain),
-        &state.billing,
+        &plane.billing,
         body,
         routed.stream,
     )
@@ -582,7 +555,7 @@ async fn forward_routed(
     if route.provider.currency != plan.currency {
         // A fallback priced in another currency: served, but billed at the
         // price asked for, and flagged.
-        state.billing.record_incident(&format!(
+        plane.billing.record_incident(&format!(
             "the fallback model {} is priced in {} but the plan {} in {}",
             route.name, route.provider.currency, plan.name, plan.currency
         ));
@@ -610,7 +583,7 @@ async fn forward_routed(
         Reply::Stream(events) => {
             call.charged((0, 0), 0, &plan.currency);
             let settlement = Settlement::new(
-                state.data.clone(),
+                plane.clone(),
                 hold,
                 call,
                 (priced.clone(), key_id),

@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tollgate_api::{PaymentMethod, PaymentMethodStatus, SubscriptionStatus};
 
+use super::DataPlane;
 use super::auth::Caller;
 use super::hot::Coverage;
 use super::refusal::Refusal;
-use crate::billing::lifecycle;
-use crate::billing::service::{Billing, state_of};
+use crate::billing::state_of;
+use crate::lifecycle;
 
 fn unavailable() -> Refusal {
     Refusal::new(
@@ -46,7 +47,7 @@ pub fn billing_unavailable() -> Refusal {
 
 /// The subscription that covers `api` for this caller, with its plan.
 pub async fn subscription_for(
-    billing: &Billing,
+    plane: &DataPlane,
     caller: &Caller,
     api: &str,
     now: DateTime<Utc>,
@@ -64,8 +65,8 @@ pub async fn subscription_for(
         )
         .field("api", api));
     }
-    let store = &billing.store;
-    let all = billing
+    let (store, billing) = (&plane.store, &plane.billing);
+    let all = plane
         .hot
         .subscriptions(store.as_ref(), &key.consumer_id)
         .await

@@ -1,8 +1,9 @@
 //! What every call reads — its key, and its consumer's subscriptions with
-//! their plans — kept in memory. Any management write (or renewal) moves the
-//! epoch on and so drops everything cached before it: entries are never
-//! stale longer than the write that changed them takes to answer. Statuses
-//! that change with time (a key's expiry) are recomputed at each use.
+//! their plans — kept in memory. A change of any of them on the change feed
+//! (whoever made it: an admin, a renewal) moves the epoch on and so drops
+//! everything cached before it: entries are never stale longer than the
+//! write that changed them takes to answer. Statuses that change with time
+//! (a key's expiry) are recomputed at each use.
 
 // A fast hash: these maps are read on every call (seeded per process).
 use foldhash::HashMap;
@@ -15,6 +16,7 @@ use serde_json::value::RawValue;
 use tollgate_api::money::parse_amount;
 use tollgate_api::{Plan, PromptApi, Subscription};
 
+use crate::changes::{Change, ChangeListener};
 use crate::store::{KeyCredential, Store, StoreResult, SubscriptionFilter};
 
 /// Entries kept before the maps are cleared wholesale.
@@ -120,6 +122,24 @@ fn put<T>(map: &RwLock<HashMap<String, (u64, T)>>, key: &str, epoch: u64, value:
         map.clear();
     }
     map.insert(key.to_owned(), (epoch, value));
+}
+
+impl ChangeListener for HotCache {
+    fn changed(&self, change: &Change) {
+        match change {
+            Change::Key { .. }
+            | Change::Consumer { .. }
+            | Change::Subscription { .. }
+            | Change::Plan { .. }
+            | Change::PromptApi { .. } => self.invalidate(),
+            // Read from the store at each use, or held elsewhere.
+            Change::PaymentMethods { .. }
+            | Change::Wallet { .. }
+            | Change::PaymentSettings
+            | Change::Provider { .. }
+            | Change::LogSettings { .. } => {}
+        }
+    }
 }
 
 impl HotCache {

@@ -9,6 +9,7 @@ pub mod anthropic;
 pub mod auth;
 mod chat;
 pub mod decision;
+mod hold;
 pub mod hot;
 mod models;
 pub mod pool;
@@ -41,9 +42,13 @@ use tollgate_api::REQUEST_ID_HEADER;
 
 use std::convert::Infallible;
 
-use crate::http::activity::{InFlight, TrackedBody};
-use crate::http::{Answer, AppState};
-use crate::store::CallRecord;
+use crate::activity::Answer;
+use crate::activity::{InFlight, TrackedBody};
+use crate::billing::Billing;
+use crate::changes::{Change, ChangeFeed, ChangeListener};
+use crate::crypto::SecretBox;
+use crate::instance::Instance;
+use crate::store::{CallRecord, Store};
 use refusal::Refusal;
 
 /// What a call costs, in micro-units of the plan's currency.
@@ -67,17 +72,44 @@ pub struct DefaultUpstream {
     pub authorization: Option<upstream::KeyHeader>,
 }
 
+/// Everything the data plane reads, owned here: the management API holds an
+/// `Arc` of it for what it shares (the route table, test runs), never the
+/// other way round.
 pub struct DataPlane {
+    pub store: Arc<dyn Store>,
+    /// Opens provider keys sealed at rest.
+    pub secrets: Arc<SecretBox>,
+    pub instance: Arc<Instance>,
+    pub billing: Arc<Billing>,
+    /// Keys, subscriptions and prompt APIs as last read.
+    pub hot: Arc<hot::HotCache>,
     /// The pooled HTTP client every upstream call goes through.
     pub client: upstream::UpstreamClient,
     /// Which provider and key serve each model.
-    pub routes: routes::Routes,
+    pub routes: Arc<routes::Routes>,
     pub upstream: Option<DefaultUpstream>,
     pub pricing: Pricing,
     pub accounts: accounts::Accounts,
     pub limiter: ratelimit::RateLimiter,
     /// Which APIs' bodies the call log captures (from the log settings).
-    pub captures: BodyCaptures,
+    pub captures: Arc<BodyCaptures>,
+}
+
+impl DataPlane {
+    /// Subscribes the data plane's caches to the store's changes: nothing
+    /// else invalidates them.
+    pub fn listen(&self, feed: &ChangeFeed) {
+        feed.subscribe(self.hot.clone());
+        feed.subscribe(self.routes.clone());
+        feed.subscribe(self.captures.clone());
+    }
+
+    /// The current route table (rebuilt after a provider's change).
+    pub async fn route_table(&self) -> crate::store::StoreResult<Arc<routes::RouteTable>> {
+        self.routes
+            .current(self.store.as_ref(), &self.secrets)
+            .await
+    }
 }
 
 /// Which APIs' bodies the call log captures, and how many bytes of each.
@@ -86,6 +118,14 @@ pub struct BodyCaptures {
     /// Checked first, so that a gateway capturing nothing pays a load only.
     any: AtomicBool,
     by_api: RwLock<HashMap<String, u32>>,
+}
+
+impl ChangeListener for BodyCaptures {
+    fn changed(&self, change: &Change) {
+        if let Change::LogSettings { bodies } = change {
+            self.set(bodies);
+        }
+    }
 }
 
 impl BodyCaptures {
@@ -134,38 +174,38 @@ pub fn clip_body(body: &[u8], max: u32) -> String {
 /// (idempotency, cache invalidation, extractors), which the data plane has no
 /// use for and which would cost on its hottest path.
 pub async fn serve(
-    state: AppState,
+    plane: Arc<DataPlane>,
     req: Request<Incoming>,
     in_flight: Option<InFlight>,
     peer: Option<Arc<str>>,
 ) -> Result<Answer, Infallible> {
-    let mut call = Call::start(&req, peer, &state.data.captures);
+    let mut call = Call::start(&req, peer, &plane.captures);
     let (path, answer) = match (req.method(), req.uri().path()) {
-        (&Method::POST, CHAT) => (CHAT, chat::chat_completions(&state, &mut call, req).await),
+        (&Method::POST, CHAT) => (CHAT, chat::chat_completions(&plane, &mut call, req).await),
         (&Method::GET, STATUS) => (
             STATUS,
-            status::billing_status(&state, &mut call, req.headers()).await,
+            status::billing_status(&plane, &mut call, req.headers()).await,
         ),
         (&Method::GET, MODELS) => (
             MODELS,
-            models::list_models(&state, &mut call, req.headers()).await,
+            models::list_models(&plane, &mut call, req.headers()).await,
         ),
         (_, CHAT) => (CHAT, Err(method_not_allowed("POST"))),
         (_, STATUS) => (STATUS, Err(method_not_allowed("GET"))),
         (_, MODELS) => (MODELS, Err(method_not_allowed("GET"))),
-        (&Method::GET, APIS_OPENAPI) => (APIS_OPENAPI, prompt_docs::openapi(&state).await),
+        (&Method::GET, APIS_OPENAPI) => (APIS_OPENAPI, prompt_docs::openapi(&plane).await),
         (&Method::POST, path) if path.starts_with(APIS) && path != APIS_OPENAPI => {
             let slug = path[APIS.len()..].to_owned();
             (
                 APIS,
-                prompt_call::call_prompt_api(&state, &mut call, &slug, req).await,
+                prompt_call::call_prompt_api(&plane, &mut call, &slug, req).await,
             )
         }
         (_, APIS_OPENAPI) => (APIS_OPENAPI, Err(method_not_allowed("GET"))),
         (_, path) if path.starts_with(APIS) => (APIS, Err(method_not_allowed("POST"))),
         _ => ("unknown", Err(not_found())),
     };
-    let response = call.finish(&state, path, answer);
+    let response = call.finish(&plane, path, answer);
     Ok(response.map(|body| TrackedBody::new(body, in_flight)))
 }
 
@@ -179,21 +219,6 @@ pub fn unreadable(what: &str, e: &crate::store::StoreError) -> Refusal {
         "Billing unavailable",
         format!("The gateway cannot read its {what} right now."),
     )
-}
-
-/// The current route table (rebuilt after any management write).
-pub async fn route_table(
-    state: &AppState,
-) -> crate::store::StoreResult<std::sync::Arc<routes::RouteTable>> {
-    state
-        .data
-        .routes
-        .current(
-            state.billing.hot.epoch(),
-            state.store.as_ref(),
-            &state.secrets,
-        )
-        .await
 }
 
 /// Built once: parsing a header name from text on every call costs.
@@ -405,7 +430,7 @@ impl Call {
     /// header; logs the call unless a stream's settlement will.
     pub fn finish(
         mut self,
-        state: &AppState,
+        plane: &Arc<DataPlane>,
         path: &'static str,
         answer: Result<Response, Refusal>,
     ) -> Response {
@@ -414,7 +439,7 @@ impl Call {
             Err(refusal) => {
                 let slug = refusal.slug;
                 let (response, message) =
-                    refusal.render_keeping_message(&self.request_id, &state.instance.public_url);
+                    refusal.render_keeping_message(&self.request_id, &plane.instance.public_url);
                 (response, Some((slug, message)))
             }
         };
@@ -434,7 +459,7 @@ impl Call {
                 log.reason = Some(reason.into());
                 log.error.get_or_insert(message);
             }
-            state.data.accounts.usage.log(log);
+            plane.accounts.usage.log(log);
         }
         // The id's own bytes become the header's (no copy).
         if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(self.request_id)) {

@@ -3,6 +3,7 @@
 //! active subscriptions (a plan that lists no models covers them all).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::http::HeaderMap;
@@ -11,26 +12,25 @@ use chrono::Utc;
 use serde_json::json;
 use tollgate_api::SubscriptionStatus;
 
+use super::DataPlane;
 use super::auth;
 use super::refusal::Refusal;
-use crate::http::AppState;
 
 const API: &str = "chat";
 
 pub async fn list_models(
-    state: &AppState,
+    plane: &Arc<DataPlane>,
     call: &mut super::Call,
     headers: &HeaderMap,
 ) -> Result<Response, Refusal> {
-    let caller = auth::authenticate(&state.billing, headers, Utc::now()).await?;
+    let caller = auth::authenticate(plane, headers, Utc::now()).await?;
     call.caller(&caller);
     let key = caller.key();
     let unavailable = |e: crate::store::StoreError| super::unreadable("providers", &e);
-    let table = super::route_table(state).await.map_err(unavailable)?;
-    let covers = state
-        .billing
+    let table = plane.route_table().await.map_err(unavailable)?;
+    let covers = plane
         .hot
-        .subscriptions(state.store.as_ref(), &key.consumer_id)
+        .subscriptions(plane.store.as_ref(), &key.consumer_id)
         .await
         .map_err(unavailable)?;
     let key_may_call = key.allowed_apis.is_empty() || key.allowed_apis.iter().any(|a| a == API);

@@ -15,7 +15,7 @@ use super::routes::{ModelRoute, RouteTable};
 use super::upstream::{Answer, Reply, UpstreamClient, UpstreamError};
 use super::usage::UsageWriter;
 use super::{DataPlane, anthropic};
-use crate::billing::service::Billing;
+use crate::billing::Billing;
 use crate::store::{KeyActor, ProviderKeyUse, Store};
 
 /// How long a call waits, at most, for a rate-limited key to be usable again.
@@ -277,8 +277,8 @@ async fn through_pool(
     })
 }
 
-/// Records the gateway's finding about a key, off the call's path, and
-/// drops the cached tables so the next call reads the new status.
+/// Records the gateway's finding about a key, off the call's path; the
+/// change feed then drops the route table, so the next call reads it.
 fn record_status(
     billing: &Arc<Billing>,
     key_id: &str,
@@ -293,8 +293,8 @@ fn record_status(
             .await
         {
             Ok(true) => {
+                // The store's change feed drops the route table.
                 tracing::warn!(key = %key_id, status = status.as_str(), reason, "a provider key was taken out of its pool");
-                billing.hot.invalidate();
             }
             Ok(false) => {}
             Err(e) => {

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tollgate_api::{PromptApi, PromptApiStatus, PromptDefinition};
 
+use super::DataPlane;
 use super::refusal::Refusal;
 use super::{Call, chat};
-use crate::http::AppState;
 use crate::store::StoreError;
 
 const DEPRECATION: HeaderName = HeaderName::from_static("deprecation");
@@ -43,7 +43,7 @@ fn bad_request(message: String) -> Refusal {
     )
 }
 
-async fn served_api(state: &AppState, slug: &str) -> Result<Arc<PromptApi>, Refusal> {
+async fn served_api(plane: &Arc<DataPlane>, slug: &str) -> Result<Arc<PromptApi>, Refusal> {
     let not_found = || {
         Refusal::new(
             StatusCode::NOT_FOUND,
@@ -52,12 +52,7 @@ async fn served_api(state: &AppState, slug: &str) -> Result<Arc<PromptApi>, Refu
             format!("No published API is called `{slug}`."),
         )
     };
-    let api = match state
-        .billing
-        .hot
-        .prompt_api(state.store.as_ref(), slug)
-        .await
-    {
+    let api = match plane.hot.prompt_api(plane.store.as_ref(), slug).await {
         Ok(api) => api,
         Err(StoreError::NotFound) => return Err(not_found()),
         Err(e) => return Err(super::unreadable("APIs", &e)),
@@ -161,15 +156,15 @@ fn deprecation_headers(api: &PromptApi, headers: &mut HeaderMap) {
 }
 
 pub async fn call_prompt_api(
-    state: &AppState,
+    plane: &Arc<DataPlane>,
     call: &mut Call,
     slug: &str,
     req: Request<Incoming>,
 ) -> Result<Response, Refusal> {
     let (parts, body) = req.into_parts();
-    let body = super::read_body(body, state.instance.max_body_bytes).await?;
+    let body = super::read_body(body, plane.instance.max_body_bytes).await?;
     call.capture_request(&body);
-    let api = served_api(state, slug).await?;
+    let api = served_api(plane, slug).await?;
     let parsed: PromptCall = serde_json::from_slice(&body).map_err(|_| {
         bad_request(
             "A prompt API call is `{\"variables\": {…}, \"messages\"?: […], \"stream\"?: bool}`."
@@ -178,7 +173,7 @@ pub async fn call_prompt_api(
     })?;
     let request = chat_request(&api.current, parsed)?;
     let chain = api.current.models.get(1..).unwrap_or_default();
-    let answer = chat::handle(state, call, &parts.headers, request, &api.slug, chain).await;
+    let answer = chat::handle(plane, call, &parts.headers, request, &api.slug, chain).await;
     match answer {
         Ok(mut response) => {
             deprecation_headers(&api, response.headers_mut());

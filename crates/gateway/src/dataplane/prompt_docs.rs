@@ -6,10 +6,11 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 use tollgate_api::{PromptApi, PromptApiStatus};
 
+use super::DataPlane;
 use super::refusal::Refusal;
-use crate::http::AppState;
 
 /// What a caller sends: the API's variables, optional messages, `stream`.
 fn input_schema(api: &PromptApi) -> Value {
@@ -81,11 +82,11 @@ fn operation(api: &PromptApi) -> Value {
     })
 }
 
-pub async fn openapi(state: &AppState) -> Result<Response, Refusal> {
+pub async fn openapi(plane: &Arc<DataPlane>) -> Result<Response, Refusal> {
     let mut apis = Vec::new();
     let mut after = 0;
     loop {
-        let (page, next) = state
+        let (page, next) = plane
             .store
             .list_prompt_apis(after, tollgate_api::MAX_PAGE_LIMIT)
             .await
@@ -110,8 +111,8 @@ pub async fn openapi(state: &AppState) -> Result<Response, Refusal> {
     }
     let doc = json!({
         "openapi": "3.1.0",
-        "info": {"title": format!("{} prompt APIs", state.instance.name), "version": "1"},
-        "servers": [{"url": state.instance.public_url}],
+        "info": {"title": format!("{} prompt APIs", plane.instance.name), "version": "1"},
+        "servers": [{"url": plane.instance.public_url}],
         "security": [{"consumer_key": []}],
         "paths": paths,
         "components": {

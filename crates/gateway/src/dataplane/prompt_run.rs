@@ -9,20 +9,21 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use tollgate_api::money::Amount;
 use tollgate_api::{PromptRun, PromptRunSummary, ProviderKind};
 
+use super::DataPlane;
 use super::chat::unserved_refusal;
 use super::pool::{self, Served};
 use super::prompt_call::{PromptCall, chat_request};
 use super::refusal::Refusal;
 use super::stream::{self, Dialect, Settlement, Tally};
 use super::upstream::Reply;
-use crate::http::AppState;
 
 /// Streams the run's answer, then its summary; refuses before streaming
 /// when the values are invalid or no provider can serve it.
-pub async fn run(state: &AppState, run: PromptRun) -> Result<Response, Refusal> {
+pub async fn run(plane: &Arc<DataPlane>, run: PromptRun) -> Result<Response, Refusal> {
     let definition = run.definition;
     let call = PromptCall {
         variables: run
@@ -37,7 +38,8 @@ pub async fn run(state: &AppState, run: PromptRun) -> Result<Response, Refusal> 
     let prompt_estimate = (body.len() as u64).div_ceil(4);
     let (body, _) = stream::with_usage_requested(&body).unwrap_or((body, true));
 
-    let table = super::route_table(state)
+    let table = plane
+        .route_table()
         .await
         .map_err(|e| super::unreadable("providers", &e))?;
     let models = &definition.models;
@@ -63,11 +65,11 @@ pub async fn run(state: &AppState, run: PromptRun) -> Result<Response, Refusal> 
         reply,
         ..
     } = pool::send(
-        &state.data,
+        plane,
         &table,
         first,
         (asked, models.get(1..).unwrap_or_default()),
-        &state.billing,
+        &plane.billing,
         body,
         true,
     )
@@ -82,7 +84,7 @@ pub async fn run(state: &AppState, run: PromptRun) -> Result<Response, Refusal> 
     };
 
     let (settlement, tally) =
-        Settlement::reporting(state.data.clone(), (route.clone(), key_id), prompt_estimate);
+        Settlement::reporting(plane.clone(), (route.clone(), key_id), prompt_estimate);
     let dialect = match route.provider.kind {
         ProviderKind::Anthropic => Dialect::Anthropic(Box::default()),
         ProviderKind::OpenaiCompatible => Dialect::OpenAi,

@@ -2,10 +2,23 @@
 //! one minute's allowance), counted in calls or in tokens. A call's tokens
 //! are taken at an estimate before it is sent and corrected once its usage
 //! is known.
+//!
+//! The state is one "theoretical arrival time" per key, in shards with a
+//! lock each, so calls of different consumers rarely wait on one another. A
+//! key whose time has passed holds nothing a fresh key would not: a shard
+//! drops such keys whenever it has doubled since its last sweep, so it
+//! holds about the keys used in the last minute.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::hash::BuildHasher;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use foldhash::HashMap;
+
+/// Shards of the key map (a power of two).
+const SHARDS: usize = 64;
+/// A shard is not swept below this many keys.
+const MIN_SWEEP: usize = 1024;
 
 /// The outcome of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,10 +30,32 @@ pub struct Decision {
     pub retry_after: u64,
 }
 
-#[derive(Default)]
 pub struct RateLimiter {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: foldhash::fast::RandomState,
+}
+
+struct Shard {
     /// Theoretical arrival time per key.
-    tat: Mutex<HashMap<String, Instant>>,
+    tats: HashMap<String, Instant>,
+    /// The size at which the shard next drops the keys whose time has passed.
+    sweep_at: usize,
+}
+
+impl Default for RateLimiter {
+    fn default() -> Self {
+        RateLimiter {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        tats: HashMap::default(),
+                        sweep_at: MIN_SWEEP,
+                    })
+                })
+                .collect(),
+            hasher: Default::default(),
+        }
+    }
 }
 
 /// The time one unit of a per-minute allowance takes to come back.
@@ -29,6 +64,24 @@ fn interval(per_minute: u32) -> Duration {
 }
 
 impl RateLimiter {
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+        let at = self.hasher.hash_one(key) as usize & (SHARDS - 1);
+        self.shards[at].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keys held, in all shards.
+    pub fn tracked(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).tats.len())
+            .sum()
+    }
+
+    #[cfg(test)]
+    fn holds(&self, key: &str) -> bool {
+        self.shard(key).tats.contains_key(key)
+    }
+
     /// Admits one call for `key` at `now` under `per_minute` calls.
     pub fn check(&self, key: &str, per_minute: u32, now: Instant) -> Decision {
         self.take(key, per_minute, 1, now)
@@ -40,8 +93,8 @@ impl RateLimiter {
         let per_minute = per_minute.max(1);
         let interval = interval(per_minute);
         let burst = interval * per_minute;
-        let mut tats = self.tat.lock().unwrap_or_else(|p| p.into_inner());
-        let tat = tats.get(key).copied().unwrap_or(now).max(now);
+        let mut shard = self.shard(key);
+        let tat = shard.tats.get(key).copied().unwrap_or(now).max(now);
         let next = tat + interval * units.clamp(1, per_minute);
         let allowed_at = next.checked_sub(burst).unwrap_or(now);
         if allowed_at > now {
@@ -53,7 +106,16 @@ impl RateLimiter {
                 retry_after: wait.as_secs_f64().ceil() as u64,
             };
         }
-        tats.insert(key.to_owned(), next);
+        match shard.tats.get_mut(key) {
+            Some(held) => *held = next,
+            None => {
+                shard.tats.insert(key.to_owned(), next);
+                if shard.tats.len() >= shard.sweep_at {
+                    shard.tats.retain(|_, tat| *tat > now);
+                    shard.sweep_at = (shard.tats.len() * 2).max(MIN_SWEEP);
+                }
+            }
+        }
         let used = (next - now).as_nanos().div_ceil(interval.as_nanos().max(1));
         Decision {
             allowed: true,
@@ -68,8 +130,7 @@ impl RateLimiter {
     pub fn adjust(&self, key: &str, per_minute: u32, units: i64) {
         let step = interval(per_minute);
         let by = step.saturating_mul(u32::try_from(units.unsigned_abs()).unwrap_or(u32::MAX));
-        let mut tats = self.tat.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tat) = tats.get_mut(key) {
+        if let Some(tat) = self.shard(key).tats.get_mut(key) {
             *tat = if units >= 0 {
                 *tat + by
             } else {
@@ -166,5 +227,33 @@ mod tests {
         // A call larger than a minute's allowance waits for a full bucket.
         assert!(limiter.take("big", 600, 5000, t0).allowed);
         assert!(!limiter.take("big", 600, 1, t0).allowed);
+    }
+
+    #[test]
+    fn keys_whose_time_has_passed_are_dropped() {
+        let limiter = RateLimiter::default();
+        let t0 = Instant::now();
+        let many = SHARDS * MIN_SWEEP;
+        for i in 0..many {
+            assert!(limiter.check(&format!("once-{i}"), 60, t0).allowed);
+        }
+        assert!(
+            limiter.tracked() >= many / 2,
+            "kept while their minute lasts"
+        );
+        // Two minutes on, new keys sweep the old ones out, shard by shard.
+        let later = t0 + Duration::from_secs(120);
+        for i in 0..2 * many {
+            assert!(limiter.check(&format!("later-{i}"), 60, later).allowed);
+        }
+        let kept = (0..many)
+            .filter(|i| limiter.holds(&format!("once-{i}")))
+            .count();
+        assert_eq!(kept, 0, "keys whose time had passed were kept");
+        assert!(limiter.tracked() <= 2 * many);
+        // A key swept out starts afresh, as it would have anyway.
+        let again = limiter.check("once-0", 60, later);
+        assert!(again.allowed);
+        assert_eq!(again.remaining, 59);
     }
 }

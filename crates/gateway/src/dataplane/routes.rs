@@ -1,8 +1,9 @@
 //! Which provider serves a model, with its key pool: rebuilt from the store
-//! when first needed after a management write (the hot cache's epoch moves
-//! on), with each key decrypted once per build rather than per call.
+//! when first needed after a provider's change on the change feed (its
+//! models, prices, keys or their status), with each key decrypted once per
+//! build rather than per call.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use tollgate_api::money::parse_amount;
 use tollgate_api::{Provider, ProviderKeyStatus, ProviderKind};
 
 use super::upstream::{KeyHeader, Target, bearer, x_api_key};
+use crate::changes::{Change, ChangeListener};
 use crate::crypto::SecretBox;
 use crate::store::{SealedProviderKey, Store, StoreResult};
 
@@ -221,26 +223,37 @@ pub fn key_header(
     }
 }
 
-/// The current table, rebuilt once per epoch of the hot cache.
+/// The current table, rebuilt when first needed after a provider changed.
 #[derive(Default)]
 pub struct Routes {
+    /// Moved on by every provider change; a table is kept with the
+    /// generation it was read at, so one read before a change is never kept.
+    generation: AtomicU64,
     cached: RwLock<Option<(u64, Arc<RouteTable>)>>,
+}
+
+impl ChangeListener for Routes {
+    fn changed(&self, change: &Change) {
+        if let Change::Provider { .. } = change {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl Routes {
     pub async fn current(
         &self,
-        epoch: u64,
         store: &dyn Store,
         secrets: &SecretBox,
     ) -> StoreResult<Arc<RouteTable>> {
+        let generation = self.generation.load(Ordering::Acquire);
         if let Some((at, table)) = &*self.cached.read().unwrap_or_else(|p| p.into_inner())
-            && *at == epoch
+            && *at == generation
         {
             return Ok(table.clone());
         }
         let table = Arc::new(RouteTable::load(store, secrets).await?);
-        *self.cached.write().unwrap_or_else(|p| p.into_inner()) = Some((epoch, table.clone()));
+        *self.cached.write().unwrap_or_else(|p| p.into_inner()) = Some((generation, table.clone()));
         Ok(table)
     }
 }

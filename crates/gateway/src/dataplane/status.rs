@@ -1,63 +1,101 @@
 //! `GET /v1/billing/status`: a consumer's own view of what it may spend.
+//! Read from what the data plane already holds (the cached subscriptions
+//! with their plans, the balances and credits of [`super::accounts`]), plus
+//! one read of the wallets and one of the default card: no flush of the
+//! usage writer, so no key can defeat its group commit by asking.
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde_json::json;
+use tollgate_api::money::format_amount;
+use tollgate_api::{
+    BillingStatus, CardStanding, KeyStanding, PlanSummary, SubscriptionStanding, WalletStanding,
+};
 
+use super::DataPlane;
 use super::auth;
 use super::refusal::Refusal;
-use crate::billing::service::state_of;
-use crate::http::AppState;
-use crate::store::SubscriptionFilter;
+use crate::billing::state_of;
 
 pub async fn billing_status(
-    state: &AppState,
+    plane: &Arc<DataPlane>,
     call: &mut super::Call,
     headers: &HeaderMap,
 ) -> Result<Response, Refusal> {
-    let caller = auth::authenticate(&state.billing, headers, Utc::now()).await?;
+    let caller = auth::authenticate(plane, headers, Utc::now()).await?;
     call.caller(&caller);
-    let consumer = caller.key().consumer_id.clone();
-    state.data.accounts.usage.flush().await;
-    let filter = SubscriptionFilter {
-        consumer_id: Some(consumer.clone()),
-        ..Default::default()
-    };
-    let mut subscriptions = Vec::new();
-    if let Ok((subs, _)) = state.store.list_subscriptions(filter, 0, 200).await {
-        for sub in subs {
-            let Ok(plan) = state.store.plan(&sub.plan_id).await else {
-                continue;
-            };
-            let period = super::hot::period_key(&sub);
-            let used = state
-                .store
-                .period_usage(&sub.id, &period)
-                .await
-                .unwrap_or(0);
-            let grace =
-                crate::billing::lifecycle::grace_until(&state_of(&sub), state.billing.grace_days());
-            subscriptions.push(json!({
-                "id": sub.id, "status": sub.status, "plan": {"id": plan.id, "name": plan.name, "apis": plan.apis},
-                "current_period_end": sub.current_period_end, "grace_until": grace,
-                "credits_included": plan.included_credits, "credits_used": tollgate_api::money::format_amount(used, 2),
-                "currency": plan.currency,
-            }));
-        }
-    }
-    let wallets = state.store.wallets(&consumer).await.unwrap_or_default();
-    let method = state.store.default_payment_method(&consumer).await.ok().flatten().map(|(m, _)| {
-        json!({"brand": m.brand, "last4": m.last4, "expiry": format!("{:02}/{}", m.exp_month, m.exp_year),
-               "status": m.status, "decline_code": m.last_decline_code})
+    let key = caller.key();
+    let consumer = key.consumer_id.as_str();
+    let unavailable = |e: crate::store::StoreError| super::unreadable("billing", &e);
+    let (covers, wallets, method) = tokio::join!(
+        plane.hot.subscriptions(plane.store.as_ref(), consumer),
+        plane.store.wallets(consumer),
+        plane.store.default_payment_method(consumer),
+    );
+    let (covers, wallets, method) = (
+        covers.map_err(unavailable)?,
+        wallets.map_err(unavailable)?,
+        method.map_err(unavailable)?,
+    );
+    let periods: Vec<(String, String)> = covers
+        .iter()
+        .map(|c| (c.sub.id.clone(), c.period.clone()))
+        .collect();
+    let (credits, balances) = plane
+        .accounts
+        .standing(consumer, &periods, &wallets)
+        .await
+        .map_err(unavailable)?;
+    let grace_days = plane.billing.grace_days();
+    let subscriptions = covers
+        .iter()
+        .zip(credits)
+        .map(|(c, used)| SubscriptionStanding {
+            id: c.sub.id.clone(),
+            status: c.sub.status,
+            plan: PlanSummary {
+                id: c.plan.id.clone(),
+                name: c.plan.name.clone(),
+                apis: c.plan.apis.clone(),
+            },
+            current_period_end: c.sub.current_period_end,
+            grace_until: crate::lifecycle::grace_until(&state_of(&c.sub), grace_days),
+            credits_included: c.plan.included_credits.clone(),
+            credits_used: format_amount(used, 2),
+            currency: c.plan.currency.clone(),
+        })
+        .collect();
+    let wallets = wallets
+        .into_iter()
+        .zip(balances)
+        .map(|(w, (balance, reserved))| WalletStanding {
+            currency: w.currency,
+            balance: format_amount(balance, 2),
+            reserved: format_amount(reserved, 2),
+            available: format_amount(balance - reserved, 2),
+        })
+        .collect();
+    let payment_method = method.map(|(m, _)| CardStanding {
+        brand: m.brand,
+        last4: m.last4,
+        expiry: format!("{:02}/{}", m.exp_month, m.exp_year),
+        status: m.status,
+        decline_code: m.last_decline_code,
     });
-    Ok(Json(json!({
-        "consumer_id": consumer,
-        "key": {"id": caller.key().id, "prefix": caller.key().display_prefix, "status": caller.status, "expires_at": caller.key().expires_at},
-        "subscriptions": subscriptions,
-        "wallets": wallets,
-        "payment_method": method,
-    }))
+    Ok(Json(BillingStatus {
+        consumer_id: consumer.to_owned(),
+        key: KeyStanding {
+            id: key.id.clone(),
+            prefix: key.display_prefix.clone(),
+            status: caller.status,
+            expires_at: key.expires_at,
+        },
+        subscriptions,
+        wallets,
+        payment_method,
+    })
     .into_response())
 }

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use super::anthropic::{StreamTranslator, Translated};
-use super::chat::Hold;
+use super::hold::Hold;
 use super::routes::ModelRoute;
 use super::{Call, DataPlane};
 use crate::store::CallRecord;

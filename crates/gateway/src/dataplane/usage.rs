@@ -375,8 +375,10 @@ mod tests {
     /// A writer over a fresh store (the directory lives as long as the store is used).
     fn writer() -> (tempfile::TempDir, Arc<dyn Store>, UsageWriter) {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store: Arc<dyn Store> =
-            Arc::new(crate::store::sqlite::SqliteStore::open(dir.path()).expect("the store opens"));
+        let store: Arc<dyn Store> = Arc::new(
+            crate::store::sqlite::SqliteStore::open(dir.path(), Default::default())
+                .expect("the store opens"),
+        );
         let writer = UsageWriter::start(store.clone());
         (dir, store, writer)
     }

@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use tollgate_api::{BillingCheck, PaymentSettings, Problem, Scope, UpdatePaymentSettings};
 
+use super::auth::Admin;
 use super::{ApiJson, AppState, if_match};
-use crate::auth::Admin;
 use crate::error::ApiResult;
 
 /// The payment settings; credentials only as "set" and their last 4 characters.
@@ -52,7 +52,7 @@ pub async fn put_settings(
 pub async fn check(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<BillingCheck>> {
     admin.require(Scope::Read)?;
     let pricing = state.data.pricing;
-    let routes = crate::dataplane::route_table(&state).await?;
+    let routes = state.data.route_table().await?;
     // Calls are free only when neither the gateway's fees nor a provider's
     // models cost anything.
     let free = pricing.per_request == 0 && pricing.per_1k_tokens == 0 && routes.is_free();

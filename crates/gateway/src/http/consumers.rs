@@ -7,8 +7,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tollgate_api::{Consumer, CreateConsumer, Page, Problem, Scope, UpdateConsumer};
 
+use super::auth::Admin;
 use super::{ApiJson, AppState, PageParams, created, if_match, versioned};
-use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::{ConsumerPatch, NewConsumer, StoreError};
 use crate::validate;

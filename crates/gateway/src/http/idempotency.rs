@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::{AppState, RequestId, finish_problem};
-use crate::auth::claimed_token_id;
 use crate::error::{ApiError, RedactedReplay};
 use crate::store::{IdempotencyBegin, StoredResponse};
+use crate::tokens::claimed_token_id;
 
 const HEADER: &str = "idempotency-key";
 const REPLAYED: &str = "idempotent-replayed";

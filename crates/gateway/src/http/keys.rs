@@ -13,8 +13,8 @@ use tollgate_api::{
     RotateConsumerKey, Scope,
 };
 
+use super::auth::Admin;
 use super::{ApiJson, AppState, PageParams};
-use crate::auth::Admin;
 use crate::consumer_keys::{self, MintedKey};
 use crate::error::{ApiError, ApiResult, RedactedReplay, for_resource};
 use crate::store::NewConsumerKey;

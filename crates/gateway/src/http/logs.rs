@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tollgate_api::{CallLogPage, FieldError, Problem, Scope};
 
 use super::AppState;
-use crate::auth::Admin;
+use super::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::store::LogFilter;
 
@@ -437,7 +437,6 @@ pub async fn put_log_settings(
         .store
         .save_log_settings(update, super::if_match(&headers), &admin.audit())
         .await?;
-    state.data.captures.set(&saved.bodies);
     Ok(Json(saved))
 }
 

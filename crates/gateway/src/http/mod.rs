@@ -1,6 +1,6 @@
 //! The HTTP surface: router, middleware, and one module per resource.
 
-pub mod activity;
+pub mod auth;
 mod billing_settings;
 mod consumers;
 mod extract;
@@ -23,10 +23,9 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use tollgate_api::{PROBLEM_CONTENT_TYPE, Problem, REQUEST_ID_HEADER};
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -35,29 +34,16 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ProblemDraft};
 use crate::store::Store;
-use activity::{Activity, TrackedBody};
 
 pub use extract::{ApiJson, PageParams, created, etag, if_match, parse_json, versioned};
-
-/// Facts about the running instance, fixed at start.
-#[derive(Debug)]
-pub struct Instance {
-    pub id: String,
-    pub name: String,
-    pub started_at: DateTime<Utc>,
-    pub started: Instant,
-    /// Base of absolute problem `type` URIs, without a trailing slash.
-    pub public_url: String,
-    pub max_body_bytes: usize,
-}
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Seals secrets kept at rest (provider keys, processor credentials).
     pub secrets: Arc<crate::crypto::SecretBox>,
-    pub instance: Arc<Instance>,
-    pub billing: Arc<crate::billing::service::Billing>,
+    pub instance: Arc<crate::instance::Instance>,
+    pub billing: Arc<crate::billing::Billing>,
     pub data: Arc<crate::dataplane::DataPlane>,
 }
 
@@ -186,72 +172,13 @@ pub fn openapi() -> OpenApi {
     documented_routes().split_for_parts().1
 }
 
-/// Everything the server answers: `/v1/…` goes straight to the data plane,
-/// the rest (management API, problem pages, health) to the management router.
-#[derive(Clone)]
-pub struct App {
-    state: AppState,
-    management: Router,
-    /// What the connection this copy serves is doing; see [`activity`].
-    activity: Option<Arc<Activity>>,
-    /// The address of the client on that connection, for the call log
-    /// (written once per connection, shared by its calls).
-    peer: Option<Arc<str>>,
-}
-
-pub fn app(state: AppState) -> App {
-    App {
-        management: router(state.clone()),
-        state,
-        activity: None,
-        peer: None,
-    }
-}
-
-impl App {
-    /// A copy for one connection, with what it does counted.
-    pub fn for_connection(&self, peer: std::net::IpAddr) -> (App, Arc<Activity>) {
-        let activity = Arc::new(Activity::default());
-        let mut app = self.clone();
-        app.activity = Some(activity.clone());
-        app.peer = Some(peer.to_string().into());
-        (app, activity)
-    }
-}
-
-pub type Answer = axum::http::Response<TrackedBody>;
-
-impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for App {
-    type Response = Answer;
-    type Error = std::convert::Infallible;
-    type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Answer, Self::Error>> + Send>>;
-
-    fn call(&self, req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
-        let in_flight = self.activity.as_ref().map(Activity::begin);
-        if req.uri().path().starts_with("/v1/") || req.uri().path().starts_with("/apis/") {
-            // The data plane's future goes straight into the box: wrapping it
-            // in another async block would copy its (large) state once more.
-            Box::pin(crate::dataplane::serve(
-                self.state.clone(),
-                req,
-                in_flight,
-                self.peer.clone(),
-            ))
-        } else {
-            let answer = tower::Service::call(&mut self.management.clone(), req.map(Body::new));
-            Box::pin(async move { Ok(answer.await?.map(|b| TrackedBody::new(b, in_flight))) })
-        }
-    }
-}
-
-fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> Router {
     let (routes, doc) = documented_routes().split_for_parts();
     let doc = Arc::new(doc);
     routes
         .route(
             "/admin/v1/openapi.json",
-            axum::routing::get(move |admin: crate::auth::Admin| {
+            axum::routing::get(move |admin: auth::Admin| {
                 let doc = doc.clone();
                 async move {
                     let _ = admin;
@@ -284,17 +211,8 @@ async fn request_context(State(state): State<AppState>, mut req: Request, next: 
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    // Test runs (`…/run`, `…/test`) change nothing: they keep the caches.
-    let management_write = path.starts_with("/admin/")
-        && !matches!(method, Method::GET | Method::HEAD)
-        && !path.ends_with("/run")
-        && !path.ends_with("/test");
     let started = Instant::now();
     let mut response = finish_problem(next.run(req).await, &request_id, &state.instance.public_url);
-    if management_write {
-        // The data plane caches keys and subscriptions: drop them after any change.
-        state.billing.hot.invalidate();
-    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use tollgate_api::{AddPaymentMethod, Charge, Page, PaymentMethod, Problem, Scope};
 
+use super::auth::Admin;
 use super::{ApiJson, AppState, PageParams};
-use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::payments::CardDetails;
 

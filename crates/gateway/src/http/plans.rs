@@ -6,8 +6,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tollgate_api::{CreatePlan, FieldError, Page, Plan, Problem, RateLimits, Scope, UpdatePlan};
 
+use super::auth::Admin;
 use super::{ApiJson, AppState, PageParams, created, if_match, versioned};
-use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::PlanSpec;
 use crate::validate;

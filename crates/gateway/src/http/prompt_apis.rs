@@ -12,8 +12,8 @@ use tollgate_api::{
     PromptApiVersion, PromptDefinition, PromptRun, Scope,
 };
 
+use super::auth::Admin;
 use super::{ApiJson, AppState, PageParams, RequestId, created, if_match, versioned};
-use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::PromptApiChange;
 use crate::validate;
@@ -197,7 +197,6 @@ pub async fn add_version(
         .add_prompt_api_version(&id, definition, if_match(&headers), &admin.audit())
         .await
         .map_err(for_resource("prompt API", &id))?;
-    state.billing.hot.invalidate();
     Ok(created(
         &api,
         api.version,
@@ -301,7 +300,6 @@ pub async fn change_lifecycle(
         .change_prompt_api(&id, change, expected, &admin.audit())
         .await
         .map_err(for_resource("prompt API", &id))?;
-    state.billing.hot.invalidate();
     Ok(versioned(StatusCode::OK, &api, api.version))
 }
 
@@ -325,7 +323,7 @@ pub async fn run_prompt(
 ) -> ApiResult<Response> {
     admin.require(Scope::Write)?;
     checked_definition(&run.definition)?;
-    match crate::dataplane::prompt_run::run(&state, run).await {
+    match crate::dataplane::prompt_run::run(&state.data, run).await {
         Ok(response) => Ok(response),
         Err(refusal) => Ok(refusal.render(&request_id, &state.instance.public_url)),
     }

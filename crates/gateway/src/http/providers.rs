@@ -12,8 +12,8 @@ use tollgate_api::{
     ProviderKeyEvent, ProviderKeyStatus, ProviderTest, Scope, UpdateProvider, UpdateProviderKey,
 };
 
+use super::auth::Admin;
 use super::{ApiJson, AppState, PageParams, created, if_match, versioned};
-use crate::auth::Admin;
 use crate::dataplane::pool::{self, Verdict};
 use crate::dataplane::routes::{self, Endpoint};
 use crate::error::{ApiError, ApiResult, for_resource};
@@ -165,7 +165,6 @@ pub async fn create_provider(
         .store
         .create_provider(check(&body)?, &admin.audit())
         .await?;
-    state.billing.hot.invalidate();
     Ok(created(
         &provider,
         provider.version,
@@ -230,7 +229,6 @@ pub async fn update_provider(
         .update_provider(&id, check(&merged)?, expected, &admin.audit())
         .await
         .map_err(for_resource("provider", &id))?;
-    state.billing.hot.invalidate();
     Ok(versioned(StatusCode::OK, &provider, provider.version))
 }
 
@@ -252,7 +250,6 @@ pub async fn delete_provider(
         .delete_provider(&id, if_match(&headers), &admin.audit())
         .await
         .map_err(for_resource("provider", &id))?;
-    state.billing.hot.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -331,7 +328,6 @@ pub async fn create_provider_key(
         .create_provider_key(&id, new, &admin.audit())
         .await
         .map_err(for_resource("provider", &id))?;
-    state.billing.hot.invalidate();
     Ok(created(
         &key,
         key.version,
@@ -403,7 +399,6 @@ pub async fn update_provider_key(
         .update_provider_key(&id, change, if_match(&headers), &admin.audit())
         .await
         .map_err(for_resource("provider key", &id))?;
-    state.billing.hot.invalidate();
     Ok(versioned(StatusCode::OK, &key, key.version))
 }
 
@@ -425,7 +420,6 @@ pub async fn delete_provider_key(
         .delete_provider_key(&id, if_match(&headers), &admin.audit())
         .await
         .map_err(for_resource("provider key", &id))?;
-    state.billing.hot.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -12,11 +12,11 @@ use tollgate_api::{
     SubscriptionAction, SubscriptionStatus, SubscriptionUsage,
 };
 
+use super::auth::Admin;
 use super::{ApiJson, AppState, PageParams, parse_json};
-use crate::auth::Admin;
-use crate::billing::lifecycle;
-use crate::billing::service::{state_of, terms};
+use crate::billing::{state_of, terms};
 use crate::error::{ApiError, ApiResult, for_resource};
+use crate::lifecycle;
 use crate::store::{StoreError, SubscriptionFilter};
 use crate::validate;
 

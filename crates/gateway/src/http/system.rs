@@ -6,8 +6,8 @@ use axum::extract::{Query, State};
 use chrono::Utc;
 use tollgate_api::{AuditEntry, Health, InstanceInfo, PRODUCT, Page, Problem, Scope};
 
+use super::auth::Admin;
 use super::{AppState, PageParams};
-use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 
 /// Features this build offers, reported by `/admin/v1/info`.

@@ -6,8 +6,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tollgate_api::{CreateTeam, Page, Problem, Scope, Team, UpdateTeam};
 
+use super::auth::Admin;
 use super::{ApiJson, AppState, PageParams, created, if_match, versioned};
-use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::{NewTeam, StoreError, TeamPatch};
 use crate::validate;

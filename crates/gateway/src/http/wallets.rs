@@ -9,8 +9,8 @@ use tollgate_api::{
     CreateLedgerEntry, FieldError, LedgerEntry, LedgerKind, Page, Problem, Scope, Wallet,
 };
 
+use super::auth::Admin;
 use super::{ApiJson, AppState, PageParams};
-use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::NewLedgerEntry;
 use crate::validate;

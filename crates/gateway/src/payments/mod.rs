@@ -6,6 +6,7 @@
 pub mod test_processor;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -181,5 +182,43 @@ mod tests {
         };
         let shown = format!("{card:?}");
         assert!(!shown.contains("4242") && !shown.contains("123"));
+    }
+}
+
+/// The payment processors a gateway offers, by the name its payment
+/// settings choose one with. The server decides which exist; billing only
+/// looks them up.
+#[derive(Clone, Default)]
+pub struct Processors(Vec<(&'static str, Arc<dyn PaymentProcessor>)>);
+
+/// The setting that turns card payments off.
+pub const NO_PROCESSOR: &str = "none";
+
+impl Processors {
+    /// The built-in ones: `test` (Stripe's test cards, no money moves).
+    pub fn builtin() -> Self {
+        Self::default().with("test", Arc::new(test_processor::TestProcessor))
+    }
+
+    pub fn with(mut self, name: &'static str, processor: Arc<dyn PaymentProcessor>) -> Self {
+        self.0.retain(|(n, _)| *n != name);
+        self.0.push((name, processor));
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn PaymentProcessor>> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| p.clone())
+    }
+
+    /// The names the payment settings accept: each processor's, then `none`.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0
+            .iter()
+            .map(|(n, _)| *n)
+            .chain([NO_PROCESSOR])
+            .collect()
     }
 }

@@ -184,7 +184,8 @@ impl PaymentProcessor for TestProcessor {
             Behaviour::ExpiredCard => Err(CardError::new("expired_card", "The card has expired.")),
             Behaviour::Succeed | Behaviour::IncorrectCvc => {
                 // Same key, same charge id: a retried charge is not a second charge.
-                let digest = crate::auth::hash_token(&format!("{}:{idempotency_key}", token.token));
+                let digest =
+                    crate::tokens::hash_token(&format!("{}:{idempotency_key}", token.token));
                 let id: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
                 Ok(ChargeReceipt {
                     charge_id: format!("ch_test_{id}"),

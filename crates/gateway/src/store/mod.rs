@@ -13,7 +13,7 @@ use tollgate_api::{
     AuditEntry, Consumer, ConsumerKey, ConsumerStatus, LedgerEntry, LedgerKind, OveragePolicy,
     Plan, PlanPeriod, PromptApi, PromptApiStatus, PromptApiVersion, PromptDefinition, Provider,
     ProviderKey, ProviderKeyEvent, ProviderKeyStatus, ProviderKind, ProviderModel, RateLimits,
-    Scope, Team, Wallet,
+    Team, Wallet,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -45,16 +45,7 @@ pub struct AuditContext {
     pub request_id: String,
 }
 
-#[derive(Debug, Clone)]
-pub struct AdminTokenRecord {
-    pub id: String,
-    pub name: String,
-    pub secret_hash: Vec<u8>,
-    pub scopes: Vec<Scope>,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub last_used_at: Option<DateTime<Utc>>,
-}
+pub use crate::tokens::AdminTokenRecord;
 
 #[derive(Debug, Clone)]
 pub struct NewTeam {
@@ -458,6 +449,9 @@ pub trait BillingStore: Send + Sync + 'static {
     ) -> StoreResult<(LedgerEntry, bool)>;
     /// Included credits used in a subscription's period (keyed by its start).
     async fn period_usage(&self, subscription_id: &str, period_start: &str) -> StoreResult<i64>;
+    /// [`BillingStore::period_usage`] of several `(subscription id, period
+    /// start)` pairs, in one read, in their order.
+    async fn period_usages(&self, periods: Vec<(String, String)>) -> StoreResult<Vec<i64>>;
     /// Records a batch of settled calls (credits used from their periods, and
     /// the wallet entries for the rest), all in one transaction. Replaying a
     /// batch adds its credits again but not its (idempotent) wallet entries.
@@ -507,7 +501,7 @@ pub trait SubscriptionStore: Send + Sync + 'static {
         &self,
         consumer_id: &str,
         plan_id: &str,
-        state: crate::billing::lifecycle::State,
+        state: crate::lifecycle::State,
         audit: &AuditContext,
     ) -> StoreResult<tollgate_api::Subscription>;
     async fn subscription(&self, id: &str) -> StoreResult<tollgate_api::Subscription>;
@@ -524,7 +518,7 @@ pub trait SubscriptionStore: Send + Sync + 'static {
     async fn save_subscription(
         &self,
         id: &str,
-        state: crate::billing::lifecycle::State,
+        state: crate::lifecycle::State,
         expected_version: i64,
         action: &str,
         audit: Option<&AuditContext>,
@@ -535,7 +529,7 @@ pub trait SubscriptionStore: Send + Sync + 'static {
         &self,
         id: &str,
         plan_id: &str,
-        state: crate::billing::lifecycle::State,
+        state: crate::lifecycle::State,
         expected_version: i64,
         audit: &AuditContext,
     ) -> StoreResult<tollgate_api::Subscription>;

@@ -10,6 +10,7 @@ use super::{
     SqliteStore, audit, backend, check_version, is_foreign_key_violation, is_unique_violation,
     parse_ts, split_page, ts,
 };
+use crate::changes::Change;
 use crate::ids;
 use crate::store::{
     AuditContext, BillingStore, NewLedgerEntry, PlanSpec, StoreError, StoreResult,
@@ -91,6 +92,9 @@ fn plan_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Plan, i64)> {
         r.get(14)?,
     ))
 }
+
+const PERIOD_USAGE: &str =
+    "SELECT used_micros FROM subscription_usage WHERE subscription_id = ?1 AND period_start = ?2";
 
 fn load_plan(conn: &Connection, id: &str) -> StoreResult<Plan> {
     conn.query_row(
@@ -289,7 +293,7 @@ impl BillingStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<Plan> {
         let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current = load_plan(&tx, &id)?;
             check_version(current.version, expected_version)?;
@@ -304,6 +308,7 @@ impl BillingStore for SqliteStore {
             .map_err(|e| plan_write_error(e, &spec.name))?;
             audit(&tx, &ctx, "plan.update", &id)?;
             let plan = load_plan(&tx, &id)?;
+            changes.push(Change::Plan { plan_id: id.clone() });
             tx.commit().map_err(backend)?;
             Ok(plan)
         })
@@ -317,7 +322,7 @@ impl BillingStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<()> {
         let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current = load_plan(&tx, &id)?;
             check_version(current.version, expected_version)?;
@@ -330,6 +335,9 @@ impl BillingStore for SqliteStore {
                     }
                 })?;
             audit(&tx, &ctx, "plan.delete", &id)?;
+            changes.push(Change::Plan {
+                plan_id: id.clone(),
+            });
             tx.commit().map_err(backend)?;
             Ok(())
         })
@@ -359,11 +367,31 @@ impl BillingStore for SqliteStore {
         ctx: Option<&AuditContext>,
     ) -> StoreResult<(LedgerEntry, bool)> {
         let ctx = ctx.cloned();
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let result = append_ledger_tx(&tx, &e, ctx.as_ref())?;
+            changes.push(Change::Wallet {
+                consumer_id: e.consumer_id.clone(),
+                currency: e.currency.clone(),
+            });
             tx.commit().map_err(backend)?;
             Ok(result)
+        })
+        .await
+    }
+
+    async fn period_usages(&self, periods: Vec<(String, String)>) -> StoreResult<Vec<i64>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(PERIOD_USAGE).map_err(backend)?;
+            periods
+                .iter()
+                .map(|(sub, period)| {
+                    stmt.query_row(params![sub, period], |r| r.get(0))
+                        .optional()
+                        .map(Option::unwrap_or_default)
+                        .map_err(backend)
+                })
+                .collect()
         })
         .await
     }
@@ -371,14 +399,10 @@ impl BillingStore for SqliteStore {
     async fn period_usage(&self, subscription_id: &str, period_start: &str) -> StoreResult<i64> {
         let (sub, period) = (subscription_id.to_owned(), period_start.to_owned());
         self.read(move |c| {
-            c.query_row(
-                "SELECT used_micros FROM subscription_usage WHERE subscription_id = ?1 AND period_start = ?2",
-                params![sub, period],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(Option::unwrap_or_default)
-            .map_err(backend)
+            c.query_row(PERIOD_USAGE, params![sub, period], |r| r.get(0))
+                .optional()
+                .map(Option::unwrap_or_default)
+                .map_err(backend)
         })
         .await
     }
@@ -455,7 +479,7 @@ impl BillingStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<StoredPaymentSettings> {
         let ctx = ctx.clone();
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current: i64 = tx
                 .query_row("SELECT version FROM payment_settings WHERE id = 1", [], |r| r.get(0))
@@ -475,6 +499,7 @@ impl BillingStore for SqliteStore {
             )
             .map_err(backend)?;
             audit(&tx, &ctx, "billing.settings.update", "payment_settings")?;
+            changes.push(Change::PaymentSettings);
             tx.commit().map_err(backend)?;
             Ok(StoredPaymentSettings { updated_at: Some(now), version: current + 1, ..settings })
         })

@@ -8,6 +8,7 @@ use tollgate_api::{Consumer, ConsumerKey, ConsumerKeyStatus, ConsumerStatus};
 use super::{
     SqliteStore, audit, backend, check_version, is_unique_violation, parse_ts, split_page, ts,
 };
+use crate::changes::Change;
 use crate::ids;
 use crate::store::{
     AuditContext, ConsumerPatch, ConsumerStore, KeyCredential, NewConsumer, NewConsumerKey,
@@ -181,7 +182,7 @@ impl ConsumerStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<Consumer> {
         let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current = load_consumer(&tx, &id)?;
             check_version(current.version, expected_version)?;
@@ -204,6 +205,7 @@ impl ConsumerStore for SqliteStore {
             .map_err(|e| consumer_write_error(e, &name))?;
             audit(&tx, &ctx, action, &id)?;
             let consumer = load_consumer(&tx, &id)?;
+            changes.push(Change::Consumer { consumer_id: id.clone() });
             tx.commit().map_err(backend)?;
             Ok(consumer)
         })
@@ -217,7 +219,7 @@ impl ConsumerStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<()> {
         let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current = load_consumer(&tx, &id)?;
             check_version(current.version, expected_version)?;
@@ -233,6 +235,9 @@ impl ConsumerStore for SqliteStore {
                     }
                 })?;
             audit(&tx, &ctx, "consumer.delete", &id)?;
+            changes.push(Change::Consumer {
+                consumer_id: id.clone(),
+            });
             tx.commit().map_err(backend)?;
             Ok(())
         })
@@ -245,12 +250,16 @@ impl ConsumerStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<ConsumerKey> {
         let ctx = ctx.clone();
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             load_consumer(&tx, &new.consumer_id)?;
             let id = insert_key(&tx, &new)?;
             audit(&tx, &ctx, "consumer_key.create", &id)?;
             let key = load_key(&tx, &id)?;
+            changes.push(Change::Key {
+                key_id: key.id.clone(),
+                consumer_id: key.consumer_id.clone(),
+            });
             tx.commit().map_err(backend)?;
             Ok(key)
         })
@@ -265,7 +274,7 @@ impl ConsumerStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<ConsumerKey> {
         let (old_id, ctx) = (old_id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let old = load_key(&tx, &old_id)?;
             match old.status {
@@ -290,6 +299,14 @@ impl ConsumerStore for SqliteStore {
             audit(&tx, &ctx, "consumer_key.rotate", &old_id)?;
             audit(&tx, &ctx, "consumer_key.create", &id)?;
             let key = load_key(&tx, &id)?;
+            changes.push(Change::Key {
+                key_id: old_id.clone(),
+                consumer_id: key.consumer_id.clone(),
+            });
+            changes.push(Change::Key {
+                key_id: key.id.clone(),
+                consumer_id: key.consumer_id.clone(),
+            });
             tx.commit().map_err(backend)?;
             Ok(key)
         })
@@ -298,7 +315,7 @@ impl ConsumerStore for SqliteStore {
 
     async fn revoke_consumer_key(&self, id: &str, ctx: &AuditContext) -> StoreResult<ConsumerKey> {
         let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let key = load_key(&tx, &id)?;
             if key.revoked_at.is_none() {
@@ -310,6 +327,10 @@ impl ConsumerStore for SqliteStore {
                 audit(&tx, &ctx, "consumer_key.revoke", &id)?;
             }
             let key = load_key(&tx, &id)?;
+            changes.push(Change::Key {
+                key_id: key.id.clone(),
+                consumer_id: key.consumer_id.clone(),
+            });
             tx.commit().map_err(backend)?;
             Ok(key)
         })

@@ -10,6 +10,7 @@ use tollgate_api::money::format_amount;
 use tollgate_api::{CallLog, LogSettings, UpdateLogSettings};
 
 use super::{SqliteStore, audit, backend, check_version, parse_ts, ts};
+use crate::changes::Change;
 use crate::store::{AuditContext, CallRecord, LogFilter, LogStore, StoreError, StoreResult};
 
 /// The block layout (its first byte): each distinct string once, in a table
@@ -880,7 +881,7 @@ impl LogStore for SqliteStore {
         audit_context: &AuditContext,
     ) -> StoreResult<LogSettings> {
         let audit_context = audit_context.clone();
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current: i64 = tx
                 .query_row("SELECT version FROM log_settings WHERE id = 1", [], |r| {
@@ -909,6 +910,7 @@ impl LogStore for SqliteStore {
                 )
                 .map_err(backend)?;
             audit(&tx, &audit_context, "logs.settings", "log_settings")?;
+            changes.push(Change::LogSettings { bodies: saved.bodies.clone() });
             tx.commit().map_err(backend)?;
             Ok(saved)
         })
@@ -1209,7 +1211,7 @@ mod tests {
     #[tokio::test]
     async fn a_record_reads_back_as_written_in_pages_and_exports() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), Default::default()).unwrap();
         let mut full = record(7, 1_764_000_000_123_456);
         full.consumer_id = Some("con_1".into());
         full.team_id = Some("team_1".into());
@@ -1308,7 +1310,7 @@ mod tests {
     #[tokio::test]
     async fn filtered_pages_and_figures_read_across_blocks_as_a_scan_would() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), Default::default()).unwrap();
         let calls = varied(&store).await;
         let end = |r: &CallRecord| r.at_us + r.latency_us;
         let (from, to) = (end(&calls[333]), end(&calls[1_444]));
@@ -1584,7 +1586,7 @@ mod tests {
             conn.execute("UPDATE log_state SET last_seq = 1130", [])
                 .unwrap();
         }
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), Default::default()).unwrap();
         let (logs, head) = store.call_logs(LogFilter::default(), 5_000).await.unwrap();
         assert_eq!((logs.len(), head), (1_030, 1_130));
         let seqs: Vec<i64> = logs.iter().map(|l| l.seq).collect();
@@ -1637,7 +1639,7 @@ mod tests {
             )
             .unwrap();
         }
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), Default::default()).unwrap();
         let (logs, head) = store.call_logs(LogFilter::default(), 10).await.unwrap();
         assert_eq!(head, 3);
         assert_eq!(logs.len(), 2);
@@ -1670,7 +1672,7 @@ mod tests {
     #[tokio::test]
     async fn pruning_deletes_the_old_then_the_surplus_and_seqs_keep_growing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), Default::default()).unwrap();
         // 3,000 records a day old, then 2,500 of now.
         let (old, new) = (1_000_000_000_000i64, 2_000_000_000_000i64);
         let calls: Vec<_> = (0..5_500)

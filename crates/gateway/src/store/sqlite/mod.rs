@@ -17,6 +17,7 @@ use super::{
     AdminTokenRecord, AuditContext, IdempotencyBegin, NewTeam, StoreError, StoreResult,
     StoredResponse, SystemStore, TeamPatch, TeamStore,
 };
+use crate::changes::{Change, ChangeFeed};
 use crate::ids;
 
 mod billing;
@@ -71,6 +72,8 @@ pub struct SqliteStore {
 
 struct Inner {
     writer: Mutex<Connection>,
+    /// Where each committed write's changes are published.
+    feed: Arc<ChangeFeed>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
@@ -97,8 +100,9 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 
 impl SqliteStore {
     /// Opens (creating if needed) `DIR/tollgate.db` and migrates it. Refuses a
-    /// database whose schema is newer than this binary.
-    pub fn open(data_dir: &Path) -> StoreResult<Self> {
+    /// database whose schema is newer than this binary. Changes are published
+    /// on `feed`.
+    pub fn open(data_dir: &Path, feed: Arc<ChangeFeed>) -> StoreResult<Self> {
         let path = data_dir.join("tollgate.db");
         let mut writer =
             Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
@@ -117,6 +121,7 @@ impl SqliteStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
+                feed,
                 readers,
                 next_reader: AtomicUsize::new(0),
             }),
@@ -132,6 +137,28 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.into()))?
+    }
+
+    /// A write that changes what the data plane reads: `f` records each
+    /// [`Change`] as it makes it, and they are published once `f` has
+    /// returned with its transaction committed — never for a failed write.
+    /// Published under the writer's lock, so listeners hear changes in
+    /// commit order.
+    async fn write_changes<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &mut Vec<Change>) -> StoreResult<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut changes = Vec::new();
+            let out = f(&mut conn, &mut changes)?;
+            inner.feed.publish(&changes);
+            Ok(out)
         })
         .await
         .map_err(|e| StoreError::Backend(e.into()))?
@@ -604,11 +631,11 @@ mod tests {
     #[test]
     fn refuses_a_database_newer_than_the_binary() {
         let dir = tempfile::tempdir().unwrap();
-        drop(SqliteStore::open(dir.path()).unwrap());
+        drop(SqliteStore::open(dir.path(), Default::default()).unwrap());
         let conn = Connection::open(dir.path().join("tollgate.db")).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
-        match SqliteStore::open(dir.path()) {
+        match SqliteStore::open(dir.path(), Default::default()) {
             Err(StoreError::Migration(msg)) => assert!(!msg.is_empty()),
             other => panic!("expected a migration error, got {:?}", other.map(|_| ())),
         }
@@ -617,7 +644,7 @@ mod tests {
     #[test]
     fn the_ledger_refuses_updates_and_deletes() {
         let dir = tempfile::tempdir().unwrap();
-        drop(SqliteStore::open(dir.path()).unwrap());
+        drop(SqliteStore::open(dir.path(), Default::default()).unwrap());
         let conn = Connection::open(dir.path().join("tollgate.db")).unwrap();
         configure(&conn).unwrap();
         conn.execute_batch(

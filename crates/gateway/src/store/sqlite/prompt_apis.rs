@@ -8,6 +8,7 @@ use tollgate_api::{PromptApi, PromptApiStatus, PromptApiVersion, PromptDefinitio
 use super::{
     SqliteStore, audit, backend, check_version, is_unique_violation, parse_ts, split_page, ts,
 };
+use crate::changes::Change;
 use crate::ids;
 use crate::store::{AuditContext, PromptApiChange, PromptApiStore, StoreError, StoreResult};
 
@@ -99,7 +100,7 @@ impl PromptApiStore for SqliteStore {
             description.to_owned(),
             ctx.clone(),
         );
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let id = ids::new_id("papi");
             let now = ts(Utc::now());
@@ -118,6 +119,7 @@ impl PromptApiStore for SqliteStore {
             insert_version(&tx, &id, 1, &definition, &ctx)?;
             audit(&tx, &ctx, "prompt_api.create", &id)?;
             let api = load(&tx, "id", &id)?;
+            changes.push(Change::PromptApi { slug: api.slug.clone() });
             tx.commit().map_err(backend)?;
             Ok(api)
         })
@@ -163,7 +165,7 @@ impl PromptApiStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<PromptApi> {
         let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current = load(&tx, "id", &id)?;
             check_version(current.version, expected_version)?;
@@ -176,6 +178,7 @@ impl PromptApiStore for SqliteStore {
             .map_err(backend)?;
             audit(&tx, &ctx, "prompt_api.version", &id)?;
             let api = load(&tx, "id", &id)?;
+            changes.push(Change::PromptApi { slug: api.slug.clone() });
             tx.commit().map_err(backend)?;
             Ok(api)
         })
@@ -215,7 +218,7 @@ impl PromptApiStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<PromptApi> {
         let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current = load(&tx, "id", &id)?;
             check_version(current.version, expected_version)?;
@@ -228,6 +231,7 @@ impl PromptApiStore for SqliteStore {
             .map_err(backend)?;
             audit(&tx, &ctx, change.action, &id)?;
             let api = load(&tx, "id", &id)?;
+            changes.push(Change::PromptApi { slug: api.slug.clone() });
             tx.commit().map_err(backend)?;
             Ok(api)
         })

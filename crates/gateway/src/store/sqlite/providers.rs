@@ -10,6 +10,7 @@ use tollgate_api::{
 use super::{
     SqliteStore, audit, backend, check_version, is_unique_violation, parse_ts, split_page, ts,
 };
+use crate::changes::Change;
 use crate::ids;
 use crate::store::{
     AuditContext, KeyActor, NewProviderKey, ProviderKeyChange, ProviderSpec, ProviderStore,
@@ -197,7 +198,7 @@ impl ProviderStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<Provider> {
         let ctx = ctx.clone();
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let id = ids::new_id("prv");
             check_models_free(&tx, &spec, &id)?;
@@ -212,6 +213,7 @@ impl ProviderStore for SqliteStore {
             .map_err(|e| provider_write_error(e, &spec.name))?;
             audit(&tx, &ctx, "provider.create", &id)?;
             let provider = load_provider(&tx, &id)?;
+            changes.push(Change::Provider { provider_id: id.clone() });
             tx.commit().map_err(backend)?;
             Ok(provider)
         })
@@ -252,7 +254,7 @@ impl ProviderStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<Provider> {
         let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current = load_provider(&tx, &id)?;
             check_version(current.version, expected_version)?;
@@ -267,6 +269,7 @@ impl ProviderStore for SqliteStore {
             .map_err(|e| provider_write_error(e, &spec.name))?;
             audit(&tx, &ctx, "provider.update", &id)?;
             let provider = load_provider(&tx, &id)?;
+            changes.push(Change::Provider { provider_id: id.clone() });
             tx.commit().map_err(backend)?;
             Ok(provider)
         })
@@ -280,13 +283,16 @@ impl ProviderStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<()> {
         let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current = load_provider(&tx, &id)?;
             check_version(current.version, expected_version)?;
             tx.execute("DELETE FROM providers WHERE id = ?1", [&id])
                 .map_err(backend)?;
             audit(&tx, &ctx, "provider.delete", &id)?;
+            changes.push(Change::Provider {
+                provider_id: id.clone(),
+            });
             tx.commit().map_err(backend)?;
             Ok(())
         })
@@ -300,7 +306,7 @@ impl ProviderStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<ProviderKey> {
         let (provider_id, ctx) = (provider_id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             load_provider(&tx, &provider_id)?;
             let id = ids::new_id("pkey");
@@ -321,6 +327,7 @@ impl ProviderStore for SqliteStore {
             )
             .map_err(backend)?;
             audit(&tx, &ctx, "provider_key.create", &id)?;
+            changes.push(Change::Provider { provider_id: provider_id.clone() });
             tx.commit().map_err(backend)?;
             Ok(key)
         })
@@ -352,7 +359,7 @@ impl ProviderStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<ProviderKey> {
         let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current = load_key(&tx, &id)?.key;
             check_version(current.version, expected_version)?;
@@ -379,6 +386,7 @@ impl ProviderStore for SqliteStore {
             .map_err(backend)?;
             audit(&tx, &ctx, "provider_key.update", &id)?;
             let key = load_key(&tx, &id)?.key;
+            changes.push(Change::Provider { provider_id: key.provider_id.clone() });
             tx.commit().map_err(backend)?;
             Ok(key)
         })
@@ -392,13 +400,16 @@ impl ProviderStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<()> {
         let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current = load_key(&tx, &id)?.key;
             check_version(current.version, expected_version)?;
             tx.execute("DELETE FROM provider_keys WHERE id = ?1", [&id])
                 .map_err(backend)?;
             audit(&tx, &ctx, "provider_key.delete", &id)?;
+            changes.push(Change::Provider {
+                provider_id: current.provider_id.clone(),
+            });
             tx.commit().map_err(backend)?;
             Ok(())
         })
@@ -417,7 +428,7 @@ impl ProviderStore for SqliteStore {
             KeyActor::Admin(ctx) => (admin_actor(ctx), Some(ctx.clone())),
             KeyActor::Gateway => ("gateway".to_owned(), None),
         };
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current = load_key(&tx, &id)?.key;
             if current.status == status {
@@ -433,6 +444,9 @@ impl ProviderStore for SqliteStore {
             if let Some(ctx) = &ctx {
                 audit(&tx, ctx, "provider_key.status", &id)?;
             }
+            changes.push(Change::Provider {
+                provider_id: current.provider_id.clone(),
+            });
             tx.commit().map_err(backend)?;
             Ok(true)
         })
@@ -553,7 +567,7 @@ mod tests {
     #[tokio::test]
     async fn providers_keys_and_their_status_history() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), Default::default()).unwrap();
         let first = store
             .create_provider(spec("First", &["m-1", "m-2"]), &ctx())
             .await

@@ -11,8 +11,9 @@ use tollgate_api::{
 use super::{
     SqliteStore, audit, backend, check_version, is_foreign_key_violation, parse_ts, split_page, ts,
 };
-use crate::billing::lifecycle::State;
+use crate::changes::Change;
 use crate::ids;
+use crate::lifecycle::State;
 use crate::payments::CardToken;
 use crate::store::{
     AuditContext, NewCharge, StoreError, StoreResult, SubscriptionFilter, SubscriptionStore,
@@ -156,7 +157,7 @@ impl SubscriptionStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<Subscription> {
         let (consumer_id, plan_id, ctx) = (consumer_id.to_owned(), plan_id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let id = ids::new_id("sub");
             let now = ts(Utc::now());
@@ -170,6 +171,7 @@ impl SubscriptionStore for SqliteStore {
             .map_err(fk_not_found)?;
             audit(&tx, &ctx, "subscription.create", &id)?;
             let sub = load_sub(&tx, &id)?;
+            changes.push(Change::Subscription { subscription_id: id.clone(), consumer_id: consumer_id.clone() });
             tx.commit().map_err(backend)?;
             Ok(sub)
         })
@@ -229,7 +231,7 @@ impl SubscriptionStore for SqliteStore {
         ctx: Option<&AuditContext>,
     ) -> StoreResult<Subscription> {
         let (id, action, ctx) = (id.to_owned(), action.to_owned(), ctx.cloned());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current = load_sub(&tx, &id)?;
             check_version(current.version, Some(expected_version))?;
@@ -243,6 +245,7 @@ impl SubscriptionStore for SqliteStore {
             let ctx = ctx.unwrap_or(AuditContext { token_id: "gateway".into(), request_id: "renewal-job".into() });
             audit(&tx, &ctx, &action, &id)?;
             let sub = load_sub(&tx, &id)?;
+            changes.push(Change::Subscription { subscription_id: id.clone(), consumer_id: sub.consumer_id.clone() });
             tx.commit().map_err(backend)?;
             Ok(sub)
         })
@@ -258,7 +261,7 @@ impl SubscriptionStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<Subscription> {
         let (id, plan_id, ctx) = (id.to_owned(), plan_id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let current = load_sub(&tx, &id)?;
             check_version(current.version, Some(expected_version))?;
@@ -272,6 +275,7 @@ impl SubscriptionStore for SqliteStore {
             .map_err(|e| if is_foreign_key_violation(&e) { StoreError::NotFound } else { backend(e) })?;
             audit(&tx, &ctx, "subscription.change_plan", &id)?;
             let sub = load_sub(&tx, &id)?;
+            changes.push(Change::Subscription { subscription_id: id.clone(), consumer_id: sub.consumer_id.clone() });
             tx.commit().map_err(backend)?;
             Ok(sub)
         })
@@ -288,7 +292,7 @@ impl SubscriptionStore for SqliteStore {
     ) -> StoreResult<PaymentMethod> {
         let (consumer_id, processor, ctx) =
             (consumer_id.to_owned(), processor.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let has_default: bool = tx
                 .query_row(
@@ -313,6 +317,7 @@ impl SubscriptionStore for SqliteStore {
             .map_err(fk_not_found)?;
             audit(&tx, &ctx, "payment_method.add", &id)?;
             let method = load_pm(&tx, &id)?;
+            changes.push(Change::PaymentMethods { consumer_id: consumer_id.clone() });
             tx.commit().map_err(backend)?;
             Ok(method)
         })
@@ -360,7 +365,7 @@ impl SubscriptionStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<PaymentMethod> {
         let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
             let method = load_pm(&tx, &id)?;
             tx.execute(
@@ -375,6 +380,9 @@ impl SubscriptionStore for SqliteStore {
             .map_err(backend)?;
             audit(&tx, &ctx, "payment_method.set_default", &id)?;
             let method = load_pm(&tx, &id)?;
+            changes.push(Change::PaymentMethods {
+                consumer_id: method.consumer_id.clone(),
+            });
             tx.commit().map_err(backend)?;
             Ok(method)
         })
@@ -383,9 +391,9 @@ impl SubscriptionStore for SqliteStore {
 
     async fn remove_payment_method(&self, id: &str, ctx: &AuditContext) -> StoreResult<()> {
         let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
-            load_pm(&tx, &id)?;
+            let method = load_pm(&tx, &id)?;
             // The token is dropped with the card: nothing can charge it again.
             tx.execute(
                 "UPDATE payment_methods SET removed_at = ?2, is_default = 0, token = '' WHERE id = ?1",
@@ -393,6 +401,7 @@ impl SubscriptionStore for SqliteStore {
             )
             .map_err(backend)?;
             audit(&tx, &ctx, "payment_method.remove", &id)?;
+            changes.push(Change::PaymentMethods { consumer_id: method.consumer_id });
             tx.commit().map_err(backend)?;
             Ok(())
         })

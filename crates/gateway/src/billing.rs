@@ -12,18 +12,17 @@ use tollgate_api::{
     UpdatePaymentSettings,
 };
 
-use super::lifecycle::{self, Due, State, Terms};
 use crate::crypto::SecretBox;
 use crate::error::{ApiError, for_resource};
-use crate::payments::test_processor::TestProcessor;
-use crate::payments::{CardError, PaymentProcessor};
+use crate::lifecycle::{self, Due, State, Terms};
+use crate::payments::{CardError, NO_PROCESSOR, PaymentProcessor, Processors};
 use crate::store::{AuditContext, NewCharge, Store, StoredPaymentSettings};
 use crate::validate;
 
 pub struct Billing {
     pub store: Arc<dyn Store>,
-    /// The data plane's cache of keys and subscriptions; every billing write drops it.
-    pub hot: crate::dataplane::hot::HotCache,
+    /// The processors the settings may name, given by the server.
+    processors: Processors,
     /// The payment settings in force, and their credentials once opened.
     settings: RwLock<Effective>,
     secrets: Arc<SecretBox>,
@@ -31,17 +30,6 @@ pub struct Billing {
     incidents: AtomicU64,
     last_incident: Mutex<Option<DateTime<Utc>>>,
 }
-
-struct InvalidateOnDrop<'a>(&'a crate::dataplane::hot::HotCache);
-
-impl Drop for InvalidateOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.invalidate();
-    }
-}
-
-/// The built-in processors a gateway can be set to.
-pub const PROCESSORS: [&str; 2] = ["test", "none"];
 
 #[derive(Debug, Clone)]
 struct Effective {
@@ -92,6 +80,7 @@ impl Billing {
         store: Arc<dyn Store>,
         secrets: Arc<SecretBox>,
         default_grace_days: u32,
+        processors: Processors,
     ) -> anyhow::Result<Self> {
         let stored = store
             .payment_settings()
@@ -108,7 +97,7 @@ impl Billing {
         }
         Ok(Billing {
             store,
-            hot: Default::default(),
+            processors,
             settings: RwLock::new(Effective {
                 stored,
                 credentials_readable: readable,
@@ -132,10 +121,7 @@ impl Billing {
 
     /// The configured processor; `None` when card payments are off.
     pub fn processor(&self) -> Option<Arc<dyn PaymentProcessor>> {
-        match self.effective().stored.processor.as_str() {
-            "test" => Some(Arc::new(TestProcessor)),
-            _ => None,
-        }
+        self.processors.get(&self.effective().stored.processor)
     }
 
     pub fn settings_view(&self) -> PaymentSettings {
@@ -161,12 +147,13 @@ impl Billing {
         let mut next = self.effective().stored;
         let mut errors = Vec::new();
         if let Some(p) = patch.processor {
-            if PROCESSORS.contains(&p.as_str()) {
+            let names = self.processors.names();
+            if names.contains(&p.as_str()) {
                 next.processor = p;
             } else {
                 errors.push(FieldError::new(
                     "processor",
-                    format!("must be one of {}", PROCESSORS.join(", ")),
+                    format!("must be one of {}", names.join(", ")),
                 ));
             }
         }
@@ -289,7 +276,7 @@ impl Billing {
         }
         for plan in &plans {
             let priced = terms(plan).price_micros > 0;
-            if priced && e.stored.processor == "none" {
+            if priced && e.stored.processor == NO_PROCESSOR {
                 add(
                     "processor-missing",
                     Severity::Error,
@@ -631,8 +618,6 @@ impl Billing {
             }
         };
         let mut changed = 0;
-        // Whatever changes below, the data plane must see it.
-        let _invalidate = InvalidateOnDrop(&self.hot);
         for id in ids {
             match self.process_due(&id, now).await {
                 Ok(Some(_)) => changed += 1,

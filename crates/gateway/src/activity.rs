@@ -17,6 +17,9 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use http_body::{Frame, SizeHint};
 
+/// What the server answers any request with: a body whose end is counted.
+pub type Answer = axum::http::Response<TrackedBody>;
+
 /// What one connection is doing.
 #[derive(Debug, Default)]
 pub struct Activity {

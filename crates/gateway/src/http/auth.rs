@@ -1,0 +1,95 @@
+//! The management API's authentication: the `Admin` extractor checks the
+//! bearer token against the store and the scope each handler needs.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use chrono::{Duration, Utc};
+use tollgate_api::{Scope, TokenIdentity};
+
+use super::{AppState, RequestId};
+use crate::error::ApiError;
+use crate::store::{AdminTokenRecord, AuditContext, Store};
+use crate::tokens::{claimed_token_id, token_matches};
+
+/// `last_used_at` is written at most this often per token, to keep reads cheap.
+const TOUCH_INTERVAL_SECS: i64 = 60;
+
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Verifies a presented token against the store.
+pub async fn verify(store: &dyn Store, token: &str) -> Result<AdminTokenRecord, ApiError> {
+    const INVALID: &str = "the admin token is not valid";
+    let id = claimed_token_id(token).ok_or(ApiError::Unauthorized(INVALID))?;
+    let record = store
+        .admin_token(&id)
+        .await?
+        .ok_or(ApiError::Unauthorized(INVALID))?;
+    if !token_matches(&record.secret_hash, token) {
+        return Err(ApiError::Unauthorized(INVALID));
+    }
+    if record.revoked_at.is_some() {
+        return Err(ApiError::Unauthorized("the admin token has been revoked"));
+    }
+    let now = Utc::now();
+    let stale = record
+        .last_used_at
+        .is_none_or(|t| now - t > Duration::seconds(TOUCH_INTERVAL_SECS));
+    if stale {
+        store.touch_admin_token(&record.id, now).await?;
+    }
+    Ok(record)
+}
+
+/// An authenticated admin request. Handlers call [`Admin::require`] with the
+/// scope they need; `admin` grants every scope.
+pub struct Admin {
+    pub identity: TokenIdentity,
+    pub request_id: String,
+}
+
+impl Admin {
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        let scopes = &self.identity.scopes;
+        if scopes.contains(&scope) || scopes.contains(&Scope::Admin) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(scope))
+        }
+    }
+
+    pub fn audit(&self) -> AuditContext {
+        AuditContext {
+            token_id: self.identity.id.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized(
+            "an admin token is required: send `Authorization: Bearer <token>`",
+        ))?;
+        let record = verify(state.store.as_ref(), token).await?;
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        Ok(Admin {
+            identity: TokenIdentity {
+                id: record.id,
+                name: record.name,
+                scopes: record.scopes,
+            },
+            request_id,
+        })
+    }
+}
