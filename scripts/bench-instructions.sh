@@ -44,7 +44,7 @@ def inclusive(name):
             return int(line.split()[0].replace(",", ""))
     return 0
 total = inclusive("PROGRAM TOTALS")
-digest = inclusive("tollgate_gateway::auth::token_digest")
+digest = inclusive("tollgate_gateway::tokens::token_digest")
 print(f"requests counted: {requests:,}")
 if digest:
     print(f"user-space instructions per call: {total // requests:,} "
