@@ -53,6 +53,7 @@ struct FileSettings {
     grace_days: Option<u32>,
     renewal_interval_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
     upstream_url: Option<String>,
     price_per_request: Option<String>,
     price_per_1k_tokens: Option<String>,
@@ -75,6 +76,9 @@ pub struct Settings {
     /// A connection without a request in flight for this long is closed
     /// (idle keep-alive, or a client too slow to send a request's head).
     pub idle_timeout: std::time::Duration,
+    /// A data-plane request's body must have arrived this long after its
+    /// head (nginx's `client_body_timeout` is 60 s).
+    pub body_timeout: std::time::Duration,
     /// Base URL of the OpenAI-compatible upstream (ends in `/v1`).
     pub upstream_url: Option<String>,
     /// `Authorization` for the upstream; from `TOLLGATE_UPSTREAM_KEY` only,
@@ -165,6 +169,13 @@ impl Settings {
                 message: "must be 1 to 3600".into(),
             });
         }
+        let body_secs = file.body_timeout_secs.unwrap_or(60);
+        if !(1..=3600).contains(&body_secs) {
+            return Err(ConfigError::Invalid {
+                key: "body_timeout_secs",
+                message: "must be 1 to 3600".into(),
+            });
+        }
         let upstream_url = match args.upstream_url.clone().or(file.upstream_url) {
             Some(raw) => Some(validate_url("upstream_url", &raw)?),
             None => None,
@@ -191,6 +202,7 @@ impl Settings {
             grace_days,
             renewal_interval: std::time::Duration::from_secs(renewal_secs),
             idle_timeout: std::time::Duration::from_secs(idle_secs),
+            body_timeout: std::time::Duration::from_secs(body_secs),
             data_dir,
             listen,
             instance_name,

@@ -15,4 +15,6 @@ pub struct Instance {
     /// Base of absolute problem `type` URIs, without a trailing slash.
     pub public_url: String,
     pub max_body_bytes: usize,
+    /// How long a data-plane request's body may take to arrive.
+    pub body_timeout: std::time::Duration,
 }

@@ -73,6 +73,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| format!("http://{bound}")),
         max_body_bytes: settings.max_body_bytes,
+        body_timeout: settings.body_timeout,
     };
     tracing::info!(%bound, instance_id = %instance.id, "tollgated listening");
     // Scripts and tests read this line to learn the port when --listen used port 0.

@@ -679,6 +679,53 @@ async fn malformed_calls_are_refused_without_echoing_values() {
         not_text["detail"], "The body is not valid JSON: it is not UTF-8 text (byte 41).",
         "{not_text}"
     );
+    // Half a UTF-16 surrogate pair in a message: the caller's error, named
+    // where it is, and never forwarded (the provider would refuse it).
+    for (body, param) in [
+        (
+            r#"{"model": "sim-small", "messages": [{"role": "user", "content": "a\ud800b"}]}"#,
+            "messages[0].content",
+        ),
+        (
+            r#"{"model": "sim-small", "messages": [{"role": "user", "content": "ok"}, {"role": "user", "content": "\udc00"}]}"#,
+            "messages[1].content",
+        ),
+        (
+            r#"{"model": "sim-small", "messages": [], "user": "\ud83d\u0041"}"#,
+            "user",
+        ),
+    ] {
+        let lone = refusal(
+            post(body.as_bytes().to_vec()).await.unwrap(),
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            &base,
+        )
+        .await;
+        assert_eq!(lone["param"], param, "{body} → {lone}");
+        assert!(
+            lone["detail"].as_str().unwrap().contains("surrogate"),
+            "{lone}"
+        );
+    }
+    // A whole pair (an emoji) and an escaped backslash before `u` are text
+    // (served, and paid by another consumer: this one is charged nothing).
+    let (_, other) = s.paying_consumer("Texter").await;
+    for body in [
+        r#"{"model": "sim-small", "messages": [{"role": "user", "content": "\ud83d\ude00"}]}"#,
+        r#"{"model": "sim-small", "messages": [{"role": "user", "content": "C:\\ud800"}]}"#,
+    ] {
+        let resp = s
+            .http
+            .post(s.gw.url("/v1/chat/completions"))
+            .bearer_auth(&other)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{body}");
+    }
     let fields = refusal(
         post(br#"{"model": 1, "messages": []}"#.to_vec())
             .await
@@ -825,6 +872,69 @@ async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
             Err(_) => return false,
         }
     }
+}
+
+/// Everything the server sends on `stream` until it closes it (or 10 s).
+async fn read_answer(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut all = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Ok(Ok(n @ 1..)) = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+        all.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_cut_off_and_a_bad_key_is_refused_before_its_body() {
+    use tokio::io::AsyncWriteExt;
+    let s = Setup::new("body_timeout_secs = 1").await;
+    let addr = s.gw.base.trim_start_matches("http://").to_owned();
+    let (_, key) = s.paying_consumer("Stalling").await;
+    let stalled = |key: String| {
+        let addr = addr.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            // A body of 100 bytes announced, 2 sent, then nothing.
+            let head = format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\""
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream
+        }
+    };
+    // A key that is not valid: refused from the head alone, at once.
+    let mut bad = stalled("tg_notakey1234_secret0000".into()).await;
+    let answer = read_answer(&mut bad).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("invalid-api-key"), "{answer}");
+    // A valid key: the body must come within body_timeout_secs; then 408
+    // and the connection is closed (read_answer returned: it was).
+    let mut slow = stalled(key.clone()).await;
+    let answer = read_answer(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request-timeout"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    // Nothing was charged or held for either.
+    let status: tollgate_api::BillingStatus = s
+        .http
+        .get(s.gw.url("/v1/billing/status"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        status.wallets.iter().all(|w| w.reserved == "0.00"),
+        "{status:?}"
+    );
 }
 
 #[tokio::test]

@@ -143,7 +143,67 @@ fn parse_request(body: &[u8]) -> Result<ChatRequest<'_>, Refusal> {
     if parsed.model.is_none() || parsed.messages.is_none() {
         return Err(bad_request(FIELDS));
     }
+    if let Some(escape) = lone_surrogate(text) {
+        return Err(lone_surrogate_refusal(text, escape));
+    }
     Ok(parsed)
+}
+
+/// The first `\uXXXX` escape of `text` that is half of a UTF-16 surrogate
+/// pair without its other half: JSON the parser above accepts in the parts
+/// it skips, but no character, which providers refuse. `None` for text
+/// without one; a body without a backslash costs one scan for it.
+fn lone_surrogate(text: &str) -> Option<&str> {
+    fn unit(hex: &[u8]) -> Option<u16> {
+        std::str::from_utf8(hex.get(..4)?)
+            .ok()
+            .and_then(|h| u16::from_str_radix(h, 16).ok())
+    }
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while let Some(found) = memchr::memchr(b'\\', &bytes[at..]) {
+        let escape = at + found;
+        match bytes.get(escape + 1) {
+            Some(b'u') => {
+                let Some(u) = unit(&bytes[escape + 2..]) else {
+                    at = escape + 2;
+                    continue;
+                };
+                at = escape + 6;
+                if (0xDC00..=0xDFFF).contains(&u) {
+                    return Some(&text[escape..at]);
+                }
+                if (0xD800..=0xDBFF).contains(&u) {
+                    let paired = bytes.get(at..at + 2) == Some(b"\\u")
+                        && unit(&bytes[at + 2..])
+                            .is_some_and(|low| (0xDC00..=0xDFFF).contains(&low));
+                    if !paired {
+                        return Some(&text[escape..at]);
+                    }
+                    at += 6;
+                }
+            }
+            // Any other escape is two characters: skip both (`\\` among them).
+            Some(_) => at = escape + 2,
+            None => break,
+        }
+    }
+    None
+}
+
+/// 400 naming where in the body the lone surrogate is (found again with
+/// the path-tracking parser: rare, so the hot path never pays for it).
+fn lone_surrogate_refusal(text: &str, escape: &str) -> Refusal {
+    let mut json = serde_json::Deserializer::from_str(text);
+    let path = match serde_path_to_error::deserialize::<_, serde_json::Value>(&mut json) {
+        Err(e) => e.path().to_string(),
+        Ok(_) => ".".to_owned(),
+    };
+    bad_request(&format!(
+        "The body is not valid JSON text: `{path}` holds {escape}, half of a UTF-16 surrogate pair \
+         without its other half, which is no character."
+    ))
+    .field("param", path)
 }
 
 /// An optional string, borrowed from the body unless it has escapes (serde
@@ -236,9 +296,13 @@ pub async fn chat_completions(
     req: Request<Incoming>,
 ) -> Result<Response, Refusal> {
     let (parts, body) = req.into_parts();
-    let body = super::read_body(body, plane.instance.max_body_bytes).await?;
+    // The key is in the head: one that is not valid is refused before its
+    // body is read, or waited for.
+    let caller = auth::authenticate(plane, &parts.headers, call.at).await?;
+    call.caller(&caller);
+    let body = super::read_body(body, &plane.instance).await?;
     call.capture_request(&body);
-    handle(plane, call, &parts.headers, body, API, &[]).await
+    handle(plane, call, caller, body, API, &[]).await
 }
 
 /// Answers a chat completion request: of the chat API itself, or built by a
@@ -246,15 +310,13 @@ pub async fn chat_completions(
 pub async fn handle(
     plane: &Arc<DataPlane>,
     call: &mut Call,
-    headers: &HeaderMap,
+    caller: auth::Caller,
     body: Bytes,
     api: &str,
     chain: &[String],
 ) -> Result<Response, Refusal> {
     let now = call.at;
     let data = plane;
-    let caller = auth::authenticate(plane, headers, now).await?;
-    call.caller(&caller);
 
     let cover = decision::subscription_for(plane, &caller, api, now).await?;
     let (sub, plan) = (&cover.sub, &cover.plan);

@@ -234,7 +234,27 @@ const APIS_OPENAPI: &str = "/apis/openapi.json";
 
 /// The request body, up to `limit` bytes. Most bodies arrive in one frame,
 /// which is returned as it is; only longer ones are gathered.
-pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Refusal> {
+/// The request's body, whole: at most `max_body_bytes` (413), arrived within
+/// `body_timeout` of the call's start (408, the connection then closed), so
+/// a client that stalls its body holds a connection for a bounded time.
+pub async fn read_body(body: Incoming, instance: &Instance) -> Result<Bytes, Refusal> {
+    let limit = instance.max_body_bytes;
+    match tokio::time::timeout(instance.body_timeout, read_all(body, limit)).await {
+        Ok(read) => read,
+        Err(_) => Err(Refusal::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+            format!(
+                "The request body did not arrive within {} s.",
+                instance.body_timeout.as_secs()
+            ),
+        )
+        .header(header::CONNECTION, "close".to_owned())),
+    }
+}
+
+async fn read_all(body: Incoming, limit: usize) -> Result<Bytes, Refusal> {
     let mut body = Limited::new(body, limit);
     let first = match body.frame().await {
         None => return Ok(Bytes::new()),

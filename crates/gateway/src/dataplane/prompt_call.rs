@@ -162,7 +162,10 @@ pub async fn call_prompt_api(
     req: Request<Incoming>,
 ) -> Result<Response, Refusal> {
     let (parts, body) = req.into_parts();
-    let body = super::read_body(body, plane.instance.max_body_bytes).await?;
+    // As for chat: a key that is not valid is refused before the body.
+    let caller = super::auth::authenticate(plane, &parts.headers, call.at).await?;
+    call.caller(&caller);
+    let body = super::read_body(body, &plane.instance).await?;
     call.capture_request(&body);
     let api = served_api(plane, slug).await?;
     let parsed: PromptCall = serde_json::from_slice(&body).map_err(|_| {
@@ -173,7 +176,7 @@ pub async fn call_prompt_api(
     })?;
     let request = chat_request(&api.current, parsed)?;
     let chain = api.current.models.get(1..).unwrap_or_default();
-    let answer = chat::handle(plane, call, &parts.headers, request, &api.slug, chain).await;
+    let answer = chat::handle(plane, call, caller, request, &api.slug, chain).await;
     match answer {
         Ok(mut response) => {
             deprecation_headers(&api, response.headers_mut());

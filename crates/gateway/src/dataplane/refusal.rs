@@ -328,6 +328,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Some variables of the prompt API call are missing, unknown, not strings, or too long; `errors` names each one.",
     ),
     (
+        "request-timeout",
+        "Request timeout",
+        "The request's body did not arrive within the time the gateway allows after its head; the connection was closed. Send the body with the request.",
+    ),
+    (
         "model-not-found",
         "Model not found",
         "No provider of this gateway serves the model that was asked for. `GET /v1/models` lists the models your key may use.",
