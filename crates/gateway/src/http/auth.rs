@@ -1,6 +1,9 @@
 //! The management API's authentication: the `Admin` extractor checks the
 //! bearer token against the store and the scope each handler needs.
 
+use std::marker::PhantomData;
+use std::ops::Deref;
+
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -91,5 +94,44 @@ impl FromRequestParts<AppState> for Admin {
             },
             request_id,
         })
+    }
+}
+
+/// A scope an operation needs, as a type, so that [`Authorized`] checks it
+/// while extracting — before the request's body is read.
+pub trait NeedsScope: Send + Sync {
+    const SCOPE: Scope;
+}
+
+macro_rules! scopes {
+    ($($name:ident),*) => {$(
+        #[doc = concat!("The `", stringify!($name), "` scope (or `admin`).")]
+        pub struct $name;
+        impl NeedsScope for $name {
+            const SCOPE: Scope = Scope::$name;
+        }
+    )*};
+}
+scopes!(Read, Write, Billing, Keys);
+
+/// An admin request whose token holds scope `S`: refused 401 or 403 from
+/// its head, so a token without the scope learns nothing of what its body
+/// would have been told.
+pub struct Authorized<S>(Admin, PhantomData<S>);
+
+impl<S> Deref for Authorized<S> {
+    type Target = Admin;
+    fn deref(&self) -> &Admin {
+        &self.0
+    }
+}
+
+impl<S: NeedsScope> FromRequestParts<AppState> for Authorized<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let admin = Admin::from_request_parts(parts, state).await?;
+        admin.require(S::SCOPE)?;
+        Ok(Authorized(admin, PhantomData))
     }
 }

@@ -3,9 +3,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use tollgate_api::{BillingCheck, PaymentSettings, Problem, Scope, UpdatePaymentSettings};
+use tollgate_api::{BillingCheck, PaymentSettings, Problem, UpdatePaymentSettings};
 
-use super::auth::Admin;
+use super::auth::{Authorized, Billing, Read};
 use super::{ApiJson, AppState, if_match};
 use crate::error::ApiResult;
 
@@ -15,9 +15,8 @@ use crate::error::ApiResult;
     responses((status = 200, body = PaymentSettings), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn get_settings(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
 ) -> ApiResult<Json<PaymentSettings>> {
-    admin.require(Scope::Read)?;
     Ok(Json(state.billing.settings_view()))
 }
 
@@ -31,11 +30,10 @@ pub async fn get_settings(
         (status = 412, body = Problem), (status = 422, body = Problem)))]
 pub async fn put_settings(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Billing>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<UpdatePaymentSettings>,
 ) -> ApiResult<Json<PaymentSettings>> {
-    admin.require(Scope::Billing)?;
     Ok(Json(
         state
             .billing
@@ -49,8 +47,10 @@ pub async fn put_settings(
 #[utoipa::path(post, path = "/admin/v1/billing/check", tag = "billing",
     security(("admin_token" = ["read"])),
     responses((status = 200, body = BillingCheck), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn check(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<BillingCheck>> {
-    admin.require(Scope::Read)?;
+pub async fn check(
+    State(state): State<AppState>,
+    _: Authorized<Read>,
+) -> ApiResult<Json<BillingCheck>> {
     let pricing = state.data.pricing;
     let routes = state.data.route_table().await?;
     // Calls are free only when neither the gateway's fees nor a provider's

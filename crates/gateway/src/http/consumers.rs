@@ -5,9 +5,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use tollgate_api::{Consumer, CreateConsumer, Page, Problem, Scope, UpdateConsumer};
+use tollgate_api::{Consumer, CreateConsumer, Page, Problem, UpdateConsumer};
 
-use super::auth::Admin;
+use super::auth::{Authorized, Read, Write};
 use super::{ApiJson, AppState, PageParams, created, if_match, versioned};
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::{ConsumerPatch, NewConsumer, StoreError};
@@ -32,11 +32,10 @@ pub struct ConsumerFilter {
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_consumers(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     page: PageParams,
     filter: Result<Query<ConsumerFilter>, QueryRejection>,
 ) -> ApiResult<Json<Page<Consumer>>> {
-    admin.require(Scope::Read)?;
     let Query(filter) =
         filter.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
     let team_id = filter.team_id.filter(|t| !t.is_empty());
@@ -66,10 +65,9 @@ pub async fn list_consumers(
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_consumer(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     ApiJson(body): ApiJson<CreateConsumer>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Write)?;
     let mut errors = Vec::new();
     validate::id("team_id", &body.team_id, "team", &mut errors);
     let name = validate::name("name", &body.name, NAME_MAX, &mut errors);
@@ -108,10 +106,9 @@ pub async fn create_consumer(
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_consumer(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Read)?;
     let consumer = state
         .store
         .consumer(&id)
@@ -130,12 +127,11 @@ pub async fn get_consumer(
         (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_consumer(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<UpdateConsumer>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Write)?;
     let mut errors = Vec::new();
     let patch = ConsumerPatch {
         name: body
@@ -168,11 +164,10 @@ pub async fn update_consumer(
         (status = 404, body = Problem), (status = 412, body = Problem)))]
 pub async fn delete_consumer(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    admin.require(Scope::Write)?;
     state
         .store
         .delete_consumer(&id, if_match(&headers), &admin.audit())

@@ -9,11 +9,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
 use tollgate_api::{
-    ConsumerKey, CreateConsumerKey, FieldError, IssuedConsumerKey, Page, Problem,
-    RotateConsumerKey, Scope,
+    ConsumerKey, CreateConsumerKey, FieldError, IssuedConsumerKey, Page, Problem, RotateConsumerKey,
 };
 
-use super::auth::Admin;
+use super::auth::{Authorized, Keys, Read};
 use super::{ApiJson, AppState, PageParams};
 use crate::consumer_keys::{self, MintedKey};
 use crate::error::{ApiError, ApiResult, RedactedReplay, for_resource};
@@ -70,11 +69,10 @@ fn new_key(
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_consumer_keys(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
     page: PageParams,
 ) -> ApiResult<Json<Page<ConsumerKey>>> {
-    admin.require(Scope::Read)?;
     state
         .store
         .consumer(&id)
@@ -99,11 +97,10 @@ pub async fn list_consumer_keys(
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_consumer_key(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Keys>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CreateConsumerKey>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Keys)?;
     let mut errors = Vec::new();
     let name = validate::name("name", &body.name, NAME_MAX, &mut errors);
     validate::slugs("allowed_apis", &body.allowed_apis, &mut errors);
@@ -130,11 +127,10 @@ pub async fn create_consumer_key(
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn find_keys(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     page: PageParams,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Page<ConsumerKey>>> {
-    admin.require(Scope::Read)?;
     let prefix = query.get("prefix").cloned().unwrap_or_default();
     if !consumer_keys::is_prefix_query(&prefix) {
         return Err(ApiError::validation(
@@ -160,10 +156,9 @@ pub async fn find_keys(
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_key(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ConsumerKey>> {
-    admin.require(Scope::Read)?;
     Ok(Json(
         state
             .store
@@ -183,11 +178,10 @@ pub async fn get_key(
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn rotate_key(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Keys>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RotateConsumerKey>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Keys)?;
     if body.grace_seconds > MAX_GRACE_SECONDS {
         return Err(ApiError::validation(
             "grace_seconds",
@@ -227,10 +221,9 @@ pub async fn rotate_key(
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn revoke_key(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Keys>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ConsumerKey>> {
-    admin.require(Scope::Keys)?;
     Ok(Json(
         state
             .store

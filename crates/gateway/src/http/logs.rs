@@ -6,10 +6,10 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use chrono::{DateTime, Utc};
-use tollgate_api::{CallLogPage, FieldError, Problem, Scope};
+use tollgate_api::{CallLogPage, FieldError, Problem};
 
 use super::AppState;
-use super::auth::Admin;
+use super::auth::{Authorized, Read, Write};
 use crate::error::{ApiError, ApiResult};
 use crate::store::LogFilter;
 
@@ -129,10 +129,9 @@ pub fn filter_of(query: LogQuery) -> Result<(LogFilter, u32), ApiError> {
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_logs(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     query: Result<Query<LogQuery>, QueryRejection>,
 ) -> ApiResult<Json<CallLogPage>> {
-    admin.require(Scope::Read)?;
     let Query(query) =
         query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
     let (filter, limit) = filter_of(query)?;
@@ -175,13 +174,11 @@ pub struct ExportQuery {
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn export_logs(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     query: Result<Query<ExportQuery>, QueryRejection>,
 ) -> ApiResult<axum::response::Response> {
     use axum::http::{HeaderValue, header};
     use futures_util::StreamExt;
-
-    admin.require(Scope::Read)?;
     let Query(query) =
         query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
     let mut errors = Vec::new();
@@ -289,10 +286,9 @@ const STATS_POINTS_MAX: i64 = 1_500;
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn log_stats(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     query: Result<Query<StatsQuery>, QueryRejection>,
 ) -> ApiResult<Json<tollgate_api::CallStats>> {
-    admin.require(Scope::Read)?;
     let Query(query) =
         query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
     let mut errors = Vec::new();
@@ -411,9 +407,8 @@ fn check_settings(update: &tollgate_api::UpdateLogSettings) -> Result<(), ApiErr
         (status = 403, body = Problem)))]
 pub async fn get_log_settings(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
 ) -> ApiResult<Json<tollgate_api::LogSettings>> {
-    admin.require(Scope::Read)?;
     Ok(Json(current_settings(state.store.as_ref()).await?))
 }
 
@@ -427,11 +422,10 @@ pub async fn get_log_settings(
         (status = 403, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 pub async fn put_log_settings(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     headers: axum::http::HeaderMap,
     super::ApiJson(update): super::ApiJson<tollgate_api::UpdateLogSettings>,
 ) -> ApiResult<Json<tollgate_api::LogSettings>> {
-    admin.require(Scope::Write)?;
     check_settings(&update)?;
     let saved = state
         .store

@@ -7,9 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use tollgate_api::{AddPaymentMethod, Charge, Page, PaymentMethod, Problem, Scope};
+use tollgate_api::{AddPaymentMethod, Charge, Page, PaymentMethod, Problem};
 
-use super::auth::Admin;
+use super::auth::{Authorized, Billing, Read};
 use super::{ApiJson, AppState, PageParams};
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::payments::CardDetails;
@@ -21,10 +21,9 @@ use crate::payments::CardDetails;
         (status = 404, body = Problem)))]
 pub async fn list_payment_methods(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<PaymentMethod>>> {
-    admin.require(Scope::Read)?;
     state
         .store
         .consumer(&id)
@@ -43,11 +42,10 @@ pub async fn list_payment_methods(
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn add_payment_method(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Billing>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AddPaymentMethod>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Billing)?;
     state
         .store
         .consumer(&id)
@@ -94,10 +92,9 @@ pub async fn add_payment_method(
         (status = 404, body = Problem)))]
 pub async fn set_default(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Billing>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PaymentMethod>> {
-    admin.require(Scope::Billing)?;
     Ok(Json(
         state
             .store
@@ -114,10 +111,9 @@ pub async fn set_default(
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn remove(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Billing>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    admin.require(Scope::Billing)?;
     state
         .store
         .remove_payment_method(&id, &admin.audit())
@@ -134,11 +130,10 @@ pub async fn remove(
         (status = 404, body = Problem)))]
 pub async fn list_charges(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
     page: PageParams,
 ) -> ApiResult<Json<Page<Charge>>> {
-    admin.require(Scope::Read)?;
     state
         .store
         .consumer(&id)

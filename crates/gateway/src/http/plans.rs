@@ -4,9 +4,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use tollgate_api::{CreatePlan, FieldError, Page, Plan, Problem, RateLimits, Scope, UpdatePlan};
+use tollgate_api::{CreatePlan, FieldError, Page, Plan, Problem, RateLimits, UpdatePlan};
 
-use super::auth::Admin;
+use super::auth::{Authorized, Billing, Read};
 use super::{ApiJson, AppState, PageParams, created, if_match, versioned};
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::PlanSpec;
@@ -73,10 +73,9 @@ fn check(body: &CreatePlan) -> Result<PlanSpec, ApiError> {
     responses((status = 200, body = Page<Plan>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn list_plans(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     page: PageParams,
 ) -> ApiResult<Json<Page<Plan>>> {
-    admin.require(Scope::Read)?;
     let (items, next) = state
         .store
         .list_plans(page.after.unwrap_or(0), page.limit)
@@ -95,10 +94,9 @@ pub async fn list_plans(
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_plan(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Billing>,
     ApiJson(body): ApiJson<CreatePlan>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Billing)?;
     let plan = state
         .store
         .create_plan(check(&body)?, &admin.audit())
@@ -118,10 +116,9 @@ pub async fn create_plan(
         (status = 404, body = Problem)))]
 pub async fn get_plan(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Read)?;
     let plan = state
         .store
         .plan(&id)
@@ -140,12 +137,11 @@ pub async fn get_plan(
         (status = 422, body = Problem)))]
 pub async fn update_plan(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Billing>,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<UpdatePlan>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Billing)?;
     let current = state
         .store
         .plan(&id)
@@ -181,11 +177,10 @@ pub async fn update_plan(
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)))]
 pub async fn delete_plan(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Billing>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    admin.require(Scope::Billing)?;
     state
         .store
         .delete_plan(&id, if_match(&headers), &admin.audit())

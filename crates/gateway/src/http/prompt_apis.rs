@@ -9,10 +9,10 @@ use axum::{Extension, Json};
 use chrono::Utc;
 use tollgate_api::{
     CreatePromptApi, FieldError, Page, Problem, PromptApi, PromptApiAction, PromptApiStatus,
-    PromptApiVersion, PromptDefinition, PromptRun, Scope,
+    PromptApiVersion, PromptDefinition, PromptRun,
 };
 
-use super::auth::Admin;
+use super::auth::{Authorized, Read, Write};
 use super::{ApiJson, AppState, PageParams, RequestId, created, if_match, versioned};
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::PromptApiChange;
@@ -63,10 +63,9 @@ fn checked_definition(definition: &PromptDefinition) -> Result<(), ApiError> {
     responses((status = 200, body = Page<PromptApi>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn list_prompt_apis(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     page: PageParams,
 ) -> ApiResult<Json<Page<PromptApi>>> {
-    admin.require(Scope::Read)?;
     let (items, next) = state
         .store
         .list_prompt_apis(page.after.unwrap_or(0), page.limit)
@@ -85,10 +84,9 @@ pub async fn list_prompt_apis(
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_prompt_api(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     ApiJson(body): ApiJson<CreatePromptApi>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Write)?;
     let mut errors = Vec::new();
     check_slug(&body.slug, &mut errors);
     let name = validate::name("name", &body.name, NAME_MAX, &mut errors);
@@ -133,10 +131,9 @@ pub async fn create_prompt_api(
         (status = 404, body = Problem)))]
 pub async fn get_prompt_api(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Read)?;
     let api = state
         .store
         .prompt_api(&id)
@@ -153,10 +150,9 @@ pub async fn get_prompt_api(
         (status = 404, body = Problem)))]
 pub async fn list_versions(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<PromptApiVersion>>> {
-    admin.require(Scope::Read)?;
     let versions = state
         .store
         .prompt_api_versions(&id)
@@ -175,12 +171,11 @@ pub async fn list_versions(
         (status = 422, body = Problem)))]
 pub async fn add_version(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(definition): ApiJson<PromptDefinition>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Write)?;
     checked_definition(&definition)?;
     let current = state
         .store
@@ -282,12 +277,11 @@ fn change_for(api: &PromptApi, action: &PromptApiAction) -> Result<PromptApiChan
         (status = 422, body = Problem)))]
 pub async fn change_lifecycle(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(action): ApiJson<PromptApiAction>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Write)?;
     let current = state
         .store
         .prompt_api(&id)
@@ -317,11 +311,10 @@ pub async fn change_lifecycle(
         (status = 504, body = Problem)))]
 pub async fn run_prompt(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Write>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     ApiJson(run): ApiJson<PromptRun>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Write)?;
     checked_definition(&run.definition)?;
     match crate::dataplane::prompt_run::run(&state.data, run).await {
         Ok(response) => Ok(response),

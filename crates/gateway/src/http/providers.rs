@@ -9,10 +9,10 @@ use axum::response::Response;
 use serde::Deserialize;
 use tollgate_api::{
     CreateProvider, CreateProviderKey, FieldError, Page, Problem, Provider, ProviderKey,
-    ProviderKeyEvent, ProviderKeyStatus, ProviderTest, Scope, UpdateProvider, UpdateProviderKey,
+    ProviderKeyEvent, ProviderKeyStatus, ProviderTest, UpdateProvider, UpdateProviderKey,
 };
 
-use super::auth::Admin;
+use super::auth::{Authorized, Read, Write};
 use super::{ApiJson, AppState, PageParams, created, if_match, versioned};
 use crate::dataplane::pool::{self, Verdict};
 use crate::dataplane::routes::{self, Endpoint};
@@ -135,10 +135,9 @@ fn check(body: &CreateProvider) -> Result<ProviderSpec, ApiError> {
     responses((status = 200, body = Page<Provider>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn list_providers(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     page: PageParams,
 ) -> ApiResult<Json<Page<Provider>>> {
-    admin.require(Scope::Read)?;
     let (items, next) = state
         .store
         .list_providers(page.after.unwrap_or(0), page.limit)
@@ -157,10 +156,9 @@ pub async fn list_providers(
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_provider(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     ApiJson(body): ApiJson<CreateProvider>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Write)?;
     let provider = state
         .store
         .create_provider(check(&body)?, &admin.audit())
@@ -180,10 +178,9 @@ pub async fn create_provider(
         (status = 404, body = Problem)))]
 pub async fn get_provider(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Read)?;
     let provider = state
         .store
         .provider(&id)
@@ -202,12 +199,11 @@ pub async fn get_provider(
         (status = 422, body = Problem)))]
 pub async fn update_provider(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<UpdateProvider>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Write)?;
     let current = state
         .store
         .provider(&id)
@@ -240,11 +236,10 @@ pub async fn update_provider(
         (status = 404, body = Problem), (status = 412, body = Problem)))]
 pub async fn delete_provider(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    admin.require(Scope::Write)?;
     state
         .store
         .delete_provider(&id, if_match(&headers), &admin.audit())
@@ -261,10 +256,9 @@ pub async fn delete_provider(
         (status = 404, body = Problem)))]
 pub async fn list_provider_keys(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<ProviderKey>>> {
-    admin.require(Scope::Read)?;
     // Uses still queued by the data plane are counted first.
     state.data.accounts.usage.flush().await;
     let keys = state
@@ -285,11 +279,10 @@ pub async fn list_provider_keys(
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_provider_key(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CreateProviderKey>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Write)?;
     let mut errors = Vec::new();
     let label = validate::name("label", &body.label, NAME_MAX, &mut errors);
     let secret = body.secret.trim();
@@ -344,12 +337,11 @@ pub async fn create_provider_key(
         (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_provider_key(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<UpdateProviderKey>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Write)?;
     let mut errors = Vec::new();
     let label = patch
         .label
@@ -410,11 +402,10 @@ pub async fn update_provider_key(
         (status = 404, body = Problem), (status = 412, body = Problem)))]
 pub async fn delete_provider_key(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    admin.require(Scope::Write)?;
     state
         .store
         .delete_provider_key(&id, if_match(&headers), &admin.audit())
@@ -441,11 +432,10 @@ pub struct KeyEventsQuery {
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_key_events(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
     Query(query): Query<KeyEventsQuery>,
 ) -> ApiResult<Json<Vec<ProviderKeyEvent>>> {
-    admin.require(Scope::Read)?;
     let limit = query.limit.unwrap_or(tollgate_api::DEFAULT_PAGE_LIMIT);
     if !(1..=tollgate_api::MAX_PAGE_LIMIT).contains(&limit) {
         return Err(ApiError::Validation(vec![FieldError::new(
@@ -474,10 +464,9 @@ pub async fn list_key_events(
         (status = 404, body = Problem)))]
 pub async fn test_provider(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Write>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ProviderTest>> {
-    admin.require(Scope::Write)?;
     let provider = state
         .store
         .provider(&id)

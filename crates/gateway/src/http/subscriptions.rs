@@ -8,11 +8,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use tollgate_api::{
-    ChangePlan, CreateSubscription, FieldError, Page, Problem, Scope, Subscription,
-    SubscriptionAction, SubscriptionStatus, SubscriptionUsage,
+    ChangePlan, CreateSubscription, FieldError, Page, Problem, Subscription, SubscriptionAction,
+    SubscriptionStatus, SubscriptionUsage,
 };
 
-use super::auth::Admin;
+use super::auth::{Authorized, Billing, Read};
 use super::{ApiJson, AppState, PageParams, parse_json};
 use crate::billing::{state_of, terms};
 use crate::error::{ApiError, ApiResult, for_resource};
@@ -40,11 +40,10 @@ pub struct SubscriptionQuery {
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_subscriptions(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     page: PageParams,
     query: Result<Query<SubscriptionQuery>, QueryRejection>,
 ) -> ApiResult<Json<Page<Subscription>>> {
-    admin.require(Scope::Read)?;
     let Query(query) =
         query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
     let mut errors = Vec::new();
@@ -89,10 +88,9 @@ pub async fn list_subscriptions(
         (status = 422, body = Problem)))]
 pub async fn create_subscription(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Billing>,
     ApiJson(body): ApiJson<CreateSubscription>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Billing)?;
     let mut errors = Vec::new();
     validate::id("consumer_id", &body.consumer_id, "con", &mut errors);
     validate::id("plan_id", &body.plan_id, "plan", &mut errors);
@@ -131,10 +129,9 @@ pub async fn create_subscription(
         (status = 404, body = Problem)))]
 pub async fn get_subscription(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Subscription>> {
-    admin.require(Scope::Read)?;
     let sub = state
         .store
         .subscription(&id)
@@ -152,10 +149,9 @@ pub async fn get_subscription(
         (status = 404, body = Problem)))]
 pub async fn subscription_usage(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SubscriptionUsage>> {
-    admin.require(Scope::Read)?;
     let sub = state
         .store
         .subscription(&id)
@@ -189,11 +185,10 @@ pub async fn subscription_usage(
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn act_on_subscription(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Billing>,
     Path((id, action)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Subscription>> {
-    admin.require(Scope::Billing)?;
     // The body is optional: an empty one means no reason.
     let reason = if body.is_empty() {
         String::new()
@@ -271,11 +266,10 @@ pub async fn act_on_subscription(
         (status = 422, body = Problem)))]
 pub async fn change_plan(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Billing>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ChangePlan>,
 ) -> ApiResult<Json<Subscription>> {
-    admin.require(Scope::Billing)?;
     let plan_id = body.plan_id.trim();
     if plan_id.is_empty() {
         return Err(ApiError::validation("plan_id", "is required"));

@@ -4,9 +4,9 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use chrono::Utc;
-use tollgate_api::{AuditEntry, Health, InstanceInfo, PRODUCT, Page, Problem, Scope};
+use tollgate_api::{AuditEntry, Health, InstanceInfo, PRODUCT, Page, Problem};
 
-use super::auth::Admin;
+use super::auth::{Admin, Authorized, Read};
 use super::{AppState, PageParams};
 use crate::error::{ApiError, ApiResult};
 
@@ -75,11 +75,10 @@ const AUDIT_TARGETS_MAX: usize = 20;
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_audit(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     page: PageParams,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
-    admin.require(Scope::Read)?;
     let Query(query) =
         query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
     let targets: Vec<String> = query

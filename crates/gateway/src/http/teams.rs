@@ -4,9 +4,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use tollgate_api::{CreateTeam, Page, Problem, Scope, Team, UpdateTeam};
+use tollgate_api::{CreateTeam, Page, Problem, Team, UpdateTeam};
 
-use super::auth::Admin;
+use super::auth::{Authorized, Read, Write};
 use super::{ApiJson, AppState, PageParams, created, if_match, versioned};
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::{NewTeam, StoreError, TeamPatch};
@@ -27,10 +27,9 @@ fn team_error(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_teams(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     page: PageParams,
 ) -> ApiResult<Json<Page<Team>>> {
-    admin.require(Scope::Read)?;
     let (items, next) = state
         .store
         .list_teams(page.after.unwrap_or(0), page.limit)
@@ -51,10 +50,9 @@ pub async fn list_teams(
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_team(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     ApiJson(body): ApiJson<CreateTeam>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Write)?;
     let mut errors = Vec::new();
     let name = validate::name("name", &body.name, NAME_MAX, &mut errors);
     let description = validate::text(
@@ -85,10 +83,9 @@ pub async fn create_team(
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_team(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Read)?;
     let team = state.store.team(&id).await.map_err(team_error(&id))?;
     Ok(versioned(StatusCode::OK, &team, team.version))
 }
@@ -104,12 +101,11 @@ pub async fn get_team(
         (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_team(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<UpdateTeam>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Write)?;
     let mut errors = Vec::new();
     let patch = TeamPatch {
         name: body
@@ -138,11 +134,10 @@ pub async fn update_team(
         (status = 404, body = Problem), (status = 412, body = Problem)))]
 pub async fn delete_team(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Write>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    admin.require(Scope::Write)?;
     state
         .store
         .delete_team(&id, if_match(&headers), &admin.audit())

@@ -5,11 +5,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tollgate_api::{
-    CreateLedgerEntry, FieldError, LedgerEntry, LedgerKind, Page, Problem, Scope, Wallet,
-};
+use tollgate_api::{CreateLedgerEntry, FieldError, LedgerEntry, LedgerKind, Page, Problem, Wallet};
 
-use super::auth::Admin;
+use super::auth::{Authorized, Billing, Read};
 use super::{ApiJson, AppState, PageParams};
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::NewLedgerEntry;
@@ -26,10 +24,9 @@ const REASON_MAX: usize = 500;
         (status = 404, body = Problem)))]
 pub async fn list_wallets(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Wallet>>> {
-    admin.require(Scope::Read)?;
     state
         .store
         .consumer(&id)
@@ -57,11 +54,10 @@ pub async fn list_wallets(
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_entries(
     State(state): State<AppState>,
-    admin: Admin,
+    _: Authorized<Read>,
     Path((id, currency)): Path<(String, String)>,
     page: PageParams,
 ) -> ApiResult<Json<Page<LedgerEntry>>> {
-    admin.require(Scope::Read)?;
     state
         .store
         .consumer(&id)
@@ -90,12 +86,11 @@ pub async fn list_entries(
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_entry(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Authorized<Billing>,
     Path((id, currency)): Path<(String, String)>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateLedgerEntry>,
 ) -> ApiResult<Response> {
-    admin.require(Scope::Billing)?;
     let mut errors = Vec::new();
     let key = headers
         .get("idempotency-key")
