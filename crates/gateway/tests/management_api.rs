@@ -91,11 +91,21 @@ async fn every_management_endpoint_requires_a_valid_token_with_the_right_scope()
     // Refused from the head: a body the token may not send is not read, so
     // a malformed one is answered 403, never with its validation details.
     for (method, path, body, scope) in [
-        ("POST", "/admin/v1/teams", r#"{"name": 42, "bogus": true}"#, "`write`"),
+        (
+            "POST",
+            "/admin/v1/teams",
+            r#"{"name": 42, "bogus": true}"#,
+            "`write`",
+        ),
         ("POST", "/admin/v1/plans", r#"{"price": "-1"}"#, "`billing`"),
         ("PUT", "/admin/v1/billing/settings", "not json", "`billing`"),
         ("POST", "/admin/v1/keys/key_x/revoke", "{", "`keys`"),
-        ("PUT", "/admin/v1/logs/settings", r#"{"retention_days": -5}"#, "`write`"),
+        (
+            "PUT",
+            "/admin/v1/logs/settings",
+            r#"{"retention_days": -5}"#,
+            "`write`",
+        ),
     ] {
         let resp = http
             .request(method.parse().unwrap(), gw.url(path))
