@@ -241,8 +241,8 @@ const APIS_OPENAPI: &str = "/apis/openapi.json";
 /// a client that stalls its body holds a connection for a bounded time.
 ///
 /// A body that came with its head (nearly every call's) is read at once and
-/// no timer is armed: arming and cancelling one per call cost about 900
-/// instructions of a refusal's 33,000 (`scripts/bench-instructions.sh`).
+/// no timer is armed: arming and cancelling one per call cost about 400
+/// instructions of a refusal's 33,500 (`scripts/bench-instructions.sh`).
 pub async fn read_body(body: Incoming, instance: &Instance) -> Result<Bytes, Refusal> {
     let mut read = std::pin::pin!(read_all(body, instance.max_body_bytes));
     let at_once = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
