@@ -30,7 +30,7 @@ FILTER='
   | binary_id(tollgate-gateway::prompt_apis_api)
   | binary_id(tollgate-gateway::call_logs)
   | (binary_id(tollgate-gateway::routing) & test(/sunset/))
-  | (binary_id(tollgate-gateway) & test(/^(billing|dataplane::hot)::/))
+  | (binary_id(tollgate-gateway) & test(/^(lifecycle|dataplane::hot)::/))
 '
 
 # The runner's clock must really be the date asked for.
