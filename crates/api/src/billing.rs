@@ -84,6 +84,7 @@ pub struct CreatePlan {
     pub approval_required: bool,
     #[serde(default)]
     #[ts(optional, as = "Option<Vec<String>>")]
+    #[schema(schema_with = crate::schemas::slugs)]
     pub apis: Vec<String>,
     #[serde(default)]
     #[ts(optional, as = "Option<Vec<String>>")]

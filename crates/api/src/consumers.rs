@@ -37,15 +37,26 @@ pub struct Consumer {
 #[serde(deny_unknown_fields)]
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct CreateConsumer {
+    #[schema(pattern = "^team_[0-9A-Za-z]{26}$")]
     pub team_id: String,
     /// 1–100 characters, unique within the team.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     #[serde(default)]
     #[ts(optional, as = "Option<String>")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub contact: String,
     /// Up to 20 entries; keys 1–40 characters, values up to 500.
     #[serde(default)]
     #[ts(optional, as = "Option<BTreeMap<String, String>>")]
+    #[schema(schema_with = crate::schemas::metadata)]
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -56,12 +67,22 @@ pub struct CreateConsumer {
 pub struct UpdateConsumer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub contact: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(schema_with = crate::schemas::metadata_update)]
     pub metadata: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
@@ -114,9 +135,15 @@ pub struct ConsumerKey {
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct CreateConsumerKey {
     /// 1–100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     #[serde(default)]
     #[ts(optional, as = "Option<Vec<String>>")]
+    #[schema(schema_with = crate::schemas::slugs)]
     pub allowed_apis: Vec<String>,
     /// Must be in the future.
     #[serde(default)]
@@ -131,6 +158,7 @@ pub struct CreateConsumerKey {
 pub struct RotateConsumerKey {
     /// How long the old key keeps working: 0 (at once) to 604800 (7 days).
     #[ts(type = "number")]
+    #[schema(minimum = 0, maximum = 604800)]
     pub grace_seconds: u32,
 }
 

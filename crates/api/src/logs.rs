@@ -236,10 +236,12 @@ pub struct LogSettings {
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct UpdateLogSettings {
     /// 1–3650.
+    #[schema(minimum = 1, maximum = 3650)]
     pub retention_days: u32,
     /// 1000 or more; absent for no limit.
     #[serde(default)]
     #[ts(optional, type = "number")]
+    #[schema(minimum = 1000)]
     pub max_records: Option<u64>,
     #[serde(default)]
     #[ts(optional, as = "Option<Vec<BodyCapture>>")]

@@ -128,7 +128,9 @@ pub struct SubscriptionUsage {
 #[serde(deny_unknown_fields)]
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct CreateSubscription {
+    #[schema(pattern = "^con_[0-9A-Za-z]{26}$")]
     pub consumer_id: String,
+    #[schema(pattern = "^plan_[0-9A-Za-z]{26}$")]
     pub plan_id: String,
     #[serde(default = "yes")]
     #[ts(optional, as = "Option<bool>")]
@@ -147,6 +149,10 @@ fn yes() -> bool {
 pub struct SubscriptionAction {
     #[serde(default)]
     #[ts(optional, as = "Option<String>")]
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub reason: String,
 }
 
@@ -156,6 +162,7 @@ pub struct SubscriptionAction {
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct ChangePlan {
     /// The plan to move to (`plan_<ulid>`).
+    #[schema(pattern = "^plan_[0-9A-Za-z]{26}$")]
     pub plan_id: String,
 }
 
@@ -200,6 +207,7 @@ pub struct PaymentMethod {
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct AddPaymentMethod {
     pub number: String,
+    #[schema(minimum = 1, maximum = 12)]
     pub exp_month: u32,
     pub exp_year: i32,
     pub cvc: String,

@@ -24,10 +24,19 @@ pub struct Team {
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct CreateTeam {
     /// 1–100 characters, unique within the instance.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     /// Up to 1000 characters.
     #[serde(default)]
     #[ts(optional, as = "Option<String>")]
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub description: String,
 }
 
@@ -38,9 +47,18 @@ pub struct CreateTeam {
 pub struct UpdateTeam {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub description: Option<String>,
 }
 
@@ -61,7 +79,9 @@ pub struct Page<T> {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{0,18}$")]
     pub cursor: Option<String>,
 }

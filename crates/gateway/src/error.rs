@@ -35,6 +35,9 @@ pub enum ApiError {
     IdempotencyMismatch,
     #[error("the request body is larger than this gateway accepts (its `max_body_bytes` setting)")]
     PayloadTooLarge,
+    /// A body of another type than the JSON the operation reads.
+    #[error("the body must be application/json, not `{0}`")]
+    UnsupportedMediaType(String),
     #[error("no route for this method and path")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -101,6 +104,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload too large",
+            ),
+            UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
             ),
             RouteNotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             MethodNotAllowed => (

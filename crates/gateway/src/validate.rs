@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use tollgate_api::FieldError;
 
-/// A required one-line name: trimmed, 1..=max characters, no control characters.
+/// A required one-line name: at most `max` characters as sent, not blank, no
+/// control characters; stored trimmed.
 pub fn name(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
+    let sent = value.chars().count();
     let value = value.trim();
-    let len = value.chars().count();
-    if len == 0 || len > max {
+    if value.is_empty() || sent > max {
         errors.push(FieldError::new(
             field,
             format!("must be 1 to {max} characters"),

@@ -26,9 +26,9 @@ pub mod usage;
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::task::Poll;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::Poll;
 
 use foldhash::HashMap;
 use std::time::Instant;

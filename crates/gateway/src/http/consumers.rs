@@ -1,14 +1,13 @@
 //! `/admin/v1/consumers`: customer applications, each in a team.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tollgate_api::{Consumer, CreateConsumer, Page, Problem, UpdateConsumer};
 
 use super::auth::{Authorized, Read, Write};
-use super::{ApiJson, AppState, PageParams, created, if_match, versioned};
+use super::{ApiJson, AppState, PageParams, QueryOf, created, if_match, versioned};
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::store::{ConsumerPatch, NewConsumer, StoreError};
 use crate::validate;
@@ -21,6 +20,7 @@ const CONTACT_MAX: usize = 200;
 #[into_params(parameter_in = Query)]
 pub struct ConsumerFilter {
     /// Only consumers of this team.
+    #[param(pattern = "^(team_[0-9A-Za-z]{26})?$")]
     pub team_id: Option<String>,
 }
 
@@ -34,10 +34,8 @@ pub async fn list_consumers(
     State(state): State<AppState>,
     _: Authorized<Read>,
     page: PageParams,
-    filter: Result<Query<ConsumerFilter>, QueryRejection>,
+    QueryOf(filter): QueryOf<ConsumerFilter>,
 ) -> ApiResult<Json<Page<Consumer>>> {
-    let Query(filter) =
-        filter.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
     let team_id = filter.team_id.filter(|t| !t.is_empty());
     if let Some(team) = &team_id {
         let mut errors = Vec::new();

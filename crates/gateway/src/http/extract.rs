@@ -7,7 +7,6 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use base64::Engine;
 use serde::de::DeserializeOwned;
 use tollgate_api::{DEFAULT_PAGE_LIMIT, FieldError, MAX_PAGE_LIMIT};
 
@@ -24,9 +23,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
             let ct = ct.to_str().unwrap_or_default();
             if !ct.starts_with("application/json") && !ct.contains("+json") {
-                return Err(ApiError::BadRequest(format!(
-                    "the body must be application/json, not `{ct}`"
-                )));
+                return Err(ApiError::UnsupportedMediaType(ct.to_owned()));
             }
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
@@ -43,10 +40,34 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 /// Parses a JSON body: 400 when it is not JSON, 422 naming the field when it
 /// does not fit `T`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    whole_numbers(&mut value);
     serde_path_to_error::deserialize::<_, T>(value)
         .map_err(|e| ApiError::Validation(vec![field_error(&e)]))
+}
+
+/// `2.0` is the integer 2 in JSON (and to JSON Schema's `integer`): such
+/// numbers are made integers before `T` reads them, which serde would not do.
+fn whole_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                // Beyond 2^53 a float no longer names one integer: left as it is.
+                if f.abs() < 9_007_199_254_740_992.0 {
+                    *value = if f < 0.0 {
+                        Value::from(f as i64)
+                    } else {
+                        Value::from(f as u64)
+                    };
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
 }
 
 fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError {
@@ -82,12 +103,11 @@ pub struct PageParams {
     pub after: Option<i64>,
 }
 
-const CURSOR_PREFIX: &str = "p1:";
-
 impl PageParams {
+    /// The cursor of the page after `position`: the position in decimal (a
+    /// cursor names a place in the list's order, nothing else).
     pub fn cursor_for(position: i64) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("{CURSOR_PREFIX}{position}"))
+        position.to_string()
     }
 }
 
@@ -115,11 +135,9 @@ impl<S: Send + Sync> FromRequestParts<S> for PageParams {
         let after = match query.get("cursor").filter(|c| !c.is_empty()) {
             None => None,
             Some(raw) => {
-                let position = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(raw)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| s.strip_prefix(CURSOR_PREFIX)?.parse::<i64>().ok());
+                let position = (raw.len() <= 18 && raw.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| raw.parse::<i64>().ok())
+                    .flatten();
                 if position.is_none() {
                     errors.push(FieldError::new(
                         "cursor",
@@ -180,6 +198,21 @@ pub fn if_match(headers: &HeaderMap) -> Option<i64> {
     let first = raw.split(',').next().unwrap_or_default().trim();
     let first = first.strip_prefix("W/").unwrap_or(first);
     Some(first.trim_matches('"').parse::<i64>().unwrap_or(-1))
+}
+
+/// A query string read into `T`, refused as a problem (400) when it does not
+/// parse: axum's own `Query` would answer in plain text.
+pub struct QueryOf<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for QueryOf<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| QueryOf(value))
+            .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use sha2::{Digest, Sha256};
 use super::{AppState, RequestId, finish_problem};
 use crate::error::{ApiError, RedactedReplay};
 use crate::store::{IdempotencyBegin, StoredResponse};
-use crate::tokens::claimed_token_id;
 
 const HEADER: &str = "idempotency-key";
 const REPLAYED: &str = "idempotent-replayed";
@@ -25,6 +24,20 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     let Some(raw_key) = req.headers().get(HEADER) else {
         return next.run(req).await;
     };
+    // Keys are scoped per admin token; a request without one goes on to be
+    // refused 401 (before its key is judged).
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()));
+    let verified = match token {
+        Some(token) => super::auth::verify(state.store.as_ref(), &token).await.ok(),
+        None => None,
+    };
+    let Some(scope) = verified.map(|record| record.id) else {
+        return next.run(req).await;
+    };
     let key = match raw_key.to_str() {
         Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
             k.to_owned()
@@ -33,16 +46,6 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             return ApiError::validation(HEADER, "must be 1 to 255 visible ASCII characters")
                 .into_response();
         }
-    };
-    // Keys are scoped per admin token; an unauthenticated request goes on to be refused.
-    let scope = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()))
-        .and_then(|t| claimed_token_id(&t));
-    let Some(scope) = scope else {
-        return next.run(req).await;
     };
     let request_id = req
         .extensions()

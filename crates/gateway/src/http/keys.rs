@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
@@ -13,7 +13,7 @@ use tollgate_api::{
 };
 
 use super::auth::{Authorized, Keys, Read};
-use super::{ApiJson, AppState, PageParams};
+use super::{ApiJson, AppState, PageParams, QueryOf};
 use crate::consumer_keys::{self, MintedKey};
 use crate::error::{ApiError, ApiResult, RedactedReplay, for_resource};
 use crate::store::NewConsumerKey;
@@ -122,14 +122,14 @@ pub async fn create_consumer_key(
 /// Find keys by the start of their display prefix (`?prefix=tg_ab12`), across consumers.
 #[utoipa::path(get, path = "/admin/v1/keys", tag = "keys",
     security(("admin_token" = ["read"])),
-    params(("prefix" = String, Query, description = "tg_ followed by up to 8 characters"), tollgate_api::PageQuery),
+    params(("prefix" = String, Query, description = "tg_ followed by up to 8 characters", pattern = "^tg_[a-z0-9]{0,8}$"), tollgate_api::PageQuery),
     responses((status = 200, body = Page<ConsumerKey>), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn find_keys(
     State(state): State<AppState>,
     _: Authorized<Read>,
     page: PageParams,
-    Query(query): Query<HashMap<String, String>>,
+    QueryOf(query): QueryOf<HashMap<String, String>>,
 ) -> ApiResult<Json<Page<ConsumerKey>>> {
     let prefix = query.get("prefix").cloned().unwrap_or_default();
     if !consumer_keys::is_prefix_query(&prefix) {

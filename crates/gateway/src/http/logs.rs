@@ -3,13 +3,12 @@
 //! it stored. Needs `read`.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use tollgate_api::{CallLogPage, FieldError, Problem};
 
-use super::AppState;
 use super::auth::{Authorized, Read, Write};
+use super::{AppState, QueryOf};
 use crate::error::{ApiError, ApiResult};
 use crate::store::LogFilter;
 
@@ -22,11 +21,14 @@ const LOG_PAGE_DEFAULT: u32 = 500;
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Records after this `seq` (0, the default, is the start of the log).
+    #[param(pattern = "^[0-9]{0,18}$")]
     pub after: Option<String>,
     /// 1–5000, default 500.
+    #[param(pattern = "^([1-9][0-9]{0,2}|[1-4][0-9]{3}|5000)?$")]
     pub limit: Option<String>,
     pub consumer_id: Option<String>,
     /// `2`, `3`, `4` or `5`: the status's class.
+    #[param(pattern = "^[1-5]?$")]
     pub status_class: Option<String>,
     /// A problem's reason slug, e.g. `insufficient-funds`.
     pub reason: Option<String>,
@@ -35,8 +37,10 @@ pub struct LogQuery {
     pub model: Option<String>,
     /// Calls that ended at or after this time (RFC 3339), as an access
     /// log is timed.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub from: Option<String>,
     /// Calls that ended before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<String>,
 }
 
@@ -75,13 +79,16 @@ fn text(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 
+/// The largest `seq` a query names (18 digits).
+const SEQ_MAX: i64 = 999_999_999_999_999_999;
+
 /// The query as a store filter and a page size, or every invalid field.
 pub fn filter_of(query: LogQuery) -> Result<(LogFilter, u32), ApiError> {
     let mut errors = Vec::new();
     let after = number(
         "after",
         query.after.as_deref(),
-        (0i64, i64::MAX),
+        (0i64, SEQ_MAX),
         "must be a record's seq (a whole number, 0 or more)",
         &mut errors,
     );
@@ -130,10 +137,8 @@ pub fn filter_of(query: LogQuery) -> Result<(LogFilter, u32), ApiError> {
 pub async fn list_logs(
     State(state): State<AppState>,
     _: Authorized<Read>,
-    query: Result<Query<LogQuery>, QueryRejection>,
+    QueryOf(query): QueryOf<LogQuery>,
 ) -> ApiResult<Json<CallLogPage>> {
-    let Query(query) =
-        query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
     let (filter, limit) = filter_of(query)?;
     state.data.accounts.usage.flush().await;
     let (items, head_seq) = state.store.call_logs(filter, limit).await?;
@@ -156,8 +161,10 @@ const EXPORT_CHUNK: u32 = 2_000;
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// Records after this `seq` (default 0).
+    #[param(pattern = "^[0-9]{0,18}$")]
     pub after: Option<String>,
     /// 1–200000, default 50000.
+    #[param(pattern = "^([1-9][0-9]{0,4}|1[0-9]{5}|200000)?$")]
     pub limit: Option<String>,
 }
 
@@ -175,17 +182,15 @@ pub struct ExportQuery {
 pub async fn export_logs(
     State(state): State<AppState>,
     _: Authorized<Read>,
-    query: Result<Query<ExportQuery>, QueryRejection>,
+    QueryOf(query): QueryOf<ExportQuery>,
 ) -> ApiResult<axum::response::Response> {
     use axum::http::{HeaderValue, header};
     use futures_util::StreamExt;
-    let Query(query) =
-        query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
     let mut errors = Vec::new();
     let after = number(
         "after",
         query.after.as_deref(),
-        (0i64, i64::MAX),
+        (0i64, SEQ_MAX),
         "must be a record's seq (a whole number, 0 or more)",
         &mut errors,
     )
@@ -269,6 +274,7 @@ pub struct StatsQuery {
     /// RFC 3339; default now.
     pub to: Option<String>,
     /// `minute`, `hour` or `day`; default the finest that gives at most 1500 points.
+    #[param(pattern = "^(minute|hour|day)$")]
     pub bucket: Option<String>,
 }
 
@@ -287,10 +293,8 @@ const STATS_POINTS_MAX: i64 = 1_500;
 pub async fn log_stats(
     State(state): State<AppState>,
     _: Authorized<Read>,
-    query: Result<Query<StatsQuery>, QueryRejection>,
+    QueryOf(query): QueryOf<StatsQuery>,
 ) -> ApiResult<Json<tollgate_api::CallStats>> {
-    let Query(query) =
-        query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
     let mut errors = Vec::new();
     let to = instant("to", query.to.as_deref(), &mut errors)
         .unwrap_or_else(|| Utc::now().timestamp_micros() + 1);

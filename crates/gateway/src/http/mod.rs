@@ -3,6 +3,7 @@
 pub mod auth;
 mod billing_settings;
 mod consumers;
+mod contract;
 mod extract;
 mod idempotency;
 mod keys;
@@ -35,7 +36,7 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ProblemDraft};
 use crate::store::Store;
 
-pub use extract::{ApiJson, PageParams, created, etag, if_match, parse_json, versioned};
+pub use extract::{ApiJson, PageParams, QueryOf, created, etag, if_match, parse_json, versioned};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -169,11 +170,19 @@ fn documented_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI 3.1 document, generated from the routes above.
 pub fn openapi() -> OpenApi {
-    documented_routes().split_for_parts().1
+    documented_routes_and_doc().1
+}
+
+/// The routes and their document, completed with what every operation may
+/// answer ([`contract`]).
+fn documented_routes_and_doc() -> (axum::Router<AppState>, OpenApi) {
+    let (routes, mut doc) = documented_routes().split_for_parts();
+    utoipa::Modify::modify(&contract::ProblemAnswers, &mut doc);
+    (routes, doc)
 }
 
 pub fn router(state: AppState) -> Router {
-    let (routes, doc) = documented_routes().split_for_parts();
+    let (routes, doc) = documented_routes_and_doc();
     let doc = Arc::new(doc);
     routes
         .route(

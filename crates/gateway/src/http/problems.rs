@@ -57,6 +57,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "The request body exceeds the gateway's limit.",
     ),
     (
+        "unsupported-media-type",
+        "Unsupported media type",
+        "The body is not `application/json`: send JSON with that `Content-Type`.",
+    ),
+    (
         "method-not-allowed",
         "Method not allowed",
         "The route exists but not with this HTTP method.",

@@ -3,7 +3,7 @@
 //! secrets are sealed before they reach the store and never returned.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use tollgate_api::{
 };
 
 use super::auth::{Authorized, Read, Write};
-use super::{ApiJson, AppState, PageParams, created, if_match, versioned};
+use super::{ApiJson, AppState, PageParams, QueryOf, created, if_match, versioned};
 use crate::dataplane::pool::{self, Verdict};
 use crate::dataplane::routes::{self, Endpoint};
 use crate::error::{ApiError, ApiResult, for_resource};
@@ -420,6 +420,7 @@ pub struct KeyEventsQuery {
     /// Only this key's changes.
     pub key_id: Option<String>,
     /// At most this many, newest first (1–200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -434,7 +435,7 @@ pub async fn list_key_events(
     State(state): State<AppState>,
     _: Authorized<Read>,
     Path(id): Path<String>,
-    Query(query): Query<KeyEventsQuery>,
+    QueryOf(query): QueryOf<KeyEventsQuery>,
 ) -> ApiResult<Json<Vec<ProviderKeyEvent>>> {
     let limit = query.limit.unwrap_or(tollgate_api::DEFAULT_PAGE_LIMIT);
     if !(1..=tollgate_api::MAX_PAGE_LIMIT).contains(&limit) {

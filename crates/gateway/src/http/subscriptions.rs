@@ -2,8 +2,7 @@
 //! lifecycle actions. Writes need `billing`.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -13,7 +12,7 @@ use tollgate_api::{
 };
 
 use super::auth::{Authorized, Billing, Read};
-use super::{ApiJson, AppState, PageParams, parse_json};
+use super::{ApiJson, AppState, PageParams, QueryOf, parse_json};
 use crate::billing::{state_of, terms};
 use crate::error::{ApiError, ApiResult, for_resource};
 use crate::lifecycle;
@@ -27,6 +26,7 @@ const REASON_MAX: usize = 500;
 #[into_params(parameter_in = Query)]
 pub struct SubscriptionQuery {
     /// One of pending_approval, active, past_due, expired, rejected, canceled, suspended.
+    #[param(pattern = "^(pending_approval|active|past_due|expired|rejected|canceled|suspended)?$")]
     pub status: Option<String>,
     pub consumer_id: Option<String>,
     pub plan_id: Option<String>,
@@ -42,10 +42,8 @@ pub async fn list_subscriptions(
     State(state): State<AppState>,
     _: Authorized<Read>,
     page: PageParams,
-    query: Result<Query<SubscriptionQuery>, QueryRejection>,
+    QueryOf(query): QueryOf<SubscriptionQuery>,
 ) -> ApiResult<Json<Page<Subscription>>> {
-    let Query(query) =
-        query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
     let mut errors = Vec::new();
     let status = query.status.filter(|s| !s.is_empty()).and_then(|s| {
         let parsed = SubscriptionStatus::parse(&s);
