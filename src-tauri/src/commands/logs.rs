@@ -5,9 +5,8 @@
 use tauri::ipc::Channel;
 use tollgate_api::{CallLog, CallStats};
 use tollgate_console::logs::{
-    LogBreakdownQuery, LogBreakdownRow, LogCacheCheck, LogCacheInfo, LogExportFormat,
-    LogExportProgress, LogExportSummary, LogFilter, LogPage, LogSeriesPoint, LogSeriesQuery,
-    LogStatsQuery, LogSyncEvent, LogSyncProgress, LogSyncReport, LogValueSeries,
+    LogCacheCheck, LogCacheInfo, LogExportFormat, LogExportProgress, LogExportSummary, LogFilter,
+    LogPage, LogStatsQuery, LogSyncEvent, LogSyncProgress, LogSyncReport,
 };
 
 use super::{CommandResult, ConsoleState};
@@ -82,33 +81,6 @@ pub async fn log_stats(
     query: LogStatsQuery,
 ) -> CommandResult<CallStats> {
     Ok(console.log_stats(&instance_id, query).await?)
-}
-
-#[tauri::command]
-pub async fn log_series(
-    console: ConsoleState<'_>,
-    instance_id: String,
-    query: LogSeriesQuery,
-) -> CommandResult<Vec<LogSeriesPoint>> {
-    Ok(console.log_series(&instance_id, query).await?)
-}
-
-#[tauri::command]
-pub async fn log_breakdown(
-    console: ConsoleState<'_>,
-    instance_id: String,
-    query: LogBreakdownQuery,
-) -> CommandResult<Vec<LogBreakdownRow>> {
-    Ok(console.log_breakdown(&instance_id, query).await?)
-}
-
-#[tauri::command]
-pub async fn log_breakdown_series(
-    console: ConsoleState<'_>,
-    instance_id: String,
-    query: LogBreakdownQuery,
-) -> CommandResult<Vec<LogValueSeries>> {
-    Ok(console.log_breakdown_series(&instance_id, query).await?)
 }
 
 #[tauri::command]

@@ -53,8 +53,6 @@ import type { IpcError } from "../bindings/IpcError";
 import type { IssuedConsumerKey } from "../bindings/IssuedConsumerKey";
 import type { KeyringStatus } from "../bindings/KeyringStatus";
 import type { LedgerEntry } from "../bindings/LedgerEntry";
-import type { LogBreakdownQuery } from "../bindings/LogBreakdownQuery";
-import type { LogBreakdownRow } from "../bindings/LogBreakdownRow";
 import type { LogCacheCheck } from "../bindings/LogCacheCheck";
 import type { LogCacheInfo } from "../bindings/LogCacheInfo";
 import type { LogExportFormat } from "../bindings/LogExportFormat";
@@ -62,13 +60,10 @@ import type { LogExportProgress } from "../bindings/LogExportProgress";
 import type { LogExportSummary } from "../bindings/LogExportSummary";
 import type { LogFilter } from "../bindings/LogFilter";
 import type { LogPage } from "../bindings/LogPage";
-import type { LogSeriesPoint } from "../bindings/LogSeriesPoint";
-import type { LogSeriesQuery } from "../bindings/LogSeriesQuery";
 import type { LogStatsQuery } from "../bindings/LogStatsQuery";
 import type { LogSyncEvent } from "../bindings/LogSyncEvent";
 import type { LogSyncProgress } from "../bindings/LogSyncProgress";
 import type { LogSyncReport } from "../bindings/LogSyncReport";
-import type { LogValueSeries } from "../bindings/LogValueSeries";
 import type { LogExportTarget } from "../bindings/LogExportTarget";
 import type { SavedLogFilter } from "../bindings/SavedLogFilter";
 import type { SaveLogFilter } from "../bindings/SaveLogFilter";
@@ -466,15 +461,6 @@ export const logRecord = (instanceId: string, seq: number) => call<CallLog>("log
 /** The gateway's `/admin/v1/logs/stats`, from the cache. */
 export const logStats = (instanceId: string, query: LogStatsQuery) =>
   call<CallStats>("log_stats", { instanceId, query });
-
-export const logSeries = (instanceId: string, query: LogSeriesQuery) =>
-  call<LogSeriesPoint[]>("log_series", { instanceId, query });
-
-export const logBreakdown = (instanceId: string, query: LogBreakdownQuery) =>
-  call<LogBreakdownRow[]>("log_breakdown", { instanceId, query });
-
-export const logBreakdownSeries = (instanceId: string, query: LogBreakdownQuery) =>
-  call<LogValueSeries[]>("log_breakdown_series", { instanceId, query });
 
 export const logCaches = () => call<LogCacheInfo[]>("log_caches");
 
