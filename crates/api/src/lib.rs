@@ -16,6 +16,7 @@ mod problem;
 mod prompt_apis;
 pub mod prompt_template;
 mod providers;
+pub mod redact;
 mod schemas;
 mod standing;
 mod subscriptions;

@@ -15,7 +15,6 @@ pub mod ids;
 pub mod instance;
 pub mod lifecycle;
 pub mod payments;
-pub mod redact;
 pub mod server;
 pub mod store;
 pub mod tokens;

@@ -17,71 +17,11 @@ use super::query::{self, Resolved};
 
 /// Records read from the cache at a time.
 const EXPORT_PAGE: u32 = 2_000;
-const REDACTED: &str = "[REDACTED]";
 
-/// `true` when a word (letters, digits, `_`, `-`) is shaped like a secret:
-/// an admin token (`tga_<id>_<secret>`), a consumer key
-/// (`tg_<lookup>_<secret>`), or a provider key (`sk-…`).
-fn secret_word(word: &str) -> bool {
-    let two_parts = |rest: &str| {
-        rest.split_once('_')
-            .is_some_and(|(id, secret)| id.len() >= 8 && secret.len() >= 8)
-    };
-    if let Some(rest) = word.strip_prefix("tga_") {
-        return two_parts(rest);
-    }
-    if let Some(rest) = word.strip_prefix("tg_") {
-        return two_parts(rest);
-    }
-    word.starts_with("sk-") && word.len() >= 20
-}
-
-/// `text` with every secret-shaped word, and the credential after each
-/// `Bearer`, replaced.
-pub fn scrub(text: &str) -> Cow<'_, str> {
-    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-    let mut out = String::new();
-    let mut copied = 0;
-    let mut after_bearer = false;
-    let mut i = 0;
-    let bytes = text.as_bytes();
-    while i < bytes.len() {
-        if !is_word(bytes[i] as char) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        // A bearer credential may hold `.`, `~`, `+`, `/` and `=` too.
-        let long = |c: char| is_word(c) || matches!(c, '.' | '~' | '+' | '/' | '=');
-        while i < bytes.len()
-            && (if after_bearer {
-                long(bytes[i] as char)
-            } else {
-                is_word(bytes[i] as char)
-            })
-        {
-            i += 1;
-        }
-        let word = &text[start..i];
-        let secret = if after_bearer {
-            word.len() >= 8
-        } else {
-            secret_word(word)
-        };
-        after_bearer = word.eq_ignore_ascii_case("bearer");
-        if secret {
-            out.push_str(&text[copied..start]);
-            out.push_str(REDACTED);
-            copied = i;
-        }
-    }
-    if copied == 0 {
-        Cow::Borrowed(text)
-    } else {
-        out.push_str(&text[copied..]);
-        Cow::Owned(out)
-    }
-}
+/// `text` with every credential found (admin tokens, consumer and provider
+/// keys, bearer credentials, secret-named JSON fields) replaced: the
+/// gateway's own redaction, shared.
+pub use tollgate_api::redact::redact_credentials as scrub;
 
 /// A record with its free texts scrubbed.
 pub fn scrubbed(mut l: CallLog) -> CallLog {

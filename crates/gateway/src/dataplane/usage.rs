@@ -310,7 +310,7 @@ fn take_records(records: &Records, capacity: usize, limit: usize) -> Vec<CallRec
             .into_iter()
             .flatten()
         {
-            let clean = crate::redact::redact(body);
+            let clean = tollgate_api::redact::redact(body);
             *body = super::clip_body(clean.as_bytes(), limit);
         }
     }

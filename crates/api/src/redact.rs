@@ -1,14 +1,16 @@
-//! Redaction of captured bodies before they are written to the call log:
-//! credentials (API keys, bearer tokens, values of secret-named JSON
-//! fields) and card numbers (digit runs that pass the Luhn check) are
-//! replaced, so that a log, its exports and its backups hold none.
+//! Secrets found in free text and replaced, for the gateway (captured
+//! bodies, before they are written to the call log) and the console (every
+//! text it exports, or shows from a gateway's answer) alike: credentials —
+//! API keys, admin tokens, bearer tokens, values of secret-named JSON
+//! fields — and, with [`redact`], card numbers (digit runs that pass the
+//! Luhn check).
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 
-const REDACTED: &str = "[REDACTED]";
+pub const REDACTED: &str = "[REDACTED]";
 
 /// Values of JSON fields whose names say they are secret.
 static SECRET_FIELDS: LazyLock<Regex> = LazyLock::new(|| {
@@ -18,12 +20,13 @@ static SECRET_FIELDS: LazyLock<Regex> = LazyLock::new(|| {
     .expect("a valid pattern")
 });
 
-/// Credentials recognisable by their shape.
+/// Credentials recognisable by their shape; a bearer credential keeps its
+/// `Bearer ` (group 1), so the text still says what was there.
 static CREDENTIALS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
-        r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}",
+        r"(?i:(bearer)\s+)[A-Za-z0-9._~+/=-]{8,}",
         r"|\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}",
-        r"|\btg_[A-Za-z0-9]{8,}_[A-Za-z0-9_-]{8,}",
+        r"|\btga?_[A-Za-z0-9]{8,}_[A-Za-z0-9_-]{8,}",
         r"|\bAKIA[0-9A-Z]{16}\b",
         r"|\bgh[pousr]_[A-Za-z0-9]{30,}",
         r"|\bxox[abprs]-[A-Za-z0-9-]{10,}",
@@ -35,7 +38,8 @@ static CREDENTIALS: LazyLock<Regex> = LazyLock::new(|| {
 static DIGIT_RUNS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b\d(?:[ -]?\d){12,18}\b").expect("a valid pattern"));
 
-fn luhn(digits: &[u8]) -> bool {
+/// The Luhn checksum every card number carries, over digit values (0–9).
+pub fn luhn(digits: &[u8]) -> bool {
     let mut sum = 0u32;
     for (i, d) in digits.iter().rev().enumerate() {
         let mut d = u32::from(*d);
@@ -50,13 +54,32 @@ fn luhn(digits: &[u8]) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// `text` with every secret found replaced.
-pub fn redact(text: &str) -> Cow<'_, str> {
+/// Whether `number` is 12 to 19 digits with a valid check digit.
+pub fn card_number_valid(number: &str) -> bool {
+    let digits: Vec<u8> = number
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| b - b'0')
+        .collect();
+    digits.len() == number.len() && (12..=19).contains(&digits.len()) && luhn(&digits)
+}
+
+/// `text` with every credential found replaced.
+pub fn redact_credentials(text: &str) -> Cow<'_, str> {
     let mut out =
         SECRET_FIELDS.replace_all(text, |c: &Captures<'_>| format!("{}\"{REDACTED}\"", &c[1]));
-    if let Cow::Owned(s) = CREDENTIALS.replace_all(&out, REDACTED) {
+    if let Cow::Owned(s) = CREDENTIALS.replace_all(&out, |c: &Captures<'_>| match c.get(1) {
+        Some(bearer) => format!("{} {REDACTED}", bearer.as_str()),
+        None => REDACTED.to_owned(),
+    }) {
         out = Cow::Owned(s);
     }
+    out
+}
+
+/// `text` with every credential and card number found replaced.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let mut out = redact_credentials(text);
     if let Cow::Owned(s) = DIGIT_RUNS.replace_all(&out, |c: &Captures<'_>| {
         let digits: Vec<u8> = c[0]
             .bytes()
