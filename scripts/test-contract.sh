@@ -6,7 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
-VENV=${TOLLGATE_VENV:-/var/tmp/tollgate-venv}
+# Its own Python environment: schemathesis needs a newer pytest than the
+# SDK and WebDriver tests pin.
+VENV=${TOLLGATE_CONTRACT_VENV:-/var/tmp/tollgate-contract-venv}
+if [ ! -x "$VENV/bin/schemathesis" ] || ! cmp -s tests/contract/requirements.txt "$VENV/requirements.txt"; then
+  echo "test-contract: preparing $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -r tests/contract/requirements.txt
+  cp tests/contract/requirements.txt "$VENV/requirements.txt"
+fi
 BUDGET=${1:-180}
 cargo build -q -p tollgate-gateway
 WORK=$(mktemp -d /tmp/tollgate-contract.XXXXXX)
