@@ -72,6 +72,7 @@ pub struct Plan {
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct CreatePlan {
     pub name: String,
+    #[schema(schema_with = crate::schemas::currency)]
     pub currency: String,
     pub price: String,
     pub period: PlanPeriod,
@@ -232,16 +233,20 @@ pub struct PaymentSettings {
 pub struct UpdatePaymentSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(pattern = "^(test|none)$")]
     pub processor: Option<String>,
     /// The processor's secret; `""` removes it. Stored encrypted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(max_length = 4096, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub credentials: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(schema_with = crate::schemas::currencies_update)]
     pub accepted_currencies: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(maximum = 90)]
     pub grace_days: Option<u32>,
 }
 

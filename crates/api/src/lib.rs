@@ -17,7 +17,7 @@ mod prompt_apis;
 pub mod prompt_template;
 mod providers;
 pub mod redact;
-mod schemas;
+pub mod schemas;
 mod standing;
 mod subscriptions;
 mod teams;

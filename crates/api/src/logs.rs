@@ -206,8 +206,10 @@ pub struct ConsumerUse {
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct BodyCapture {
     /// `chat` or a prompt API's slug.
+    #[schema(pattern = "^[a-z0-9-]{1,64}$")]
     pub api: String,
     /// Bytes kept of each body, 1–65536.
+    #[schema(minimum = 1, maximum = 65536)]
     pub max_bytes: u32,
 }
 
@@ -245,5 +247,6 @@ pub struct UpdateLogSettings {
     pub max_records: Option<u64>,
     #[serde(default)]
     #[ts(optional, as = "Option<Vec<BodyCapture>>")]
+    #[schema(max_items = 50)]
     pub bodies: Vec<BodyCapture>,
 }

@@ -213,12 +213,19 @@ pub struct ProviderKey {
 #[serde(deny_unknown_fields)]
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct CreateProviderKey {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub label: String,
     /// The provider's API key; stored encrypted, never shown again.
+    #[schema(min_length = 8, max_length = 4096, pattern = "^[!-~]+$")]
     pub secret: String,
     /// Defaults to 100.
     #[serde(default = "default_priority")]
     #[ts(optional, as = "Option<u32>")]
+    #[schema(maximum = 1_000_000)]
     pub priority: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
@@ -250,12 +257,19 @@ fn default_priority() -> u32 {
 pub struct UpdateProviderKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(maximum = 1_000_000)]
     pub priority: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(schema_with = crate::schemas::admin_key_status)]
     pub status: Option<ProviderKeyStatus>,
     /// Recorded with a status change.
     #[serde(default, skip_serializing_if = "Option::is_none")]

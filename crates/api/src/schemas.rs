@@ -54,3 +54,53 @@ fn slugs_builder() -> ArrayBuilder {
 pub fn slugs() -> Schema {
     slugs_builder().into()
 }
+
+/// The statuses an admin may give a provider key (the others are the
+/// gateway's findings); `null` or absent leaves it.
+pub fn admin_key_status() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some([
+            serde_json::Value::from("active"),
+            serde_json::Value::from("disabled"),
+            serde_json::Value::Null,
+        ]))
+        .into()
+}
+
+/// Every ISO 4217 code, as the gateway accepts them (upper case).
+fn currency_codes() -> Vec<String> {
+    let letters = b'A'..=b'Z';
+    letters
+        .clone()
+        .flat_map(|a| {
+            letters
+                .clone()
+                .flat_map(move |b| (b'A'..=b'Z').map(move |c| [a, b, c]))
+        })
+        .filter_map(|code| {
+            let code = std::str::from_utf8(&code).ok()?.to_owned();
+            iso_currency::Currency::from_code(&code).map(|_| code)
+        })
+        .collect()
+}
+
+fn currency_builder() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(currency_codes()))
+        .description(Some("An ISO 4217 currency code, e.g. `USD`."))
+}
+
+/// A currency.
+pub fn currency() -> Schema {
+    currency_builder().into()
+}
+
+/// Currencies, in an update (`null` or absent: unchanged).
+pub fn currencies_update() -> Schema {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(RefOr::T(currency_builder().into()))
+        .into()
+}

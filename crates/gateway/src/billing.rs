@@ -158,15 +158,15 @@ impl Billing {
             }
         }
         let mut readable = self.effective().credentials_readable;
-        if let Some(secret) = patch.credentials {
-            let secret = secret.trim();
-            if secret.is_empty() {
-                (next.credentials_sealed, next.credentials_last4) = (None, None);
-            } else if secret.len() > 4096 || secret.chars().any(char::is_control) {
+        if let Some(sent) = patch.credentials {
+            let secret = sent.trim();
+            if sent.chars().count() > 4096 || sent.chars().any(char::is_control) {
                 errors.push(FieldError::new(
                     "credentials",
                     "must be one line of at most 4096 characters",
                 ));
+            } else if secret.is_empty() {
+                (next.credentials_sealed, next.credentials_last4) = (None, None);
             } else {
                 next.credentials_sealed = Some(self.secrets.seal(secret.as_bytes()));
                 next.credentials_last4 = Some(

@@ -528,10 +528,13 @@ async fn a_subscription_changes_plan() {
         .post(
             &format!("/admin/v1/subscriptions/{id}/change-plan"),
             change("plan_01jzzzzzzzzzzzzzzzzzzzzzzz"),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::NOT_FOUND,
         )
         .await;
-    assert_eq!(unknown["errors"][0]["field"], "plan_id");
+    assert!(
+        unknown["detail"].as_str().unwrap().contains("plan_id"),
+        "{unknown}"
+    );
     api.post(
         &format!("/admin/v1/subscriptions/{id}/change-plan"),
         json!({}),

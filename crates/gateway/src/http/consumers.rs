@@ -71,16 +71,15 @@ pub async fn create_consumer(
     let name = validate::name("name", &body.name, NAME_MAX, &mut errors);
     let contact = validate::text("contact", &body.contact, CONTACT_MAX, &mut errors);
     validate::metadata("metadata", &body.metadata, &mut errors);
-    if errors.is_empty()
-        && let Err(StoreError::NotFound) = state.store.team(&body.team_id).await
-    {
-        errors.push(tollgate_api::FieldError::new(
-            "team_id",
-            "no team has this id",
-        ));
-    }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
+    }
+    // A well-formed id that names nothing: 404, as for an id in the path.
+    if let Err(StoreError::NotFound) = state.store.team(&body.team_id).await {
+        return Err(ApiError::NotFound(format!(
+            "the team `{}` (team_id)",
+            body.team_id
+        )));
     }
     let new = NewConsumer {
         team_id: body.team_id,

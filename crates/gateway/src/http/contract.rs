@@ -59,6 +59,10 @@ fn complete(method: &str, op: &mut Operation) {
                 .build(),
         );
     }
+    // A currency anywhere in a path or query is an ISO 4217 code.
+    for param in params.iter_mut().filter(|p| p.name == "currency") {
+        param.schema = Some(RefOr::T(tollgate_api::schemas::currency()));
+    }
     let has = |at: ParameterIn, name: Option<&str>| {
         params
             .iter()
@@ -91,8 +95,8 @@ fn complete(method: &str, op: &mut Operation) {
         answers.push(("413", "The body is larger than the gateway accepts."));
         answers.push(("415", "The body is not `application/json`."));
     }
-    if in_path {
-        answers.push(("404", "Nothing has this id."));
+    if in_path || body {
+        answers.push(("404", "Nothing has an id the path or the body names."));
     }
     if if_match {
         answers.push((

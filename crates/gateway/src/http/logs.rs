@@ -62,7 +62,7 @@ fn number<T: std::str::FromStr + PartialOrd>(
 }
 
 fn instant(field: &str, text: Option<&str>, errors: &mut Vec<FieldError>) -> Option<i64> {
-    let text = text.filter(|t| !t.is_empty())?;
+    let text = text?;
     match DateTime::parse_from_rfc3339(text) {
         Ok(t) => Some(t.timestamp_micros()),
         Err(_) => {
@@ -270,8 +270,10 @@ pub async fn export_logs(
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// RFC 3339; default an hour before `to`.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub from: Option<String>,
     /// RFC 3339; default now.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<String>,
     /// `minute`, `hour` or `day`; default the finest that gives at most 1500 points.
     #[param(pattern = "^(minute|hour|day)$")]
@@ -309,7 +311,7 @@ pub async fn log_stats(
             format!("the range may span {STATS_RANGE_MAX_DAYS} days at most"),
         ));
     }
-    let bucket = match query.bucket.as_deref().filter(|b| !b.is_empty()) {
+    let bucket = match query.bucket.as_deref() {
         Some("minute") => MINUTE,
         Some("hour") => 60 * MINUTE,
         Some("day") => 24 * 60 * MINUTE,

@@ -285,9 +285,9 @@ pub async fn create_provider_key(
 ) -> ApiResult<Response> {
     let mut errors = Vec::new();
     let label = validate::name("label", &body.label, NAME_MAX, &mut errors);
-    let secret = body.secret.trim();
-    // Sent as a header value to the provider: printable ASCII only. The
-    // message never repeats the value.
+    let secret = body.secret.as_str();
+    // Sent as a header value to the provider: printable ASCII only, as sent
+    // (the console trims a pasted key). The message never repeats the value.
     if !(SECRET_MIN..=SECRET_MAX).contains(&secret.len())
         || !secret.bytes().all(|b| b.is_ascii_graphic())
     {

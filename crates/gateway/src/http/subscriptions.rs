@@ -95,8 +95,15 @@ pub async fn create_subscription(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let missing =
-        |field: &str, what: &str| ApiError::validation(field, format!("no {what} has this id"));
+    // A well-formed id that names nothing: 404, as for an id in the path.
+    let missing = |field: &str, what: &str| {
+        let id = if field == "plan_id" {
+            &body.plan_id
+        } else {
+            &body.consumer_id
+        };
+        ApiError::NotFound(format!("the {what} `{id}` ({field})"))
+    };
     let plan = state.store.plan(&body.plan_id).await.map_err(|e| match e {
         StoreError::NotFound => missing("plan_id", "plan"),
         other => other.into(),
@@ -268,9 +275,11 @@ pub async fn change_plan(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ChangePlan>,
 ) -> ApiResult<Json<Subscription>> {
-    let plan_id = body.plan_id.trim();
-    if plan_id.is_empty() {
-        return Err(ApiError::validation("plan_id", "is required"));
+    let plan_id = body.plan_id.as_str();
+    let mut errors = Vec::new();
+    validate::id("plan_id", plan_id, "plan", &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
     }
     let sub = state
         .store
@@ -285,10 +294,9 @@ pub async fn change_plan(
     let plan = match state.store.plan(plan_id).await {
         Ok(plan) => plan,
         Err(StoreError::NotFound) => {
-            return Err(ApiError::validation(
-                "plan_id",
-                "names no plan of this gateway",
-            ));
+            return Err(ApiError::NotFound(format!(
+                "the plan `{plan_id}` (plan_id)"
+            )));
         }
         Err(e) => return Err(e.into()),
     };

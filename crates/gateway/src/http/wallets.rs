@@ -58,6 +58,11 @@ pub async fn list_entries(
     Path((id, currency)): Path<(String, String)>,
     page: PageParams,
 ) -> ApiResult<Json<Page<LedgerEntry>>> {
+    let mut errors = Vec::new();
+    validate::currency("currency", &currency, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
     state
         .store
         .consumer(&id)
