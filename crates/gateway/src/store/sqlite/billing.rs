@@ -8,7 +8,7 @@ use tollgate_api::{LedgerEntry, LedgerKind, OveragePolicy, Plan, PlanPeriod, Wal
 
 use super::{
     SqliteStore, audit, backend, check_version, is_foreign_key_violation, is_unique_violation,
-    parse_ts, split_page, ts,
+    page, parse_ts, ts,
 };
 use crate::changes::Change;
 use crate::ids;
@@ -270,17 +270,13 @@ impl BillingStore for SqliteStore {
 
     async fn list_plans(&self, after: i64, limit: u32) -> StoreResult<(Vec<Plan>, Option<i64>)> {
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {PLAN_COLUMNS} FROM plans WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![after, i64::from(limit) + 1], plan_row)
-                .map_err(backend)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(backend)?;
-            Ok(split_page(rows, limit))
+            page(
+                c,
+                &format!("SELECT {PLAN_COLUMNS} FROM plans WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+                params![after, i64::from(limit) + 1],
+                limit,
+                plan_row,
+            )
         })
         .await
     }
@@ -515,18 +511,10 @@ impl BillingStore for SqliteStore {
     ) -> StoreResult<(Vec<LedgerEntry>, Option<i64>)> {
         let (consumer_id, currency) = (consumer_id.to_owned(), currency.to_owned());
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
+            page(c, &format!(
                     "SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE consumer_id = ?1 AND currency = ?2 \
                      AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![consumer_id, currency, before.unwrap_or(i64::MAX), i64::from(limit) + 1], ledger_row)
-                .map_err(backend)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(backend)?;
-            Ok(split_page(rows, limit))
+                ), params![consumer_id, currency, before.unwrap_or(i64::MAX), i64::from(limit) + 1], limit, ledger_row)
         })
         .await
     }

@@ -5,9 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use tollgate_api::{Consumer, ConsumerKey, ConsumerKeyStatus, ConsumerStatus};
 
-use super::{
-    SqliteStore, audit, backend, check_version, is_unique_violation, parse_ts, split_page, ts,
-};
+use super::{SqliteStore, audit, backend, check_version, is_unique_violation, page, parse_ts, ts};
 use crate::changes::Change;
 use crate::ids;
 use crate::store::{
@@ -158,18 +156,10 @@ impl ConsumerStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<(Vec<Consumer>, Option<i64>)> {
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
+            page(c, &format!(
                     "SELECT {CONSUMER_COLUMNS} FROM consumers WHERE seq > ?1 AND (?2 IS NULL OR team_id = ?2) \
                      ORDER BY seq LIMIT ?3"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![after, team_id, i64::from(limit) + 1], consumer_row)
-                .map_err(backend)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(backend)?;
-            Ok(split_page(rows, limit))
+                ), params![after, team_id, i64::from(limit) + 1], limit, consumer_row)
         })
         .await
     }
@@ -352,19 +342,11 @@ impl ConsumerStore for SqliteStore {
         self.read(move |c| {
             // Prefixes are [a-z0-9_] (checked by the handler), so LIKE needs no escaping.
             let pattern = prefix.map(|p| format!("{p}%"));
-            let mut stmt = c
-                .prepare_cached(&format!(
+            page(c, &format!(
                     "SELECT {KEY_COLUMNS} FROM consumer_keys k WHERE k.seq > ?1 \
                      AND (?2 IS NULL OR k.consumer_id = ?2) AND (?3 IS NULL OR k.display_prefix LIKE ?3) \
                      ORDER BY k.seq LIMIT ?4"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![after, consumer_id, pattern, i64::from(limit) + 1], key_row)
-                .map_err(backend)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(backend)?;
-            Ok(split_page(rows, limit))
+                ), params![after, consumer_id, pattern, i64::from(limit) + 1], limit, key_row)
         })
         .await
     }

@@ -219,6 +219,26 @@ fn load_team(conn: &Connection, id: &str) -> StoreResult<Team> {
 
 /// Turns `limit + 1` rows (each with its position) into a page and the
 /// position to continue after, when more rows follow.
+/// One page of a list: `sql` selects up to `limit + 1` rows ordered by their
+/// `seq`, which `row` returns beside each item; the extra row only says
+/// whether there is a next page (whose cursor is the last `seq` kept).
+fn page<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    limit: u32,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<(T, i64)>,
+) -> StoreResult<(Vec<T>, Option<i64>)> {
+    let rows = conn
+        .prepare_cached(sql)
+        .map_err(backend)?
+        .query_map(params, row)
+        .map_err(backend)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(backend)?;
+    Ok(split_page(rows, limit))
+}
+
 fn split_page<T>(mut rows: Vec<(T, i64)>, limit: u32) -> (Vec<T>, Option<i64>) {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
@@ -553,17 +573,13 @@ impl TeamStore for SqliteStore {
 
     async fn list_teams(&self, after: i64, limit: u32) -> StoreResult<(Vec<Team>, Option<i64>)> {
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {TEAM_COLUMNS} FROM teams WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![after, i64::from(limit) + 1], team_row)
-                .map_err(backend)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(backend)?;
-            Ok(split_page(rows, limit))
+            page(
+                c,
+                &format!("SELECT {TEAM_COLUMNS} FROM teams WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+                params![after, i64::from(limit) + 1],
+                limit,
+                team_row,
+            )
         })
         .await
     }

@@ -5,9 +5,7 @@ use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
 use tollgate_api::{PromptApi, PromptApiStatus, PromptApiVersion, PromptDefinition};
 
-use super::{
-    SqliteStore, audit, backend, check_version, is_unique_violation, parse_ts, split_page, ts,
-};
+use super::{SqliteStore, audit, backend, check_version, is_unique_violation, page, parse_ts, ts};
 use crate::changes::Change;
 use crate::ids;
 use crate::store::{AuditContext, PromptApiChange, PromptApiStore, StoreError, StoreResult};
@@ -142,17 +140,15 @@ impl PromptApiStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<(Vec<PromptApi>, Option<i64>)> {
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
+            page(
+                c,
+                &format!(
                     "SELECT {COLUMNS} FROM prompt_apis a WHERE a.seq > ?1 ORDER BY a.seq LIMIT ?2"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![after, i64::from(limit) + 1], api_row)
-                .map_err(backend)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(backend)?;
-            Ok(split_page(rows, limit))
+                ),
+                params![after, i64::from(limit) + 1],
+                limit,
+                api_row,
+            )
         })
         .await
     }

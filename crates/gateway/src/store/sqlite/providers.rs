@@ -7,9 +7,7 @@ use tollgate_api::{
     Provider, ProviderKey, ProviderKeyEvent, ProviderKeyStatus, ProviderKind, ProviderModel,
 };
 
-use super::{
-    SqliteStore, audit, backend, check_version, is_unique_violation, parse_ts, split_page, ts,
-};
+use super::{SqliteStore, audit, backend, check_version, is_unique_violation, page, parse_ts, ts};
 use crate::changes::Change;
 use crate::ids;
 use crate::store::{
@@ -231,17 +229,9 @@ impl ProviderStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<(Vec<Provider>, Option<i64>)> {
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
+            page(c, &format!(
                     "SELECT {PROVIDER_COLUMNS} FROM providers p WHERE p.seq > ?1 ORDER BY p.seq LIMIT ?2"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![after, i64::from(limit) + 1], provider_row)
-                .map_err(backend)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(backend)?;
-            Ok(split_page(rows, limit))
+                ), params![after, i64::from(limit) + 1], limit, provider_row)
         })
         .await
     }

@@ -9,7 +9,7 @@ use tollgate_api::{
 };
 
 use super::{
-    SqliteStore, audit, backend, check_version, is_foreign_key_violation, parse_ts, split_page, ts,
+    SqliteStore, audit, backend, check_version, is_foreign_key_violation, page, parse_ts, ts,
 };
 use crate::changes::Change;
 use crate::ids;
@@ -190,21 +190,10 @@ impl SubscriptionStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<(Vec<Subscription>, Option<i64>)> {
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
+            page(c, &format!(
                     "SELECT {SUB_COLUMNS} FROM subscriptions WHERE seq > ?1 AND (?2 IS NULL OR status = ?2) \
                      AND (?3 IS NULL OR consumer_id = ?3) AND (?4 IS NULL OR plan_id = ?4) ORDER BY seq LIMIT ?5"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(
-                    params![after, filter.status.map(|s| s.as_str()), filter.consumer_id, filter.plan_id, i64::from(limit) + 1],
-                    sub_row,
-                )
-                .map_err(backend)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(backend)?;
-            Ok(split_page(rows, limit))
+                ), params![after, filter.status.map(|s| s.as_str()), filter.consumer_id, filter.plan_id, i64::from(limit) + 1], limit, sub_row)
         })
         .await
     }
@@ -447,17 +436,9 @@ impl SubscriptionStore for SqliteStore {
     ) -> StoreResult<(Vec<Charge>, Option<i64>)> {
         let consumer_id = consumer_id.to_owned();
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
+            page(c, &format!(
                     "SELECT {CHARGE_COLUMNS} FROM charges WHERE consumer_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![consumer_id, before.unwrap_or(i64::MAX), i64::from(limit) + 1], charge_row)
-                .map_err(backend)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(backend)?;
-            Ok(split_page(rows, limit))
+                ), params![consumer_id, before.unwrap_or(i64::MAX), i64::from(limit) + 1], limit, charge_row)
         })
         .await
     }
