@@ -14,6 +14,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 npm --prefix ui run typecheck
 npm --prefix ui run lint
 
+step "UI unit tests (vitest): card checks, formats, the prompt studio's draft"
+npm --prefix ui run test
+
 step "build: UI, gateway, desktop (UI embedded)"
 npm --prefix ui run build
 cargo build -p tollgate-gateway -p tollgate-sim-provider
