@@ -5,7 +5,9 @@ schema cannot say, never what the server accepts:
 - an `Idempotency-Key` names one logical request: a valid key is made
   unique per call (a key reused for another body is rightly refused 422);
 - a key's `expires_at` must lie in the future: a valid past one is moved a
-  day ahead of now.
+  day ahead of now;
+- a body capture is listed once per API, and a provider key's `reason`
+  goes with a status change (`map_body`).
 """
 
 import uuid
