@@ -136,6 +136,19 @@ impl Setup {
         (consumer, key)
     }
 
+    /// The consumer's own `GET /v1/billing/status`, in its documented shape.
+    async fn billing_status(&self, key: &str) -> tollgate_api::BillingStatus {
+        let resp = self
+            .http
+            .get(self.gw.url("/v1/billing/status"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
     async fn call(&self, key: Option<&str>) -> reqwest::Response {
         let mut req = self.http.post(self.gw.url("/v1/chat/completions"))
             .json(&json!({"model": "sim-small", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 16}));
@@ -349,16 +362,7 @@ async fn subscription_answers_and_a_paid_call() {
     // The consumer's own view counts a call settled a moment ago (nothing
     // reads the store in between), in the documented shape.
     assert_eq!(s.call(Some(&key)).await.status(), StatusCode::OK);
-    let status: tollgate_api::BillingStatus = s
-        .http
-        .get(s.gw.url("/v1/billing/status"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = s.billing_status(&key).await;
     assert_eq!(status.consumer_id, consumer);
     assert_eq!(
         status.subscriptions[0].status,
@@ -921,18 +925,11 @@ async fn a_stalled_body_is_cut_off_and_a_bad_key_is_refused_before_its_body() {
         "{answer}"
     );
     // Nothing was charged or held for either.
-    let status: tollgate_api::BillingStatus = s
-        .http
-        .get(s.gw.url("/v1/billing/status"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        status.wallets.iter().all(|w| w.reserved == "0.00"),
+    let status = s.billing_status(&key).await;
+    let wallet = &status.wallets[0];
+    assert_eq!(
+        (wallet.balance.as_str(), wallet.reserved.as_str()),
+        ("1.00", "0.00"),
         "{status:?}"
     );
 }

@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::{Duration, Utc};
@@ -18,8 +19,8 @@ use crate::tokens::{claimed_token_id, token_matches};
 /// `last_used_at` is written at most this often per token, to keep reads cheap.
 const TOUCH_INTERVAL_SECS: i64 = 60;
 
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -47,6 +48,11 @@ pub async fn verify(store: &dyn Store, token: &str) -> Result<AdminTokenRecord, 
     }
     Ok(record)
 }
+
+/// The token of a request, verified by a layer before the handler (kept in
+/// the request's extensions so that it is checked once).
+#[derive(Clone)]
+pub struct Verified(pub AdminTokenRecord);
 
 /// An authenticated admin request. Handlers call [`Admin::require`] with the
 /// scope they need; `admin` grants every scope.
@@ -77,10 +83,16 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized(
-            "an admin token is required: send `Authorization: Bearer <token>`",
-        ))?;
-        let record = verify(state.store.as_ref(), token).await?;
+        // Verified already when the idempotency layer had to know whose key it is.
+        let record = match parts.extensions.get::<Verified>() {
+            Some(Verified(record)) => record.clone(),
+            None => {
+                let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized(
+                    "an admin token is required: send `Authorization: Bearer <token>`",
+                ))?;
+                verify(state.store.as_ref(), token).await?
+            }
+        };
         let request_id = parts
             .extensions
             .get::<RequestId>()

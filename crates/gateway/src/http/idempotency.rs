@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use super::auth::{Verified, bearer, verify};
 use super::{AppState, RequestId, finish_problem};
 use crate::error::{ApiError, RedactedReplay};
 use crate::store::{IdempotencyBegin, StoredResponse};
@@ -26,18 +27,14 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     };
     // Keys are scoped per admin token; a request without one goes on to be
     // refused 401 (before its key is judged).
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()));
-    let verified = match token {
-        Some(token) => super::auth::verify(state.store.as_ref(), &token).await.ok(),
+    let verified = match bearer(req.headers()) {
+        Some(token) => verify(state.store.as_ref(), token).await.ok(),
         None => None,
     };
-    let Some(scope) = verified.map(|record| record.id) else {
+    let Some(record) = verified else {
         return next.run(req).await;
     };
+    let scope = record.id.clone();
     let key = match raw_key.to_str() {
         Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
             k.to_owned()
@@ -47,6 +44,9 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
                 .into_response();
         }
     };
+    // The handler's `Admin` takes the token as verified here.
+    let mut req = req;
+    req.extensions_mut().insert(Verified(record));
     let request_id = req
         .extensions()
         .get::<RequestId>()
