@@ -38,6 +38,9 @@ if [ -n "$(git status --porcelain -- ui/src/bindings crates/api/openapi.json)" ]
   exit 1
 fi
 
+step "the API contract: schemathesis, every check, against a real gateway (bounded)"
+scripts/test-contract.sh 180
+
 step "the official openai Python SDK against the gateway"
 "${TOLLGATE_VENV:-/var/tmp/tollgate-venv}/bin/pytest" -v -p no:cacheprovider tests/sdk
 

@@ -31,11 +31,13 @@ pub enum OveragePolicy {
 pub struct RateLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(minimum = 1, maximum = 100_000_000)]
     pub requests_per_minute: Option<u32>,
     /// A call takes its estimated tokens (prompt + `max_tokens`) when sent
     /// and is corrected to its usage when it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(minimum = 1, maximum = 100_000_000)]
     pub tokens_per_minute: Option<u32>,
 }
 
@@ -71,13 +73,16 @@ pub struct Plan {
 #[serde(deny_unknown_fields)]
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct CreatePlan {
+    #[schema(schema_with = crate::schemas::name)]
     pub name: String,
     #[schema(schema_with = crate::schemas::currency)]
     pub currency: String,
+    #[schema(schema_with = crate::schemas::amount)]
     pub price: String,
     pub period: PlanPeriod,
     #[serde(default = "zero")]
     #[ts(optional, as = "Option<String>")]
+    #[schema(schema_with = crate::schemas::amount)]
     pub included_credits: String,
     pub overage: OveragePolicy,
     #[serde(default)]
@@ -89,6 +94,7 @@ pub struct CreatePlan {
     pub apis: Vec<String>,
     #[serde(default)]
     #[ts(optional, as = "Option<Vec<String>>")]
+    #[schema(schema_with = crate::schemas::plan_models)]
     pub models: Vec<String>,
     #[serde(default)]
     #[ts(optional, as = "Option<RateLimits>")]
@@ -107,15 +113,18 @@ fn zero() -> String {
 pub struct UpdatePlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(schema_with = crate::schemas::name_update)]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(schema_with = crate::schemas::amount_update)]
     pub price: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub period: Option<PlanPeriod>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(schema_with = crate::schemas::amount_update)]
     pub included_credits: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
@@ -125,9 +134,11 @@ pub struct UpdatePlan {
     pub approval_required: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(schema_with = crate::schemas::slugs_update)]
     pub apis: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(schema_with = crate::schemas::plan_models_update)]
     pub models: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
@@ -173,7 +184,10 @@ pub struct LedgerEntry {
 
 /// Body of `POST /admin/v1/consumers/{id}/wallets/{currency}/entries`;
 /// needs an `Idempotency-Key` header.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+///
+/// Its schema is written by hand ([`crate::schemas::ledger_write`]): which
+/// amounts and reasons are valid depends on the kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct CreateLedgerEntry {
@@ -186,6 +200,14 @@ pub struct CreateLedgerEntry {
     #[ts(optional, as = "Option<String>")]
     pub reason: String,
 }
+
+impl utoipa::PartialSchema for CreateLedgerEntry {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schemas::ledger_write().into()
+    }
+}
+
+impl ToSchema for CreateLedgerEntry {}
 
 /// A consumer's balance in one currency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]

@@ -13,9 +13,11 @@ use utoipa::ToSchema;
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct PromptVariable {
     /// Letters, digits and `_`, starting with a letter.
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_]{0,63}$")]
     pub name: String,
     #[serde(default)]
     #[ts(optional, as = "Option<String>")]
+    #[schema(max_length = 2000)]
     pub description: String,
     #[serde(default)]
     #[ts(optional, as = "Option<bool>")]
@@ -25,6 +27,7 @@ pub struct PromptVariable {
     #[ts(optional)]
     pub default: Option<String>,
     /// The longest value accepted, in characters.
+    #[schema(minimum = 1, maximum = 100_000)]
     pub max_length: u32,
 }
 
@@ -35,12 +38,15 @@ pub struct PromptVariable {
 pub struct PromptParameters {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(minimum = 0, maximum = 1)]
     pub top_p: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_tokens: Option<u32>,
 }
 
@@ -50,12 +56,15 @@ pub struct PromptParameters {
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct PromptDefinition {
     /// The model to call, then its fallbacks in order.
+    #[schema(schema_with = crate::schemas::prompt_models)]
     pub models: Vec<String>,
     /// The prompt, with `{{variable}}` placeholders. It is the system
     /// message when the caller sends messages, the user message otherwise.
+    #[schema(schema_with = crate::schemas::template)]
     pub template: String,
     #[serde(default)]
     #[ts(optional, as = "Option<Vec<PromptVariable>>")]
+    #[schema(max_items = 50)]
     pub variables: Vec<PromptVariable>,
     #[serde(default)]
     #[ts(optional, as = "Option<PromptParameters>")]
@@ -64,9 +73,11 @@ pub struct PromptDefinition {
     /// document and the console).
     #[serde(default)]
     #[ts(optional, as = "Option<String>")]
+    #[schema(max_length = 2000)]
     pub input_description: String,
     #[serde(default)]
     #[ts(optional, as = "Option<String>")]
+    #[schema(max_length = 2000)]
     pub output_description: String,
 }
 
@@ -146,10 +157,13 @@ pub struct PromptApi {
 #[serde(deny_unknown_fields)]
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct CreatePromptApi {
+    #[schema(schema_with = crate::schemas::prompt_api_slug)]
     pub slug: String,
+    #[schema(schema_with = crate::schemas::name)]
     pub name: String,
     #[serde(default)]
     #[ts(optional, as = "Option<String>")]
+    #[schema(schema_with = crate::schemas::description)]
     pub description: String,
     pub definition: PromptDefinition,
 }
@@ -167,6 +181,7 @@ pub enum PromptApiAction {
     Retire,
     /// Serves an earlier version again.
     Rollback {
+        #[schema(minimum = 1)]
         version: u32,
     },
 }

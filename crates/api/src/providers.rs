@@ -34,15 +34,19 @@ impl ProviderKind {
 pub struct ProviderModel {
     /// The model's name, as consumers ask for it and as the provider knows
     /// it; unique across the gateway's providers.
+    #[schema(schema_with = crate::schemas::model_name)]
     pub name: String,
     /// Price per million input (prompt) tokens, in the provider's currency.
+    #[schema(schema_with = crate::schemas::price)]
     pub input_price: String,
     /// Price per million output (completion) tokens.
+    #[schema(schema_with = crate::schemas::price)]
     pub output_price: String,
     /// Another model (of any provider) to try when every key of this one
     /// fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(schema_with = crate::schemas::model_name_optional)]
     pub fallback: Option<String>,
 }
 
@@ -76,19 +80,24 @@ pub struct Provider {
 #[serde(deny_unknown_fields)]
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct CreateProvider {
+    #[schema(schema_with = crate::schemas::name)]
     pub name: String,
     pub kind: ProviderKind,
+    #[schema(schema_with = crate::schemas::base_url)]
     pub base_url: String,
     /// Defaults to `USD`.
     #[serde(default = "usd")]
     #[ts(optional, as = "Option<String>")]
+    #[schema(schema_with = crate::schemas::currency)]
     pub currency: String,
     #[serde(default)]
     #[ts(optional, as = "Option<Vec<ProviderModel>>")]
+    #[schema(max_items = 500)]
     pub models: Vec<ProviderModel>,
     /// Defaults to 60.
     #[serde(default = "default_timeout")]
     #[ts(optional, as = "Option<u32>")]
+    #[schema(minimum = 1, maximum = 3600)]
     pub timeout_secs: u32,
     #[serde(default = "yes")]
     #[ts(optional, as = "Option<bool>")]
@@ -114,21 +123,26 @@ fn yes() -> bool {
 pub struct UpdateProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(schema_with = crate::schemas::name_update)]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub kind: Option<ProviderKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(schema_with = crate::schemas::base_url_update)]
     pub base_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(schema_with = crate::schemas::currency_update)]
     pub currency: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(max_items = 500)]
     pub models: Option<Vec<ProviderModel>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(minimum = 1, maximum = 3600)]
     pub timeout_secs: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
@@ -271,9 +285,10 @@ pub struct UpdateProviderKey {
     #[ts(optional)]
     #[schema(schema_with = crate::schemas::admin_key_status)]
     pub status: Option<ProviderKeyStatus>,
-    /// Recorded with a status change.
+    /// Recorded with a status change; only sent with `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(schema_with = crate::schemas::reason_update)]
     pub reason: Option<String>,
 }
 

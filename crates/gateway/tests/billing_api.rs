@@ -102,6 +102,33 @@ async fn plans_are_validated_versioned_and_need_the_billing_scope() {
         ),
         vec!["price"]
     );
+    // A plan in a currency without minor units is shown as `"500.00"` and
+    // still takes an edit that leaves its price alone.
+    let yen = json!({"name": "Yen", "currency": "JPY", "price": "500", "period": "month", "overage": "block"});
+    let yen = call(post(&gw.token, yen).await.unwrap(), StatusCode::CREATED).await;
+    let yen_url = gw.url(&format!("/admin/v1/plans/{}", yen["id"].as_str().unwrap()));
+    let patch_yen = |body: Value| {
+        http.patch(&yen_url)
+            .bearer_auth(&gw.token)
+            .json(&body)
+            .send()
+    };
+    let renamed = call(
+        patch_yen(json!({"name": "Yen monthly"})).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (&renamed["name"], &renamed["price"]),
+        (&json!("Yen monthly"), &yen["price"])
+    );
+    // A body is an object: serde would read `[]` as a plan change that
+    // changes nothing.
+    let refused = call(patch_yen(json!([])).await.unwrap(), StatusCode::BAD_REQUEST).await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains("JSON object"),
+        "{refused}"
+    );
     let free = json!({"name": "Free", "currency": "EUR", "price": "0", "period": "none", "overage": "block"});
     let free = call(post(&gw.token, free).await.unwrap(), StatusCode::CREATED).await;
     assert_eq!(
@@ -156,7 +183,7 @@ async fn plans_are_validated_versioned_and_need_the_billing_scope() {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
     let deleted = http
         .delete(&url)
         .bearer_auth(&gw.token)

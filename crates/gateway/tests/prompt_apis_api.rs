@@ -201,8 +201,20 @@ async fn prompt_apis_have_versions_and_a_lifecycle() {
     assert!(deprecated["deprecated_at"].is_string());
 
     // Rollback serves an earlier version; the versions stay as they were.
-    let bad = act(
+    let missing = act(
         json!({"action": "rollback", "version": 5}),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert!(
+        missing["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(it has 1 to 2)"),
+        "{missing}"
+    );
+    let bad = act(
+        json!({"action": "rollback", "version": 0}),
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;

@@ -80,6 +80,27 @@ async fn providers_are_validated_and_their_models_unique() {
             "timeout_secs"
         ]
     );
+    // Base URLs as the document's pattern says: no spaces around them, no
+    // user, query or fragment, a port that exists.
+    for url in [
+        " https://h/v1",
+        "https://h/v1 ",
+        "https://user@h/v1",
+        "https://h/v1?x=1",
+        "https://h:70000/v1",
+        "https://h/a b",
+        "https://1.2.3.999/v1",
+    ] {
+        let bad = send(
+            &gw,
+            "POST",
+            "/admin/v1/providers",
+            json!({"name": "x", "kind": "openai-compatible", "base_url": url}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(fields(&bad), ["base_url"], "{url}");
+    }
     // An unknown kind is refused by the body's shape.
     send(
         &gw,

@@ -393,6 +393,21 @@ async fn a_failed_first_charge_is_past_due_until_a_good_card_pays() {
         )
         .await;
     assert!(refused.to_string().contains("targets"), "{refused}");
+    // Ids as documented: no empty ones, no spaces.
+    for list in ["sub_1,,sub_2", "sub_1,%20sub_2", "sub_1,"] {
+        let refused = api
+            .send(
+                reqwest::Method::GET,
+                &format!("/admin/v1/audit?targets={list}"),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        assert_eq!(
+            refused["errors"][0]["field"], "targets",
+            "{list}: {refused}"
+        );
+    }
     let charges = api
         .get(&format!("/admin/v1/consumers/{consumer}/charges"))
         .await;

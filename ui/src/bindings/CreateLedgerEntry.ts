@@ -4,6 +4,9 @@ import type { LedgerKind } from "./LedgerKind";
 /**
  * Body of `POST /admin/v1/consumers/{id}/wallets/{currency}/entries`;
  * needs an `Idempotency-Key` header.
+ *
+ * Its schema is written by hand ([`crate::schemas::ledger_write`]): which
+ * amounts and reasons are valid depends on the kind.
  */
 export type CreateLedgerEntry = { 
 /**

@@ -8,6 +8,6 @@ import type { ProviderKeyStatus } from "./ProviderKeyStatus";
  */
 export type UpdateProviderKey = { label?: string, priority?: number, status?: ProviderKeyStatus, 
 /**
- * Recorded with a status change.
+ * Recorded with a status change; only sent with `status`.
  */
 reason?: string, };

@@ -38,10 +38,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 /// Parses a JSON body: 400 when it is not JSON, 422 naming the field when it
-/// does not fit `T`.
+/// does not fit `T`. Every body is an object: serde would read a struct whose
+/// fields all have defaults from `[]` as well.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".to_owned(),
+        ));
+    }
     whole_numbers(&mut value);
     serde_path_to_error::deserialize::<_, T>(value)
         .map_err(|e| ApiError::Validation(vec![field_error(&e)]))

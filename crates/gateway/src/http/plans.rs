@@ -66,6 +66,14 @@ fn check(body: &CreatePlan) -> Result<PlanSpec, ApiError> {
     })
 }
 
+/// A stored amount as an admin would send it: plans show at least two
+/// places (`"1000.00"`), which a currency without minor units (JPY) refuses.
+fn unpadded(amount: &str) -> String {
+    tollgate_api::money::parse_amount(amount)
+        .map(|micros| tollgate_api::money::format_amount(micros, 0))
+        .unwrap_or_else(|_| amount.to_owned())
+}
+
 /// List plans in creation order.
 #[utoipa::path(get, path = "/admin/v1/plans", tag = "plans",
     security(("admin_token" = ["read"])),
@@ -150,9 +158,11 @@ pub async fn update_plan(
     let merged = CreatePlan {
         name: patch.name.unwrap_or(current.name),
         currency: current.currency,
-        price: patch.price.unwrap_or(current.price),
+        price: patch.price.unwrap_or_else(|| unpadded(&current.price)),
         period: patch.period.unwrap_or(current.period),
-        included_credits: patch.included_credits.unwrap_or(current.included_credits),
+        included_credits: patch
+            .included_credits
+            .unwrap_or_else(|| unpadded(&current.included_credits)),
         overage: patch.overage.unwrap_or(current.overage),
         approval_required: patch.approval_required.unwrap_or(current.approval_required),
         apis: patch.apis.unwrap_or(current.apis),

@@ -245,14 +245,18 @@ fn change_for(api: &PromptApi, action: &PromptApiAction) -> Result<PromptApiChan
             ..keep
         }),
         (PromptApiAction::Rollback { version }, _) => {
-            if *version == 0 || *version > api.latest_version {
+            if *version == 0 {
                 return Err(ApiError::Validation(vec![FieldError::new(
                     "version",
-                    format!(
-                        "must be a version of this API (1 to {})",
-                        api.latest_version
-                    ),
+                    "versions are numbered from 1",
                 )]));
+            }
+            if *version > api.latest_version {
+                // A version that does not exist, like any other thing a body names.
+                return Err(ApiError::NotFound(format!(
+                    "version {version} of this prompt API (it has 1 to {})",
+                    api.latest_version
+                )));
             }
             if *version == api.current_version {
                 return conflict("that version is already the one served");

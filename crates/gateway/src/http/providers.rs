@@ -28,24 +28,22 @@ const SECRET_MIN: usize = 8;
 const SECRET_MAX: usize = 4096;
 const PRIORITY_MAX: u32 = 1_000_000;
 const REASON_MAX: usize = 500;
+const BASE_URL_MAX: usize = 2000;
 
-/// An http(s) URL with a host, in its parsed (percent-encoded) form and
-/// without a trailing slash.
+/// An http(s) URL as [`tollgate_api::schemas::BASE_URL`] describes it (as
+/// sent: no spaces around it), in its parsed form without a trailing slash.
 fn base_url(value: &str, errors: &mut Vec<FieldError>) -> String {
-    match url::Url::parse(value.trim()) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-            if url.query().is_some() || url.fragment().is_some() {
-                errors.push(FieldError::new(
-                    "base_url",
-                    "must not carry a query or a fragment",
-                ));
-            }
+    static SHAPE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(tollgate_api::schemas::BASE_URL).expect("the documented pattern compiles")
+    });
+    match url::Url::parse(value) {
+        Ok(url) if value.len() <= BASE_URL_MAX && SHAPE.is_match(value) => {
             url.as_str().trim_end_matches('/').to_owned()
         }
         _ => {
             errors.push(FieldError::new(
                 "base_url",
-                "must be an http(s) URL with a host, e.g. https://api.openai.com/v1",
+                "must be an http(s) URL with a host, e.g. https://api.openai.com/v1, without user, query or fragment",
             ));
             String::new()
         }

@@ -61,11 +61,15 @@ pub async fn info(State(state): State<AppState>, admin: Admin) -> Json<InstanceI
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// Only entries about these targets: ids separated by commas (at most 20).
+    /// Only entries about these targets: up to 20 ids (1–64 characters of
+    /// `A–Z a–z 0–9 _ . : -`) separated by commas, without spaces; empty
+    /// for every entry.
+    #[param(pattern = r"^([A-Za-z0-9_.:-]{1,64}(,[A-Za-z0-9_.:-]{1,64}){0,19})?$")]
     pub targets: Option<String>,
 }
 
 const AUDIT_TARGETS_MAX: usize = 20;
+const AUDIT_TARGET_MAX: usize = 64;
 
 /// Every management write, newest first (or those about given targets).
 #[utoipa::path(get, path = "/admin/v1/audit", tag = "system",
@@ -81,25 +85,26 @@ pub async fn list_audit(
 ) -> ApiResult<Json<Page<AuditEntry>>> {
     let Query(query) =
         query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
-    let targets: Vec<String> = query
-        .targets
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let targets: Vec<String> = match query.targets.as_deref() {
+        None | Some("") => Vec::new(),
+        Some(list) => list.split(',').map(str::to_owned).collect(),
+    };
     if targets.len() > AUDIT_TARGETS_MAX {
         return Err(ApiError::validation(
             "targets",
             format!("at most {AUDIT_TARGETS_MAX} targets"),
         ));
     }
-    if let Some(bad) = targets.iter().find(|t| t.len() > 64) {
+    let is_id = |t: &String| {
+        (1..=AUDIT_TARGET_MAX).contains(&t.len())
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+    };
+    if let Some(bad) = targets.iter().find(|t| !is_id(t)) {
         return Err(ApiError::validation(
             "targets",
             format!(
-                "`{}…` is not an id",
+                "`{}` is not an id: ids are 1 to {AUDIT_TARGET_MAX} characters of A-Z, a-z, 0-9, _ . : - separated by commas",
                 bad.chars().take(16).collect::<String>()
             ),
         ));
