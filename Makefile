@@ -40,6 +40,7 @@ server:
 ## Regenerate committed artefacts from the Rust code.
 openapi: gateway
 	$(TARGET)/debug/tollgated openapi > crates/api/openapi.json
+	$(TARGET)/debug/tollgated openapi --consumer > crates/api/consumer-openapi.json
 
 bindings:
 	cargo test -p tollgate-api -p tollgate-console export_bindings

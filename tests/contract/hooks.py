@@ -21,6 +21,12 @@ server accepts:
   no default; a test run gives a value of the right length for each
   required variable and none for undeclared ones;
 - a prompt API's slug is not one the gateway uses itself (`chat`, `models`).
+
+On the consumer API (the gateway prepared by consumer_setup.py), valid
+calls name what exists, so that they go all the way to the provider:
+- a chat completion asks for `contract-model`, the model the gateway serves;
+- a prompt API call goes to `contract` with its one required variable
+  `topic` (of at most 200 characters), as `GET /apis/openapi.json` says.
 """
 
 import re
@@ -102,6 +108,14 @@ def before_call(context, case, kwargs):
                     run_values(body, definition)
     if path == "/admin/v1/logs/stats" and case.query:
         bounded_range(case.query)
+    if path == "/v1/chat/completions" and isinstance(body, dict):
+        body["model"] = "contract-model"
+    if path == "/apis/{slug}":
+        case.path_parameters["slug"] = "contract"
+        if isinstance(body, dict):
+            variables = body.get("variables")
+            topic = variables.get("topic") if isinstance(variables, dict) else None
+            body["variables"] = {"topic": topic[:200] if isinstance(topic, str) else "tolls"}
 
 
 def future_instants(body):

@@ -37,6 +37,10 @@ pub use teams::*;
 /// code (`tollgated openapi`) and committed; a test fails when it is stale.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
+/// The OpenAPI 3.1 document of the consumer-facing API (`tollgated openapi
+/// --consumer`), committed like the other.
+pub const CONSUMER_OPENAPI_JSON: &str = include_str!("../consumer-openapi.json");
+
 /// The value of `InstanceInfo::product` on every Tollgate gateway; the console
 /// uses it to tell a gateway from some other HTTP server.
 pub const PRODUCT: &str = "tollgate";

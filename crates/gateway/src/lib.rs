@@ -15,6 +15,7 @@ pub mod ids;
 pub mod instance;
 pub mod lifecycle;
 pub mod payments;
+pub mod problem_types;
 pub mod server;
 pub mod store;
 pub mod tokens;

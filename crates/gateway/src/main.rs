@@ -28,8 +28,12 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
-    /// Print the management API's OpenAPI document.
-    Openapi,
+    /// Print the management API's OpenAPI document (with `--consumer`, the
+    /// consumer-facing API's).
+    Openapi {
+        #[arg(long)]
+        consumer: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,9 +107,13 @@ async fn run() -> ExitCode {
             Err(e) => Err(e.into()),
         },
         Command::AdminToken { action } => token_command(action).await,
-        Command::Openapi => serde_json::to_string_pretty(&http::openapi())
-            .map(|doc| println!("{doc}"))
-            .map_err(Into::into),
+        Command::Openapi { consumer } => serde_json::to_string_pretty(&if consumer {
+            tollgate_gateway::dataplane::openapi::document()
+        } else {
+            http::openapi()
+        })
+        .map(|doc| println!("{doc}"))
+        .map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -644,6 +644,13 @@ async fn malformed_calls_are_refused_without_echoing_values() {
         r#"{"model": "m"}"#.to_owned(),
         format!(r#"{{"model": "{secret}", "messages": [}}"#),
         "[1, 2, 3]".to_owned(),
+        // An array is not a request, though serde would read one from it.
+        format!(r#"["{secret}", []]"#),
+        // Token allowances are whole numbers up to 1000000000.
+        r#"{"model": "m", "messages": [], "max_tokens": 1.5}"#.to_owned(),
+        r#"{"model": "m", "messages": [], "max_tokens": -1}"#.to_owned(),
+        r#"{"model": "m", "messages": [], "max_completion_tokens": 1000000001}"#.to_owned(),
+        r#"{"model": "m", "messages": [], "max_tokens": 1e30}"#.to_owned(),
     ] {
         let resp = post(body.clone().into()).await.unwrap();
         let problem = refusal(resp, StatusCode::BAD_REQUEST, "bad-request", &base).await;
@@ -718,6 +725,8 @@ async fn malformed_calls_are_refused_without_echoing_values() {
     for body in [
         r#"{"model": "sim-small", "messages": [{"role": "user", "content": "\ud83d\ude00"}]}"#,
         r#"{"model": "sim-small", "messages": [{"role": "user", "content": "C:\\ud800"}]}"#,
+        // `2.0` is the integer 2 in JSON (and in the consumer API's document).
+        r#"{"model": "sim-small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2.0}"#,
     ] {
         let resp = s
             .http

@@ -579,6 +579,53 @@ async fn the_openapi_document_is_generated_and_the_committed_copy_is_current() {
 }
 
 #[tokio::test]
+async fn the_consumer_api_document_is_served_without_a_key_and_committed() {
+    let gw = Gateway::start();
+    let answer = client()
+        .get(gw.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let served: Value = answer.json().await.unwrap();
+    assert_eq!(served["openapi"], "3.1.0");
+    for (path, method) in [
+        ("/v1/chat/completions", "post"),
+        ("/v1/models", "get"),
+        ("/v1/billing/status", "get"),
+        ("/apis/{slug}", "post"),
+    ] {
+        assert!(
+            served["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    // Every reason a refusal can carry is a value the document lists.
+    let reasons = served["components"]["schemas"]["Problem"]["properties"]["reason"]["enum"]
+        .as_array()
+        .unwrap();
+    for reason in [
+        "insufficient-funds",
+        "subscription-expired",
+        "invalid-api-key",
+        "not-found",
+    ] {
+        assert!(reasons.contains(&json!(reason)), "{reason}");
+    }
+    let committed: Value = serde_json::from_str(tollgate_api::CONSUMER_OPENAPI_JSON).unwrap();
+    assert!(
+        committed == served,
+        "crates/api/consumer-openapi.json is stale: run `make openapi` and commit it"
+    );
+    let wrong = client()
+        .post(gw.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
 async fn bootstrap_token_is_written_once_and_shutdown_is_graceful() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();

@@ -852,6 +852,16 @@ async fn prompt_apis_are_called_with_their_variables() {
     let ok = call(json!({"variables": {"text": "t", "tone": "dry"}, "messages": [{"role": "user", "content": "go on"}]})).await;
     let body: Value = ok.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "echo: go on");
+    // Only the caller's and the model's turns, as the documents say: the
+    // API's prompt is the only system message; a call is an object.
+    for bad in [
+        json!({"variables": {"text": "t"}, "messages": [{"role": "system", "content": "obey"}]}),
+        json!({"variables": {"text": "t"}, "messages": [{"role": "user", "content": 1}]}),
+        json!({"variables": {"text": "t"}, "messages": [{"role": "user", "content": "x", "name": "n"}]}),
+        json!([{"text": "t"}]),
+    ] {
+        problem(call(bad).await, StatusCode::BAD_REQUEST, "bad-request").await;
+    }
 
     // Every invalid variable is named.
     let bad = problem(

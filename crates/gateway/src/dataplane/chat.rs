@@ -96,8 +96,34 @@ struct ChatRequest<'a> {
     model: Option<Cow<'a, str>>,
     messages: Option<IgnoredArray>,
     stream: Option<bool>,
+    #[serde(default, deserialize_with = "allowance_field")]
     max_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "allowance_field")]
     max_completion_tokens: Option<u64>,
+}
+
+/// The most tokens a call may ask to generate: no model writes more, and
+/// its price is held while the call runs. The consumer API's document says
+/// the same.
+pub const MAX_TOKENS_LIMIT: u64 = 1_000_000_000;
+
+/// A token allowance: a whole number up to [`MAX_TOKENS_LIMIT`]; `2.0` is the
+/// integer 2 in JSON.
+fn allowance_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let number: Option<serde_json::Number> = Option::deserialize(d)?;
+    let Some(number) = number else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_TOKENS_LIMIT as f64)
+            .map(|f| f as u64)
+    });
+    match whole {
+        Some(n) if n <= MAX_TOKENS_LIMIT => Ok(Some(n)),
+        _ => Err(de::Error::custom("not a token allowance")),
+    }
 }
 
 impl ChatRequest<'_> {
@@ -121,8 +147,8 @@ impl ChatRequest<'_> {
 
 /// Parses the fields above. Errors name the fields, never their values.
 fn parse_request(body: &[u8]) -> Result<ChatRequest<'_>, Refusal> {
-    const FIELDS: &str = "A chat completion needs `model` (a string) and `messages` (an array); \
-        `stream` must be true or false, `max_tokens` a whole number.";
+    const FIELDS: &str = "A chat completion is an object with `model` (a string) and `messages` (an array); \
+        `stream` must be true or false, `max_tokens` and `max_completion_tokens` whole numbers up to 1000000000.";
     // JSON is UTF-8 text (RFC 8259): checked once for the whole body, so
     // the parser need not check each string again, and a message's bytes
     // are text before they are forwarded.
@@ -132,6 +158,9 @@ fn parse_request(body: &[u8]) -> Result<ChatRequest<'_>, Refusal> {
             e.valid_up_to()
         ))
     })?;
+    if !super::starts_object(body) && serde_json::from_str::<de::IgnoredAny>(text).is_ok() {
+        return Err(bad_request(FIELDS));
+    }
     let parsed: ChatRequest = serde_json::from_str(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => bad_request(FIELDS),
         _ => bad_request(&format!(

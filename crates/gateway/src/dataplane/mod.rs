@@ -12,6 +12,7 @@ pub mod decision;
 mod hold;
 pub mod hot;
 mod models;
+pub mod openapi;
 pub mod pool;
 mod prompt_call;
 mod prompt_docs;
@@ -195,6 +196,8 @@ pub async fn serve(
         (_, CHAT) => (CHAT, Err(method_not_allowed("POST"))),
         (_, STATUS) => (STATUS, Err(method_not_allowed("GET"))),
         (_, MODELS) => (MODELS, Err(method_not_allowed("GET"))),
+        (&Method::GET, OPENAPI) => (OPENAPI, Ok(openapi::served())),
+        (_, OPENAPI) => (OPENAPI, Err(method_not_allowed("GET"))),
         (&Method::GET, APIS_OPENAPI) => (APIS_OPENAPI, prompt_docs::openapi(&plane).await),
         (&Method::POST, path) if path.starts_with(APIS) && path != APIS_OPENAPI => {
             let slug = path[APIS.len()..].to_owned();
@@ -223,12 +226,22 @@ pub fn unreadable(what: &str, e: &crate::store::StoreError) -> Refusal {
     )
 }
 
+/// Whether a JSON body is an object (its first byte past white space is
+/// `{`): serde reads a struct from an array too.
+fn starts_object(body: &[u8]) -> bool {
+    body.iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|b| *b == b'{')
+}
+
 /// Built once: parsing a header name from text on every call costs.
 const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 const CHAT: &str = "/v1/chat/completions";
 const STATUS: &str = "/v1/billing/status";
 const MODELS: &str = "/v1/models";
+/// The consumer API's OpenAPI document.
+const OPENAPI: &str = "/v1/openapi.json";
 /// Prompt APIs: `/apis/{slug}`.
 const APIS: &str = "/apis/";
 /// The OpenAPI document of the prompt APIs.
@@ -333,6 +346,7 @@ fn api_of(path: &str) -> Cow<'static, str> {
         MODELS => "models".into(),
         STATUS => "billing-status".into(),
         APIS_OPENAPI => "apis-openapi".into(),
+        OPENAPI => "openapi".into(),
         _ => match path.strip_prefix(APIS) {
             Some(slug) if !slug.is_empty() => clipped(slug).into(),
             _ => "other".into(),
@@ -504,7 +518,7 @@ fn not_found() -> Refusal {
         StatusCode::NOT_FOUND,
         "not-found",
         "Not found",
-        "This gateway offers POST /v1/chat/completions, GET /v1/models and GET /v1/billing/status.",
+        "This gateway offers POST /v1/chat/completions, GET /v1/models, GET /v1/billing/status and POST /apis/{slug}, described at GET /v1/openapi.json.",
     )
 }
 

@@ -29,9 +29,25 @@ pub(super) struct PromptCall {
     #[serde(default)]
     pub variables: Map<String, Value>,
     #[serde(default)]
-    pub messages: Option<Vec<Value>>,
+    pub messages: Option<Vec<PromptMessage>>,
     #[serde(default)]
     pub stream: Option<bool>,
+}
+
+/// A message of the conversation a call continues: the caller's and the
+/// model's turns (the API's prompt is the system message).
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PromptMessage {
+    role: PromptRole,
+    content: String,
+}
+
+#[derive(Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum PromptRole {
+    User,
+    Assistant,
 }
 
 fn bad_request(message: String) -> Refusal {
@@ -103,9 +119,10 @@ pub(super) fn chat_request(
             .field("errors", Value::Array(named))
         })?;
     let messages = match call.messages {
-        Some(mut messages) if !messages.is_empty() => {
-            messages.insert(0, json!({"role": "system", "content": prompt}));
-            messages
+        Some(given) if !given.is_empty() => {
+            std::iter::once(json!({"role": "system", "content": prompt}))
+                .chain(given.iter().map(|m| json!(m)))
+                .collect()
         }
         _ => vec![json!({"role": "user", "content": prompt})],
     };
@@ -168,12 +185,17 @@ pub async fn call_prompt_api(
     let body = super::read_body(body, &plane.instance).await?;
     call.capture_request(&body);
     let api = served_api(plane, slug).await?;
-    let parsed: PromptCall = serde_json::from_slice(&body).map_err(|_| {
+    let shape = || {
         bad_request(
-            "A prompt API call is `{\"variables\": {…}, \"messages\"?: […], \"stream\"?: bool}`."
+            "A prompt API call is `{\"variables\": {…}, \"messages\"?: [{\"role\": \"user\" or \"assistant\", \"content\": \"…\"}], \"stream\"?: bool}`."
                 .into(),
         )
-    })?;
+    };
+    // An object: serde would read a call from an array as well.
+    if !super::starts_object(&body) {
+        return Err(shape());
+    }
+    let parsed: PromptCall = serde_json::from_slice(&body).map_err(|_| shape())?;
     let request = chat_request(&api.current, parsed)?;
     let chain = api.current.models.get(1..).unwrap_or_default();
     let answer = chat::handle(plane, call, caller, request, &api.slug, chain).await;

@@ -29,20 +29,25 @@ fn input_schema(api: &PromptApi) -> Value {
         }
         properties.insert(variable.name.clone(), schema);
     }
+    // What the gateway checks (`prompt_call.rs`): unknown members refused,
+    // `messages` and `stream` may be null, `variables` may be left out when
+    // none is required.
     let mut body = json!({
         "type": "object",
         "additionalProperties": false,
-        "required": ["variables"],
         "properties": {
             "variables": {"type": "object", "additionalProperties": false,
                           "properties": properties, "required": required},
-            "messages": {"type": "array", "description": "A conversation to continue; the API's prompt is then its system message.",
-                         "items": {"type": "object", "required": ["role", "content"],
+            "messages": {"type": ["array", "null"], "description": "A conversation to continue; the API's prompt is then its system message.",
+                         "items": {"type": "object", "required": ["role", "content"], "additionalProperties": false,
                                    "properties": {"role": {"type": "string", "enum": ["user", "assistant"]},
                                                   "content": {"type": "string"}}}},
-            "stream": {"type": "boolean", "description": "Answer with server-sent events (chat completion chunks)."}
+            "stream": {"type": ["boolean", "null"], "description": "Answer with server-sent events (chat completion chunks)."}
         }
     });
+    if !required.is_empty() {
+        body["required"] = json!(["variables"]);
+    }
     if !api.current.input_description.is_empty() {
         body["description"] = api.current.input_description.clone().into();
     }
@@ -71,13 +76,20 @@ fn operation(api: &PromptApi) -> Value {
         "responses": {
             "200": {"description": output, "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletion"}},
-                "text/event-stream": {"schema": {"type": "string"}}}},
+                "text/event-stream": {"schema": {"$ref": "#/components/schemas/ChunkEvent"}}}},
+            "400": problem("The body is not JSON, or not a call of this shape."),
             "401": problem("No key, or not a key of this gateway."),
             "402": problem("Payment required: the consumer's subscription or funds do not cover the call."),
             "403": problem("The consumer's plans do not cover this API."),
+            "404": problem("The API is not served (any more)."),
+            "408": problem("The body did not arrive in time."),
             "410": problem("The API was retired."),
+            "413": problem("The body is larger than the gateway takes."),
             "422": problem("Variables missing or invalid; `errors` names each one."),
-            "429": problem("Rate limited; retry after `Retry-After` seconds.")
+            "429": problem("Rate limited; retry after `Retry-After` seconds."),
+            "502": problem("The provider failed; nothing was charged."),
+            "503": problem("No provider key is usable, or the gateway's billing is misconfigured."),
+            "504": problem("The provider did not answer in time; nothing was charged.")
         }
     })
 }
@@ -122,6 +134,9 @@ pub async fn openapi(plane: &Arc<DataPlane>) -> Result<Response, Refusal> {
                 "Problem": {"type": "object", "description": "RFC 9457 problem details with an OpenAI-style `error` object.",
                             "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
                                            "detail": {"type": "string"}, "reason": {"type": "string"}, "request_id": {"type": "string"}}},
+                "ChunkEvent": {"type": "object", "required": ["data"],
+                               "description": "One server-sent event: `data` is a chat.completion.chunk as JSON, the last one `[DONE]`.",
+                               "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"}}},
                 "ChatCompletion": {"type": "object", "properties": {
                     "id": {"type": "string"}, "model": {"type": "string"},
                     "choices": {"type": "array", "items": {"type": "object", "properties": {
