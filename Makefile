@@ -44,6 +44,7 @@ openapi: gateway
 
 bindings:
 	cargo test -p tollgate-api -p tollgate-console export_bindings
+	cargo check -p tollgate-desktop  # its build script writes ui/src/bindings/commands.ts and the capability
 
 ## The installable Debian package of the console.
 package: setup

@@ -32,8 +32,9 @@ step "the data plane on one core (tollgated then runs tokio's single-threaded sc
 taskset -c 0 cargo nextest run -p tollgate-gateway --test dataplane --test call_logs --no-fail-fast --test-threads 2
 
 step "generated files are current"
-if [ -n "$(git status --porcelain -- ui/src/bindings crates/api/openapi.json crates/api/consumer-openapi.json)" ]; then
-  git status --porcelain -- ui/src/bindings crates/api/openapi.json crates/api/consumer-openapi.json
+GENERATED="ui/src/bindings capabilities crates/api/openapi.json crates/api/consumer-openapi.json"
+if [ -n "$(git status --porcelain -- $GENERATED)" ]; then
+  git status --porcelain -- $GENERATED
   echo "generated files are stale: run 'make bindings openapi' and commit the result" >&2
   exit 1
 fi

@@ -1,112 +1,43 @@
-// Declares the app's commands so that capabilities can grant them one by one
-// (least privilege); nothing else reaches the backend.
+// The IPC commands are declared once, as the `#[tauri::command]` functions
+// of `src/commands/`: this script reads them (`build/ipc.rs`) and makes
+// everything else that names them — the permissions (one per command, so
+// that capabilities grant them one by one: least privilege), the main
+// window's capability, the invoke handler and the UI's TypeScript
+// functions. Nothing else reaches the backend.
+
+#[path = "build/ipc.rs"]
+mod ipc;
+
+use std::path::Path;
+
 fn main() {
     println!("cargo:rerun-if-changed=capabilities");
     println!("cargo:rerun-if-changed=icons");
     println!("cargo:rerun-if-changed=tauri.conf.json");
-    let commands = &[
-        "keyring_status",
-        "list_instances",
-        "add_instance",
-        "update_instance",
-        "remove_instance",
-        "test_connection",
-        "probe_instance",
-        "fleet_overview",
-        "refresh_fleet",
-        "current_instance",
-        "set_current_instance",
-        "list_teams",
-        "create_team",
-        "update_team",
-        "delete_team",
-        "list_audit",
-        "list_consumers",
-        "create_consumer",
-        "update_consumer",
-        "list_consumer_keys",
-        "create_consumer_key",
-        "rotate_consumer_key",
-        "revoke_consumer_key",
-        "find_keys",
-        "list_plans",
-        "create_plan",
-        "list_subscriptions",
-        "create_subscription",
-        "subscription_action",
-        "change_subscription_plan",
-        "payment_settings",
-        "update_payment_settings",
-        "check_billing",
-        "update_plan",
-        "delete_plan",
-        "list_payment_methods",
-        "add_payment_method",
-        "set_default_payment_method",
-        "remove_payment_method",
-        "list_charges",
-        "list_wallets",
-        "list_ledger",
-        "create_ledger_entry",
-        "list_providers",
-        "create_provider",
-        "update_provider",
-        "delete_provider",
-        "test_provider",
-        "list_provider_keys",
-        "add_provider_key",
-        "update_provider_key",
-        "move_provider_key",
-        "delete_provider_key",
-        "list_provider_key_events",
-        "list_prompt_apis",
-        "get_prompt_api",
-        "create_prompt_api",
-        "list_prompt_api_versions",
-        "add_prompt_api_version",
-        "change_prompt_api_lifecycle",
-        "prompt_api_snippets",
-        "preview_prompt",
-        "diff_prompt_definitions",
-        "run_prompt",
-        "cancel_prompt_run",
-        "list_alerts",
-        "evaluate_alerts",
-        "snooze_alert",
-        "resolve_alert",
-        "alert_rules",
-        "set_alert_rules",
-        "diagnose",
-        "apply_fix",
-        "list_doctor_fixes",
-        "sync_logs",
-        "cancel_log_sync",
-        "watch_log_sync",
-        "log_page",
-        "log_record",
-        "log_stats",
-        "log_caches",
-        "log_cache_info",
-        "set_log_retention",
-        "purge_log_cache",
-        "vacuum_log_cache",
-        "check_log_cache",
-        "rebuild_log_cache",
-        "log_sync_events",
-        "export_logs",
-        "list_saved_log_filters",
-        "save_log_filter",
-        "delete_saved_log_filter",
-        "log_export_dir",
-        "check_log_export_path",
-        "fleet_log_stats",
-        "fleet_log_series",
-        "fleet_log_breakdown",
-        "fleet_log_breakdown_series",
-    ];
+    println!("cargo:rerun-if-changed=src-tauri/src/commands");
+    println!("cargo:rerun-if-changed=src-tauri/build");
+    let commands = ipc::commands(Path::new("src-tauri/src/commands"));
+    ipc::write_if_changed(
+        Path::new("capabilities/default.json"),
+        &ipc::capability(&commands),
+    );
+    ipc::write_if_changed(
+        Path::new("ui/src/bindings/commands.ts"),
+        &ipc::typescript_module(&commands),
+    );
+    let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    ipc::write_if_changed(
+        &Path::new(&out).join("handler.rs"),
+        &ipc::handler(&commands),
+    );
+    // Tauri keeps the names for the whole build: they live as long as it.
+    let names: Vec<&'static str> = commands
+        .iter()
+        .map(|c| &*Box::leak(c.name.clone().into_boxed_str()))
+        .collect();
     tauri_build::try_build(
         tauri_build::Attributes::new()
-            .app_manifest(tauri_build::AppManifest::new().commands(commands)),
+            .app_manifest(tauri_build::AppManifest::new().commands(names.leak())),
     )
     .expect("tauri build script");
 }

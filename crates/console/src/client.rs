@@ -15,6 +15,7 @@ use tollgate_api::{
 };
 use url::Url;
 
+use crate::error_code::ErrorCode;
 use crate::sensitive::Sensitive;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,26 +62,30 @@ fn problem_message(p: &Problem) -> String {
 }
 
 impl GatewayError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            GatewayError::InvalidUrl(_) | GatewayError::InvalidCertificate(_) => "validation",
-            GatewayError::Dns(_) => "dns",
-            GatewayError::ConnectionRefused(_) => "connection_refused",
-            GatewayError::Tls { .. } => "tls",
-            GatewayError::Timeout(_) => "timeout",
-            GatewayError::Network(_) => "network",
-            GatewayError::Unauthorized(_) => "unauthorized",
-            GatewayError::Forbidden(_) => "forbidden",
-            GatewayError::NotAGateway(_) => "not_a_gateway",
-            GatewayError::ResponseTooLarge(_) => "response_too_large",
-            GatewayError::MalformedResponse(_) => "malformed_response",
-            GatewayError::Problem(p) if p.reason.as_deref() == Some("card-error") => "card_error",
+            GatewayError::InvalidUrl(_) | GatewayError::InvalidCertificate(_) => {
+                ErrorCode::Validation
+            }
+            GatewayError::Dns(_) => ErrorCode::Dns,
+            GatewayError::ConnectionRefused(_) => ErrorCode::ConnectionRefused,
+            GatewayError::Tls { .. } => ErrorCode::Tls,
+            GatewayError::Timeout(_) => ErrorCode::Timeout,
+            GatewayError::Network(_) => ErrorCode::Network,
+            GatewayError::Unauthorized(_) => ErrorCode::Unauthorized,
+            GatewayError::Forbidden(_) => ErrorCode::Forbidden,
+            GatewayError::NotAGateway(_) => ErrorCode::NotAGateway,
+            GatewayError::ResponseTooLarge(_) => ErrorCode::ResponseTooLarge,
+            GatewayError::MalformedResponse(_) => ErrorCode::MalformedResponse,
+            GatewayError::Problem(p) if p.reason.as_deref() == Some("card-error") => {
+                ErrorCode::CardError
+            }
             GatewayError::Problem(p) => match p.status {
-                404 => "not_found",
-                409 => "conflict",
-                412 => "precondition_failed",
-                422 => "validation",
-                _ => "gateway_error",
+                404 => ErrorCode::NotFound,
+                409 => ErrorCode::Conflict,
+                412 => ErrorCode::PreconditionFailed,
+                422 => ErrorCode::Validation,
+                _ => ErrorCode::GatewayError,
             },
         }
     }

@@ -46,7 +46,7 @@ async fn vault_call<T: Send + 'static>(
 
 fn report_error(e: &ConsoleError) -> ReportError {
     ReportError {
-        code: e.code().to_owned(),
+        code: e.code().as_str().to_owned(),
         message: e.to_string(),
     }
 }

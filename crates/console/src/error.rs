@@ -7,6 +7,7 @@ use tollgate_api::FieldError;
 use ts_rs::TS;
 
 use crate::client::GatewayError;
+pub use crate::error_code::ErrorCode;
 use crate::vault::VaultError;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,19 +66,19 @@ impl ConsoleError {
         ConsoleError::Validation(vec![FieldError::new(field, message)])
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ConsoleError::Validation(_) => "validation",
-            ConsoleError::InstanceNotFound(_) => "not_found",
-            ConsoleError::MissingToken => "missing_token",
+            ConsoleError::Validation(_) => ErrorCode::Validation,
+            ConsoleError::InstanceNotFound(_) => ErrorCode::NotFound,
+            ConsoleError::MissingToken => ErrorCode::MissingToken,
             ConsoleError::Vault(e) => e.code(),
             ConsoleError::Gateway(e) => e.code(),
-            ConsoleError::Cancelled => "cancelled",
+            ConsoleError::Cancelled => ErrorCode::Cancelled,
             ConsoleError::LogSync(e) => e.code(),
-            ConsoleError::CacheCorrupt(_) => "cache_corrupt",
-            ConsoleError::RecordNotFound(_) => "not_found",
+            ConsoleError::CacheCorrupt(_) => ErrorCode::CacheCorrupt,
+            ConsoleError::RecordNotFound(_) => ErrorCode::NotFound,
             ConsoleError::SavedFilter(e) => e.code(),
-            ConsoleError::Storage(_) => "storage",
+            ConsoleError::Storage(_) => ErrorCode::Storage,
         }
     }
 }
@@ -87,7 +88,7 @@ impl ConsoleError {
 #[derive(Debug, Clone, Serialize, TS)]
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct IpcError {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[ts(optional, as = "Option<Vec<FieldError>>")]
@@ -102,7 +103,7 @@ impl From<ConsoleError> for IpcError {
             _ => Vec::new(),
         };
         IpcError {
-            code: e.code().to_owned(),
+            code: e.code(),
             message: e.to_string(),
             fields,
         }
@@ -140,13 +141,13 @@ pub enum SyncError {
 }
 
 impl SyncError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            SyncError::MalformedRecord { .. } => "log_malformed_record",
-            SyncError::MalformedPage(_) => "log_malformed_page",
-            SyncError::Truncated { .. } => "log_truncated",
-            SyncError::LogWentBack { .. } => "log_went_back",
-            SyncError::GatewayChanged { .. } => "gateway_changed",
+            SyncError::MalformedRecord { .. } => ErrorCode::LogMalformedRecord,
+            SyncError::MalformedPage(_) => ErrorCode::LogMalformedPage,
+            SyncError::Truncated { .. } => ErrorCode::LogTruncated,
+            SyncError::LogWentBack { .. } => ErrorCode::LogWentBack,
+            SyncError::GatewayChanged { .. } => ErrorCode::GatewayChanged,
         }
     }
 }
@@ -162,11 +163,11 @@ pub enum SavedFilterError {
 }
 
 impl SavedFilterError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            SavedFilterError::NameTaken(_) => "conflict",
-            SavedFilterError::NotFound(_) => "not_found",
-            SavedFilterError::TooMany { .. } => "limit_reached",
+            SavedFilterError::NameTaken(_) => ErrorCode::Conflict,
+            SavedFilterError::NotFound(_) => ErrorCode::NotFound,
+            SavedFilterError::TooMany { .. } => ErrorCode::LimitReached,
         }
     }
 }

@@ -12,6 +12,7 @@ mod console;
 pub mod db;
 pub mod doctor;
 pub mod error;
+pub mod error_code;
 pub mod fleet;
 pub mod logs;
 pub mod models;

@@ -3,6 +3,7 @@
 //! `<instance-id>/<kind>`. A missing entry is `Ok(None)`; a missing keyring is
 //! [`VaultError::Unavailable`], and nothing ever falls back to plain text.
 
+use crate::error_code::ErrorCode;
 use crate::sensitive::Sensitive;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,10 +19,10 @@ pub enum VaultError {
 }
 
 impl VaultError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            VaultError::Unavailable(_) => "keyring_unavailable",
-            VaultError::Refused(_) => "keyring_error",
+            VaultError::Unavailable(_) => ErrorCode::KeyringUnavailable,
+            VaultError::Refused(_) => ErrorCode::KeyringError,
         }
     }
 }

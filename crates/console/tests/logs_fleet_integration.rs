@@ -518,7 +518,7 @@ async fn bad_fleet_queries_give_typed_errors() {
         revenue_currency: None,
     };
     let field = |e: tollgate_console::ConsoleError| {
-        let code = e.code();
+        let code = e.code().as_str();
         let ipc = tollgate_console::IpcError::from(e);
         (
             code,

@@ -3,6 +3,7 @@ use tollgate_console::alerts::{Alert, AlertReport, AlertRules, Scope};
 
 use super::{CommandResult, ConsoleState};
 
+/// Alerts of one instance (or every instance), newest first; resolved ones only when asked.
 #[tauri::command]
 pub fn list_alerts(
     console: ConsoleState<'_>,
@@ -12,6 +13,7 @@ pub fn list_alerts(
     Ok(console.list_alerts(instance_id.as_deref(), include_resolved)?)
 }
 
+/// Runs the instance's rules now (they also run in the background every 5 minutes).
 #[tauri::command]
 pub async fn evaluate_alerts(
     console: ConsoleState<'_>,
@@ -22,6 +24,7 @@ pub async fn evaluate_alerts(
         .await?)
 }
 
+/// Hides an alert until `until` (an hour to 90 days ahead).
 #[tauri::command]
 pub fn snooze_alert(
     console: ConsoleState<'_>,

@@ -27,6 +27,7 @@ pub async fn create_plan(
         .await?)
 }
 
+/// `status` and `consumerId` null mean "any".
 #[tauri::command]
 pub async fn list_subscriptions(
     console: ConsoleState<'_>,
@@ -88,6 +89,7 @@ pub async fn list_payment_methods(
         .await?)
 }
 
+/// A refused card fails with `card_error`, its message naming the processor's codes.
 #[tauri::command]
 pub async fn add_payment_method(
     console: ConsoleState<'_>,
@@ -184,6 +186,7 @@ pub async fn payment_settings(
     Ok(console.payment_settings(&instance_id).await?)
 }
 
+/// Guarded by the `version` the admin saw; a stale one fails with `precondition_failed`.
 #[tauri::command]
 pub async fn update_payment_settings(
     console: ConsoleState<'_>,
@@ -204,6 +207,7 @@ pub async fn check_billing(
     Ok(console.check_billing(&instance_id).await?)
 }
 
+/// Guarded by the `version` the admin saw; the currency never changes.
 #[tauri::command]
 pub async fn update_plan(
     console: ConsoleState<'_>,
@@ -217,6 +221,7 @@ pub async fn update_plan(
         .await?)
 }
 
+/// Refused with `conflict` while anyone subscribes to the plan.
 #[tauri::command]
 pub async fn delete_plan(
     console: ConsoleState<'_>,

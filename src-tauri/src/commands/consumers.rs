@@ -5,6 +5,7 @@ use tollgate_api::{
 
 use super::{CommandResult, ConsoleState};
 
+/// `teamId` null lists the consumers of every team.
 #[tauri::command]
 pub async fn list_consumers(
     console: ConsoleState<'_>,
@@ -29,6 +30,7 @@ pub async fn create_consumer(
         .await?)
 }
 
+/// `version` is the consumer's version as read; a stale one fails with `precondition_failed`.
 #[tauri::command]
 pub async fn update_consumer(
     console: ConsoleState<'_>,
@@ -53,6 +55,7 @@ pub async fn list_consumer_keys(
         .await?)
 }
 
+/// The answer's `secret` is shown once: the gateway keeps only a hash.
 #[tauri::command]
 pub async fn create_consumer_key(
     console: ConsoleState<'_>,
@@ -66,6 +69,7 @@ pub async fn create_consumer_key(
         .await?)
 }
 
+/// Issues a replacement; the old key keeps working for `graceSeconds` (0 to 604800).
 #[tauri::command]
 pub async fn rotate_consumer_key(
     console: ConsoleState<'_>,
@@ -87,6 +91,7 @@ pub async fn revoke_consumer_key(
     Ok(console.revoke_consumer_key(&instance_id, &key_id).await?)
 }
 
+/// Keys whose display prefix starts with `prefix` (`tg_ab12…`).
 #[tauri::command]
 pub async fn find_keys(
     console: ConsoleState<'_>,

@@ -2,6 +2,8 @@ use tollgate_console::doctor::{AppliedFix, Diagnosis, DoctorStart, FixAction, Fi
 
 use super::{CommandResult, ConsoleState};
 
+/// Why a consumer's calls are refused: live from the instance, or from the cache when it is
+/// unreachable.
 #[tauri::command]
 pub async fn diagnose(
     console: ConsoleState<'_>,
@@ -24,6 +26,7 @@ pub async fn apply_fix(
         .await?)
 }
 
+/// The fixes applied from this console to the instance, newest first.
 #[tauri::command]
 pub async fn list_doctor_fixes(
     console: ConsoleState<'_>,

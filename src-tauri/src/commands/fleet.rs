@@ -7,6 +7,7 @@ pub async fn fleet_overview(console: ConsoleState<'_>) -> CommandResult<Vec<Flee
     Ok(console.fleet_overview()?)
 }
 
+/// Marks every instance due; the backend re-checks within about a second.
 #[tauri::command]
 pub async fn refresh_fleet(console: ConsoleState<'_>) -> CommandResult<()> {
     console.refresh_fleet();

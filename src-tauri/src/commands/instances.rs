@@ -15,6 +15,7 @@ pub async fn add_instance(
     Ok(console.add_instance(input).await?)
 }
 
+/// An absent or empty `admin_token` keeps the stored token.
 #[tauri::command]
 pub async fn update_instance(
     console: ConsoleState<'_>,
@@ -37,6 +38,7 @@ pub async fn test_connection(
     Ok(console.test_connection(&id).await?)
 }
 
+/// Tests the add / edit form before saving; `existingId` lends the stored token on edit.
 #[tauri::command]
 pub async fn probe_instance(
     console: ConsoleState<'_>,

@@ -26,6 +26,7 @@ pub async fn sync_logs(
         .await?)
 }
 
+/// False when no sync was running.
 #[tauri::command]
 pub fn cancel_log_sync(console: ConsoleState<'_>, instance_id: String) -> bool {
     console.cancel_log_sync(&instance_id)
@@ -52,6 +53,7 @@ pub fn watch_log_sync(console: ConsoleState<'_>, on_event: Channel<LogSyncProgre
     });
 }
 
+/// Newest first; pass `nextBefore` as `before` for the next page.
 #[tauri::command]
 pub async fn log_page(
     console: ConsoleState<'_>,
@@ -74,6 +76,7 @@ pub async fn log_record(
     Ok(console.log_record(&instance_id, seq).await?)
 }
 
+/// The gateway's `/admin/v1/logs/stats`, from the cache.
 #[tauri::command]
 pub async fn log_stats(
     console: ConsoleState<'_>,
@@ -96,6 +99,7 @@ pub async fn log_cache_info(
     Ok(console.log_cache_info(&instance_id).await?)
 }
 
+/// `null` days keeps everything; older records are purged now and after each sync.
 #[tauri::command]
 pub async fn set_log_retention(
     console: ConsoleState<'_>,
@@ -105,6 +109,7 @@ pub async fn set_log_retention(
     Ok(console.set_log_retention(&instance_id, days).await?)
 }
 
+/// Answers how many records were deleted.
 #[tauri::command]
 pub async fn purge_log_cache(
     console: ConsoleState<'_>,
@@ -130,6 +135,7 @@ pub async fn check_log_cache(
     Ok(console.check_log_cache(&instance_id).await?)
 }
 
+/// Empties the cache and syncs it again from the start of the gateway's log.
 #[tauri::command]
 pub async fn rebuild_log_cache(
     console: ConsoleState<'_>,
@@ -166,6 +172,8 @@ pub async fn export_logs(
 
 // ---- The fleet: several instances' caches merged (analytics) ----
 
+/// Totals of the range over the instances' caches (all by default), each instance's part and
+/// sync state beside them.
 #[tauri::command]
 pub async fn fleet_log_stats(
     console: ConsoleState<'_>,
@@ -174,6 +182,7 @@ pub async fn fleet_log_stats(
     Ok(console.fleet_log_stats(query).await?)
 }
 
+/// Points only for buckets with calls; `bucket_seconds` is the bucket used.
 #[tauri::command]
 pub async fn fleet_log_series(
     console: ConsoleState<'_>,
@@ -182,6 +191,7 @@ pub async fn fleet_log_series(
     Ok(console.fleet_log_series(query).await?)
 }
 
+/// Consumer rows carry their instance (consumer ids are per gateway).
 #[tauri::command]
 pub async fn fleet_log_breakdown(
     console: ConsoleState<'_>,
@@ -200,6 +210,7 @@ pub async fn fleet_log_breakdown_series(
 
 // ---- The explorer's saved filters and export target -------------------------
 
+/// By name; one whose stored filter no longer passes the checks carries a `problem`.
 #[tauri::command]
 pub fn list_saved_log_filters(
     console: ConsoleState<'_>,
@@ -227,11 +238,13 @@ pub fn delete_saved_log_filter(
     Ok(console.delete_saved_log_filter(&instance_id, &filter_id)?)
 }
 
+/// The folder an export is proposed in (downloads, else home); null when there is none.
 #[tauri::command]
 pub fn log_export_dir(console: ConsoleState<'_>) -> Option<String> {
     console.log_export_dir()
 }
 
+/// Checks an export path (absolute, in an existing folder) and says whether a file is there.
 #[tauri::command]
 pub fn check_log_export_path(
     console: ConsoleState<'_>,

@@ -28,6 +28,7 @@ pub async fn get_prompt_api(
     Ok(console.get_prompt_api(&instance_id, &api_id).await?)
 }
 
+/// A draft with its first version; a taken slug fails with `conflict`.
 #[tauri::command]
 pub async fn create_prompt_api(
     console: ConsoleState<'_>,
@@ -40,6 +41,7 @@ pub async fn create_prompt_api(
         .await?)
 }
 
+/// Every version, newest first.
 #[tauri::command]
 pub async fn list_prompt_api_versions(
     console: ConsoleState<'_>,
@@ -51,6 +53,7 @@ pub async fn list_prompt_api_versions(
         .await?)
 }
 
+/// A new version, served from now on; guarded by the API's `version` as read.
 #[tauri::command]
 pub async fn add_prompt_api_version(
     console: ConsoleState<'_>,
@@ -64,6 +67,8 @@ pub async fn add_prompt_api_version(
         .await?)
 }
 
+/// Publish, deprecate (sunset in the future), retire, or roll back; guarded by the API's
+/// `version`.
 #[tauri::command]
 pub async fn change_prompt_api_lifecycle(
     console: ConsoleState<'_>,
@@ -77,6 +82,8 @@ pub async fn change_prompt_api_lifecycle(
         .await?)
 }
 
+/// curl, Python and JavaScript calls of the API against the gateway's public URL; no key
+/// inside.
 #[tauri::command]
 pub async fn prompt_api_snippets(
     console: ConsoleState<'_>,
@@ -96,6 +103,7 @@ pub fn preview_prompt(
     console.preview_prompt(&definition, &values)
 }
 
+/// The line diff from one definition to another.
 #[tauri::command]
 pub fn diff_prompt_definitions(
     console: ConsoleState<'_>,
@@ -124,6 +132,7 @@ pub async fn run_prompt(
         .await?)
 }
 
+/// False when the run had already ended.
 #[tauri::command]
 pub fn cancel_prompt_run(console: ConsoleState<'_>, run_id: String) -> bool {
     console.cancel_prompt_run(&run_id)

@@ -14,6 +14,7 @@ pub async fn list_providers(
     Ok(console.list_providers(&instance_id, cursor).await?)
 }
 
+/// A model another provider already serves fails with `conflict`.
 #[tauri::command]
 pub async fn create_provider(
     console: ConsoleState<'_>,
@@ -26,6 +27,7 @@ pub async fn create_provider(
         .await?)
 }
 
+/// Guarded by the `version` the admin saw; a stale one fails with `precondition_failed`.
 #[tauri::command]
 pub async fn update_provider(
     console: ConsoleState<'_>,
@@ -39,6 +41,7 @@ pub async fn update_provider(
         .await?)
 }
 
+/// Deletes the provider and every key of its pool.
 #[tauri::command]
 pub async fn delete_provider(
     console: ConsoleState<'_>,
@@ -61,6 +64,7 @@ pub async fn test_provider(
     Ok(console.test_provider(&instance_id, &provider_id).await?)
 }
 
+/// The pool in the order its keys are tried, each with its use (requests, failures, tokens).
 #[tauri::command]
 pub async fn list_provider_keys(
     console: ConsoleState<'_>,
@@ -85,6 +89,7 @@ pub async fn add_provider_key(
         .await?)
 }
 
+/// An admin may set `active` or `disabled`; a `reason` goes with a status change.
 #[tauri::command]
 pub async fn update_provider_key(
     console: ConsoleState<'_>,
@@ -123,6 +128,7 @@ pub async fn delete_provider_key(
         .await?)
 }
 
+/// Status changes of the pool's keys, newest first; `keyId` null means every key.
 #[tauri::command]
 pub async fn list_provider_key_events(
     console: ConsoleState<'_>,

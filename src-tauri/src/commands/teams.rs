@@ -23,6 +23,7 @@ pub async fn create_team(
         .await?)
 }
 
+/// `version` is the team's version as read; a stale one fails with `precondition_failed`.
 #[tauri::command]
 pub async fn update_team(
     console: ConsoleState<'_>,

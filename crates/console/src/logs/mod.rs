@@ -524,7 +524,7 @@ fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
 
 fn report_error(e: &ConsoleError) -> ReportError {
     ReportError {
-        code: e.code().to_owned(),
+        code: e.code().as_str().to_owned(),
         message: e.to_string(),
     }
 }

@@ -342,7 +342,7 @@ pub(crate) async fn finish(cache: &Arc<LogCache>, result: &Result<LogSyncReport,
         Err(e) => {
             let event = match e {
                 ConsoleError::LogSync(s) => Some(Event {
-                    kind: s.code(),
+                    kind: s.code().as_str(),
                     message: s.to_string(),
                     seq: match s {
                         SyncError::MalformedRecord { after_seq, .. }
@@ -353,7 +353,7 @@ pub(crate) async fn finish(cache: &Arc<LogCache>, result: &Result<LogSyncReport,
                 }),
                 _ => None,
             };
-            (Some((e.code().to_owned(), e.to_string())), event)
+            (Some((e.code().as_str().to_owned(), e.to_string())), event)
         }
     };
     let outcome = blocking(cache, move |c| {
