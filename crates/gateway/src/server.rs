@@ -75,6 +75,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         max_body_bytes: settings.max_body_bytes,
         body_timeout: settings.body_timeout,
     };
+    let shutdown = shutdown_signal()?;
     tracing::info!(%bound, instance_id = %instance.id, "tollgated listening");
     // Scripts and tests read this line to learn the port when --listen used port 0.
     println!("tollgated listening on http://{bound}");
@@ -137,7 +138,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         billing,
         data: data.clone(),
     });
-    serve_connections(listener, app, settings.idle_timeout, shutdown_signal()).await;
+    serve_connections(listener, app, settings.idle_timeout, shutdown).await;
     renewals.abort();
     pruning.abort();
     // Settled calls still queued are stored before the process ends.
@@ -244,19 +245,20 @@ async fn run_renewals(billing: Arc<Billing>, interval: std::time::Duration) {
     }
 }
 
-async fn shutdown_signal() {
+/// Listens for SIGTERM and SIGINT from now on, ending at the first. It is
+/// made before the gateway says it listens: a signal sent as soon as it
+/// answers must stop it cleanly (settled usage stored), not kill it, as it
+/// did when the handler was only installed once the accept loop first waited.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            return std::future::pending().await;
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-    }
+    })
 }
 
 /// Creates the bootstrap token when the store has no admin token at all.

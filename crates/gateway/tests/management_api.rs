@@ -625,6 +625,20 @@ async fn the_consumer_api_document_is_served_without_a_key_and_committed() {
     assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
+/// A SIGTERM sent the moment tollgated says it listens (before its accept
+/// loop first waits) stops it cleanly: the handler is installed first.
+#[test]
+fn a_sigterm_as_soon_as_it_listens_is_a_clean_stop() {
+    for _ in 0..5 {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut gw = Gateway::start_in(&tmp.path().join("data"));
+        assert!(
+            gw.terminate().success(),
+            "SIGTERM must end tollgated cleanly"
+        );
+    }
+}
+
 #[tokio::test]
 async fn bootstrap_token_is_written_once_and_shutdown_is_graceful() {
     use std::os::unix::fs::PermissionsExt;
