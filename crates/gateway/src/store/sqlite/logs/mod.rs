@@ -1,256 +1,40 @@
 //! The call log in SQLite: appended in the usage writer's transactions as
-//! blocks of records (migration 12 says why), read in `seq` order.
+//! blocks of records (`store::log_block`; migration 12 says why), one block
+//! per row of `call_log_blocks`, read in `seq` order.
 
-use std::collections::BTreeMap;
+mod legacy;
 
 use async_trait::async_trait;
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use tollgate_api::money::format_amount;
 use tollgate_api::{CallLog, LogSettings, UpdateLogSettings};
 
 use super::{SqliteStore, audit, backend, check_version, parse_ts, ts};
 use crate::changes::Change;
+use crate::store::log_block::{self, BLOCK_MAX, Entry, Stored, entry_of, matches};
+use crate::store::log_stats::Figures;
 use crate::store::{AuditContext, CallRecord, LogFilter, LogStore, StoreError, StoreResult};
 
-/// The block layout (its first byte): each distinct string once, in a table
-/// the records point into (a refused call's record takes ~70 bytes instead
-/// of ~400, and so do the pages the log writes). Layout 1, the records as
-/// they are, was never released.
-const BLOCK_V2: u8 = 2;
-/// Records per block at most; a block's seqs span less than this.
-const BLOCK_MAX: i64 = 512;
+pub(crate) use legacy::move_rows_into_blocks;
 
-/// A record as a block holds it (postcard, positional: fields are only ever
-/// appended, under a new block version).
-#[derive(serde::Serialize)]
-struct Entry<'a> {
-    seq: i64,
-    id: &'a str,
-    at_us: i64,
-    api: &'a str,
-    method: &'a str,
-    path: &'a str,
-    team_id: Option<&'a str>,
-    consumer_id: Option<&'a str>,
-    key_id: Option<&'a str>,
-    key_prefix: Option<&'a str>,
-    model: Option<&'a str>,
-    provider_id: Option<&'a str>,
-    provider_key: Option<&'a str>,
-    status: u16,
-    reason: Option<&'a str>,
-    upstream_status: Option<u16>,
-    latency_us: i64,
-    upstream_us: Option<i64>,
-    ttft_us: Option<i64>,
-    tokens_in: i64,
-    tokens_out: i64,
-    cost_micros: i64,
-    currency: Option<&'a str>,
-    client_ip: Option<&'a str>,
-    user_agent: Option<&'a str>,
-    error: Option<&'a str>,
-    request_body: Option<&'a str>,
-    response_body: Option<&'a str>,
+/// A block's records, borrowed from its bytes: readers copy out only the
+/// records they keep.
+fn records(data: &[u8]) -> rusqlite::Result<Vec<Entry<'_>>> {
+    log_block::decode_borrowed(data).map_err(conversion)
 }
 
-/// [`Entry`] read back.
-#[derive(Debug, Clone, PartialEq)]
-struct Stored {
-    seq: i64,
-    id: String,
-    at_us: i64,
-    api: String,
-    method: String,
-    path: String,
-    team_id: Option<String>,
-    consumer_id: Option<String>,
-    key_id: Option<String>,
-    key_prefix: Option<String>,
-    model: Option<String>,
-    provider_id: Option<String>,
-    provider_key: Option<String>,
-    status: u16,
-    reason: Option<String>,
-    upstream_status: Option<u16>,
-    latency_us: i64,
-    upstream_us: Option<i64>,
-    ttft_us: Option<i64>,
-    tokens_in: i64,
-    tokens_out: i64,
-    cost_micros: i64,
-    currency: Option<String>,
-    client_ip: Option<String>,
-    user_agent: Option<String>,
-    error: Option<String>,
-    request_body: Option<String>,
-    response_body: Option<String>,
+/// A block's records, owned.
+fn owned(data: &[u8]) -> rusqlite::Result<Vec<Stored>> {
+    log_block::decode(data).map_err(conversion)
 }
 
-impl Stored {
-    /// When the call's answer ended: the order blocks are appended in.
-    fn end_us(&self) -> i64 {
-        self.at_us + self.latency_us
-    }
-
-    fn entry(&self) -> Entry<'_> {
-        Entry {
-            seq: self.seq,
-            id: &self.id,
-            at_us: self.at_us,
-            api: &self.api,
-            method: &self.method,
-            path: &self.path,
-            team_id: self.team_id.as_deref(),
-            consumer_id: self.consumer_id.as_deref(),
-            key_id: self.key_id.as_deref(),
-            key_prefix: self.key_prefix.as_deref(),
-            model: self.model.as_deref(),
-            provider_id: self.provider_id.as_deref(),
-            provider_key: self.provider_key.as_deref(),
-            status: self.status,
-            reason: self.reason.as_deref(),
-            upstream_status: self.upstream_status,
-            latency_us: self.latency_us,
-            upstream_us: self.upstream_us,
-            ttft_us: self.ttft_us,
-            tokens_in: self.tokens_in,
-            tokens_out: self.tokens_out,
-            cost_micros: self.cost_micros,
-            currency: self.currency.as_deref(),
-            client_ip: self.client_ip.as_deref(),
-            user_agent: self.user_agent.as_deref(),
-            error: self.error.as_deref(),
-            request_body: self.request_body.as_deref(),
-            response_body: self.response_body.as_deref(),
-        }
-    }
-
-    /// As the API shows it.
-    fn into_log(self) -> CallLog {
-        CallLog {
-            seq: self.seq,
-            id: self.id,
-            at: Utc
-                .timestamp_micros(self.at_us)
-                .single()
-                .unwrap_or_else(Utc::now),
-            api: self.api,
-            method: self.method,
-            path: self.path,
-            team_id: self.team_id,
-            consumer_id: self.consumer_id,
-            key_id: self.key_id,
-            key_prefix: self.key_prefix,
-            model: self.model,
-            provider_id: self.provider_id,
-            provider_key: self.provider_key,
-            status: self.status,
-            reason: self.reason,
-            upstream_status: self.upstream_status,
-            latency_us: self.latency_us,
-            upstream_us: self.upstream_us,
-            ttft_us: self.ttft_us,
-            tokens_in: self.tokens_in,
-            tokens_out: self.tokens_out,
-            cost: format_amount(self.cost_micros, 2),
-            currency: self.currency,
-            client_ip: self.client_ip,
-            user_agent: self.user_agent,
-            error: self.error,
-            request_body: self.request_body,
-            response_body: self.response_body,
-        }
-    }
-}
-
-impl Entry<'_> {
-    /// When the call's answer ended.
-    fn end_us(&self) -> i64 {
-        self.at_us + self.latency_us
-    }
-
-    fn to_stored(&self) -> Stored {
-        let own = |s: Option<&str>| s.map(str::to_owned);
-        Stored {
-            seq: self.seq,
-            id: self.id.to_owned(),
-            at_us: self.at_us,
-            api: self.api.to_owned(),
-            method: self.method.to_owned(),
-            path: self.path.to_owned(),
-            team_id: own(self.team_id),
-            consumer_id: own(self.consumer_id),
-            key_id: own(self.key_id),
-            key_prefix: own(self.key_prefix),
-            model: own(self.model),
-            provider_id: own(self.provider_id),
-            provider_key: own(self.provider_key),
-            status: self.status,
-            reason: own(self.reason),
-            upstream_status: self.upstream_status,
-            latency_us: self.latency_us,
-            upstream_us: self.upstream_us,
-            ttft_us: self.ttft_us,
-            tokens_in: self.tokens_in,
-            tokens_out: self.tokens_out,
-            cost_micros: self.cost_micros,
-            currency: own(self.currency),
-            client_ip: own(self.client_ip),
-            user_agent: own(self.user_agent),
-            error: own(self.error),
-            request_body: own(self.request_body),
-            response_body: own(self.response_body),
-        }
-    }
-
-    /// As the API shows it.
-    fn to_log(&self) -> CallLog {
-        self.to_stored().into_log()
-    }
-}
-
-fn entry_of(seq: i64, c: &CallRecord) -> Entry<'_> {
-    Entry {
-        seq,
-        id: &c.id,
-        at_us: c.at_us,
-        api: &c.api,
-        method: &c.method,
-        path: &c.path,
-        team_id: c.team_id.as_deref(),
-        consumer_id: c.consumer_id.as_deref(),
-        key_id: c.key_id.as_deref(),
-        key_prefix: c.key_prefix.as_deref(),
-        model: c.model.as_deref(),
-        provider_id: c.provider_id.as_deref(),
-        provider_key: c.provider_key.as_deref(),
-        status: c.status,
-        reason: c.reason.as_deref(),
-        upstream_status: c.upstream_status,
-        latency_us: c.latency_us,
-        upstream_us: c.upstream_us,
-        ttft_us: c.ttft_us,
-        tokens_in: c.tokens_in,
-        tokens_out: c.tokens_out,
-        cost_micros: c.cost_micros,
-        currency: c.currency.as_deref(),
-        client_ip: c.client_ip.as_deref(),
-        user_agent: c.user_agent.as_deref(),
-        error: c.error.as_deref(),
-        request_body: c.request_body.as_deref(),
-        response_body: c.response_body.as_deref(),
-    }
-}
-
-fn conversion(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+pub(crate) fn conversion(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
 }
 
 /// Writes one block of `entries` (consecutive seqs, at most [`BLOCK_MAX`]),
 /// with the bounds of their end times.
-fn insert_block(
+pub(crate) fn insert_block(
     c: &Connection,
     entries: &[Entry<'_>],
     ends: (i64, i64),
@@ -259,9 +43,7 @@ fn insert_block(
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(());
     };
-    data.clear();
-    data.push(BLOCK_V2);
-    *data = postcard::to_extend(&Table::of(entries), std::mem::take(data)).map_err(conversion)?;
+    log_block::encode(entries, data).map_err(conversion)?;
     c.prepare_cached(
         "INSERT INTO call_log_blocks (first_seq, last_seq, records, min_end_us, max_end_us, data) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -275,195 +57,6 @@ fn insert_block(
         &data[..]
     ])?;
     Ok(())
-}
-
-/// A record of a v2 block: its strings are indexes into the block's table.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Coded {
-    seq: i64,
-    id: u32,
-    at_us: i64,
-    api: u32,
-    method: u32,
-    path: u32,
-    team_id: Option<u32>,
-    consumer_id: Option<u32>,
-    key_id: Option<u32>,
-    key_prefix: Option<u32>,
-    model: Option<u32>,
-    provider_id: Option<u32>,
-    provider_key: Option<u32>,
-    status: u16,
-    reason: Option<u32>,
-    upstream_status: Option<u16>,
-    latency_us: i64,
-    upstream_us: Option<i64>,
-    ttft_us: Option<i64>,
-    tokens_in: i64,
-    tokens_out: i64,
-    cost_micros: i64,
-    currency: Option<u32>,
-    client_ip: Option<u32>,
-    user_agent: Option<u32>,
-    error: Option<u32>,
-    request_body: Option<u32>,
-    response_body: Option<u32>,
-}
-
-/// The string fields of a record, each with its own "previous value" slot.
-const SLOTS: usize = 17;
-
-/// A v2 block as written: the distinct strings, then the records.
-#[derive(serde::Serialize)]
-struct Table<'a> {
-    strings: Vec<&'a str>,
-    records: Vec<Coded>,
-}
-
-impl<'a> Table<'a> {
-    fn of(entries: &[Entry<'a>]) -> Table<'a> {
-        // Sized for a block at once (a request id and a few new strings per
-        // record): the table is not rehashed nor the list regrown as it fills.
-        let mut strings: Vec<&'a str> = Vec::with_capacity(entries.len() * 3 + 16);
-        let mut index: foldhash::HashMap<&'a str, u32> =
-            foldhash::HashMap::with_capacity_and_hasher(entries.len() * 2 + 16, Default::default());
-        let mut code = |s: &'a str| -> u32 {
-            *index.entry(s).or_insert_with(|| {
-                strings.push(s);
-                (strings.len() - 1) as u32
-            })
-        };
-        // Consecutive records mostly repeat each other's strings (the same
-        // consumer, key, model, path, refusal): comparing with the previous
-        // record's value per field is cheaper than hashing every string.
-        let mut last: [(&'a str, u32); SLOTS] = [("", u32::MAX); SLOTS];
-        let mut at = |slot: usize, s: &'a str| -> u32 {
-            let (seen, seen_code) = last[slot];
-            if seen_code != u32::MAX && seen == s {
-                return seen_code;
-            }
-            let c = code(s);
-            last[slot] = (s, c);
-            c
-        };
-        let mut records: Vec<Coded> = entries
-            .iter()
-            .map(|e| Coded {
-                seq: e.seq,
-                // Request ids are unique: not looked up, numbered after the
-                // block's other strings below.
-                id: u32::MAX,
-                at_us: e.at_us,
-                api: at(0, e.api),
-                method: at(1, e.method),
-                path: at(2, e.path),
-                team_id: e.team_id.map(|s| at(3, s)),
-                consumer_id: e.consumer_id.map(|s| at(4, s)),
-                key_id: e.key_id.map(|s| at(5, s)),
-                key_prefix: e.key_prefix.map(|s| at(6, s)),
-                model: e.model.map(|s| at(7, s)),
-                provider_id: e.provider_id.map(|s| at(8, s)),
-                provider_key: e.provider_key.map(|s| at(9, s)),
-                status: e.status,
-                reason: e.reason.map(|s| at(10, s)),
-                upstream_status: e.upstream_status,
-                latency_us: e.latency_us,
-                upstream_us: e.upstream_us,
-                ttft_us: e.ttft_us,
-                tokens_in: e.tokens_in,
-                tokens_out: e.tokens_out,
-                cost_micros: e.cost_micros,
-                currency: e.currency.map(|s| at(11, s)),
-                client_ip: e.client_ip.map(|s| at(12, s)),
-                user_agent: e.user_agent.map(|s| at(13, s)),
-                error: e.error.map(|s| at(14, s)),
-                request_body: e.request_body.map(|s| at(15, s)),
-                response_body: e.response_body.map(|s| at(16, s)),
-            })
-            .collect();
-        for (r, e) in records.iter_mut().zip(entries) {
-            r.id = strings.len() as u32;
-            strings.push(e.id);
-        }
-        Table { strings, records }
-    }
-}
-
-/// A v2 block as read: its strings borrowed from the row's bytes.
-#[derive(serde::Deserialize)]
-struct BorrowedTable<'b> {
-    #[serde(borrow)]
-    strings: Vec<&'b str>,
-    records: Vec<Coded>,
-}
-
-impl<'b> BorrowedTable<'b> {
-    fn entries(&self) -> rusqlite::Result<Vec<Entry<'b>>> {
-        let text = |i: u32| -> rusqlite::Result<&'b str> {
-            self.strings.get(i as usize).copied().ok_or_else(|| {
-                conversion(std::io::Error::other(
-                    "a call log block points past its strings",
-                ))
-            })
-        };
-        let opt = |i: Option<u32>| i.map(text).transpose();
-        self.records
-            .iter()
-            .map(|c| {
-                Ok(Entry {
-                    seq: c.seq,
-                    id: text(c.id)?,
-                    at_us: c.at_us,
-                    api: text(c.api)?,
-                    method: text(c.method)?,
-                    path: text(c.path)?,
-                    team_id: opt(c.team_id)?,
-                    consumer_id: opt(c.consumer_id)?,
-                    key_id: opt(c.key_id)?,
-                    key_prefix: opt(c.key_prefix)?,
-                    model: opt(c.model)?,
-                    provider_id: opt(c.provider_id)?,
-                    provider_key: opt(c.provider_key)?,
-                    status: c.status,
-                    reason: opt(c.reason)?,
-                    upstream_status: c.upstream_status,
-                    latency_us: c.latency_us,
-                    upstream_us: c.upstream_us,
-                    ttft_us: c.ttft_us,
-                    tokens_in: c.tokens_in,
-                    tokens_out: c.tokens_out,
-                    cost_micros: c.cost_micros,
-                    currency: opt(c.currency)?,
-                    client_ip: opt(c.client_ip)?,
-                    user_agent: opt(c.user_agent)?,
-                    error: opt(c.error)?,
-                    request_body: opt(c.request_body)?,
-                    response_body: opt(c.response_body)?,
-                })
-            })
-            .collect()
-    }
-}
-
-/// A block's records, borrowed from its bytes: readers copy out only the
-/// records they keep.
-fn decode_borrowed(data: &[u8]) -> rusqlite::Result<Vec<Entry<'_>>> {
-    match data.split_first() {
-        Some((&BLOCK_V2, rest)) => postcard::from_bytes::<BorrowedTable<'_>>(rest)
-            .map_err(conversion)?
-            .entries(),
-        _ => Err(conversion(std::io::Error::other(
-            "unknown call log block layout",
-        ))),
-    }
-}
-
-/// A block's records, owned.
-fn decode(data: &[u8]) -> rusqlite::Result<Vec<Stored>> {
-    Ok(decode_borrowed(data)?
-        .iter()
-        .map(Entry::to_stored)
-        .collect())
 }
 
 /// Appends `calls` in order (within the window's transaction, which is
@@ -528,7 +121,7 @@ fn each_block(
     )?;
     let mut rows = stmt.query(params![lo.saturating_sub(BLOCK_MAX), hi, lo])?;
     while let Some(row) = rows.next()? {
-        let records = decode_borrowed(row.get_ref(0)?.as_blob()?)?;
+        let records = records(row.get_ref(0)?.as_blob()?)?;
         if !each(&records)? {
             break;
         }
@@ -605,171 +198,6 @@ fn seq_range(c: &Connection, from: i64, to: i64) -> rusqlite::Result<(i64, i64)>
     ))
 }
 
-/// Whether a record passes `filter` (the `after` cursor aside).
-fn matches(r: &Entry<'_>, f: &LogFilter) -> bool {
-    let same =
-        |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
-    same(&f.consumer_id, r.consumer_id)
-        && same(&f.reason, r.reason)
-        && f.api.as_deref().is_none_or(|a| a == r.api)
-        && same(&f.model, r.model)
-        && f.status_class.is_none_or(|c| r.status / 100 == c)
-        && f.from_us.is_none_or(|from| r.end_us() >= from)
-        && f.to_us.is_none_or(|to| r.end_us() < to)
-}
-
-/// Moves the rows of `call_logs` (both of its earlier layouts) into blocks
-/// and drops it (migration 12's hook).
-pub(super) fn move_rows_into_blocks(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    let mut block: Vec<Stored> = Vec::new();
-    let mut data = Vec::new();
-    let flush = |block: &mut Vec<Stored>, data: &mut Vec<u8>| -> rusqlite::Result<()> {
-        let ends = block.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
-            (lo.min(r.end_us()), hi.max(r.end_us()))
-        });
-        let entries: Vec<Entry<'_>> = block.iter().map(Stored::entry).collect();
-        insert_block(tx, &entries, ends, data)?;
-        block.clear();
-        Ok(())
-    };
-    {
-        let mut stmt = tx.prepare(
-            "SELECT l.seq, l.status, l.latency_us, l.tokens_in, l.tokens_out, l.cost_micros, \
-             l.record FROM call_logs l ORDER BY l.seq",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let record = legacy::row(row)?;
-            if block
-                .first()
-                .is_some_and(|first| record.seq - first.seq >= BLOCK_MAX)
-            {
-                flush(&mut block, &mut data)?;
-            }
-            block.push(record);
-        }
-    }
-    if !block.is_empty() {
-        flush(&mut block, &mut data)?;
-    }
-    tx.execute_batch("DROP TABLE call_logs; DROP TABLE log_names;")
-}
-
-/// The rows of the log before blocks (migrations 9 to 11), read once by
-/// the migration to blocks.
-mod legacy {
-    use super::Stored;
-
-    /// Version of a row's blob; a blob that starts with `{` is a JSON
-    /// `CallLog` (rows written before blobs).
-    const BLOB_V1: u8 = 1;
-
-    #[derive(serde::Deserialize)]
-    struct Blob {
-        id: String,
-        at_us: i64,
-        api: String,
-        method: String,
-        path: String,
-        team_id: Option<String>,
-        consumer_id: Option<String>,
-        key_id: Option<String>,
-        key_prefix: Option<String>,
-        model: Option<String>,
-        provider_id: Option<String>,
-        provider_key: Option<String>,
-        reason: Option<String>,
-        upstream_status: Option<u16>,
-        upstream_us: Option<i64>,
-        ttft_us: Option<i64>,
-        currency: Option<String>,
-        client_ip: Option<String>,
-        user_agent: Option<String>,
-        error: Option<String>,
-        request_body: Option<String>,
-        response_body: Option<String>,
-    }
-
-    /// A row of (seq, status, latency_us, tokens_in, tokens_out,
-    /// cost_micros, record).
-    pub fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
-        let seq: i64 = r.get(0)?;
-        let record = r.get_ref(6)?.as_blob()?;
-        if record.first() == Some(&b'{') {
-            let log: tollgate_api::CallLog =
-                serde_json::from_slice(record).map_err(super::conversion)?;
-            return Ok(Stored {
-                seq,
-                id: log.id,
-                at_us: log.at.timestamp_micros(),
-                api: log.api,
-                method: log.method,
-                path: log.path,
-                team_id: log.team_id,
-                consumer_id: log.consumer_id,
-                key_id: log.key_id,
-                key_prefix: log.key_prefix,
-                model: log.model,
-                provider_id: log.provider_id,
-                provider_key: log.provider_key,
-                status: r.get(1)?,
-                reason: log.reason,
-                upstream_status: log.upstream_status,
-                latency_us: r.get(2)?,
-                upstream_us: log.upstream_us,
-                ttft_us: log.ttft_us,
-                tokens_in: r.get(3)?,
-                tokens_out: r.get(4)?,
-                cost_micros: r.get(5)?,
-                currency: log.currency,
-                client_ip: log.client_ip,
-                user_agent: log.user_agent,
-                error: log.error,
-                request_body: log.request_body,
-                response_body: log.response_body,
-            });
-        }
-        let b: Blob = match record.split_first() {
-            Some((&BLOB_V1, rest)) => postcard::from_bytes(rest).map_err(super::conversion)?,
-            _ => {
-                return Err(super::conversion(std::io::Error::other(
-                    "unknown call record layout",
-                )));
-            }
-        };
-        Ok(Stored {
-            seq,
-            id: b.id,
-            at_us: b.at_us,
-            api: b.api,
-            method: b.method,
-            path: b.path,
-            team_id: b.team_id,
-            consumer_id: b.consumer_id,
-            key_id: b.key_id,
-            key_prefix: b.key_prefix,
-            model: b.model,
-            provider_id: b.provider_id,
-            provider_key: b.provider_key,
-            status: r.get(1)?,
-            reason: b.reason,
-            upstream_status: b.upstream_status,
-            latency_us: r.get(2)?,
-            upstream_us: b.upstream_us,
-            ttft_us: b.ttft_us,
-            tokens_in: r.get(3)?,
-            tokens_out: r.get(4)?,
-            cost_micros: r.get(5)?,
-            currency: b.currency,
-            client_ip: b.client_ip,
-            user_agent: b.user_agent,
-            error: b.error,
-            request_body: b.request_body,
-            response_body: b.response_body,
-        })
-    }
-}
-
 /// Rewrites the block that begins at `first_seq` with only the records
 /// `keep` accepts (deleting it when none is left); answers how many went.
 fn trim_block(
@@ -782,7 +210,7 @@ fn trim_block(
         [first_seq],
         |r| r.get(0),
     )?;
-    let records = decode(&data)?;
+    let records = owned(&data)?;
     let before = records.len();
     let kept: Vec<Stored> = records.into_iter().filter(|r| keep(r)).collect();
     c.execute(
@@ -1009,7 +437,7 @@ impl LogStore for SqliteStore {
                                     |r| r.get(0),
                                 )
                                 .map_err(backend)?;
-                            let seqs: Vec<i64> = decode(&data)
+                            let seqs: Vec<i64> = owned(&data)
                                 .map_err(backend)?
                                 .iter()
                                 .map(|r| r.seq)
@@ -1042,159 +470,30 @@ fn settings_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogSettings> {
     })
 }
 
-/// The value at fraction `p` of sorted `latencies` (nearest rank).
-fn percentile(sorted: &[i64], p: f64) -> i64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let count = sorted.len();
-    let rank = ((count as f64 * p).ceil() as usize).clamp(1, count) - 1;
-    sorted[rank]
-}
-
-/// Per name: (requests, a second count, a third sum) and the largest status.
-#[derive(Default)]
-struct Tally {
-    requests: i64,
-    second: i64,
-    third: i64,
-    status: u16,
-}
-
-/// The tally of `name`, added on first sight (a name is copied once).
-fn named<'m, T: Default>(map: &'m mut BTreeMap<String, T>, name: &str) -> &'m mut T {
-    if !map.contains_key(name) {
-        map.insert(name.to_owned(), T::default());
-    }
-    map.get_mut(name).expect("inserted above")
-}
-
-/// The groups of a tally, most requests first, then by name.
-fn ranked(groups: BTreeMap<String, Tally>, limit: usize) -> Vec<(String, Tally)> {
-    let mut ranked: Vec<(String, Tally)> = groups.into_iter().collect();
-    // Stable: names stay in order among equal counts.
-    ranked.sort_by_key(|t| std::cmp::Reverse(t.1.requests));
-    ranked.truncate(limit);
-    ranked
-}
-
+/// The live figures of the calls that ended in `[from, to)`: only the
+/// range's blocks are read (seq bounds first).
 pub(super) fn stats(
     c: &Connection,
     from: i64,
     to: i64,
     bucket: i64,
 ) -> rusqlite::Result<tollgate_api::CallStats> {
-    use tollgate_api::{ConsumerUse, CostTotal, ModelUse, ReasonCount, StatsPoint};
-
-    let at = |us: i64| Utc.timestamp_micros(us).single().unwrap_or_else(Utc::now);
-    let (mut requests, mut errors, mut tokens_in, mut tokens_out) = (0i64, 0i64, 0i64, 0i64);
-    let mut latencies: Vec<i64> = Vec::new();
-    let mut cost: BTreeMap<String, i64> = BTreeMap::new();
-    let mut series: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
-    let mut reasons: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut models: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut consumers: BTreeMap<String, Tally> = BTreeMap::new();
-    // Calls that ended in the range (seq bounds first, so that only the
-    // range's blocks are read).
+    let mut figures = Figures::new(from, to, bucket);
     let (lo, hi) = seq_range(c, from, to)?;
     each_block(c, lo, hi, |records| {
-        for r in records {
-            let end = r.end_us();
-            if r.seq < lo || r.seq >= hi || end < from || end >= to {
-                continue;
-            }
-            let error = i64::from(r.status >= 400);
-            requests += 1;
-            errors += error;
-            tokens_in += r.tokens_in;
-            tokens_out += r.tokens_out;
-            latencies.push(r.latency_us);
-            if let Some(currency) = r.currency {
-                *named(&mut cost, currency) += r.cost_micros;
-            }
-            let point = series.entry((end - from) / bucket).or_default();
-            point.0 += 1;
-            point.1 += error;
-            point.2 += i64::from(r.status == 402);
-            if let Some(reason) = r.reason {
-                let t = named(&mut reasons, reason);
-                t.requests += 1;
-                t.status = t.status.max(r.status);
-            }
-            if let Some(model) = r.model {
-                let t = named(&mut models, model);
-                t.requests += 1;
-                t.second += r.tokens_in;
-                t.third += r.tokens_out;
-            }
-            if let Some(consumer) = r.consumer_id {
-                let t = named(&mut consumers, consumer);
-                t.requests += 1;
-                t.second += error;
-            }
+        for r in records.iter().filter(|r| r.seq >= lo && r.seq < hi) {
+            figures.add(r);
         }
         Ok(true)
     })?;
-    latencies.sort_unstable();
-    Ok(tollgate_api::CallStats {
-        from: at(from),
-        to: at(to),
-        bucket_seconds: bucket / 1_000_000,
-        requests,
-        errors,
-        tokens_in,
-        tokens_out,
-        latency_p50_us: percentile(&latencies, 0.50),
-        latency_p95_us: percentile(&latencies, 0.95),
-        latency_p99_us: percentile(&latencies, 0.99),
-        cost: cost
-            .into_iter()
-            .map(|(currency, micros)| CostTotal {
-                currency,
-                amount: format_amount(micros, 2),
-            })
-            .collect(),
-        series: series
-            .into_iter()
-            .map(|(i, (requests, errors, payment_required))| StatsPoint {
-                at: at(from + i * bucket),
-                requests,
-                errors,
-                payment_required,
-            })
-            .collect(),
-        by_reason: ranked(reasons, usize::MAX)
-            .into_iter()
-            .map(|(reason, t)| ReasonCount {
-                reason,
-                status: t.status,
-                count: t.requests,
-            })
-            .collect(),
-        by_model: ranked(models, 50)
-            .into_iter()
-            .map(|(model, t)| ModelUse {
-                model,
-                requests: t.requests,
-                tokens_in: t.second,
-                tokens_out: t.third,
-            })
-            .collect(),
-        top_consumers: ranked(consumers, 10)
-            .into_iter()
-            .map(|(consumer_id, t)| ConsumerUse {
-                consumer_id,
-                requests: t.requests,
-                errors: t.second,
-            })
-            .collect(),
-    })
+    Ok(figures.finish())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::{BillingStore, UsageBatch};
+    use tollgate_api::money::format_amount;
 
     fn record(id: usize, at_us: i64) -> CallRecord {
         CallRecord {
@@ -1438,81 +737,6 @@ mod tests {
             .collect();
         assert!(by_reason.contains(&("reason-502".into(), 502)));
         assert_eq!(stats.by_model.len(), 2);
-    }
-
-    #[test]
-    fn a_block_reads_back_and_a_bad_one_is_an_error() {
-        let calls: Vec<CallRecord> = (0..40)
-            .map(|i| {
-                let mut r = record(i, 1_764_000_000_000_000 + i as i64);
-                r.consumer_id = Some(format!("con_{}", i % 3).into());
-                r.error = (i % 2 == 0).then(|| "refused: insufficient-funds".to_owned());
-                r.request_body = (i == 7).then(|| "{\"a\":1}".to_owned());
-                r.team_id = Some("team_01jc7h0m5x2y3z4a5b6c7d8e9f".into());
-                r.key_prefix = Some("tg_ab12cd34".into());
-                r.user_agent = Some("python-httpx/0.27.2".into());
-                r
-            })
-            .collect();
-        let entries: Vec<Entry<'_>> = calls
-            .iter()
-            .enumerate()
-            .map(|(i, c)| entry_of(i as i64 + 1, c))
-            .collect();
-        let want: Vec<Stored> = calls
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Stored {
-                seq: i as i64 + 1,
-                id: c.id.clone(),
-                at_us: c.at_us,
-                api: c.api.to_string(),
-                method: c.method.to_string(),
-                path: c.path.to_string(),
-                team_id: c.team_id.as_deref().map(str::to_owned),
-                consumer_id: c.consumer_id.as_deref().map(str::to_owned),
-                key_id: None,
-                key_prefix: c.key_prefix.as_deref().map(str::to_owned),
-                model: None,
-                provider_id: None,
-                provider_key: None,
-                status: c.status,
-                reason: None,
-                upstream_status: None,
-                latency_us: 0,
-                upstream_us: None,
-                ttft_us: None,
-                tokens_in: 0,
-                tokens_out: 0,
-                cost_micros: 0,
-                currency: None,
-                client_ip: None,
-                user_agent: c.user_agent.clone(),
-                error: c.error.clone(),
-                request_body: c.request_body.clone(),
-                response_body: None,
-            })
-            .collect();
-        let mut block = vec![BLOCK_V2];
-        block.extend(postcard::to_stdvec(&Table::of(&entries)).unwrap());
-        assert_eq!(decode(&block).unwrap(), want);
-        // Each distinct string once: far smaller than the records as they are.
-        let plain = postcard::to_stdvec(&entries).unwrap();
-        assert!(
-            block.len() * 2 < plain.len(),
-            "as they are {} bytes, in a block {}",
-            plain.len(),
-            block.len()
-        );
-        // A record pointing past the table, or an unknown layout, is an error.
-        let mut table = Table::of(&entries);
-        table.records[3].api = 9_999;
-        let mut bad = vec![BLOCK_V2];
-        bad.extend(postcard::to_stdvec(&table).unwrap());
-        assert!(decode(&bad).is_err());
-        assert!(decode(&[7, 1, 2]).is_err());
-        assert!(decode(&plain).is_err(), "a block without its layout byte");
-        assert!(decode(&[]).is_err());
     }
 
     #[tokio::test]
