@@ -397,7 +397,7 @@ fn the_figures_of_any_range_equal_a_plain_sum() {
         );
         // One consumer's series sums to its breakdown row.
         let row = &by_consumer.iter().find(|r| r.value.is_some()).unwrap();
-        let one = super::series(
+        let one = super::charts::series(
             &cache,
             from,
             to,
