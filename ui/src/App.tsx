@@ -1,6 +1,6 @@
-import { KeyringBanner } from "./components/KeyringBanner";
-import { Sidebar } from "./components/Sidebar";
-import { TopBar } from "./components/TopBar";
+import { KeyringBanner } from "./components/shell/KeyringBanner";
+import { Sidebar } from "./components/shell/Sidebar";
+import { TopBar } from "./components/shell/TopBar";
 import { SECTIONS, useRoute } from "./lib/route";
 import type { Section } from "./lib/route";
 import { AlertsPage } from "./pages/AlertsPage";

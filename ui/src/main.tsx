@@ -3,7 +3,7 @@ import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 
 import { App } from "./App";
-import { ToastProvider } from "./components/Toaster";
+import { ToastProvider } from "./components/common/Toaster";
 import { makeQueryClient } from "./lib/queries";
 import "./styles.css";
 

@@ -7,7 +7,7 @@ import type { FleetLogStats } from "../bindings/FleetLogStats";
 import type { FleetMember } from "../bindings/FleetMember";
 import type { Instance } from "../bindings/Instance";
 import type { LogBucket } from "../bindings/LogBucket";
-import { AnalyticsCharts } from "../components/AnalyticsCharts";
+import { AnalyticsCharts } from "../components/analytics/AnalyticsCharts";
 import {
   autoBucket,
   bucketError,
@@ -20,15 +20,15 @@ import {
   PRESETS,
   toLocalInput,
   wholeCount,
-} from "../components/AnalyticsData";
-import type { Preset, TimeWindow } from "../components/AnalyticsData";
-import { BreakdownTables, moneyIn, revenueOf, TopList } from "../components/AnalyticsTables";
-import type { BreakdownTab } from "../components/AnalyticsTables";
-import { ErrorState } from "../components/ErrorState";
-import { ErrorText } from "../components/ErrorText";
-import { NoInstance } from "../components/NoInstance";
-import { useToast } from "../components/Toaster";
-import { When } from "../components/When";
+} from "../components/analytics/AnalyticsData";
+import type { Preset, TimeWindow } from "../components/analytics/AnalyticsData";
+import { BreakdownTables, moneyIn, revenueOf, TopList } from "../components/analytics/AnalyticsTables";
+import type { BreakdownTab } from "../components/analytics/AnalyticsTables";
+import { ErrorState } from "../components/common/ErrorState";
+import { ErrorText } from "../components/common/ErrorText";
+import { NoInstance } from "../components/shell/NoInstance";
+import { useToast } from "../components/common/Toaster";
+import { When } from "../components/common/When";
 import * as backend from "../lib/backend";
 import { absoluteTime } from "../lib/format";
 import { useCurrentInstance, useInstances } from "../lib/queries";

@@ -2,10 +2,10 @@ import { useState } from "react";
 
 import type { Instance } from "../bindings/Instance";
 import type { SubscriptionStatus } from "../bindings/SubscriptionStatus";
-import { ErrorState } from "../components/ErrorState";
-import { LoadMore } from "../components/LoadMore";
-import { NoInstance } from "../components/NoInstance";
-import { SubscriptionTable } from "../components/SubscriptionTable";
+import { ErrorState } from "../components/common/ErrorState";
+import { LoadMore } from "../components/common/LoadMore";
+import { NoInstance } from "../components/shell/NoInstance";
+import { SubscriptionTable } from "../components/billing/SubscriptionTable";
 import { useCurrentInstance, usePlans, useSubscriptions } from "../lib/queries";
 import { useNow } from "../lib/useNow";
 

@@ -1,7 +1,7 @@
 import type { Instance } from "../bindings/Instance";
-import { ErrorState } from "../components/ErrorState";
-import { LoadMore } from "../components/LoadMore";
-import { NoInstance } from "../components/NoInstance";
+import { ErrorState } from "../components/common/ErrorState";
+import { LoadMore } from "../components/common/LoadMore";
+import { NoInstance } from "../components/shell/NoInstance";
 import { absoluteTime } from "../lib/format";
 import { useAudit, useCurrentInstance } from "../lib/queries";
 

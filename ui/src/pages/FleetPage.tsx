@@ -1,11 +1,11 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 
 import type { FleetEntry } from "../bindings/FleetEntry";
-import { EnvBadge } from "../components/EnvBadge";
-import { ErrorState } from "../components/ErrorState";
-import { ErrorText } from "../components/ErrorText";
-import { StateBadge } from "../components/StateBadge";
-import { useToast } from "../components/Toaster";
+import { EnvBadge } from "../components/shell/EnvBadge";
+import { ErrorState } from "../components/common/ErrorState";
+import { ErrorText } from "../components/common/ErrorText";
+import { StateBadge } from "../components/common/StateBadge";
+import { useToast } from "../components/common/Toaster";
 import * as backend from "../lib/backend";
 import { absoluteTime, latency, relativeTime, skew } from "../lib/format";
 import { keys, useCurrentInstanceId, useFleet, useSwitchInstance } from "../lib/queries";

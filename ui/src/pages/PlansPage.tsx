@@ -3,14 +3,14 @@ import { useState } from "react";
 
 import type { Instance } from "../bindings/Instance";
 import type { Plan } from "../bindings/Plan";
-import { ConfirmDialog } from "../components/ConfirmDialog";
-import { Dialog } from "../components/Dialog";
-import { ErrorState } from "../components/ErrorState";
-import { LoadMore } from "../components/LoadMore";
-import { NoInstance } from "../components/NoInstance";
-import { PlanForm } from "../components/PlanForm";
-import { ProdNotice } from "../components/ProdNotice";
-import { useToast } from "../components/Toaster";
+import { ConfirmDialog } from "../components/common/ConfirmDialog";
+import { Dialog } from "../components/common/Dialog";
+import { ErrorState } from "../components/common/ErrorState";
+import { LoadMore } from "../components/common/LoadMore";
+import { NoInstance } from "../components/shell/NoInstance";
+import { PlanForm } from "../components/billing/PlanForm";
+import { ProdNotice } from "../components/shell/ProdNotice";
+import { useToast } from "../components/common/Toaster";
 import * as backend from "../lib/backend";
 import { invalidateWith, keys, useCurrentInstance, usePlans } from "../lib/queries";
 

@@ -2,12 +2,12 @@ import type { KeyboardEvent } from "react";
 
 import type { Instance } from "../bindings/Instance";
 import type { PromptApi } from "../bindings/PromptApi";
-import { ErrorState } from "../components/ErrorState";
-import { LoadMore } from "../components/LoadMore";
-import { NoInstance } from "../components/NoInstance";
-import { PromptStudio } from "../components/PromptStudio";
-import { StatusBadge } from "../components/StatusBadge";
-import { When } from "../components/When";
+import { ErrorState } from "../components/common/ErrorState";
+import { LoadMore } from "../components/common/LoadMore";
+import { NoInstance } from "../components/shell/NoInstance";
+import { PromptStudio } from "../components/prompts/PromptStudio";
+import { StatusBadge } from "../components/common/StatusBadge";
+import { When } from "../components/common/When";
 import { useCurrentInstance, usePromptApi, usePromptApis } from "../lib/queries";
 import { hrefOf, navigate, useRoute } from "../lib/route";
 import { useNow } from "../lib/useNow";

@@ -1,0 +1,33 @@
+import type { ReactNode } from "react";
+
+import type { BackendError } from "../../lib/backend";
+import { Dialog } from "./Dialog";
+import { FormError } from "./FormError";
+
+interface ConfirmDialogProps {
+  title: string;
+  children?: ReactNode;
+  confirmLabel: string;
+  onConfirm: () => void;
+  onCancel: () => void;
+  pending?: boolean;
+  error?: BackendError | null;
+}
+
+/** Asks before a destructive action. Cancel has the focus, so Enter alone never destroys. */
+export function ConfirmDialog({ title, children, confirmLabel, onConfirm, onCancel, pending = false, error }: ConfirmDialogProps) {
+  return (
+    <Dialog title={title} onClose={onCancel}>
+      {children}
+      <FormError error={error} />
+      <div className="dialog-actions">
+        <button type="button" onClick={onCancel} data-autofocus>
+          Cancel
+        </button>
+        <button type="button" className="danger" data-testid="confirm-ok" onClick={onConfirm} disabled={pending}>
+          {pending ? "Working…" : confirmLabel}
+        </button>
+      </div>
+    </Dialog>
+  );
+}
