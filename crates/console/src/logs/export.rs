@@ -42,39 +42,57 @@ pub fn scrubbed(mut l: CallLog) -> CallLog {
     l
 }
 
-const CSV_HEADER: &str = "seq,id,at,api,method,path,team_id,consumer_id,key_id,key_prefix,model,\
-provider_id,provider_key,status,reason,upstream_status,latency_us,upstream_us,ttft_us,tokens_in,\
-tokens_out,cost,currency,client_ip,user_agent,error,request_body,response_body\n";
+const CSV_HEADER: [&str; 28] = [
+    "seq",
+    "id",
+    "at",
+    "api",
+    "method",
+    "path",
+    "team_id",
+    "consumer_id",
+    "key_id",
+    "key_prefix",
+    "model",
+    "provider_id",
+    "provider_key",
+    "status",
+    "reason",
+    "upstream_status",
+    "latency_us",
+    "upstream_us",
+    "ttft_us",
+    "tokens_in",
+    "tokens_out",
+    "cost",
+    "currency",
+    "client_ip",
+    "user_agent",
+    "error",
+    "request_body",
+    "response_body",
+];
 
-/// A text cell: quoted when it must be, and never read as a formula by a
-/// spreadsheet (a leading `=`, `+`, `-` or `@` gets a `'`).
-fn csv_text(out: &mut String, v: Option<&str>) {
-    let Some(v) = v else { return };
-    let formula = v.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if formula || v.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        if formula {
-            out.push('\'');
-        }
-        out.push_str(&v.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(v);
+/// A text cell that a spreadsheet would read as a formula (a leading `=`,
+/// `+`, `-`, `@`, tab or carriage return) gets a leading `'`; the `csv`
+/// writer quotes what must be quoted.
+fn cell(v: Option<&str>) -> Cow<'_, str> {
+    match v {
+        None => Cow::Borrowed(""),
+        Some(v) if v.starts_with(['=', '+', '-', '@', '\t', '\r']) => Cow::Owned(format!("'{v}")),
+        Some(v) => Cow::Borrowed(v),
     }
 }
 
-fn csv_row(l: &CallLog) -> String {
-    let mut out = String::with_capacity(512);
-    let num = |out: &mut String, v: Option<i64>| {
-        if let Some(v) = v {
-            out.push_str(&v.to_string());
-        }
-    };
-    num(&mut out, Some(l.seq));
-    out.push(',');
-    csv_text(&mut out, Some(&l.id));
-    out.push(',');
-    out.push_str(&l.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+/// A record's cells, in [`CSV_HEADER`]'s order.
+fn csv_row(l: &CallLog) -> Vec<Cow<'_, str>> {
+    let num = |v: Option<i64>| Cow::Owned(v.map(|v| v.to_string()).unwrap_or_default());
+    let mut row = Vec::with_capacity(CSV_HEADER.len());
+    row.push(num(Some(l.seq)));
+    row.push(cell(Some(&l.id)));
+    row.push(Cow::Owned(
+        l.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    ));
     for v in [
         Some(l.api.as_str()),
         Some(l.method.as_str()),
@@ -87,13 +105,10 @@ fn csv_row(l: &CallLog) -> String {
         l.provider_id.as_deref(),
         l.provider_key.as_deref(),
     ] {
-        out.push(',');
-        csv_text(&mut out, v);
+        row.push(cell(v));
     }
-    out.push(',');
-    num(&mut out, Some(i64::from(l.status)));
-    out.push(',');
-    csv_text(&mut out, l.reason.as_deref());
+    row.push(num(Some(i64::from(l.status))));
+    row.push(cell(l.reason.as_deref()));
     for v in [
         l.upstream_status.map(i64::from),
         Some(l.latency_us),
@@ -102,11 +117,9 @@ fn csv_row(l: &CallLog) -> String {
         Some(l.tokens_in),
         Some(l.tokens_out),
     ] {
-        out.push(',');
-        num(&mut out, v);
+        row.push(num(v));
     }
-    out.push(',');
-    out.push_str(&l.cost);
+    row.push(Cow::Borrowed(&l.cost));
     for v in [
         l.currency.as_deref(),
         l.client_ip.as_deref(),
@@ -115,11 +128,9 @@ fn csv_row(l: &CallLog) -> String {
         l.request_body.as_deref(),
         l.response_body.as_deref(),
     ] {
-        out.push(',');
-        csv_text(&mut out, v);
+        row.push(cell(v));
     }
-    out.push('\n');
-    out
+    row
 }
 
 fn part_path(path: &Path) -> PathBuf {
@@ -151,6 +162,14 @@ pub(crate) fn write(
     }
 }
 
+/// A CSV writer's error: the file's, or one the crate found.
+fn csv_error(e: csv::Error) -> std::io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => std::io::Error::other(format!("{other:?}")),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ExportError {
     #[error("cannot write the export: {0}")]
@@ -167,18 +186,22 @@ fn write_to(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(u64, u64), ExportError> {
     let file = std::fs::File::create(part)?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let mut bytes = 0u64;
-    let mut put = |out: &mut std::io::BufWriter<std::fs::File>, text: &[u8]| {
-        bytes += text.len() as u64;
-        out.write_all(text)
-    };
-    match format {
-        LogExportFormat::Csv => put(&mut out, CSV_HEADER.as_bytes())?,
-        LogExportFormat::Json => put(&mut out, b"[")?,
-    }
+    let out = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut written = 0u64;
     let mut before = None;
+    // One writer per format: the csv crate's (quoting, RFC 4180) or the file's.
+    let (mut csv, mut json) = match format {
+        LogExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(CSV_HEADER).map_err(csv_error)?;
+            (Some(w), None)
+        }
+        LogExportFormat::Json => {
+            let mut out = out;
+            out.write_all(b"[")?;
+            (None, Some(out))
+        }
+    };
     loop {
         // The reader is held for one page at a time: a sync goes on meanwhile.
         let (items, next) = {
@@ -187,13 +210,13 @@ fn write_to(
         };
         for l in items {
             let l = scrubbed(l);
-            match format {
-                LogExportFormat::Csv => put(&mut out, csv_row(&l).as_bytes())?,
-                LogExportFormat::Json => {
-                    put(&mut out, if written == 0 { b"\n" } else { b",\n" })?;
-                    let json = serde_json::to_vec(&l).map_err(std::io::Error::other)?;
-                    put(&mut out, &json)?;
-                }
+            if let Some(w) = csv.as_mut() {
+                w.write_record(csv_row(&l).iter().map(|c| c.as_bytes()))
+                    .map_err(csv_error)?;
+            }
+            if let Some(out) = json.as_mut() {
+                out.write_all(if written == 0 { b"\n" } else { b",\n" })?;
+                serde_json::to_writer(&mut *out, &l).map_err(std::io::Error::other)?;
             }
             written += 1;
         }
@@ -203,11 +226,18 @@ fn write_to(
             None => break,
         }
     }
-    if let LogExportFormat::Json = format {
-        put(&mut out, b"\n]\n")?;
-    }
+    let mut out = match (csv, json) {
+        (Some(w), _) => w.into_inner().map_err(|e| e.into_error())?,
+        (None, Some(mut out)) => {
+            out.write_all(b"\n]\n")?;
+            out
+        }
+        (None, None) => unreachable!("one writer per format"),
+    };
     out.flush()?;
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    let bytes = file.metadata()?.len();
     Ok((written, bytes))
 }
 
@@ -239,17 +269,22 @@ mod tests {
 
     #[test]
     fn csv_cells_are_quoted_and_never_formulas() {
-        let mut out = String::new();
-        csv_text(&mut out, Some("plain"));
-        out.push('|');
-        csv_text(&mut out, Some("a,b \"c\"\nd"));
-        out.push('|');
-        csv_text(&mut out, Some("=HYPERLINK(\"x\")"));
-        out.push('|');
-        csv_text(&mut out, None);
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(
+            [
+                cell(Some("plain")),
+                cell(Some("a,b \"c\"\nd")),
+                cell(Some("=HYPERLINK(\"x\")")),
+                cell(Some("-1+1")),
+                cell(None),
+            ]
+            .iter()
+            .map(|c| c.as_bytes()),
+        )
+        .unwrap();
         assert_eq!(
-            out,
-            "plain|\"a,b \"\"c\"\"\nd\"|\"'=HYPERLINK(\"\"x\"\")\"|"
+            String::from_utf8(w.into_inner().unwrap()).unwrap(),
+            "plain,\"a,b \"\"c\"\"\nd\",\"'=HYPERLINK(\"\"x\"\")\",'-1+1,\n"
         );
     }
 }
