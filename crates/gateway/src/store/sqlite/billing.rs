@@ -7,8 +7,8 @@ use tollgate_api::money::format_amount;
 use tollgate_api::{LedgerEntry, LedgerKind, OveragePolicy, Plan, PlanPeriod, Wallet};
 
 use super::{
-    SqliteStore, audit, backend, check_version, is_foreign_key_violation, is_unique_violation,
-    page, parse_ts, ts,
+    SqliteStore, audit, backend, is_foreign_key_violation, is_unique_violation, page, parse_ts,
+    singleton_version, ts,
 };
 use crate::changes::Change;
 use crate::ids;
@@ -288,11 +288,7 @@ impl BillingStore for SqliteStore {
         expected_version: Option<i64>,
         ctx: &AuditContext,
     ) -> StoreResult<Plan> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_plan(&tx, &id)?;
-            check_version(current.version, expected_version)?;
+        self.versioned_write(id, expected_version, ctx, load_plan, move |tx, id, _, changes| {
             tx.execute(
                 "UPDATE plans SET name = ?2, price_micros = ?3, period = ?4, included_micros = ?5, overage = ?6, \
                  approval_required = ?7, apis = ?8, models = ?9, rate_limits = ?10, updated_at = ?11, \
@@ -302,11 +298,8 @@ impl BillingStore for SqliteStore {
                     to_json(&spec.rate_limits)?, ts(Utc::now())],
             )
             .map_err(|e| plan_write_error(e, &spec.name))?;
-            audit(&tx, &ctx, "plan.update", &id)?;
-            let plan = load_plan(&tx, &id)?;
-            changes.push(Change::Plan { plan_id: id.clone() });
-            tx.commit().map_err(backend)?;
-            Ok(plan)
+            changes.push(Change::Plan { plan_id: id.to_owned() });
+            Ok((load_plan(tx, id)?, "plan.update".into()))
         })
         .await
     }
@@ -317,26 +310,26 @@ impl BillingStore for SqliteStore {
         expected_version: Option<i64>,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_plan(&tx, &id)?;
-            check_version(current.version, expected_version)?;
-            tx.execute("DELETE FROM plans WHERE id = ?1", [&id])
-                .map_err(|e| {
-                    if is_foreign_key_violation(&e) {
-                        StoreError::Conflict("the plan has subscriptions".into())
-                    } else {
-                        backend(e)
-                    }
-                })?;
-            audit(&tx, &ctx, "plan.delete", &id)?;
-            changes.push(Change::Plan {
-                plan_id: id.clone(),
-            });
-            tx.commit().map_err(backend)?;
-            Ok(())
-        })
+        self.versioned_write(
+            id,
+            expected_version,
+            ctx,
+            load_plan,
+            |tx, id, _, changes| {
+                tx.execute("DELETE FROM plans WHERE id = ?1", [id])
+                    .map_err(|e| {
+                        if is_foreign_key_violation(&e) {
+                            StoreError::Conflict("the plan has subscriptions".into())
+                        } else {
+                            backend(e)
+                        }
+                    })?;
+                changes.push(Change::Plan {
+                    plan_id: id.to_owned(),
+                });
+                Ok(((), "plan.delete".into()))
+            },
+        )
         .await
     }
 
@@ -474,15 +467,8 @@ impl BillingStore for SqliteStore {
         expected_version: Option<i64>,
         ctx: &AuditContext,
     ) -> StoreResult<StoredPaymentSettings> {
-        let ctx = ctx.clone();
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current: i64 = tx
-                .query_row("SELECT version FROM payment_settings WHERE id = 1", [], |r| r.get(0))
-                .optional()
-                .map_err(backend)?
-                .unwrap_or(0);
-            check_version(current, expected_version)?;
+        let load = |c: &Connection, _: &str| singleton_version(c, "payment_settings");
+        self.versioned_write("payment_settings", expected_version, ctx, load, move |tx, _, current, changes| {
             let now = Utc::now();
             tx.execute(
                 "INSERT INTO payment_settings (id, processor, credentials_sealed, credentials_last4, accepted_currencies, \
@@ -494,10 +480,9 @@ impl BillingStore for SqliteStore {
                     to_json(&settings.accepted_currencies)?, settings.grace_days, ts(now), current + 1],
             )
             .map_err(backend)?;
-            audit(&tx, &ctx, "billing.settings.update", "payment_settings")?;
             changes.push(Change::PaymentSettings);
-            tx.commit().map_err(backend)?;
-            Ok(StoredPaymentSettings { updated_at: Some(now), version: current + 1, ..settings })
+            let saved = StoredPaymentSettings { updated_at: Some(now), version: current + 1, ..settings };
+            Ok((saved, "billing.settings.update".into()))
         })
         .await
     }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use tollgate_api::{Consumer, ConsumerKey, ConsumerKeyStatus, ConsumerStatus};
 
-use super::{SqliteStore, audit, backend, check_version, is_unique_violation, page, parse_ts, ts};
+use super::{SqliteStore, audit, backend, is_unique_violation, page, parse_ts, ts};
 use crate::changes::Change;
 use crate::ids;
 use crate::store::{
@@ -171,11 +171,7 @@ impl ConsumerStore for SqliteStore {
         expected_version: Option<i64>,
         ctx: &AuditContext,
     ) -> StoreResult<Consumer> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_consumer(&tx, &id)?;
-            check_version(current.version, expected_version)?;
+        self.versioned_write(id, expected_version, ctx, load_consumer, move |tx, id, current, changes| {
             let action = match patch.status {
                 Some(s) if s != current.status => match s {
                     ConsumerStatus::Suspended => "consumer.suspend",
@@ -193,11 +189,8 @@ impl ConsumerStore for SqliteStore {
                     status_str(patch.status.unwrap_or(current.status)), ts(Utc::now())],
             )
             .map_err(|e| consumer_write_error(e, &name))?;
-            audit(&tx, &ctx, action, &id)?;
-            let consumer = load_consumer(&tx, &id)?;
-            changes.push(Change::Consumer { consumer_id: id.clone() });
-            tx.commit().map_err(backend)?;
-            Ok(consumer)
+            changes.push(Change::Consumer { consumer_id: id.to_owned() });
+            Ok((load_consumer(tx, id)?, action.into()))
         })
         .await
     }
@@ -208,29 +201,29 @@ impl ConsumerStore for SqliteStore {
         expected_version: Option<i64>,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_consumer(&tx, &id)?;
-            check_version(current.version, expected_version)?;
-            tx.execute("DELETE FROM consumers WHERE id = ?1", [&id])
-                .map_err(|e| {
-                    if super::is_foreign_key_violation(&e) {
-                        StoreError::Conflict(
+        self.versioned_write(
+            id,
+            expected_version,
+            ctx,
+            load_consumer,
+            |tx, id, _, changes| {
+                tx.execute("DELETE FROM consumers WHERE id = ?1", [id])
+                    .map_err(|e| {
+                        if super::is_foreign_key_violation(&e) {
+                            StoreError::Conflict(
                             "the consumer has wallet history, which is kept: suspend it instead"
                                 .into(),
                         )
-                    } else {
-                        backend(e)
-                    }
-                })?;
-            audit(&tx, &ctx, "consumer.delete", &id)?;
-            changes.push(Change::Consumer {
-                consumer_id: id.clone(),
-            });
-            tx.commit().map_err(backend)?;
-            Ok(())
-        })
+                        } else {
+                            backend(e)
+                        }
+                    })?;
+                changes.push(Change::Consumer {
+                    consumer_id: id.to_owned(),
+                });
+                Ok(((), "consumer.delete".into()))
+            },
+        )
         .await
     }
 

@@ -2,6 +2,7 @@
 //! connections over a WAL database in the data directory. Blocking SQLite work
 //! runs on tokio's blocking pool.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -180,6 +181,74 @@ impl SqliteStore {
     }
 }
 
+/// What a versioned write's own part returns: its result and the action it
+/// records in the audit log (some depend on what changed).
+type Audited<R> = (R, Cow<'static, str>);
+
+/// Anything written under `If-Match`: it has a version.
+trait Versioned {
+    fn version(&self) -> i64;
+}
+
+/// A singleton (settings) is its version: 0 before it is first saved.
+impl Versioned for i64 {
+    fn version(&self) -> i64 {
+        *self
+    }
+}
+
+macro_rules! versioned {
+    ($($t:ty),*) => {$(impl Versioned for $t {
+        fn version(&self) -> i64 {
+            self.version
+        }
+    })*};
+}
+versioned!(
+    Team,
+    tollgate_api::Consumer,
+    tollgate_api::Plan,
+    tollgate_api::PromptApi,
+    tollgate_api::Provider,
+    tollgate_api::ProviderKey,
+    tollgate_api::Subscription
+);
+
+impl SqliteStore {
+    /// The one shape of every update and delete under `If-Match`, in one
+    /// transaction: `load` the row as it is, check its version, `write`
+    /// (which pushes what it changed for the feed), record the audit entry
+    /// on `target` (the row's id), commit.
+    async fn versioned_write<T, R, L, W>(
+        &self,
+        target: &str,
+        expected_version: Option<i64>,
+        ctx: &AuditContext,
+        load: L,
+        write: W,
+    ) -> StoreResult<R>
+    where
+        T: Versioned,
+        R: Send + 'static,
+        L: FnOnce(&Connection, &str) -> StoreResult<T> + Send + 'static,
+        W: FnOnce(&rusqlite::Transaction<'_>, &str, T, &mut Vec<Change>) -> StoreResult<Audited<R>>
+            + Send
+            + 'static,
+    {
+        let (target, ctx) = (target.to_owned(), ctx.clone());
+        self.write_changes(move |c, changes| {
+            let tx = c.transaction().map_err(backend)?;
+            let current = load(&tx, &target)?;
+            check_version(current.version(), expected_version)?;
+            let (out, action) = write(&tx, &target, current, changes)?;
+            audit(&tx, &ctx, &action, &target)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
 fn audit(tx: &Connection, ctx: &AuditContext, action: &str, target: &str) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO audit_log (id, time, token_id, action, target, request_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -248,6 +317,18 @@ fn split_page<T>(mut rows: Vec<(T, i64)>, limit: u32) -> (Vec<T>, Option<i64>) {
         None
     };
     (rows.into_iter().map(|(item, _)| item).collect(), next)
+}
+
+/// The version of a settings row (`id = 1`): 0 before it is first saved.
+fn singleton_version(conn: &Connection, table: &str) -> StoreResult<i64> {
+    conn.query_row(
+        &format!("SELECT version FROM {table} WHERE id = 1"),
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(backend)
+    .map(Option::unwrap_or_default)
 }
 
 /// `If-Match` semantics shared by every resource.
@@ -591,11 +672,7 @@ impl TeamStore for SqliteStore {
         expected_version: Option<i64>,
         ctx: &AuditContext,
     ) -> StoreResult<Team> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_team(&tx, &id)?;
-            check_version(current.version, expected_version)?;
+        self.versioned_write(id, expected_version, ctx, load_team, move |tx, id, current, _| {
             let name = patch.name.unwrap_or(current.name);
             let description = patch.description.unwrap_or(current.description);
             tx.execute(
@@ -603,10 +680,7 @@ impl TeamStore for SqliteStore {
                 params![id, name, description, ts(Utc::now())],
             )
             .map_err(|e| name_conflict(e, &name))?;
-            audit(&tx, &ctx, "team.update", &id)?;
-            let team = load_team(&tx, &id)?;
-            tx.commit().map_err(backend)?;
-            Ok(team)
+            Ok((load_team(tx, id)?, "team.update".into()))
         })
         .await
     }
@@ -617,12 +691,8 @@ impl TeamStore for SqliteStore {
         expected_version: Option<i64>,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_team(&tx, &id)?;
-            check_version(current.version, expected_version)?;
-            tx.execute("DELETE FROM teams WHERE id = ?1", [&id])
+        self.versioned_write(id, expected_version, ctx, load_team, |tx, id, _, _| {
+            tx.execute("DELETE FROM teams WHERE id = ?1", [id])
                 .map_err(|e| {
                     if is_foreign_key_violation(&e) {
                         StoreError::Conflict(
@@ -632,9 +702,7 @@ impl TeamStore for SqliteStore {
                         backend(e)
                     }
                 })?;
-            audit(&tx, &ctx, "team.delete", &id)?;
-            tx.commit().map_err(backend)?;
-            Ok(())
+            Ok(((), "team.delete".into()))
         })
         .await
     }

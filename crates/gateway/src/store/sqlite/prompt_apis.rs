@@ -5,7 +5,7 @@ use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
 use tollgate_api::{PromptApi, PromptApiStatus, PromptApiVersion, PromptDefinition};
 
-use super::{SqliteStore, audit, backend, check_version, is_unique_violation, page, parse_ts, ts};
+use super::{SqliteStore, audit, backend, is_unique_violation, page, parse_ts, ts};
 use crate::changes::Change;
 use crate::ids;
 use crate::store::{AuditContext, PromptApiChange, PromptApiStore, StoreError, StoreResult};
@@ -160,23 +160,19 @@ impl PromptApiStore for SqliteStore {
         expected_version: Option<i64>,
         ctx: &AuditContext,
     ) -> StoreResult<PromptApi> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load(&tx, "id", &id)?;
-            check_version(current.version, expected_version)?;
+        let author = ctx.clone();
+        let by_id = |c: &Connection, id: &str| load(c, "id", id);
+        self.versioned_write(id, expected_version, ctx, by_id, move |tx, id, current, changes| {
             let number = current.latest_version + 1;
-            insert_version(&tx, &id, number, &definition, &ctx)?;
+            insert_version(tx, id, number, &definition, &author)?;
             tx.execute(
                 "UPDATE prompt_apis SET current_version = ?2, updated_at = ?3, version = version + 1 WHERE id = ?1",
                 params![id, number, ts(Utc::now())],
             )
             .map_err(backend)?;
-            audit(&tx, &ctx, "prompt_api.version", &id)?;
-            let api = load(&tx, "id", &id)?;
+            let api = load(tx, "id", id)?;
             changes.push(Change::PromptApi { slug: api.slug.clone() });
-            tx.commit().map_err(backend)?;
-            Ok(api)
+            Ok((api, "prompt_api.version".into()))
         })
         .await
     }
@@ -213,11 +209,8 @@ impl PromptApiStore for SqliteStore {
         expected_version: Option<i64>,
         ctx: &AuditContext,
     ) -> StoreResult<PromptApi> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load(&tx, "id", &id)?;
-            check_version(current.version, expected_version)?;
+        let by_id = |c: &Connection, id: &str| load(c, "id", id);
+        self.versioned_write(id, expected_version, ctx, by_id, move |tx, id, _, changes| {
             tx.execute(
                 "UPDATE prompt_apis SET status = ?2, current_version = ?3, deprecated_at = ?4, sunset_at = ?5, \
                  updated_at = ?6, version = version + 1 WHERE id = ?1",
@@ -225,11 +218,9 @@ impl PromptApiStore for SqliteStore {
                     change.sunset_at.map(ts), ts(Utc::now())],
             )
             .map_err(backend)?;
-            audit(&tx, &ctx, change.action, &id)?;
-            let api = load(&tx, "id", &id)?;
+            let api = load(tx, "id", id)?;
             changes.push(Change::PromptApi { slug: api.slug.clone() });
-            tx.commit().map_err(backend)?;
-            Ok(api)
+            Ok((api, change.action.into()))
         })
         .await
     }

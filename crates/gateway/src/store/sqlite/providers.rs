@@ -7,7 +7,7 @@ use tollgate_api::{
     Provider, ProviderKey, ProviderKeyEvent, ProviderKeyStatus, ProviderKind, ProviderModel,
 };
 
-use super::{SqliteStore, audit, backend, check_version, is_unique_violation, page, parse_ts, ts};
+use super::{SqliteStore, audit, backend, is_unique_violation, page, parse_ts, ts};
 use crate::changes::Change;
 use crate::ids;
 use crate::store::{
@@ -243,12 +243,8 @@ impl ProviderStore for SqliteStore {
         expected_version: Option<i64>,
         ctx: &AuditContext,
     ) -> StoreResult<Provider> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_provider(&tx, &id)?;
-            check_version(current.version, expected_version)?;
-            check_models_free(&tx, &spec, &id)?;
+        self.versioned_write(id, expected_version, ctx, load_provider, move |tx, id, _, changes| {
+            check_models_free(tx, &spec, id)?;
             tx.execute(
                 "UPDATE providers SET name = ?2, kind = ?3, base_url = ?4, currency = ?5, models = ?6, \
                  timeout_secs = ?7, enabled = ?8, updated_at = ?9, version = version + 1 WHERE id = ?1",
@@ -257,11 +253,8 @@ impl ProviderStore for SqliteStore {
                     spec.timeout_secs, spec.enabled, ts(Utc::now())],
             )
             .map_err(|e| provider_write_error(e, &spec.name))?;
-            audit(&tx, &ctx, "provider.update", &id)?;
-            let provider = load_provider(&tx, &id)?;
-            changes.push(Change::Provider { provider_id: id.clone() });
-            tx.commit().map_err(backend)?;
-            Ok(provider)
+            changes.push(Change::Provider { provider_id: id.to_owned() });
+            Ok((load_provider(tx, id)?, "provider.update".into()))
         })
         .await
     }
@@ -272,20 +265,20 @@ impl ProviderStore for SqliteStore {
         expected_version: Option<i64>,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_provider(&tx, &id)?;
-            check_version(current.version, expected_version)?;
-            tx.execute("DELETE FROM providers WHERE id = ?1", [&id])
-                .map_err(backend)?;
-            audit(&tx, &ctx, "provider.delete", &id)?;
-            changes.push(Change::Provider {
-                provider_id: id.clone(),
-            });
-            tx.commit().map_err(backend)?;
-            Ok(())
-        })
+        self.versioned_write(
+            id,
+            expected_version,
+            ctx,
+            load_provider,
+            |tx, id, _, changes| {
+                tx.execute("DELETE FROM providers WHERE id = ?1", [id])
+                    .map_err(backend)?;
+                changes.push(Change::Provider {
+                    provider_id: id.to_owned(),
+                });
+                Ok(((), "provider.delete".into()))
+            },
+        )
         .await
     }
 
@@ -348,16 +341,14 @@ impl ProviderStore for SqliteStore {
         expected_version: Option<i64>,
         ctx: &AuditContext,
     ) -> StoreResult<ProviderKey> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_key(&tx, &id)?.key;
-            check_version(current.version, expected_version)?;
+        let actor = admin_actor(ctx);
+        let load = |c: &Connection, id: &str| Ok(load_key(c, id)?.key);
+        self.versioned_write(id, expected_version, ctx, load, move |tx, id, current, changes| {
             let now = ts(Utc::now());
             if let Some((status, reason)) = &change.status
                 && *status != current.status
             {
-                record_event(&tx, &current, *status, reason, &admin_actor(&ctx))?;
+                record_event(tx, &current, *status, reason, &actor)?;
                 tx.execute(
                     "UPDATE provider_keys SET status = ?2, status_reason = ?3, status_changed_at = ?4 \
                      WHERE id = ?1",
@@ -374,11 +365,9 @@ impl ProviderStore for SqliteStore {
                 ],
             )
             .map_err(backend)?;
-            audit(&tx, &ctx, "provider_key.update", &id)?;
-            let key = load_key(&tx, &id)?.key;
+            let key = load_key(tx, id)?.key;
             changes.push(Change::Provider { provider_id: key.provider_id.clone() });
-            tx.commit().map_err(backend)?;
-            Ok(key)
+            Ok((key, "provider_key.update".into()))
         })
         .await
     }
@@ -389,20 +378,21 @@ impl ProviderStore for SqliteStore {
         expected_version: Option<i64>,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        let (id, ctx) = (id.to_owned(), ctx.clone());
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_key(&tx, &id)?.key;
-            check_version(current.version, expected_version)?;
-            tx.execute("DELETE FROM provider_keys WHERE id = ?1", [&id])
-                .map_err(backend)?;
-            audit(&tx, &ctx, "provider_key.delete", &id)?;
-            changes.push(Change::Provider {
-                provider_id: current.provider_id.clone(),
-            });
-            tx.commit().map_err(backend)?;
-            Ok(())
-        })
+        let load = |c: &Connection, id: &str| Ok(load_key(c, id)?.key);
+        self.versioned_write(
+            id,
+            expected_version,
+            ctx,
+            load,
+            |tx, id, current, changes| {
+                tx.execute("DELETE FROM provider_keys WHERE id = ?1", [id])
+                    .map_err(backend)?;
+                changes.push(Change::Provider {
+                    provider_id: current.provider_id,
+                });
+                Ok(((), "provider_key.delete".into()))
+            },
+        )
         .await
     }
 

@@ -8,9 +8,7 @@ use tollgate_api::{
     Charge, ChargeStatus, PaymentMethod, PaymentMethodStatus, Subscription, SubscriptionStatus,
 };
 
-use super::{
-    SqliteStore, audit, backend, check_version, is_foreign_key_violation, page, parse_ts, ts,
-};
+use super::{SqliteStore, audit, backend, is_foreign_key_violation, page, parse_ts, ts};
 use crate::changes::Change;
 use crate::ids;
 use crate::lifecycle::State;
@@ -219,11 +217,12 @@ impl SubscriptionStore for SqliteStore {
         action: &str,
         ctx: Option<&AuditContext>,
     ) -> StoreResult<Subscription> {
-        let (id, action, ctx) = (id.to_owned(), action.to_owned(), ctx.cloned());
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_sub(&tx, &id)?;
-            check_version(current.version, Some(expected_version))?;
+        let action = action.to_owned();
+        let ctx = ctx.cloned().unwrap_or(AuditContext {
+            token_id: "gateway".into(),
+            request_id: "renewal-job".into(),
+        });
+        self.versioned_write(id, Some(expected_version), &ctx, load_sub, move |tx, id, _, changes| {
             tx.execute(
                 "UPDATE subscriptions SET status = ?2, status_reason = ?3, period_start = ?4, period_end = ?5, \
                  auto_renew = ?6, past_due_since = ?7, updated_at = ?8, version = version + 1 WHERE id = ?1",
@@ -231,12 +230,9 @@ impl SubscriptionStore for SqliteStore {
                     state.auto_renew, state.past_due_since.map(ts), ts(Utc::now())],
             )
             .map_err(backend)?;
-            let ctx = ctx.unwrap_or(AuditContext { token_id: "gateway".into(), request_id: "renewal-job".into() });
-            audit(&tx, &ctx, &action, &id)?;
-            let sub = load_sub(&tx, &id)?;
-            changes.push(Change::Subscription { subscription_id: id.clone(), consumer_id: sub.consumer_id.clone() });
-            tx.commit().map_err(backend)?;
-            Ok(sub)
+            let sub = load_sub(tx, id)?;
+            changes.push(Change::Subscription { subscription_id: id.to_owned(), consumer_id: sub.consumer_id.clone() });
+            Ok((sub, action.into()))
         })
         .await
     }
@@ -249,11 +245,8 @@ impl SubscriptionStore for SqliteStore {
         expected_version: i64,
         ctx: &AuditContext,
     ) -> StoreResult<Subscription> {
-        let (id, plan_id, ctx) = (id.to_owned(), plan_id.to_owned(), ctx.clone());
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current = load_sub(&tx, &id)?;
-            check_version(current.version, Some(expected_version))?;
+        let plan_id = plan_id.to_owned();
+        self.versioned_write(id, Some(expected_version), ctx, load_sub, move |tx, id, _, changes| {
             tx.execute(
                 "UPDATE subscriptions SET plan_id = ?2, status = ?3, status_reason = ?4, period_start = ?5, \
                  period_end = ?6, auto_renew = ?7, past_due_since = ?8, updated_at = ?9, version = version + 1 \
@@ -262,11 +255,9 @@ impl SubscriptionStore for SqliteStore {
                     state.period_end.map(ts), state.auto_renew, state.past_due_since.map(ts), ts(Utc::now())],
             )
             .map_err(|e| if is_foreign_key_violation(&e) { StoreError::NotFound } else { backend(e) })?;
-            audit(&tx, &ctx, "subscription.change_plan", &id)?;
-            let sub = load_sub(&tx, &id)?;
-            changes.push(Change::Subscription { subscription_id: id.clone(), consumer_id: sub.consumer_id.clone() });
-            tx.commit().map_err(backend)?;
-            Ok(sub)
+            let sub = load_sub(tx, id)?;
+            changes.push(Change::Subscription { subscription_id: id.to_owned(), consumer_id: sub.consumer_id.clone() });
+            Ok((sub, "subscription.change_plan".into()))
         })
         .await
     }

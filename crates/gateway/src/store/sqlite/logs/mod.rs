@@ -9,7 +9,7 @@ use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tollgate_api::{CallLog, LogSettings, UpdateLogSettings};
 
-use super::{SqliteStore, audit, backend, check_version, parse_ts, ts};
+use super::{SqliteStore, backend, parse_ts, singleton_version, ts};
 use crate::changes::Change;
 use crate::store::log_block::{self, BLOCK_MAX, Entry, Stored, entry_of, matches};
 use crate::store::log_stats::Figures;
@@ -308,17 +308,8 @@ impl LogStore for SqliteStore {
         expected_version: Option<i64>,
         audit_context: &AuditContext,
     ) -> StoreResult<LogSettings> {
-        let audit_context = audit_context.clone();
-        self.write_changes(move |c, changes| {
-            let tx = c.transaction().map_err(backend)?;
-            let current: i64 = tx
-                .query_row("SELECT version FROM log_settings WHERE id = 1", [], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(backend)?
-                .unwrap_or(0);
-            check_version(current, expected_version)?;
+        let load = |c: &Connection, _: &str| singleton_version(c, "log_settings");
+        self.versioned_write("log_settings", expected_version, audit_context, load, move |tx, _, current, changes| {
             let bodies = serde_json::to_string(&update.bodies)
                 .map_err(|e| StoreError::Backend(e.into()))?;
             let max = update.max_records.map(|m| i64::try_from(m).unwrap_or(i64::MAX));
@@ -337,10 +328,8 @@ impl LogStore for SqliteStore {
                     settings_row,
                 )
                 .map_err(backend)?;
-            audit(&tx, &audit_context, "logs.settings", "log_settings")?;
             changes.push(Change::LogSettings { bodies: saved.bodies.clone() });
-            tx.commit().map_err(backend)?;
-            Ok(saved)
+            Ok((saved, "logs.settings".into()))
         })
         .await
     }
