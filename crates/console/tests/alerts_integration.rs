@@ -11,7 +11,9 @@ mod common;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
-use common::admin::{admin, metered_plan, simulated_provider, subscribed_consumer};
+use common::admin::{
+    admin, metered_plan, provider_with_key, simulated_provider, subscribed_consumer,
+};
 use common::{Gateway, console_with};
 use serde_json::{Value, json};
 use tollgate_api::{Severity, UpdatePlan};
@@ -150,19 +152,13 @@ async fn each_rule_raises_once_and_snooze_resolve_and_lint_hold() {
     assert_eq!(chat(&gw, &spender_key).await, 200);
 
     // A provider key refused as spent.
-    let spent = admin(
+    provider_with_key(
         &gw,
-        "POST",
-        "/admin/v1/providers",
-        json!({"name": "Spent", "kind": "openai-compatible", "base_url": format!("{sim}/v1"),
-               "currency": "USD", "models": [{"name": "sim-large", "input_price": "1", "output_price": "1"}]}),
-    )
-    .await;
-    admin(
-        &gw,
-        "POST",
-        &format!("/admin/v1/providers/{}/keys", spent["id"].as_str().unwrap()),
-        json!({"label": "spent", "secret": "sim-key-fail-402"}),
+        &sim,
+        "Spent",
+        "USD",
+        json!([{"name": "sim-large", "input_price": "1", "output_price": "1"}]),
+        "sim-key-fail-402",
     )
     .await;
     let resp = reqwest::Client::new()

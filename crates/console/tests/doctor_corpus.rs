@@ -18,8 +18,13 @@ struct Expected {
     system: String,
 }
 
+/// Read where the test runs (cargo and nextest set `CARGO_MANIFEST_DIR`):
+/// the path compiled in names the checkout that built the binary, which a
+/// shared target directory may reuse for another checkout.
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/doctor")
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest.join("../../tests/doctor")
 }
 
 fn load() -> (BTreeMap<String, Expected>, Vec<(String, String)>) {

@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::admin::admin;
+use common::admin::{admin, provider_with_key};
 use common::{Gateway, console_with};
 use serde_json::{Value, json};
 use tollgate_console::Console;
@@ -51,19 +51,13 @@ impl World {
             .await
             .unwrap();
         let sim = format!("http://{sim}");
-        let p = admin(
+        provider_with_key(
             &gw,
-            "POST",
-            "/admin/v1/providers",
-            json!({"name": "Sim", "kind": "openai-compatible", "base_url": format!("{sim}/v1"),
-                   "currency": "USD", "models": [{"name": "sim-small", "input_price": "1000", "output_price": "2000"}]}),
-        )
-        .await;
-        admin(
-            &gw,
-            "POST",
-            &format!("/admin/v1/providers/{}/keys", p["id"].as_str().unwrap()),
-            json!({"label": "good", "secret": "sim-key-good-0042"}),
+            &sim,
+            "Sim",
+            "USD",
+            json!([{"name": "sim-small", "input_price": "1000", "output_price": "2000"}]),
+            "sim-key-good-0042",
         )
         .await;
         let team = admin(&gw, "POST", "/admin/v1/teams", json!({"name": "Acme"})).await["id"]
@@ -604,19 +598,13 @@ async fn an_exhausted_provider_key_is_put_back() {
     let sim = tollgate_sim_provider::spawn("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let p = admin(
+    let key = provider_with_key(
         &w.gw,
-        "POST",
-        "/admin/v1/providers",
-        json!({"name": "Spent", "kind": "openai-compatible", "base_url": format!("http://{sim}/v1"),
-               "currency": "USD", "models": [{"name": "sim-large", "input_price": "1", "output_price": "2"}]}),
-    )
-    .await;
-    let key = admin(
-        &w.gw,
-        "POST",
-        &format!("/admin/v1/providers/{}/keys", p["id"].as_str().unwrap()),
-        json!({"label": "spent", "secret": "sim-key-fail-402"}),
+        &format!("http://{sim}"),
+        "Spent",
+        "USD",
+        json!([{"name": "sim-large", "input_price": "1", "output_price": "2"}]),
+        "sim-key-fail-402",
     )
     .await;
     let plan = w
@@ -637,7 +625,10 @@ async fn an_exhausted_provider_key_is_put_back() {
     let keys = admin(
         &w.gw,
         "GET",
-        &format!("/admin/v1/providers/{}/keys", p["id"].as_str().unwrap()),
+        &format!(
+            "/admin/v1/providers/{}/keys",
+            key["provider_id"].as_str().unwrap()
+        ),
         Value::Null,
     )
     .await;

@@ -3,25 +3,9 @@
 
 mod common;
 
-use common::{Gateway, client};
+use common::{Gateway, client, expect, fields, pluck};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-async fn call(resp: reqwest::Response, status: StatusCode) -> Value {
-    let got = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{body}");
-    body
-}
-
-fn fields(problem: &Value) -> Vec<&str> {
-    problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect()
-}
 
 #[tokio::test]
 async fn plans_are_validated_versioned_and_need_the_billing_scope() {
@@ -38,14 +22,14 @@ async fn plans_are_validated_versioned_and_need_the_billing_scope() {
         "rate_limits": {"requests_per_minute": 600}});
 
     let writer = gw.create_token("writer", "read,write");
-    let refused = call(
+    let refused = expect(
         post(&writer, pro.clone()).await.unwrap(),
         StatusCode::FORBIDDEN,
     )
     .await;
     assert!(refused["detail"].as_str().unwrap().contains("`billing`"));
 
-    let plan = call(
+    let plan = expect(
         post(&gw.token, pro.clone()).await.unwrap(),
         StatusCode::CREATED,
     )
@@ -56,7 +40,7 @@ async fn plans_are_validated_versioned_and_need_the_billing_scope() {
     );
     assert_eq!(plan["rate_limits"]["requests_per_minute"], 600);
     assert!(plan["rate_limits"].get("tokens_per_minute").is_none());
-    call(
+    expect(
         post(&gw.token, pro.clone()).await.unwrap(),
         StatusCode::CONFLICT,
     )
@@ -64,7 +48,7 @@ async fn plans_are_validated_versioned_and_need_the_billing_scope() {
 
     let bad = json!({"name": "", "currency": "usd", "price": "-1", "period": "month", "included_credits": "1e3",
         "overage": "block", "apis": ["Chat API"], "rate_limits": {"requests_per_minute": 0}});
-    let problem = call(
+    let problem = expect(
         post(&gw.token, bad).await.unwrap(),
         StatusCode::UNPROCESSABLE_ENTITY,
     )
@@ -83,7 +67,7 @@ async fn plans_are_validated_versioned_and_need_the_billing_scope() {
     let too_fine = json!({"name": "Fine", "currency": "USD", "price": "9.999", "period": "none", "overage": "block"});
     assert_eq!(
         fields(
-            &call(
+            &expect(
                 post(&gw.token, too_fine).await.unwrap(),
                 StatusCode::UNPROCESSABLE_ENTITY
             )
@@ -94,7 +78,7 @@ async fn plans_are_validated_versioned_and_need_the_billing_scope() {
     let yen = json!({"name": "Yen", "currency": "JPY", "price": "500.5", "period": "month", "overage": "block"});
     assert_eq!(
         fields(
-            &call(
+            &expect(
                 post(&gw.token, yen).await.unwrap(),
                 StatusCode::UNPROCESSABLE_ENTITY
             )
@@ -105,7 +89,7 @@ async fn plans_are_validated_versioned_and_need_the_billing_scope() {
     // A plan in a currency without minor units is shown as `"500.00"` and
     // still takes an edit that leaves its price alone.
     let yen = json!({"name": "Yen", "currency": "JPY", "price": "500", "period": "month", "overage": "block"});
-    let yen = call(post(&gw.token, yen).await.unwrap(), StatusCode::CREATED).await;
+    let yen = expect(post(&gw.token, yen).await.unwrap(), StatusCode::CREATED).await;
     let yen_url = gw.url(&format!("/admin/v1/plans/{}", yen["id"].as_str().unwrap()));
     let patch_yen = |body: Value| {
         http.patch(&yen_url)
@@ -113,7 +97,7 @@ async fn plans_are_validated_versioned_and_need_the_billing_scope() {
             .json(&body)
             .send()
     };
-    let renamed = call(
+    let renamed = expect(
         patch_yen(json!({"name": "Yen monthly"})).await.unwrap(),
         StatusCode::OK,
     )
@@ -124,13 +108,13 @@ async fn plans_are_validated_versioned_and_need_the_billing_scope() {
     );
     // A body is an object: serde would read `[]` as a plan change that
     // changes nothing.
-    let refused = call(patch_yen(json!([])).await.unwrap(), StatusCode::BAD_REQUEST).await;
+    let refused = expect(patch_yen(json!([])).await.unwrap(), StatusCode::BAD_REQUEST).await;
     assert!(
         refused["detail"].as_str().unwrap().contains("JSON object"),
         "{refused}"
     );
     let free = json!({"name": "Free", "currency": "EUR", "price": "0", "period": "none", "overage": "block"});
-    let free = call(post(&gw.token, free).await.unwrap(), StatusCode::CREATED).await;
+    let free = expect(post(&gw.token, free).await.unwrap(), StatusCode::CREATED).await;
     assert_eq!(
         (free["price"].as_str(), free["approval_required"].as_bool()),
         (Some("0.00"), Some(false))
@@ -144,7 +128,7 @@ async fn plans_are_validated_versioned_and_need_the_billing_scope() {
             .json(&body)
             .send()
     };
-    let updated = call(
+    let updated = expect(
         patch("\"1\"", json!({"price": "59"})).await.unwrap(),
         StatusCode::OK,
     )
@@ -157,24 +141,24 @@ async fn plans_are_validated_versioned_and_need_the_billing_scope() {
         ),
         (Some("59.00"), Some(2), Some("USD"))
     );
-    call(
+    expect(
         patch("\"1\"", json!({"price": "69"})).await.unwrap(),
         StatusCode::PRECONDITION_FAILED,
     )
     .await;
-    let immutable = call(
+    let immutable = expect(
         patch("\"2\"", json!({"currency": "EUR"})).await.unwrap(),
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     assert_eq!(fields(&immutable), vec!["currency"]);
-    call(
+    expect(
         patch("\"2\"", json!({"price": "abc"})).await.unwrap(),
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
 
-    let listed = call(
+    let listed = expect(
         http.get(gw.url("/admin/v1/plans"))
             .bearer_auth(&writer)
             .send()
@@ -198,7 +182,7 @@ async fn plans_are_validated_versioned_and_need_the_billing_scope() {
 async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
     let gw = Gateway::start();
     let http = client();
-    let team = call(
+    let team = expect(
         http.post(gw.url("/admin/v1/teams"))
             .bearer_auth(&gw.token)
             .json(&json!({"name": "T"}))
@@ -208,7 +192,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
         StatusCode::CREATED,
     )
     .await;
-    let consumer = call(
+    let consumer = expect(
         http.post(gw.url("/admin/v1/consumers"))
             .bearer_auth(&gw.token)
             .json(&json!({"team_id": team["id"], "name": "App"}))
@@ -228,7 +212,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
         req.send()
     };
 
-    let top_up = call(
+    let top_up = expect(
         write(
             &gw.token,
             Some("t-1"),
@@ -253,7 +237,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
     .unwrap();
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     let other_token = gw.create_token("billing-bot", "read,billing");
-    let again = call(
+    let again = expect(
         write(
             &other_token,
             Some("t-1"),
@@ -266,7 +250,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
     .await;
     assert_eq!(again["id"], top_up["id"]);
     // The same key for a different entry is refused by the answer cache and by the ledger itself.
-    call(
+    expect(
         write(
             &other_token,
             Some("t-1"),
@@ -278,7 +262,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
     )
     .await;
     let third = gw.create_token("third", "billing");
-    let reused = call(
+    let reused = expect(
         write(
             &third,
             Some("t-1"),
@@ -296,7 +280,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
             .ends_with("/problems/idempotency-key-reused")
     );
 
-    let missing_key = call(
+    let missing_key = expect(
         write(&gw.token, None, json!({"kind": "top_up", "amount": "1"}))
             .await
             .unwrap(),
@@ -304,7 +288,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
     )
     .await;
     assert_eq!(fields(&missing_key), vec!["Idempotency-Key"]);
-    let bad = call(
+    let bad = expect(
         write(
             &gw.token,
             Some("b-1"),
@@ -316,7 +300,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
     )
     .await;
     assert_eq!(fields(&bad), vec!["amount", "reason"]);
-    let usage = call(
+    let usage = expect(
         write(
             &gw.token,
             Some("b-2"),
@@ -328,7 +312,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
     )
     .await;
     assert_eq!(fields(&usage), vec!["kind"]);
-    call(
+    expect(
         write(
             &gw.token,
             Some("b-3"),
@@ -339,7 +323,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
-    let overdraw = call(
+    let overdraw = expect(
         write(
             &gw.token,
             Some("b-4"),
@@ -360,11 +344,11 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
         .await
         .unwrap();
     assert_eq!(
-        fields(&call(bad_currency, StatusCode::UNPROCESSABLE_ENTITY).await),
+        fields(&expect(bad_currency, StatusCode::UNPROCESSABLE_ENTITY).await),
         vec!["currency"]
     );
 
-    call(
+    expect(
         write(
             &gw.token,
             Some("g-1"),
@@ -375,7 +359,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
         StatusCode::CREATED,
     )
     .await;
-    call(
+    expect(
         write(
             &gw.token,
             Some("a-1"),
@@ -386,7 +370,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
         StatusCode::CREATED,
     )
     .await;
-    call(
+    expect(
         write(
             &gw.token,
             Some("r-1"),
@@ -398,7 +382,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
     )
     .await;
 
-    let wallets = call(
+    let wallets = expect(
         http.get(gw.url(&format!("/admin/v1/consumers/{cid}/wallets")))
             .bearer_auth(&gw.token)
             .send()
@@ -410,7 +394,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
     assert_eq!(wallets[0]["balance"], "13.35");
     assert_eq!(wallets[0]["available"], "13.35");
     assert_eq!(wallets[0]["entries"], 4);
-    let ledger = call(
+    let ledger = expect(
         http.get(&entries)
             .bearer_auth(&gw.token)
             .send()
@@ -436,7 +420,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
         "the ledger sums to the balance"
     );
     assert_eq!(items[0]["balance_after"], "13.35");
-    let info = call(
+    let info = expect(
         http.get(gw.url("/admin/v1/info"))
             .bearer_auth(&gw.token)
             .send()
@@ -451,7 +435,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
     );
 
     // Money history is kept: the consumer cannot be deleted, only suspended.
-    let refused = call(
+    let refused = expect(
         http.delete(gw.url(&format!("/admin/v1/consumers/{cid}")))
             .bearer_auth(&gw.token)
             .send()
@@ -461,7 +445,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
     )
     .await;
     assert!(refused["detail"].as_str().unwrap().contains("suspend"));
-    let audit = call(
+    let audit = expect(
         http.get(gw.url("/admin/v1/audit"))
             .bearer_auth(&gw.token)
             .send()
@@ -470,12 +454,7 @@ async fn the_ledger_is_idempotent_append_only_and_sums_to_the_balance() {
         StatusCode::OK,
     )
     .await;
-    let actions: Vec<&str> = audit["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions: Vec<&str> = pluck(&audit["items"], "action");
     assert_eq!(
         &actions[..4],
         &[

@@ -7,7 +7,7 @@
 mod common;
 
 use common::routed::Setup;
-use common::{Gateway, client};
+use common::{Gateway, client, fields};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -236,12 +236,7 @@ async fn every_call_is_logged_once_with_what_it_did() {
         .unwrap();
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let bad: Value = bad.json().await.unwrap();
-    let fields: Vec<&str> = bad["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields: Vec<&str> = fields(&bad);
     assert_eq!(fields, ["after", "limit", "status_class", "from"], "{bad}");
     let anonymous = client()
         .get(s.gw.url("/admin/v1/logs"))
@@ -392,12 +387,7 @@ async fn bodies_are_captured_only_for_the_apis_named_cut_and_redacted() {
     .unwrap();
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let bad: Value = bad.json().await.unwrap();
-    let fields: Vec<&str> = bad["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields: Vec<&str> = fields(&bad);
     assert_eq!(
         fields,
         [

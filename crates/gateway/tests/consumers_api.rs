@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Gateway, client};
+use common::{Gateway, client, expect, fields, pluck};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -31,10 +31,7 @@ impl Api<'_> {
             .unwrap()
     }
     async fn json(&self, resp: reqwest::Response, status: StatusCode) -> Value {
-        let got = resp.status();
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(got, status, "{body}");
-        body
+        expect(resp, status).await
     }
     async fn team(&self, name: &str) -> String {
         let team = self
@@ -45,15 +42,6 @@ impl Api<'_> {
             .await;
         team["id"].as_str().unwrap().to_owned()
     }
-}
-
-fn fields(problem: &Value) -> Vec<String> {
-    problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test]
@@ -390,12 +378,7 @@ async fn keys_are_shown_once_stored_hashed_rotated_with_grace_and_revoked() {
     let audit = api
         .json(api.get("/admin/v1/audit?limit=200").await, StatusCode::OK)
         .await;
-    let actions: Vec<&str> = audit["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions: Vec<&str> = pluck(&audit["items"], "action");
     assert_eq!(
         &actions[..4],
         &[

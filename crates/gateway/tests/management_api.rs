@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{Gateway, client};
+use common::{Gateway, client, fields, pluck};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -180,12 +180,7 @@ async fn invalid_input_is_a_422_naming_every_field() {
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields: Vec<&str> = fields(&body);
     assert_eq!(fields, vec!["name", "description"]);
 
     let body = problem(
@@ -396,12 +391,7 @@ async fn a_replayed_post_returns_the_first_result_and_creates_nothing_new() {
         .json()
         .await
         .unwrap();
-    let names: Vec<&str> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = pluck(&page["items"], "name");
     assert_eq!(names, vec!["Acme", "Concurrent"]);
 }
 

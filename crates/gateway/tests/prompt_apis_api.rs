@@ -5,39 +5,9 @@
 
 mod common;
 
-use common::{Gateway, client};
+use common::{Gateway, fields};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-async fn send(
-    gw: &Gateway,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Value,
-    status: StatusCode,
-) -> Value {
-    let mut req = client()
-        .request(method.parse().unwrap(), gw.url(path))
-        .bearer_auth(token);
-    if !body.is_null() {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.unwrap();
-    let got = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{method} {path}: {body}");
-    body
-}
-
-fn fields(problem: &Value) -> Vec<&str> {
-    problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect()
-}
 
 fn definition(template: &str) -> Value {
     json!({
@@ -57,9 +27,7 @@ fn definition(template: &str) -> Value {
 async fn prompt_apis_have_versions_and_a_lifecycle() {
     let gw = Gateway::start();
     let t = gw.token.clone();
-    let bad = send(
-        &gw,
-        &t,
+    let bad = gw.send_as(&t,
         "POST",
         "/admin/v1/prompt-apis",
         json!({"slug": "Bad Slug", "name": "", "definition": {"models": [], "template": "{{x}}", "variables": []}}),
@@ -70,20 +38,18 @@ async fn prompt_apis_have_versions_and_a_lifecycle() {
         fields(&bad),
         ["slug", "name", "definition.models", "definition.template"]
     );
-    let reserved = send(
-        &gw,
-        &t,
-        "POST",
-        "/admin/v1/prompt-apis",
-        json!({"slug": "chat", "name": "Chat", "definition": definition("{{text}} {{tone}}")}),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    let reserved = gw
+        .send_as(
+            &t,
+            "POST",
+            "/admin/v1/prompt-apis",
+            json!({"slug": "chat", "name": "Chat", "definition": definition("{{text}} {{tone}}")}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     assert_eq!(fields(&reserved), ["slug"]);
 
-    let api = send(
-        &gw,
-        &t,
+    let api = gw.send_as(&t,
         "POST",
         "/admin/v1/prompt-apis",
         json!({"slug": "summarize", "name": "Summarize", "definition": definition("Summarize ({{tone}}): {{text}}")}),
@@ -99,8 +65,7 @@ async fn prompt_apis_have_versions_and_a_lifecycle() {
         (&json!("draft"), &json!(1), &json!(1))
     );
     assert_eq!(api["current"]["variables"][1]["default"], "neutral");
-    send(
-        &gw,
+    gw.send_as(
         &t,
         "POST",
         "/admin/v1/prompt-apis",
@@ -109,8 +74,7 @@ async fn prompt_apis_have_versions_and_a_lifecycle() {
     )
     .await;
     let reader = gw.create_token("reader", "read");
-    send(
-        &gw,
+    gw.send_as(
         &reader,
         "GET",
         "/admin/v1/prompt-apis",
@@ -118,8 +82,7 @@ async fn prompt_apis_have_versions_and_a_lifecycle() {
         StatusCode::OK,
     )
     .await;
-    send(
-        &gw,
+    gw.send_as(
         &reader,
         "POST",
         "/admin/v1/prompt-apis",
@@ -130,9 +93,7 @@ async fn prompt_apis_have_versions_and_a_lifecycle() {
 
     let id = api["id"].as_str().unwrap();
     let path = |rest: &str| format!("/admin/v1/prompt-apis/{id}{rest}");
-    let bad = send(
-        &gw,
-        &t,
+    let bad = gw.send_as(&t,
         "POST",
         &path("/versions"),
         json!({"models": ["sim-small"], "template": "{{text}} {{nope}}", "variables": [{"name": "text", "max_length": 10}]}),
@@ -140,28 +101,22 @@ async fn prompt_apis_have_versions_and_a_lifecycle() {
     )
     .await;
     assert_eq!(fields(&bad), ["definition.template"]);
-    let v2 = send(
-        &gw,
-        &t,
-        "POST",
-        &path("/versions"),
-        definition("In a {{tone}} tone, summarize: {{text}}"),
-        StatusCode::CREATED,
-    )
-    .await;
+    let v2 = gw
+        .send_as(
+            &t,
+            "POST",
+            &path("/versions"),
+            definition("In a {{tone}} tone, summarize: {{text}}"),
+            StatusCode::CREATED,
+        )
+        .await;
     assert_eq!(
         (&v2["current_version"], &v2["latest_version"]),
         (&json!(2), &json!(2))
     );
-    let versions = send(
-        &gw,
-        &t,
-        "GET",
-        &path("/versions"),
-        Value::Null,
-        StatusCode::OK,
-    )
-    .await;
+    let versions = gw
+        .send_as(&t, "GET", &path("/versions"), Value::Null, StatusCode::OK)
+        .await;
     let numbers: Vec<_> = versions
         .as_array()
         .unwrap()
@@ -176,7 +131,7 @@ async fn prompt_apis_have_versions_and_a_lifecycle() {
 
     let act = |body: Value, status: StatusCode| {
         let (gw, t, p) = (&gw, &t, path("/lifecycle"));
-        async move { send(gw, t, "POST", &p, body, status).await }
+        async move { gw.send_as(t, "POST", &p, body, status).await }
     };
     act(
         json!({"action": "deprecate", "sunset_at": "2099-01-01T00:00:00Z"}),
@@ -239,8 +194,7 @@ async fn prompt_apis_have_versions_and_a_lifecycle() {
     let retired = act(json!({"action": "retire"}), StatusCode::OK).await;
     assert_eq!(retired["status"], "retired");
     act(json!({"action": "publish"}), StatusCode::CONFLICT).await;
-    send(
-        &gw,
+    gw.send_as(
         &t,
         "POST",
         &path("/versions"),

@@ -5,43 +5,9 @@
 
 mod common;
 
-use common::{Gateway, client};
+use common::{Gateway, client, fields, pluck};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-async fn send(gw: &Gateway, method: &str, path: &str, body: Value, status: StatusCode) -> Value {
-    send_as(gw, &gw.token, method, path, body, status).await
-}
-
-async fn send_as(
-    gw: &Gateway,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Value,
-    status: StatusCode,
-) -> Value {
-    let mut req = client()
-        .request(method.parse().unwrap(), gw.url(path))
-        .bearer_auth(token);
-    if !body.is_null() {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.unwrap();
-    let got = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{method} {path}: {body}");
-    body
-}
-
-fn fields(problem: &Value) -> Vec<&str> {
-    problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect()
-}
 
 fn model(name: &str) -> Value {
     json!({"name": name, "input_price": "0.50", "output_price": "1.50"})
@@ -50,22 +16,22 @@ fn model(name: &str) -> Value {
 #[tokio::test]
 async fn providers_are_validated_and_their_models_unique() {
     let gw = Gateway::start();
-    let bad = send(
-        &gw,
-        "POST",
-        "/admin/v1/providers",
-        json!({
-            "name": " ", "kind": "openai-compatible", "base_url": "ftp://x", "currency": "usd",
-            "timeout_secs": 0,
-            "models": [
-                {"name": "a b", "input_price": "-1", "output_price": "x"},
-                {"name": "m", "input_price": "1", "output_price": "1", "fallback": "m"},
-                {"name": "m", "input_price": "1", "output_price": "1"}
-            ]
-        }),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    let bad = gw
+        .send(
+            "POST",
+            "/admin/v1/providers",
+            json!({
+                "name": " ", "kind": "openai-compatible", "base_url": "ftp://x", "currency": "usd",
+                "timeout_secs": 0,
+                "models": [
+                    {"name": "a b", "input_price": "-1", "output_price": "x"},
+                    {"name": "m", "input_price": "1", "output_price": "1", "fallback": "m"},
+                    {"name": "m", "input_price": "1", "output_price": "1"}
+                ]
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     assert_eq!(
         fields(&bad),
         [
@@ -91,19 +57,18 @@ async fn providers_are_validated_and_their_models_unique() {
         "https://h/a b",
         "https://1.2.3.999/v1",
     ] {
-        let bad = send(
-            &gw,
-            "POST",
-            "/admin/v1/providers",
-            json!({"name": "x", "kind": "openai-compatible", "base_url": url}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        let bad = gw
+            .send(
+                "POST",
+                "/admin/v1/providers",
+                json!({"name": "x", "kind": "openai-compatible", "base_url": url}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
         assert_eq!(fields(&bad), ["base_url"], "{url}");
     }
     // An unknown kind is refused by the body's shape.
-    send(
-        &gw,
+    gw.send(
         "POST",
         "/admin/v1/providers",
         json!({"name": "x", "kind": "gemini", "base_url": "http://h/v1"}),
@@ -111,9 +76,7 @@ async fn providers_are_validated_and_their_models_unique() {
     )
     .await;
 
-    let openai = send(
-        &gw,
-        "POST",
+    let openai = gw.send("POST",
         "/admin/v1/providers",
         json!({"name": "OpenAI", "kind": "openai-compatible", "base_url": "https://api.openai.example/v1/",
                "models": [model("gpt-x"), model("gpt-x-mini")]}),
@@ -129,9 +92,7 @@ async fn providers_are_validated_and_their_models_unique() {
         ),
         (&json!("USD"), &json!(60), &json!(true))
     );
-    let clash = send(
-        &gw,
-        "POST",
+    let clash = gw.send("POST",
         "/admin/v1/providers",
         json!({"name": "Other", "kind": "anthropic", "base_url": "https://api.anthropic.example/v1",
                "models": [model("claude-x"), model("gpt-x-mini")]}),
@@ -142,8 +103,7 @@ async fn providers_are_validated_and_their_models_unique() {
         clash["detail"].as_str().unwrap().contains("gpt-x-mini"),
         "{clash}"
     );
-    send(
-        &gw,
+    gw.send(
         "POST",
         "/admin/v1/providers",
         json!({"name": "openai", "kind": "anthropic", "base_url": "https://h/v1"}),
@@ -153,14 +113,14 @@ async fn providers_are_validated_and_their_models_unique() {
 
     let id = openai["id"].as_str().unwrap();
     let path = format!("/admin/v1/providers/{id}");
-    let patched = send(
-        &gw,
-        "PATCH",
-        &path,
-        json!({"timeout_secs": 5, "enabled": false}),
-        StatusCode::OK,
-    )
-    .await;
+    let patched = gw
+        .send(
+            "PATCH",
+            &path,
+            json!({"timeout_secs": 5, "enabled": false}),
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(
         (
             &patched["timeout_secs"],
@@ -170,30 +130,25 @@ async fn providers_are_validated_and_their_models_unique() {
         (&json!(5), &json!(false), &json!(2))
     );
     assert_eq!(patched["models"], openai["models"]);
-    let bad = send(
-        &gw,
-        "PATCH",
-        &path,
-        json!({"timeout_secs": 3601}),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    let bad = gw
+        .send(
+            "PATCH",
+            &path,
+            json!({"timeout_secs": 3601}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     assert_eq!(fields(&bad), ["timeout_secs"]);
-    let listed = send(
-        &gw,
-        "GET",
-        "/admin/v1/providers",
-        Value::Null,
-        StatusCode::OK,
-    )
-    .await;
+    let listed = gw
+        .send("GET", "/admin/v1/providers", Value::Null, StatusCode::OK)
+        .await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 
     // A read-only token may look but not change.
     let reader = gw.create_token("reader", "read");
-    send_as(&gw, &reader, "GET", &path, Value::Null, StatusCode::OK).await;
-    send_as(
-        &gw,
+    gw.send_as(&reader, "GET", &path, Value::Null, StatusCode::OK)
+        .await;
+    gw.send_as(
         &reader,
         "PATCH",
         &path,
@@ -202,8 +157,10 @@ async fn providers_are_validated_and_their_models_unique() {
     )
     .await;
 
-    send(&gw, "DELETE", &path, Value::Null, StatusCode::NO_CONTENT).await;
-    send(&gw, "GET", &path, Value::Null, StatusCode::NOT_FOUND).await;
+    gw.send("DELETE", &path, Value::Null, StatusCode::NO_CONTENT)
+        .await;
+    gw.send("GET", &path, Value::Null, StatusCode::NOT_FOUND)
+        .await;
 }
 
 #[tokio::test]
@@ -211,21 +168,19 @@ async fn key_secrets_are_sealed_masked_and_their_status_changes_recorded() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let gw = Gateway::start_in(&dir);
-    let provider = send(
-        &gw,
-        "POST",
-        "/admin/v1/providers",
-        json!({"name": "Pool", "kind": "openai-compatible", "base_url": "http://127.0.0.1:9/v1",
+    let provider = gw
+        .send(
+            "POST",
+            "/admin/v1/providers",
+            json!({"name": "Pool", "kind": "openai-compatible", "base_url": "http://127.0.0.1:9/v1",
                "models": [model("pool-model")]}),
-        StatusCode::CREATED,
-    )
-    .await;
+            StatusCode::CREATED,
+        )
+        .await;
     let id = provider["id"].as_str().unwrap();
     let keys_path = format!("/admin/v1/providers/{id}/keys");
 
-    let bad = send(
-        &gw,
-        "POST",
+    let bad = gw.send("POST",
         &keys_path,
         json!({"label": "", "secret": "short", "priority": 2_000_000, "expires_at": "2001-01-01T00:00:00Z"}),
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -236,8 +191,7 @@ async fn key_secrets_are_sealed_masked_and_their_status_changes_recorded() {
         !bad.to_string().contains("short"),
         "the secret is echoed: {bad}"
     );
-    send(
-        &gw,
+    gw.send(
         "POST",
         "/admin/v1/providers/prv_missing/keys",
         json!({"label": "x", "secret": "sk-0123456789"}),
@@ -246,109 +200,99 @@ async fn key_secrets_are_sealed_masked_and_their_status_changes_recorded() {
     .await;
 
     let secret = "sk-live-TollgatePoolSecret-7f3a";
-    let main = send(
-        &gw,
-        "POST",
-        &keys_path,
-        json!({"label": "main", "secret": secret, "priority": 10}),
-        StatusCode::CREATED,
-    )
-    .await;
+    let main = gw
+        .send(
+            "POST",
+            &keys_path,
+            json!({"label": "main", "secret": secret, "priority": 10}),
+            StatusCode::CREATED,
+        )
+        .await;
     assert_eq!(main["last4"], "7f3a");
     assert_eq!(main["status"], "active");
-    let backup = send(
-        &gw,
-        "POST",
-        &keys_path,
-        json!({"label": "backup", "secret": "sk-backup-0000-1111"}),
-        StatusCode::CREATED,
-    )
-    .await;
+    let backup = gw
+        .send(
+            "POST",
+            &keys_path,
+            json!({"label": "backup", "secret": "sk-backup-0000-1111"}),
+            StatusCode::CREATED,
+        )
+        .await;
     assert_eq!(backup["priority"], 100);
-    let keys = send(&gw, "GET", &keys_path, Value::Null, StatusCode::OK).await;
-    let labels: Vec<_> = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["label"].as_str().unwrap())
-        .collect();
+    let keys = gw
+        .send("GET", &keys_path, Value::Null, StatusCode::OK)
+        .await;
+    let labels: Vec<_> = pluck(&keys, "label");
     assert_eq!(labels, ["main", "backup"]);
     let everything = format!(
         "{keys}{}",
-        send(
-            &gw,
-            "GET",
-            "/admin/v1/providers",
-            Value::Null,
-            StatusCode::OK
-        )
-        .await
+        gw.send("GET", "/admin/v1/providers", Value::Null, StatusCode::OK)
+            .await
     );
     assert!(!everything.contains(secret), "a secret in an answer");
 
     // Admins may disable and re-enable; the other statuses are the gateway's.
     let key_path = format!("/admin/v1/provider-keys/{}", main["id"].as_str().unwrap());
-    let bad = send(
-        &gw,
-        "PATCH",
-        &key_path,
-        json!({"status": "exhausted", "priority": -1}),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    let bad = gw
+        .send(
+            "PATCH",
+            &key_path,
+            json!({"status": "exhausted", "priority": -1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     assert_eq!(bad["status"], 422);
-    let bad = send(
-        &gw,
-        "PATCH",
-        &key_path,
-        json!({"status": "invalid", "reason": "x"}),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    let bad = gw
+        .send(
+            "PATCH",
+            &key_path,
+            json!({"status": "invalid", "reason": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     assert_eq!(fields(&bad), ["status"]);
-    let disabled = send(
-        &gw,
-        "PATCH",
-        &key_path,
-        json!({"status": "disabled", "reason": "rotating it"}),
-        StatusCode::OK,
-    )
-    .await;
+    let disabled = gw
+        .send(
+            "PATCH",
+            &key_path,
+            json!({"status": "disabled", "reason": "rotating it"}),
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(
         (&disabled["status"], &disabled["status_reason"]),
         (&json!("disabled"), &json!("rotating it"))
     );
-    let provider_now = send(
-        &gw,
-        "GET",
-        &format!("/admin/v1/providers/{id}"),
-        Value::Null,
-        StatusCode::OK,
-    )
-    .await;
+    let provider_now = gw
+        .send(
+            "GET",
+            &format!("/admin/v1/providers/{id}"),
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(
         (&provider_now["keys_total"], &provider_now["keys_active"]),
         (&json!(2), &json!(1))
     );
-    send(
-        &gw,
+    gw.send(
         "PATCH",
         &key_path,
         json!({"status": "active", "label": "main again", "priority": 1}),
         StatusCode::OK,
     )
     .await;
-    let events = send(
-        &gw,
-        "GET",
-        &format!(
-            "/admin/v1/providers/{id}/key-events?key_id={}",
-            main["id"].as_str().unwrap()
-        ),
-        Value::Null,
-        StatusCode::OK,
-    )
-    .await;
+    let events = gw
+        .send(
+            "GET",
+            &format!(
+                "/admin/v1/providers/{id}/key-events?key_id={}",
+                main["id"].as_str().unwrap()
+            ),
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
     let steps: Vec<_> = events
         .as_array()
         .unwrap()
@@ -369,8 +313,7 @@ async fn key_secrets_are_sealed_masked_and_their_status_changes_recorded() {
             ("active", "added", true)
         ]
     );
-    send(
-        &gw,
+    gw.send(
         "GET",
         &format!("/admin/v1/providers/{id}/key-events?limit=0"),
         Value::Null,
@@ -387,15 +330,11 @@ async fn key_secrets_are_sealed_masked_and_their_status_changes_recorded() {
         .await
         .unwrap();
     assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
-    send(
-        &gw,
-        "DELETE",
-        &key_path,
-        Value::Null,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
-    let keys = send(&gw, "GET", &keys_path, Value::Null, StatusCode::OK).await;
+    gw.send("DELETE", &key_path, Value::Null, StatusCode::NO_CONTENT)
+        .await;
+    let keys = gw
+        .send("GET", &keys_path, Value::Null, StatusCode::OK)
+        .await;
     assert_eq!(keys.as_array().unwrap().len(), 1);
 
     // The secret is nowhere on disk in clear.

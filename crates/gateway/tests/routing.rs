@@ -9,8 +9,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::client;
 use common::routed::{Setup, problem};
+use common::{client, fields, pluck};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -75,12 +75,7 @@ async fn calls_are_routed_and_priced_by_model() {
             .await
             .unwrap();
         assert_eq!(list["object"], "list");
-        let ids: Vec<&str> = list["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["id"].as_str().unwrap())
-            .collect();
+        let ids: Vec<&str> = pluck(&list["data"], "id");
         assert_eq!(ids, expected, "{list}");
         assert_eq!(list["data"][0]["owned_by"], "Sim");
     }
@@ -875,12 +870,7 @@ async fn prompt_apis_are_called_with_their_variables() {
         "invalid-variables",
     )
     .await;
-    let named: Vec<&str> = bad["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let named: Vec<&str> = fields(&bad);
     assert_eq!(
         named,
         ["variables.extra", "variables.text", "variables.tone"],
@@ -1047,12 +1037,7 @@ async fn admins_run_definitions_streamed_and_charged_to_no_one() {
         "invalid-variables",
     )
     .await;
-    let named: Vec<&str> = bad["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let named: Vec<&str> = fields(&bad);
     assert_eq!(
         named,
         ["variables.extra", "variables.text", "variables.tone"],

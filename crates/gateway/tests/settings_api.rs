@@ -4,41 +4,12 @@
 
 mod common;
 
-use common::{Gateway, client};
+use common::{Gateway, client, fields, pluck};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-async fn send(
-    gw: &Gateway,
-    method: &str,
-    path: &str,
-    body: Value,
-    headers: &[(&str, &str)],
-    status: StatusCode,
-) -> Value {
-    let mut req = client()
-        .request(method.parse().unwrap(), gw.url(path))
-        .bearer_auth(&gw.token);
-    if !body.is_null() {
-        req = req.json(&body);
-    }
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.unwrap();
-    let got = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{method} {path}: {body}");
-    body
-}
-
 fn codes(check: &Value) -> Vec<&str> {
-    check["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap())
-        .collect()
+    pluck(&check["findings"], "code")
 }
 
 #[tokio::test]
@@ -46,15 +17,14 @@ async fn credentials_are_sealed_and_settings_validated() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let gw = Gateway::start_in(&dir);
-    let initial = send(
-        &gw,
-        "GET",
-        "/admin/v1/billing/settings",
-        Value::Null,
-        &[],
-        StatusCode::OK,
-    )
-    .await;
+    let initial = gw
+        .send(
+            "GET",
+            "/admin/v1/billing/settings",
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(
         (
             initial["processor"].as_str(),
@@ -65,15 +35,16 @@ async fn credentials_are_sealed_and_settings_validated() {
     );
 
     let secret = "sk_test_51TollgateSecretValue9876";
-    let saved = send(
-        &gw,
-        "PUT",
-        "/admin/v1/billing/settings",
-        json!({"credentials": secret, "grace_days": 5}),
-        &[("If-Match", "\"0\"")],
-        StatusCode::OK,
-    )
-    .await;
+    let saved = gw
+        .send_with(
+            &gw.token,
+            "PUT",
+            "/admin/v1/billing/settings",
+            json!({"credentials": secret, "grace_days": 5}),
+            &[("If-Match", "\"0\"")],
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(
         (
             saved["credentials_set"].as_bool(),
@@ -83,8 +54,8 @@ async fn credentials_are_sealed_and_settings_validated() {
         (Some(true), Some("9876"), Some(1))
     );
     assert!(!saved.to_string().contains(secret));
-    send(
-        &gw,
+    gw.send_with(
+        &gw.token,
         "PUT",
         "/admin/v1/billing/settings",
         json!({"grace_days": 1}),
@@ -92,35 +63,28 @@ async fn credentials_are_sealed_and_settings_validated() {
         StatusCode::PRECONDITION_FAILED,
     )
     .await;
-    let bad = send(
-        &gw,
-        "PUT",
-        "/admin/v1/billing/settings",
-        json!({"processor": "stripe", "grace_days": 91, "accepted_currencies": ["usd"]}),
-        &[],
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    let fields: Vec<&str> = bad["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let bad = gw
+        .send(
+            "PUT",
+            "/admin/v1/billing/settings",
+            json!({"processor": "stripe", "grace_days": 91, "accepted_currencies": ["usd"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    let fields = fields(&bad);
     assert_eq!(
         fields,
         vec!["processor", "accepted_currencies.0", "grace_days"]
     );
 
-    let check = send(
-        &gw,
-        "POST",
-        "/admin/v1/billing/check",
-        Value::Null,
-        &[],
-        StatusCode::OK,
-    )
-    .await;
+    let check = gw
+        .send(
+            "POST",
+            "/admin/v1/billing/check",
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
     assert!(!codes(&check).contains(&"credentials-unreadable"));
     for file in ["tollgate.db", "tollgate.db-wal"] {
         let bytes = std::fs::read(dir.join(file)).unwrap_or_default();
@@ -133,28 +97,26 @@ async fn credentials_are_sealed_and_settings_validated() {
 
     // The same key file after a restart: readable. Another key: unreadable, flagged, and calls get 503.
     let gw = Gateway::start_in(&dir);
-    let check = send(
-        &gw,
-        "POST",
-        "/admin/v1/billing/check",
-        Value::Null,
-        &[],
-        StatusCode::OK,
-    )
-    .await;
+    let check = gw
+        .send(
+            "POST",
+            "/admin/v1/billing/check",
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
     assert!(!codes(&check).contains(&"credentials-unreadable"));
     drop(gw);
     let other_key = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
     let gw = Gateway::spawn_env(&dir, &[], &[("TOLLGATE_ENCRYPTION_KEY", other_key)]);
-    let check = send(
-        &gw,
-        "POST",
-        "/admin/v1/billing/check",
-        Value::Null,
-        &[],
-        StatusCode::OK,
-    )
-    .await;
+    let check = gw
+        .send(
+            "POST",
+            "/admin/v1/billing/check",
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
     assert!(codes(&check).contains(&"credentials-unreadable"));
     assert_eq!(check["ok"], false);
 }
@@ -167,66 +129,58 @@ async fn the_check_finds_misconfigurations_and_broken_settings_answer_503() {
     let gw = Gateway::start_with(&format!(
         "upstream_url = \"http://{sim}/v1\"\nprice_per_request = \"0.01\"\n"
     ));
-    let team = send(
-        &gw,
-        "POST",
-        "/admin/v1/teams",
-        json!({"name": "T"}),
-        &[],
-        StatusCode::CREATED,
-    )
-    .await;
-    let consumer = send(
-        &gw,
-        "POST",
-        "/admin/v1/consumers",
-        json!({"team_id": team["id"], "name": "C"}),
-        &[],
-        StatusCode::CREATED,
-    )
-    .await;
+    let team = gw
+        .send(
+            "POST",
+            "/admin/v1/teams",
+            json!({"name": "T"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let consumer = gw
+        .send(
+            "POST",
+            "/admin/v1/consumers",
+            json!({"team_id": team["id"], "name": "C"}),
+            StatusCode::CREATED,
+        )
+        .await;
     let cid = consumer["id"].as_str().unwrap();
-    let key = send(
-        &gw,
-        "POST",
-        &format!("/admin/v1/consumers/{cid}/keys"),
-        json!({"name": "k"}),
-        &[],
-        StatusCode::CREATED,
-    )
-    .await;
+    let key = gw
+        .send(
+            "POST",
+            &format!("/admin/v1/consumers/{cid}/keys"),
+            json!({"name": "k"}),
+            StatusCode::CREATED,
+        )
+        .await;
     let key = key["secret"].as_str().unwrap().to_owned();
-    let euro = send(
-        &gw,
-        "POST",
-        "/admin/v1/plans",
-        json!({"name": "Euro", "currency": "EUR", "price": "0", "period": "month",
+    let euro = gw
+        .send(
+            "POST",
+            "/admin/v1/plans",
+            json!({"name": "Euro", "currency": "EUR", "price": "0", "period": "month",
         "overage": "charge_wallet", "apis": ["chat"]}),
-        &[],
-        StatusCode::CREATED,
-    )
-    .await;
-    send(
-        &gw,
+            StatusCode::CREATED,
+        )
+        .await;
+    gw.send(
         "POST",
         "/admin/v1/plans",
         json!({"name": "Nothing", "currency": "USD", "price": "10", "period": "month",
         "overage": "block", "apis": ["chat"]}),
-        &[],
         StatusCode::CREATED,
     )
     .await;
-    send(
-        &gw,
+    gw.send(
         "POST",
         "/admin/v1/subscriptions",
         json!({"consumer_id": cid, "plan_id": euro["id"]}),
-        &[],
         StatusCode::CREATED,
     )
     .await;
-    send(
-        &gw,
+    gw.send_with(
+        &gw.token,
         "POST",
         &format!("/admin/v1/consumers/{cid}/wallets/EUR/entries"),
         json!({"kind": "top_up", "amount": "1"}),
@@ -244,24 +198,21 @@ async fn the_check_finds_misconfigurations_and_broken_settings_answer_503() {
     };
     assert_eq!(call().await.unwrap().status(), StatusCode::OK);
 
-    send(
-        &gw,
+    gw.send(
         "PUT",
         "/admin/v1/billing/settings",
         json!({"accepted_currencies": ["USD"], "processor": "none"}),
-        &[],
         StatusCode::OK,
     )
     .await;
-    let check = send(
-        &gw,
-        "POST",
-        "/admin/v1/billing/check",
-        Value::Null,
-        &[],
-        StatusCode::OK,
-    )
-    .await;
+    let check = gw
+        .send(
+            "POST",
+            "/admin/v1/billing/check",
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(
         codes(&check),
         vec![
@@ -290,26 +241,24 @@ async fn the_check_finds_misconfigurations_and_broken_settings_answer_503() {
             .unwrap()
             .contains("admins have been alerted")
     );
-    let check = send(
-        &gw,
-        "POST",
-        "/admin/v1/billing/check",
-        Value::Null,
-        &[],
-        StatusCode::OK,
-    )
-    .await;
+    let check = gw
+        .send(
+            "POST",
+            "/admin/v1/billing/check",
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(check["billing_unavailable_count"], 1);
     assert!(check["billing_unavailable_last"].is_string());
-    let wallets = send(
-        &gw,
-        "GET",
-        &format!("/admin/v1/consumers/{cid}/wallets"),
-        Value::Null,
-        &[],
-        StatusCode::OK,
-    )
-    .await;
+    let wallets = gw
+        .send(
+            "GET",
+            &format!("/admin/v1/consumers/{cid}/wallets"),
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(
         wallets[0]["balance"], "0.99",
         "the refused call cost nothing"

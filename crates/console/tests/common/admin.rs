@@ -29,7 +29,7 @@ pub async fn admin(gw: &Gateway, method: &str, path: &str, body: Value) -> Value
 }
 
 /// A provider of the simulated upstream (a test fixture) at `sim`, with
-/// `models` priced in `currency` and one key.
+/// `models` priced in `currency` and one good key.
 pub async fn simulated_provider(
     gw: &Gateway,
     sim: &str,
@@ -37,6 +37,20 @@ pub async fn simulated_provider(
     currency: &str,
     models: Value,
 ) {
+    provider_with_key(gw, sim, name, currency, models, "sim-key-good-0042").await;
+}
+
+/// A provider at `sim` with one key whose `secret` tells the simulated
+/// upstream how to answer (`sim-key-fail-402`: as a spent account); answers
+/// the key as the gateway shows it.
+pub async fn provider_with_key(
+    gw: &Gateway,
+    sim: &str,
+    name: &str,
+    currency: &str,
+    models: Value,
+    secret: &str,
+) -> Value {
     let p = admin(
         gw,
         "POST",
@@ -49,9 +63,9 @@ pub async fn simulated_provider(
         gw,
         "POST",
         &format!("/admin/v1/providers/{}/keys", p["id"].as_str().unwrap()),
-        json!({"label": "k", "secret": "sim-key-good-0042"}),
+        json!({"label": name.to_lowercase(), "secret": secret}),
     )
-    .await;
+    .await
 }
 
 /// A plan for `chat` whose overage is charged to the wallet; answers its id.

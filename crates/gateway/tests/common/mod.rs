@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use reqwest::StatusCode;
+use serde_json::Value;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tollgated");
 
 pub struct Gateway {
@@ -140,6 +143,76 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+impl Gateway {
+    /// A management request as the admin token; see [`Gateway::send_with`].
+    pub async fn send(&self, method: &str, path: &str, body: Value, status: StatusCode) -> Value {
+        self.send_with(&self.token, method, path, body, &[], status)
+            .await
+    }
+
+    /// A management request as `token`; see [`Gateway::send_with`].
+    pub async fn send_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Value,
+        status: StatusCode,
+    ) -> Value {
+        self.send_with(token, method, path, body, &[], status).await
+    }
+
+    /// A management request as `token` with `body` as JSON (none when null)
+    /// and extra `headers`: asserts the answer's status and returns its JSON
+    /// (null when it has none).
+    pub async fn send_with(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+        status: StatusCode,
+    ) -> Value {
+        let mut req = client()
+            .request(method.parse().unwrap(), self.url(path))
+            .bearer_auth(token);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let got = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(got, status, "{method} {path}: {body}");
+        body
+    }
+}
+
+/// Asserts an answer's status and returns its JSON (null when it has none).
+pub async fn expect(resp: reqwest::Response, status: StatusCode) -> Value {
+    let got = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!(got, status, "{body}");
+    body
+}
+
+/// The `key` of each item of a JSON list.
+pub fn pluck<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[key].as_str().unwrap())
+        .collect()
+}
+
+/// The fields a validation problem names, in order.
+pub fn fields(problem: &Value) -> Vec<&str> {
+    pluck(&problem["errors"], "field")
 }
 
 pub fn client() -> reqwest::Client {
