@@ -10,6 +10,7 @@ import { Dialog } from "../common/Dialog";
 import { ErrorText } from "../common/ErrorText";
 import { Field } from "../common/Field";
 import { ProdNotice } from "../shell/ProdNotice";
+import { DialogActions } from "../common/DialogActions";
 
 interface Props {
   instance: Instance;
@@ -96,14 +97,15 @@ export function ChangePlanDialog({ instance, sub, plans, onConfirm, onCancel, pe
             <ErrorText error={error} />
           </p>
         )}
-        <div className="dialog-actions">
-          <button type="button" onClick={onCancel}>
-            Back
-          </button>
-          <button type="submit" className="primary" data-testid="change-plan-ok" disabled={pending || others.length === 0}>
-            {pending ? "Working…" : "Change plan"}
-          </button>
-        </div>
+        <DialogActions
+          submitLabel="Change plan"
+          pendingLabel="Working…"
+          pending={pending}
+          disabled={others.length === 0}
+          onCancel={onCancel}
+          cancelLabel="Back"
+          testId="change-plan-ok"
+        />
       </form>
     </Dialog>
   );

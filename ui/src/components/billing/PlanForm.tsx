@@ -18,6 +18,7 @@ import { Field } from "../common/Field";
 import { ProdNotice } from "../shell/ProdNotice";
 import { useToast } from "../common/Toaster";
 import { FormError } from "../common/FormError";
+import { DialogActions } from "../common/DialogActions";
 
 const FIELDS = ["name", "currency", "price", "period", "included_credits", "overage", "apis", "requests_per_minute"] as const;
 type Errors = Partial<Record<(typeof FIELDS)[number], string>>;
@@ -226,15 +227,13 @@ export function PlanForm({ instance, plan, onDone, onCancel }: PlanFormProps) {
         Subscriptions need an admin&apos;s approval
       </label>
       <FormError error={formError} />
-      <div className="dialog-actions">
-        <span className="spacer" />
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" data-testid="save-plan" disabled={pending}>
-          {plan ? (pending ? "Saving…" : "Save plan") : pending ? "Creating…" : "Create plan"}
-        </button>
-      </div>
+      <DialogActions
+        submitLabel={plan ? "Save plan" : "Create plan"}
+        pendingLabel={plan ? "Saving…" : "Creating…"}
+        pending={pending}
+        onCancel={onCancel}
+        testId="save-plan"
+      />
     </form>
   );
 }

@@ -3,6 +3,7 @@ import type { ReactNode } from "react";
 import type { BackendError } from "../../lib/backend";
 import { Dialog } from "./Dialog";
 import { FormError } from "./FormError";
+import { DialogActions } from "./DialogActions";
 
 interface ConfirmDialogProps {
   title: string;
@@ -20,14 +21,16 @@ export function ConfirmDialog({ title, children, confirmLabel, onConfirm, onCanc
     <Dialog title={title} onClose={onCancel}>
       {children}
       <FormError error={error} />
-      <div className="dialog-actions">
-        <button type="button" onClick={onCancel} data-autofocus>
-          Cancel
-        </button>
-        <button type="button" className="danger" data-testid="confirm-ok" onClick={onConfirm} disabled={pending}>
-          {pending ? "Working…" : confirmLabel}
-        </button>
-      </div>
+      <DialogActions
+        submitLabel={confirmLabel}
+        pendingLabel="Working…"
+        pending={pending}
+        onCancel={onCancel}
+        cancelFirst
+        tone="danger"
+        onSubmit={onConfirm}
+        testId="confirm-ok"
+      />
     </Dialog>
   );
 }

@@ -5,6 +5,7 @@ import type { BackendError } from "../../lib/backend";
 import { Dialog } from "./Dialog";
 import { ErrorText } from "./ErrorText";
 import { Field } from "./Field";
+import { DialogActions } from "./DialogActions";
 
 interface ReasonDialogProps {
   title: string;
@@ -62,14 +63,15 @@ export function ReasonDialog({ title, confirmLabel, children, onConfirm, onCance
             <ErrorText error={error} />
           </p>
         )}
-        <div className="dialog-actions">
-          <button type="button" onClick={onCancel}>
-            Back
-          </button>
-          <button type="submit" className={danger ? "danger" : "primary"} data-testid="confirm-ok" disabled={pending}>
-            {pending ? "Working…" : confirmLabel}
-          </button>
-        </div>
+        <DialogActions
+          submitLabel={confirmLabel}
+          pendingLabel="Working…"
+          pending={pending}
+          onCancel={onCancel}
+          cancelLabel="Back"
+          tone={danger ? "danger" : "primary"}
+          testId="confirm-ok"
+        />
       </form>
     </Dialog>
   );

@@ -14,6 +14,7 @@ import { Field } from "../common/Field";
 import { ProdNotice } from "../shell/ProdNotice";
 import { useToast } from "../common/Toaster";
 import { FormError } from "../common/FormError";
+import { DialogActions } from "../common/DialogActions";
 
 const FIELDS = ["team_id", "name", "contact"] as const;
 type Errors = Partial<Record<(typeof FIELDS)[number], string>>;
@@ -135,15 +136,13 @@ export function ConsumerForm({
         )}
       </Field>
       <FormError error={formError} />
-      <div className="dialog-actions">
-        <span className="spacer" />
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" data-testid="save-consumer" disabled={create.isPending}>
-          {create.isPending ? "Creating…" : "Create consumer"}
-        </button>
-      </div>
+      <DialogActions
+        submitLabel="Create consumer"
+        pendingLabel="Creating…"
+        pending={create.isPending}
+        onCancel={onCancel}
+        testId="save-consumer"
+      />
     </form>
   );
 }

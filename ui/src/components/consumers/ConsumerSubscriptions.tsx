@@ -15,6 +15,7 @@ import { Field } from "../common/Field";
 import { ProdNotice } from "../shell/ProdNotice";
 import { SubscriptionTable } from "../billing/SubscriptionTable";
 import { useToast } from "../common/Toaster";
+import { DialogActions } from "../common/DialogActions";
 
 export function planSummary(p: Plan): string {
   const price = p.period === "none" ? `${p.price} ${p.currency}` : `${p.price} ${p.currency}/${p.period}`;
@@ -90,15 +91,13 @@ function SubscribeForm({ instance, consumerId, plans, onDone, onCancel }: { inst
           <ErrorText error={create.error} />
         </p>
       )}
-      <div className="dialog-actions">
-        <span className="spacer" />
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" data-testid="save-subscription" disabled={create.isPending}>
-          {create.isPending ? "Subscribing…" : "Subscribe"}
-        </button>
-      </div>
+      <DialogActions
+        submitLabel="Subscribe"
+        pendingLabel="Subscribing…"
+        pending={create.isPending}
+        onCancel={onCancel}
+        testId="save-subscription"
+      />
     </form>
   );
 }

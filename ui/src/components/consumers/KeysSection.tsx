@@ -21,6 +21,7 @@ import { StatusBadge } from "../common/StatusBadge";
 import { useToast } from "../common/Toaster";
 import { When } from "../common/When";
 import { FormError } from "../common/FormError";
+import { DialogActions } from "../common/DialogActions";
 
 const GRACE_OPTIONS = [
   { seconds: 0, label: "None — the old key stops at once" },
@@ -132,15 +133,13 @@ function NewKeyForm({
         )}
       </Field>
       <FormError error={formError} />
-      <div className="dialog-actions">
-        <span className="spacer" />
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" data-testid="save-key" disabled={create.isPending}>
-          {create.isPending ? "Issuing…" : "Issue key"}
-        </button>
-      </div>
+      <DialogActions
+        submitLabel="Issue key"
+        pendingLabel="Issuing…"
+        pending={create.isPending}
+        onCancel={onCancel}
+        testId="save-key"
+      />
     </form>
   );
 }
@@ -308,15 +307,13 @@ export function KeysSection({ instance, consumerId, now }: { instance: Instance;
               )}
             </Field>
             <FormError error={rotate.error} />
-            <div className="dialog-actions">
-              <span className="spacer" />
-              <button type="button" onClick={() => setRotating(null)}>
-                Cancel
-              </button>
-              <button type="submit" className="primary" data-testid="save-rotate" disabled={rotate.isPending}>
-                {rotate.isPending ? "Rotating…" : "Rotate key"}
-              </button>
-            </div>
+            <DialogActions
+              submitLabel="Rotate key"
+              pendingLabel="Rotating…"
+              pending={rotate.isPending}
+              onCancel={() => setRotating(null)}
+              testId="save-rotate"
+            />
           </form>
         </Dialog>
       )}

@@ -21,6 +21,7 @@ import { ProdNotice } from "../shell/ProdNotice";
 import { StatusBadge } from "../common/StatusBadge";
 import { useToast } from "../common/Toaster";
 import { When } from "../common/When";
+import { DialogActions } from "../common/DialogActions";
 
 const CARD_FIELDS = ["number", "exp_month", "exp_year", "cvc"] as const;
 
@@ -181,21 +182,16 @@ function AddCardForm({ instance, consumerId, onDone, onCancel }: { instance: Ins
           </p>
         )
       )}
-      <div className="dialog-actions">
-        <span className="spacer" />
-        <button
-          type="button"
-          onClick={() => {
-            clearSecrets();
-            onCancel();
-          }}
-        >
-          Cancel
-        </button>
-        <button type="submit" className="primary" data-testid="save-card" disabled={add.isPending}>
-          {add.isPending ? "Adding…" : "Add card"}
-        </button>
-      </div>
+      <DialogActions
+        submitLabel="Add card"
+        pendingLabel="Adding…"
+        pending={add.isPending}
+        onCancel={() => {
+          clearSecrets();
+          onCancel();
+        }}
+        testId="save-card"
+      />
     </form>
   );
 }

@@ -17,6 +17,7 @@ import { Field } from "../common/Field";
 import { ProdNotice } from "../shell/ProdNotice";
 import { useToast } from "../common/Toaster";
 import { FormError } from "../common/FormError";
+import { DialogActions } from "../common/DialogActions";
 
 const KINDS: readonly { kind: Exclude<LedgerKind, "usage">; label: string }[] = [
   { kind: "top_up", label: "Top up" },
@@ -170,15 +171,13 @@ function EntryForm({
         </Field>
       </div>
       <FormError error={formError} />
-      <div className="dialog-actions">
-        <span className="spacer" />
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" data-testid="save-entry" disabled={create.isPending}>
-          {create.isPending ? "Recording…" : "Record entry"}
-        </button>
-      </div>
+      <DialogActions
+        submitLabel="Record entry"
+        pendingLabel="Recording…"
+        pending={create.isPending}
+        onCancel={onCancel}
+        testId="save-entry"
+      />
     </form>
   );
 }

@@ -15,6 +15,7 @@ import { ConnectionReportView } from "./ConnectionReportView";
 import { ErrorText } from "../common/ErrorText";
 import { Field } from "../common/Field";
 import { useToast } from "../common/Toaster";
+import { DialogActions } from "../common/DialogActions";
 
 /** Field names as the backend reports them in `validation` errors. */
 type FieldName = "name" | "base_url" | "environment" | "color" | "admin_token" | "ca_cert_pem" | "tls_verify";
@@ -315,18 +316,11 @@ export function InstanceForm({ instance, onDone, onCancel }: InstanceFormProps) 
       {probe.isPending && <p className="muted" role="status">Testing the connection…</p>}
       {probe.data && <ConnectionReportView report={probe.data} />}
 
-      <div className="dialog-actions">
+      <DialogActions submitLabel="Save" pendingLabel="Saving…" pending={save.isPending} onCancel={onCancel} testId="save-instance">
         <button type="button" data-testid="probe-button" onClick={onProbe} disabled={probe.isPending}>
           {probe.isPending ? "Testing…" : "Test connection"}
         </button>
-        <span className="spacer" />
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" data-testid="save-instance" disabled={save.isPending}>
-          {save.isPending ? "Saving…" : "Save"}
-        </button>
-      </div>
+      </DialogActions>
     </form>
   );
 }

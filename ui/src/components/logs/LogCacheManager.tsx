@@ -19,6 +19,7 @@ import { bytes } from "./LogExport";
 import { isOffline, useLogSyncProgress } from "./LogSyncStatus";
 import { useToast } from "../common/Toaster";
 import { When } from "../common/When";
+import { DialogActions } from "../common/DialogActions";
 
 const DAYS_MAX = 3650;
 
@@ -87,14 +88,13 @@ function RetentionDialog({ instance, info, onClose }: { instance: Instance; info
             <ErrorText error={save.error} />
           </p>
         )}
-        <div className="dialog-actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={save.isPending} data-testid="retention-save">
-            {save.isPending ? "Saving…" : "Save"}
-          </button>
-        </div>
+        <DialogActions
+          submitLabel="Save"
+          pendingLabel="Saving…"
+          pending={save.isPending}
+          onCancel={onClose}
+          testId="retention-save"
+        />
       </form>
     </Dialog>
   );

@@ -11,9 +11,10 @@ import { count } from "../../lib/format";
 import { explorerKeys } from "../../lib/queries";
 import { Dialog } from "../common/Dialog";
 import { Field } from "../common/Field";
-import type { AppliedFilter } from "./LogFilters";
+import type { AppliedFilter } from "../../lib/logFilter";
 import { describeFilter } from "./LogSavedFilters";
 import { FormError } from "../common/FormError";
+import { DialogActions } from "../common/DialogActions";
 
 /** "1.2 MB". */
 export function bytes(n: number): string {
@@ -189,14 +190,13 @@ export function LogExport({ instance, applied, total, onClose }: LogExportProps)
             )}
           </Field>
           <FormError error={otherError} lead="Export failed:" />
-          <div className="dialog-actions">
-            <button type="button" onClick={onClose}>
-              Cancel
-            </button>
-            <button type="submit" className="primary" disabled={check.isPending} data-testid="export-start">
-              {check.isPending ? "Checking…" : "Export"}
-            </button>
-          </div>
+          <DialogActions
+            submitLabel="Export"
+            pendingLabel="Checking…"
+            pending={check.isPending}
+            onCancel={onClose}
+            testId="export-start"
+          />
         </form>
       )}
     </Dialog>

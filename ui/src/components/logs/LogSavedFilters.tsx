@@ -12,10 +12,11 @@ import { ConfirmDialog } from "../common/ConfirmDialog";
 import { Dialog } from "../common/Dialog";
 import { ErrorText } from "../common/ErrorText";
 import { Field } from "../common/Field";
-import { draftFromSaved, presentParts } from "./LogFilters";
-import type { AppliedFilter, FilterDraft } from "./LogFilters";
+import { draftFromSaved, presentParts } from "../../lib/logFilter";
+import type { AppliedFilter, FilterDraft } from "../../lib/logFilter";
 import { useToast } from "../common/Toaster";
 import { FormError } from "../common/FormError";
+import { DialogActions } from "../common/DialogActions";
 
 const NAME_MAX = 80;
 
@@ -89,14 +90,13 @@ function SaveFilterForm({ instance, applied, onDone, onCancel }: { instance: Ins
       </Field>
       <p className="muted">Saves: {describeFilter(applied.filter, applied.lastSeconds)}</p>
       <FormError error={otherError} />
-      <div className="dialog-actions">
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={save.isPending} data-testid="saved-filter-confirm">
-          {save.isPending ? "Saving…" : "Save filter"}
-        </button>
-      </div>
+      <DialogActions
+        submitLabel="Save filter"
+        pendingLabel="Saving…"
+        pending={save.isPending}
+        onCancel={onCancel}
+        testId="saved-filter-confirm"
+      />
     </form>
   );
 }

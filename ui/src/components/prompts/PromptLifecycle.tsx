@@ -14,6 +14,7 @@ import { ErrorText } from "../common/ErrorText";
 import { Field } from "../common/Field";
 import { ProdNotice } from "../shell/ProdNotice";
 import { useToast } from "../common/Toaster";
+import { DialogActions } from "../common/DialogActions";
 
 interface PromptLifecycleProps {
   instance: Instance;
@@ -131,14 +132,13 @@ export function PromptLifecycle({ instance, api, onChanged }: PromptLifecyclePro
                 <ErrorText error={change.error} />
               </p>
             )}
-            <div className="dialog-actions">
-              <button type="button" onClick={() => setDialog(null)}>
-                Cancel
-              </button>
-              <button type="submit" className="primary" data-testid="confirm-deprecate" disabled={change.isPending}>
-                {change.isPending ? "Working…" : "Deprecate"}
-              </button>
-            </div>
+            <DialogActions
+              submitLabel="Deprecate"
+              pendingLabel="Working…"
+              pending={change.isPending}
+              onCancel={() => setDialog(null)}
+              testId="confirm-deprecate"
+            />
           </form>
         </Dialog>
       )}

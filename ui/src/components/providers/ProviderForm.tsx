@@ -17,6 +17,7 @@ import { Field } from "../common/Field";
 import { ProdNotice } from "../shell/ProdNotice";
 import { useToast } from "../common/Toaster";
 import { FormError } from "../common/FormError";
+import { DialogActions } from "../common/DialogActions";
 
 const KINDS: readonly { id: ProviderKind; label: string }[] = [
   { id: "openai-compatible", label: "OpenAI-compatible (OpenAI, vLLM, Ollama, OpenRouter…)" },
@@ -322,15 +323,13 @@ export function ProviderForm({ instance, provider, otherModels, onDone, onCancel
       </fieldset>
 
       <FormError error={formError} testId="provider-form-error" />
-      <div className="dialog-actions">
-        <span className="spacer" />
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" data-testid="save-provider" disabled={pending}>
-          {provider ? (pending ? "Saving…" : "Save provider") : pending ? "Creating…" : "Create provider"}
-        </button>
-      </div>
+      <DialogActions
+        submitLabel={provider ? "Save provider" : "Create provider"}
+        pendingLabel={provider ? "Saving…" : "Creating…"}
+        pending={pending}
+        onCancel={onCancel}
+        testId="save-provider"
+      />
     </form>
   );
 }

@@ -25,6 +25,7 @@ import { StatusBadge } from "../common/StatusBadge";
 import { useToast } from "../common/Toaster";
 import { When } from "../common/When";
 import { FormError } from "../common/FormError";
+import { DialogActions } from "../common/DialogActions";
 
 const KEY_FIELDS = ["label", "secret", "priority", "expires_at"] as const;
 type KeyErrors = Partial<Record<(typeof KEY_FIELDS)[number], string>>;
@@ -118,15 +119,13 @@ function NewKeyForm({ instance, provider, onDone, onCancel }: { instance: Instan
         </Field>
       </div>
       <FormError error={formError} />
-      <div className="dialog-actions">
-        <span className="spacer" />
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" data-testid="save-provider-key" disabled={add.isPending}>
-          {add.isPending ? "Adding…" : "Add key"}
-        </button>
-      </div>
+      <DialogActions
+        submitLabel="Add key"
+        pendingLabel="Adding…"
+        pending={add.isPending}
+        onCancel={onCancel}
+        testId="save-provider-key"
+      />
     </form>
   );
 }

@@ -12,6 +12,7 @@ import { Field } from "../common/Field";
 import { ProdNotice } from "../shell/ProdNotice";
 import { useToast } from "../common/Toaster";
 import { FormError } from "../common/FormError";
+import { DialogActions } from "../common/DialogActions";
 
 interface Errors {
   name?: string | undefined;
@@ -142,15 +143,13 @@ export function TeamForm({ instance, onDone, onCancel }: { instance: Instance; o
         )}
       </Field>
       <FormError error={formError} />
-      <div className="dialog-actions">
-        <span className="spacer" />
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" data-testid="save-team" disabled={create.isPending}>
-          {create.isPending ? "Creating…" : "Create team"}
-        </button>
-      </div>
+      <DialogActions
+        submitLabel="Create team"
+        pendingLabel="Creating…"
+        pending={create.isPending}
+        onCancel={onCancel}
+        testId="save-team"
+      />
     </form>
   );
 }
