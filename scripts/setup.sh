@@ -18,6 +18,8 @@ APT_PACKAGES=(
   wrk nginx hyperfine
   # the date-sensitive suites at other dates (scripts/test-dates.sh)
   faketime
+  # the gateway's PostgreSQL store: the tests start throwaway servers (initdb, postgres, psql)
+  postgresql
 )
 
 missing=()

@@ -22,7 +22,9 @@ npm --prefix ui run build
 cargo build -p tollgate-gateway -p tollgate-sim-provider
 cargo build -p tollgate-desktop --features custom-protocol
 
-step "Rust tests: real tollgated processes, real SQLite files, the real Secret Service"
+step "Rust tests: real tollgated processes, real SQLite files, a real PostgreSQL server, the real Secret Service"
+source scripts/lib/postgres.sh
+start_test_postgres
 scripts/with-keyring.sh cargo nextest run --workspace --exclude tollgate-desktop --no-fail-fast --test-threads 4
 
 step "the date-sensitive suites at five awkward dates (libfaketime)"
