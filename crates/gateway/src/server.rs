@@ -265,10 +265,9 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 pub async fn bootstrap_if_empty(
     store: &dyn Store,
 ) -> crate::store::StoreResult<Option<MintedToken>> {
-    if !store.list_admin_tokens().await?.is_empty() {
-        return Ok(None);
-    }
     let minted = tokens::mint("bootstrap", Scope::ALL.to_vec());
-    store.insert_admin_token(minted.record.clone()).await?;
-    Ok(Some(minted))
+    Ok(store
+        .bootstrap_admin_token(minted.record.clone())
+        .await?
+        .then_some(minted))
 }

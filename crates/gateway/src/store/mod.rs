@@ -4,6 +4,7 @@
 
 pub(crate) mod log_block;
 pub(crate) mod log_stats;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -114,6 +115,10 @@ pub trait SystemStore: Send + Sync + 'static {
     /// The instance id, created on first call.
     async fn instance_id(&self) -> StoreResult<String>;
 
+    /// Inserts `token` when there is no admin token at all (the bootstrap
+    /// token); answers whether it did. Nodes starting at once on an empty
+    /// store: exactly one inserts.
+    async fn bootstrap_admin_token(&self, token: AdminTokenRecord) -> StoreResult<bool>;
     async fn insert_admin_token(&self, token: AdminTokenRecord) -> StoreResult<()>;
     async fn admin_token(&self, id: &str) -> StoreResult<Option<AdminTokenRecord>>;
     async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenRecord>>;
@@ -732,4 +737,58 @@ pub trait PromptApiStore: Send + Sync + 'static {
         expected_version: Option<i64>,
         audit: &AuditContext,
     ) -> StoreResult<PromptApi>;
+}
+
+/// What a versioned write's own part returns: its result and the action it
+/// records in the audit log (some depend on what changed).
+pub(crate) type Audited<R> = (R, Cow<'static, str>);
+
+/// Anything written under `If-Match`: it has a version.
+pub(crate) trait Versioned {
+    fn version(&self) -> i64;
+}
+
+/// A singleton (settings) is its version: 0 before it is first saved.
+impl Versioned for i64 {
+    fn version(&self) -> i64 {
+        *self
+    }
+}
+
+macro_rules! versioned {
+    ($($t:ty),*) => {$(impl Versioned for $t {
+        fn version(&self) -> i64 {
+            self.version
+        }
+    })*};
+}
+versioned!(
+    Team,
+    tollgate_api::Consumer,
+    tollgate_api::Plan,
+    tollgate_api::PromptApi,
+    tollgate_api::Provider,
+    tollgate_api::ProviderKey,
+    tollgate_api::Subscription
+);
+
+/// Turns `limit + 1` rows (each with its position) into a page and the
+/// position to continue after, when more rows follow.
+pub(crate) fn split_page<T>(mut rows: Vec<(T, i64)>, limit: u32) -> (Vec<T>, Option<i64>) {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = if more {
+        rows.last().map(|(_, seq)| *seq)
+    } else {
+        None
+    };
+    (rows.into_iter().map(|(item, _)| item).collect(), next)
+}
+
+/// `If-Match` semantics shared by every resource.
+pub(crate) fn check_version(current: i64, expected: Option<i64>) -> StoreResult<()> {
+    match expected {
+        Some(v) if v != current => Err(StoreError::VersionMismatch { current }),
+        _ => Ok(()),
+    }
 }

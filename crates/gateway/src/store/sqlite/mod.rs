@@ -2,7 +2,6 @@
 //! connections over a WAL database in the data directory. Blocking SQLite work
 //! runs on tokio's blocking pool.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -15,8 +14,8 @@ use rusqlite_migration::{M, Migrations};
 use tollgate_api::{AuditEntry, Scope, Team};
 
 use super::{
-    AdminTokenRecord, AuditContext, IdempotencyBegin, NewTeam, StoreError, StoreResult,
-    StoredResponse, SystemStore, TeamPatch, TeamStore,
+    AdminTokenRecord, AuditContext, Audited, IdempotencyBegin, NewTeam, StoreError, StoreResult,
+    StoredResponse, SystemStore, TeamPatch, TeamStore, Versioned, check_version, split_page,
 };
 use crate::changes::{Change, ChangeFeed};
 use crate::ids;
@@ -181,39 +180,6 @@ impl SqliteStore {
     }
 }
 
-/// What a versioned write's own part returns: its result and the action it
-/// records in the audit log (some depend on what changed).
-type Audited<R> = (R, Cow<'static, str>);
-
-/// Anything written under `If-Match`: it has a version.
-trait Versioned {
-    fn version(&self) -> i64;
-}
-
-/// A singleton (settings) is its version: 0 before it is first saved.
-impl Versioned for i64 {
-    fn version(&self) -> i64 {
-        *self
-    }
-}
-
-macro_rules! versioned {
-    ($($t:ty),*) => {$(impl Versioned for $t {
-        fn version(&self) -> i64 {
-            self.version
-        }
-    })*};
-}
-versioned!(
-    Team,
-    tollgate_api::Consumer,
-    tollgate_api::Plan,
-    tollgate_api::PromptApi,
-    tollgate_api::Provider,
-    tollgate_api::ProviderKey,
-    tollgate_api::Subscription
-);
-
 impl SqliteStore {
     /// The one shape of every update and delete under `If-Match`, in one
     /// transaction: `load` the row as it is, check its version, `write`
@@ -286,8 +252,6 @@ fn load_team(conn: &Connection, id: &str) -> StoreResult<Team> {
     .ok_or(StoreError::NotFound)
 }
 
-/// Turns `limit + 1` rows (each with its position) into a page and the
-/// position to continue after, when more rows follow.
 /// One page of a list: `sql` selects up to `limit + 1` rows ordered by their
 /// `seq`, which `row` returns beside each item; the extra row only says
 /// whether there is a next page (whose cursor is the last `seq` kept).
@@ -308,17 +272,6 @@ fn page<T, P: rusqlite::Params>(
     Ok(split_page(rows, limit))
 }
 
-fn split_page<T>(mut rows: Vec<(T, i64)>, limit: u32) -> (Vec<T>, Option<i64>) {
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next = if more {
-        rows.last().map(|(_, seq)| *seq)
-    } else {
-        None
-    };
-    (rows.into_iter().map(|(item, _)| item).collect(), next)
-}
-
 /// The version of a settings row (`id = 1`): 0 before it is first saved.
 fn singleton_version(conn: &Connection, table: &str) -> StoreResult<i64> {
     conn.query_row(
@@ -329,14 +282,6 @@ fn singleton_version(conn: &Connection, table: &str) -> StoreResult<i64> {
     .optional()
     .map_err(backend)
     .map(Option::unwrap_or_default)
-}
-
-/// `If-Match` semantics shared by every resource.
-fn check_version(current: i64, expected: Option<i64>) -> StoreResult<()> {
-    match expected {
-        Some(v) if v != current => Err(StoreError::VersionMismatch { current }),
-        _ => Ok(()),
-    }
 }
 
 /// SQLite reports `ON DELETE RESTRICT` as a trigger constraint, other foreign
@@ -384,6 +329,21 @@ fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AdminTokenRecord> {
     })
 }
 
+fn insert_token(c: &Connection, t: &AdminTokenRecord) -> StoreResult<()> {
+    let scopes = t
+        .scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    c.execute(
+        "INSERT INTO admin_tokens (id, name, secret_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![t.id, t.name, t.secret_hash, scopes, ts(t.created_at)],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
 const TOKEN_COLUMNS: &str = "id, name, secret_hash, scopes, created_at, revoked_at, last_used_at";
 
 #[async_trait]
@@ -417,17 +377,25 @@ impl SystemStore for SqliteStore {
         .await
     }
 
-    async fn insert_admin_token(&self, t: AdminTokenRecord) -> StoreResult<()> {
+    async fn bootstrap_admin_token(&self, t: AdminTokenRecord) -> StoreResult<bool> {
         self.write(move |c| {
-            let scopes = t.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
-            c.execute(
-                "INSERT INTO admin_tokens (id, name, secret_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![t.id, t.name, t.secret_hash, scopes, ts(t.created_at)],
-            )
-            .map_err(backend)?;
-            Ok(())
+            let tx = c.transaction().map_err(backend)?;
+            let any: bool = tx
+                .query_row("SELECT EXISTS (SELECT 1 FROM admin_tokens)", [], |r| {
+                    r.get(0)
+                })
+                .map_err(backend)?;
+            if !any {
+                insert_token(&tx, &t)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(!any)
         })
         .await
+    }
+
+    async fn insert_admin_token(&self, t: AdminTokenRecord) -> StoreResult<()> {
+        self.write(move |c| insert_token(c, &t)).await
     }
 
     async fn admin_token(&self, id: &str) -> StoreResult<Option<AdminTokenRecord>> {
