@@ -4,11 +4,14 @@
 //! and team stores as the SQLite store answers them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use tollgate_api::Scope;
-use tollgate_gateway::changes::ChangeFeed;
+use std::sync::Arc;
+
+use tollgate_api::{ConsumerStatus, PromptApiStatus, PromptDefinition, Scope};
+use tollgate_gateway::changes::{Change, ChangeFeed, ChangeListener};
 use tollgate_gateway::store::postgres::{OpenError, PgStore};
 use tollgate_gateway::store::{
-    AuditContext, IdempotencyBegin, NewTeam, StoreError, StoredResponse, SystemStore, TeamPatch,
+    AuditContext, ConsumerPatch, ConsumerStore, IdempotencyBegin, NewConsumer, NewConsumerKey,
+    NewTeam, PromptApiChange, PromptApiStore, StoreError, StoredResponse, SystemStore, TeamPatch,
     TeamStore,
 };
 use tollgate_gateway::tokens;
@@ -255,4 +258,227 @@ async fn teams_audit_and_idempotency_as_the_sqlite_store_answers_them() {
         (replayed.status, replayed.body.as_slice()),
         (201, b"{}".as_slice())
     );
+}
+
+/// Records every change the store publishes.
+#[derive(Default)]
+struct Heard(std::sync::Mutex<Vec<Change>>);
+
+impl ChangeListener for Heard {
+    fn changed(&self, change: &Change) {
+        self.0.lock().unwrap().push(change.clone());
+    }
+}
+
+fn new_key(consumer_id: &str, lookup: &str) -> NewConsumerKey {
+    NewConsumerKey {
+        consumer_id: consumer_id.into(),
+        name: "k".into(),
+        lookup: lookup.into(),
+        secret_hash: vec![7; 32],
+        display_prefix: format!("tg_{lookup}"),
+        allowed_apis: vec!["chat".into()],
+        expires_at: None,
+    }
+}
+
+#[tokio::test]
+async fn consumers_and_keys_publish_their_changes_after_commit() {
+    let feed = ChangeFeed::new();
+    let heard = Arc::new(Heard::default());
+    feed.subscribe(heard.clone());
+    let store = PgStore::open(&database(), 4, feed).await.unwrap();
+    let team = store
+        .create_team(
+            NewTeam {
+                name: "T".into(),
+                description: String::new(),
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let new = |name: &str| NewConsumer {
+        team_id: team.id.clone(),
+        name: name.into(),
+        contact: "c@example.com".into(),
+        metadata: [("tier".to_owned(), "gold".to_owned())].into(),
+    };
+    let consumer = store.create_consumer(new("Ann"), &ctx()).await.unwrap();
+    assert_eq!(consumer.metadata["tier"], "gold");
+    assert!(matches!(
+        store.create_consumer(new("ann"), &ctx()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let orphan = NewConsumer {
+        team_id: "team_missing".into(),
+        ..new("Bob")
+    };
+    assert!(matches!(
+        store.create_consumer(orphan, &ctx()).await,
+        Err(StoreError::Conflict(ref m)) if m == "no such team"
+    ));
+    let suspended = store
+        .update_consumer(
+            &consumer.id,
+            ConsumerPatch {
+                status: Some(ConsumerStatus::Suspended),
+                ..Default::default()
+            },
+            Some(1),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(suspended.status, ConsumerStatus::Suspended);
+
+    let key = store
+        .create_consumer_key(new_key(&consumer.id, "aaaa"), &ctx())
+        .await
+        .unwrap();
+    let successor = store
+        .rotate_consumer_key(
+            &key.id,
+            new_key(&consumer.id, "bbbb"),
+            chrono::Utc::now() + chrono::Duration::hours(1),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .rotate_consumer_key(
+                &key.id,
+                new_key(&consumer.id, "cccc"),
+                chrono::Utc::now(),
+                &ctx()
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let credential = store.key_credential("aaaa").await.unwrap().unwrap();
+    assert_eq!(
+        credential.key.replaced_by.as_deref(),
+        Some(successor.id.as_str())
+    );
+    assert_eq!(credential.consumer_status, ConsumerStatus::Suspended);
+    assert_eq!(credential.team_id, team.id);
+    assert!(store.key_credential("zzzz").await.unwrap().is_none());
+    let revoked = store
+        .revoke_consumer_key(&successor.id, &ctx())
+        .await
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    let (by_prefix, _) = store
+        .list_consumer_keys(None, Some("tg_bb".into()), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(by_prefix.len(), 1);
+    // `_` is a LIKE wildcard: a prefix must not match by it.
+    let (none, _) = store
+        .list_consumer_keys(None, Some("tgxbb".into()), 0, 10)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+
+    let key_change = |k: &str| Change::Key {
+        key_id: k.into(),
+        consumer_id: consumer.id.clone(),
+    };
+    assert_eq!(
+        *heard.0.lock().unwrap(),
+        [
+            Change::Consumer {
+                consumer_id: consumer.id.clone()
+            },
+            key_change(&key.id),
+            key_change(&key.id),
+            key_change(&successor.id),
+            key_change(&successor.id),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn prompt_apis_keep_immutable_versions() {
+    let url = database();
+    let store = open(&url).await;
+    let definition = |template: &str| -> PromptDefinition {
+        serde_json::from_value(serde_json::json!({
+            "models": ["sim-small"], "template": template,
+            "variables": [{"name": "text", "required": true, "max_length": 2000}]
+        }))
+        .unwrap()
+    };
+    let api = store
+        .create_prompt_api(
+            "summarize",
+            "Summarize",
+            "d",
+            definition("Sum up {{text}}"),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (api.current_version, api.latest_version, api.version),
+        (1, 1, 1)
+    );
+    assert!(matches!(
+        store
+            .create_prompt_api("summarize", "Again", "", definition("x {{text}}"), &ctx())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let v2 = store
+        .add_prompt_api_version(&api.id, definition("Shorter: {{text}}"), Some(1), &ctx())
+        .await
+        .unwrap();
+    assert_eq!((v2.current_version, v2.latest_version), (2, 2));
+    assert_eq!(v2.current.template, "Shorter: {{text}}");
+    let sunset = chrono::Utc::now() + chrono::Duration::days(30);
+    let deprecated = store
+        .change_prompt_api(
+            &api.id,
+            PromptApiChange {
+                status: PromptApiStatus::Deprecated,
+                current_version: 1,
+                deprecated_at: Some(chrono::Utc::now()),
+                sunset_at: Some(sunset),
+                action: "prompt_api.deprecate",
+            },
+            Some(2),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deprecated.status, PromptApiStatus::Deprecated);
+    assert_eq!(
+        (deprecated.current_version, deprecated.latest_version),
+        (1, 2)
+    );
+    assert_eq!(deprecated.current.template, "Sum up {{text}}");
+    let by_slug = store.prompt_api_by_slug("summarize").await.unwrap();
+    assert_eq!(by_slug.id, api.id);
+    let versions: Vec<u32> = store
+        .prompt_api_versions(&api.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.number)
+        .collect();
+    assert_eq!(versions, [2, 1]);
+    // The database itself refuses to change a version.
+    let out = std::process::Command::new(tollgate_test_postgres::bin_dir().join("psql"))
+        .args([
+            "-X",
+            "-q",
+            &url,
+            "-c",
+            "UPDATE prompt_api_versions SET definition = '{}'",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("immutable"));
 }

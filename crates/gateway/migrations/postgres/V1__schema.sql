@@ -51,3 +51,72 @@ CREATE TABLE idempotency_keys (
     created_at  bigint NOT NULL,
     PRIMARY KEY (scope, key)
 );
+
+CREATE TABLE consumers (
+    seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id          text NOT NULL UNIQUE,
+    team_id     text NOT NULL REFERENCES teams (id) ON DELETE RESTRICT,
+    name        text NOT NULL,
+    contact     text NOT NULL,
+    metadata    text NOT NULL,
+    status      text NOT NULL CHECK (status IN ('active', 'suspended')),
+    created_at  timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL,
+    version     bigint NOT NULL
+);
+CREATE UNIQUE INDEX consumers_team_name_unique ON consumers (team_id, lower(name));
+CREATE INDEX consumers_by_team ON consumers (team_id, seq);
+
+-- Consumer API keys `tg_<lookup>_<secret>`: found by `lookup`, verified
+-- against the SHA-256 of the whole key; the key itself is never stored.
+CREATE TABLE consumer_keys (
+    seq            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id             text NOT NULL UNIQUE,
+    consumer_id    text NOT NULL REFERENCES consumers (id) ON DELETE CASCADE,
+    name           text NOT NULL,
+    lookup         text NOT NULL UNIQUE,
+    secret_hash    bytea NOT NULL,
+    display_prefix text NOT NULL,
+    allowed_apis   text NOT NULL,
+    expires_at     timestamptz,
+    grace_until    timestamptz,
+    replaced_by    text,
+    last_used_at   timestamptz,
+    revoked_at     timestamptz,
+    created_at     timestamptz NOT NULL
+);
+CREATE INDEX consumer_keys_by_consumer ON consumer_keys (consumer_id, seq);
+CREATE INDEX consumer_keys_by_prefix ON consumer_keys (display_prefix text_pattern_ops);
+
+-- Prompt-encapsulated APIs and their immutable versions.
+CREATE TABLE prompt_apis (
+    seq             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id              text NOT NULL UNIQUE,
+    slug            text NOT NULL UNIQUE,
+    name            text NOT NULL,
+    description     text NOT NULL,
+    status          text NOT NULL CHECK (status IN ('draft', 'published', 'deprecated', 'retired')),
+    current_version integer NOT NULL,
+    deprecated_at   timestamptz,
+    sunset_at       timestamptz,
+    created_at      timestamptz NOT NULL,
+    updated_at      timestamptz NOT NULL,
+    version         bigint NOT NULL
+);
+
+CREATE TABLE prompt_api_versions (
+    api_id     text NOT NULL REFERENCES prompt_apis (id) ON DELETE CASCADE,
+    number     integer NOT NULL,
+    definition text NOT NULL,
+    created_at timestamptz NOT NULL,
+    created_by text NOT NULL,
+    PRIMARY KEY (api_id, number)
+);
+
+-- Versions never change once written.
+CREATE FUNCTION prompt_api_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'prompt API versions are immutable';
+END $$;
+CREATE TRIGGER prompt_api_versions_immutable BEFORE UPDATE ON prompt_api_versions
+    FOR EACH ROW EXECUTE FUNCTION prompt_api_versions_immutable();

@@ -25,6 +25,8 @@ use crate::changes::{Change, ChangeFeed};
 use crate::ids;
 
 mod connect;
+mod consumers;
+mod prompt_apis;
 
 pub use connect::OpenError;
 
@@ -60,6 +62,21 @@ fn backend(e: tokio_postgres::Error) -> StoreError {
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Backend(anyhow::Error::new(e))
+}
+
+/// A column of a row, its conversion failure a backend error.
+trait Column {
+    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, name: &str) -> StoreResult<T>;
+}
+
+impl Column for Row {
+    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, name: &str) -> StoreResult<T> {
+        self.try_get(name).map_err(backend)
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(e.into()))
 }
 
 fn is_unique_violation(e: &tokio_postgres::Error) -> bool {

@@ -333,11 +333,12 @@ impl ConsumerStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<(Vec<ConsumerKey>, Option<i64>)> {
         self.read(move |c| {
-            // Prefixes are [a-z0-9_] (checked by the handler), so LIKE needs no escaping.
-            let pattern = prefix.map(|p| format!("{p}%"));
+            // Prefixes are [a-z0-9_] (checked by the handler); `_` is a LIKE
+            // wildcard, so it is escaped.
+            let pattern = prefix.map(|p| format!("{}%", p.replace('_', "\\_")));
             page(c, &format!(
                     "SELECT {KEY_COLUMNS} FROM consumer_keys k WHERE k.seq > ?1 \
-                     AND (?2 IS NULL OR k.consumer_id = ?2) AND (?3 IS NULL OR k.display_prefix LIKE ?3) \
+                     AND (?2 IS NULL OR k.consumer_id = ?2) AND (?3 IS NULL OR k.display_prefix LIKE ?3 ESCAPE '\\') \
                      ORDER BY k.seq LIMIT ?4"
                 ), params![after, consumer_id, pattern, i64::from(limit) + 1], limit, key_row)
         })
