@@ -120,3 +120,57 @@ BEGIN
 END $$;
 CREATE TRIGGER prompt_api_versions_immutable BEFORE UPDATE ON prompt_api_versions
     FOR EACH ROW EXECUTE FUNCTION prompt_api_versions_immutable();
+
+-- Model providers and their key pools. Key secrets are sealed with the
+-- encryption key, which is never stored here.
+CREATE TABLE providers (
+    seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id           text NOT NULL UNIQUE,
+    name         text NOT NULL,
+    kind         text NOT NULL CHECK (kind IN ('openai-compatible', 'anthropic')),
+    base_url     text NOT NULL,
+    currency     text NOT NULL,
+    models       text NOT NULL,
+    timeout_secs integer NOT NULL CHECK (timeout_secs BETWEEN 1 AND 3600),
+    enabled      boolean NOT NULL,
+    created_at   timestamptz NOT NULL,
+    updated_at   timestamptz NOT NULL,
+    version      bigint NOT NULL
+);
+CREATE UNIQUE INDEX providers_name_unique ON providers (lower(name));
+
+CREATE TABLE provider_keys (
+    seq               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id                text NOT NULL UNIQUE,
+    provider_id       text NOT NULL REFERENCES providers (id) ON DELETE CASCADE,
+    label             text NOT NULL,
+    secret_sealed     bytea NOT NULL,
+    last4             text NOT NULL,
+    status            text NOT NULL
+        CHECK (status IN ('active', 'exhausted', 'expired', 'invalid', 'disabled')),
+    status_reason     text,
+    status_changed_at timestamptz NOT NULL,
+    priority          bigint NOT NULL CHECK (priority BETWEEN 0 AND 1000000),
+    expires_at        timestamptz,
+    requests          bigint NOT NULL DEFAULT 0,
+    failures          bigint NOT NULL DEFAULT 0,
+    tokens            bigint NOT NULL DEFAULT 0,
+    last_used_at      timestamptz,
+    created_at        timestamptz NOT NULL,
+    version           bigint NOT NULL
+);
+CREATE INDEX provider_keys_by_provider ON provider_keys (provider_id, priority, seq);
+
+-- Every status change of a key, kept after the key is deleted.
+CREATE TABLE provider_key_events (
+    seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key_id      text NOT NULL,
+    provider_id text NOT NULL,
+    from_status text,
+    to_status   text NOT NULL,
+    reason      text NOT NULL,
+    actor       text NOT NULL,
+    at          timestamptz NOT NULL
+);
+CREATE INDEX provider_key_events_by_key ON provider_key_events (key_id, seq);
+CREATE INDEX provider_key_events_by_provider ON provider_key_events (provider_id, seq);

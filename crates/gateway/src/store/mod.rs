@@ -2,6 +2,8 @@
 //! PostgreSQL backend can be added for multi-node deployments. SQLite
 //! ([`sqlite::SqliteStore`]) is the default.
 
+#[cfg(test)]
+mod conformance;
 pub(crate) mod log_block;
 pub(crate) mod log_stats;
 pub mod postgres;

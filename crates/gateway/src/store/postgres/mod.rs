@@ -27,6 +27,7 @@ use crate::ids;
 mod connect;
 mod consumers;
 mod prompt_apis;
+mod providers;
 
 pub use connect::OpenError;
 
