@@ -174,3 +174,170 @@ CREATE TABLE provider_key_events (
 );
 CREATE INDEX provider_key_events_by_key ON provider_key_events (key_id, seq);
 CREATE INDEX provider_key_events_by_provider ON provider_key_events (provider_id, seq);
+
+-- Plans: prices and credits in micro-units of the plan's currency.
+CREATE TABLE plans (
+    seq               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id                text NOT NULL UNIQUE,
+    name              text NOT NULL,
+    currency          text NOT NULL,
+    price_micros      bigint NOT NULL CHECK (price_micros >= 0),
+    period            text NOT NULL CHECK (period IN ('month', 'year', 'none')),
+    included_micros   bigint NOT NULL CHECK (included_micros >= 0),
+    overage           text NOT NULL CHECK (overage IN ('block', 'charge_wallet')),
+    approval_required boolean NOT NULL,
+    apis              text NOT NULL,
+    models            text NOT NULL,
+    rate_limits       text NOT NULL,
+    created_at        timestamptz NOT NULL,
+    updated_at        timestamptz NOT NULL,
+    version           bigint NOT NULL
+);
+CREATE UNIQUE INDEX plans_name_unique ON plans (lower(name));
+
+-- One wallet per consumer and currency; the balance is kept equal to the sum
+-- of the ledger, in the same transaction as each entry.
+CREATE TABLE wallets (
+    consumer_id     text NOT NULL REFERENCES consumers (id) ON DELETE RESTRICT,
+    currency        text NOT NULL,
+    balance_micros  bigint NOT NULL,
+    reserved_micros bigint NOT NULL DEFAULT 0 CHECK (reserved_micros >= 0),
+    entries         bigint NOT NULL DEFAULT 0,
+    updated_at      timestamptz,
+    PRIMARY KEY (consumer_id, currency)
+);
+
+CREATE TABLE ledger_entries (
+    seq                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id                   text NOT NULL UNIQUE,
+    consumer_id          text NOT NULL,
+    currency             text NOT NULL,
+    kind                 text NOT NULL CHECK (kind IN ('top_up', 'usage', 'refund', 'adjustment', 'grant')),
+    amount_micros        bigint NOT NULL,
+    balance_after_micros bigint NOT NULL,
+    reason               text NOT NULL,
+    idempotency_key      text NOT NULL,
+    actor                text NOT NULL,
+    created_at           timestamptz NOT NULL,
+    FOREIGN KEY (consumer_id, currency) REFERENCES wallets (consumer_id, currency),
+    UNIQUE (consumer_id, currency, idempotency_key)
+);
+CREATE INDEX ledger_by_wallet ON ledger_entries (consumer_id, currency, seq);
+
+-- The ledger is append-only.
+CREATE FUNCTION ledger_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger entries are append-only';
+END $$;
+CREATE TRIGGER ledger_entries_append_only BEFORE UPDATE OR DELETE ON ledger_entries
+    FOR EACH ROW EXECUTE FUNCTION ledger_entries_append_only();
+
+-- The gateway's payment settings: one row. Credentials are sealed with the
+-- encryption key, which is never stored here.
+CREATE TABLE payment_settings (
+    id                  integer PRIMARY KEY CHECK (id = 1),
+    processor           text NOT NULL,
+    credentials_sealed  bytea,
+    credentials_last4   text,
+    accepted_currencies text NOT NULL,
+    grace_days          integer NOT NULL CHECK (grace_days BETWEEN 0 AND 90),
+    updated_at          timestamptz,
+    version             bigint NOT NULL
+);
+
+-- Cards on file: the processor's token and what may be shown; never the number.
+CREATE TABLE payment_methods (
+    seq               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id                text NOT NULL UNIQUE,
+    consumer_id       text NOT NULL REFERENCES consumers (id) ON DELETE RESTRICT,
+    processor         text NOT NULL,
+    token             text NOT NULL,
+    brand             text NOT NULL,
+    last4             text NOT NULL,
+    exp_month         integer NOT NULL,
+    exp_year          integer NOT NULL,
+    failed            boolean NOT NULL DEFAULT false,
+    is_default        boolean NOT NULL DEFAULT false,
+    last_failure_code text,
+    last_decline_code text,
+    created_at        timestamptz NOT NULL,
+    removed_at        timestamptz
+);
+CREATE INDEX payment_methods_by_consumer ON payment_methods (consumer_id, seq);
+CREATE UNIQUE INDEX payment_methods_one_default ON payment_methods (consumer_id)
+    WHERE is_default AND removed_at IS NULL;
+
+CREATE TABLE subscriptions (
+    seq            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id             text NOT NULL UNIQUE,
+    consumer_id    text NOT NULL REFERENCES consumers (id) ON DELETE RESTRICT,
+    plan_id        text NOT NULL REFERENCES plans (id) ON DELETE RESTRICT,
+    status         text NOT NULL CHECK (status IN ('pending_approval', 'active', 'past_due', 'expired',
+                                                   'rejected', 'canceled', 'suspended')),
+    status_reason  text,
+    period_start   timestamptz,
+    period_end     timestamptz,
+    auto_renew     boolean NOT NULL,
+    past_due_since timestamptz,
+    created_at     timestamptz NOT NULL,
+    updated_at     timestamptz NOT NULL,
+    version        bigint NOT NULL
+);
+CREATE INDEX subscriptions_by_status ON subscriptions (status, seq);
+CREATE INDEX subscriptions_by_consumer ON subscriptions (consumer_id, seq);
+
+-- Every charge attempt, with its result.
+CREATE TABLE charges (
+    seq                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id                  text NOT NULL UNIQUE,
+    consumer_id         text NOT NULL REFERENCES consumers (id) ON DELETE RESTRICT,
+    payment_method_id   text,
+    subscription_id     text,
+    amount_micros       bigint NOT NULL,
+    currency            text NOT NULL,
+    status              text NOT NULL CHECK (status IN ('succeeded', 'failed')),
+    failure_code        text,
+    decline_code        text,
+    failure_message     text,
+    processor_charge_id text,
+    created_at          timestamptz NOT NULL
+);
+CREATE INDEX charges_by_consumer ON charges (consumer_id, seq);
+
+-- Included credits used per subscription period (keyed by the period's
+-- start as the data plane names it), updated with each settled call.
+CREATE TABLE subscription_usage (
+    subscription_id text NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
+    period_start    text NOT NULL,
+    used_micros     bigint NOT NULL CHECK (used_micros >= 0),
+    calls           bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (subscription_id, period_start)
+);
+
+-- The call log in blocks of consecutive seqs (see the SQLite store's
+-- migration 0012). `log_state.last_seq` hands out seqs: its row is locked by
+-- each appending transaction until it commits, so seqs follow commit order
+-- across nodes (a reader's cursor never passes a record committed later).
+CREATE TABLE log_state (
+    id       integer PRIMARY KEY CHECK (id = 1),
+    last_seq bigint NOT NULL
+);
+INSERT INTO log_state (id, last_seq) VALUES (1, 0);
+
+CREATE TABLE call_log_blocks (
+    first_seq  bigint PRIMARY KEY,
+    last_seq   bigint NOT NULL,
+    records    integer NOT NULL,
+    min_end_us bigint NOT NULL,
+    max_end_us bigint NOT NULL,
+    data       bytea NOT NULL
+);
+
+CREATE TABLE log_settings (
+    id             integer PRIMARY KEY CHECK (id = 1),
+    retention_days integer NOT NULL CHECK (retention_days BETWEEN 1 AND 3650),
+    max_records    bigint CHECK (max_records >= 1000),
+    bodies         text NOT NULL,
+    updated_at     timestamptz NOT NULL,
+    version        bigint NOT NULL
+);

@@ -2,14 +2,22 @@
 //! (SQLite in a temporary directory, PostgreSQL on a throwaway server).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use tollgate_api::{ProviderKeyStatus, ProviderKind, ProviderModel};
+use tollgate_api::{
+    LedgerKind, OveragePolicy, PlanPeriod, ProviderKeyStatus, ProviderKind, ProviderModel,
+};
 
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{
-    AuditContext, KeyActor, NewProviderKey, ProviderKeyChange, ProviderSpec, ProviderStore,
-    StoreError,
+    AuditContext, BillingStore, ConsumerStore, KeyActor, NewConsumer, NewLedgerEntry,
+    NewProviderKey, NewTeam, PlanSpec, ProviderKeyChange, ProviderSpec, ProviderStore, StoreError,
+    TeamStore,
 };
+
+/// What the billing conformance needs of a store (all of it, once the
+/// PostgreSQL store is whole).
+pub(crate) trait Store: BillingStore + ConsumerStore + TeamStore {}
+impl<T: BillingStore + ConsumerStore + TeamStore> Store for T {}
 use crate::changes::ChangeFeed;
 
 fn ctx() -> AuditContext {
@@ -212,4 +220,174 @@ async fn providers_on_postgres() {
     let url = tollgate_test_postgres::database();
     let store = PgStore::open(&url, 4, ChangeFeed::new()).await.unwrap();
     providers_keys_and_their_status_history(&store).await;
+}
+
+fn plan_spec(name: &str) -> PlanSpec {
+    PlanSpec {
+        name: name.into(),
+        currency: "USD".into(),
+        price_micros: 9_000_000,
+        period: PlanPeriod::Month,
+        included_micros: 5_000_000,
+        overage: OveragePolicy::ChargeWallet,
+        approval_required: false,
+        apis: vec!["chat".into()],
+        models: vec![],
+        rate_limits: Default::default(),
+    }
+}
+
+fn entry(consumer_id: &str, kind: LedgerKind, micros: i64, key: &str) -> NewLedgerEntry {
+    NewLedgerEntry {
+        consumer_id: consumer_id.into(),
+        currency: "USD".into(),
+        kind,
+        amount_micros: micros,
+        reason: "test".into(),
+        idempotency_key: key.into(),
+        actor: "admin:tok_test".into(),
+    }
+}
+
+/// Plans, and a wallet's ledger: replays, refusals, and the balance equal to
+/// the entries' sum with `writers` writing at once (two connections, or two
+/// nodes on one database).
+pub(crate) async fn plans_and_the_ledger<S: Store>(writers: [&S; 2]) {
+    let store = writers[0];
+    let plan = store.create_plan(plan_spec("Pro"), &ctx()).await.unwrap();
+    assert_eq!(
+        (plan.price.as_str(), plan.included_credits.as_str()),
+        ("9.00", "5.00")
+    );
+    assert!(matches!(
+        store.create_plan(plan_spec("pro"), &ctx()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let edited = store
+        .update_plan(
+            &plan.id,
+            PlanSpec {
+                price_micros: 12_500_000,
+                ..plan_spec("Pro")
+            },
+            Some(1),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((edited.price.as_str(), edited.version), ("12.50", 2));
+
+    let team = store
+        .create_team(
+            NewTeam {
+                name: "Money".into(),
+                description: String::new(),
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let consumer = store
+        .create_consumer(
+            NewConsumer {
+                team_id: team.id,
+                name: "Payer".into(),
+                contact: String::new(),
+                metadata: Default::default(),
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let c = consumer.id.as_str();
+    let (top_up, replayed) = store
+        .append_ledger(entry(c, LedgerKind::TopUp, 10_000_000, "k1"), Some(&ctx()))
+        .await
+        .unwrap();
+    assert!(!replayed);
+    assert_eq!(top_up.balance_after, "10.00");
+    let (again, replayed) = store
+        .append_ledger(entry(c, LedgerKind::TopUp, 10_000_000, "k1"), Some(&ctx()))
+        .await
+        .unwrap();
+    assert!(replayed);
+    assert_eq!(again.id, top_up.id);
+    assert!(matches!(
+        store
+            .append_ledger(entry(c, LedgerKind::TopUp, 1, "k1"), None)
+            .await,
+        Err(StoreError::IdempotencyMismatch)
+    ));
+    assert!(matches!(
+        store.append_ledger(entry(c, LedgerKind::Adjustment, -10_000_001, "k2"), None).await,
+        Err(StoreError::Conflict(ref m)) if m.contains("below zero")
+    ));
+    assert!(matches!(
+        store
+            .append_ledger(entry("con_missing", LedgerKind::TopUp, 1, "k3"), None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    // 2 × 25 writers at once: 1.00 in and 0.40 out each.
+    let writes = (0..50).map(|i| {
+        let writer = writers[i % 2];
+        async move {
+            writer
+                .append_ledger(
+                    entry(c, LedgerKind::TopUp, 1_000_000, &format!("in-{i}")),
+                    None,
+                )
+                .await
+                .unwrap();
+            writer
+                .append_ledger(
+                    entry(c, LedgerKind::Adjustment, -400_000, &format!("out-{i}")),
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+    });
+    futures_util::future::join_all(writes).await;
+    let wallets = store.wallets(c).await.unwrap();
+    assert_eq!(wallets[0].balance, "40.00");
+    assert_eq!(wallets[0].entries, 101);
+    // Each entry's balance_after is the previous one's plus its amount.
+    let mut entries = Vec::new();
+    let mut before = None;
+    loop {
+        let (page, next) = store.list_ledger(c, "USD", before, 30).await.unwrap();
+        entries.extend(page);
+        if next.is_none() {
+            break;
+        }
+        before = next;
+    }
+    assert_eq!(entries.len(), 101);
+    let micros = |s: &str| tollgate_api::money::parse_amount(s).unwrap();
+    for pair in entries.windows(2) {
+        assert_eq!(
+            micros(&pair[0].balance_after),
+            micros(&pair[1].balance_after) + micros(&pair[0].amount),
+            "{pair:?}"
+        );
+    }
+    let sum: i64 = entries.iter().map(|e| micros(&e.amount)).sum();
+    assert_eq!(sum, 40_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plans_and_the_ledger_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), ChangeFeed::new()).unwrap();
+    plans_and_the_ledger([&store, &store]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plans_and_the_ledger_on_postgres_from_two_nodes() {
+    let url = tollgate_test_postgres::database();
+    let one = PgStore::open(&url, 8, ChangeFeed::new()).await.unwrap();
+    let two = PgStore::open(&url, 8, ChangeFeed::new()).await.unwrap();
+    plans_and_the_ledger([&one, &two]).await;
 }

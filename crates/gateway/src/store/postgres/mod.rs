@@ -24,6 +24,7 @@ use super::{
 use crate::changes::{Change, ChangeFeed};
 use crate::ids;
 
+mod billing;
 mod connect;
 mod consumers;
 mod prompt_apis;
@@ -189,6 +190,21 @@ async fn audit(
     .await
     .map_err(backend)?;
     Ok(())
+}
+
+/// The version of a settings row (`id = 1`), locked: 0 before it is first
+/// saved (then the insert of a concurrent first save fails on the key).
+async fn singleton_version(tx: &Transaction<'_>, table: &str) -> StoreResult<i64> {
+    let row = tx
+        .query_opt(
+            &format!("SELECT version FROM {table} WHERE id = 1 FOR UPDATE"),
+            &[],
+        )
+        .await
+        .map_err(backend)?;
+    row.map(|r| r.col("version"))
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 /// One page of a list: `rows` holds up to `limit + 1` items, each with its

@@ -3,8 +3,7 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
-use tollgate_api::money::format_amount;
-use tollgate_api::{LedgerEntry, LedgerKind, OveragePolicy, Plan, PlanPeriod, Wallet};
+use tollgate_api::{LedgerEntry, Plan, Wallet};
 
 use super::{
     SqliteStore, audit, backend, is_foreign_key_violation, is_unique_violation, page, parse_ts,
@@ -12,50 +11,13 @@ use super::{
 };
 use crate::changes::Change;
 use crate::ids;
+use crate::store::spelling::{
+    kind_str, money, overage_str, parse_kind, parse_overage, parse_period, period_str,
+};
 use crate::store::{
     AuditContext, BillingStore, NewLedgerEntry, PlanSpec, StoreError, StoreResult,
     StoredPaymentSettings, UsageBatch,
 };
-
-fn period_str(p: PlanPeriod) -> &'static str {
-    match p {
-        PlanPeriod::Month => "month",
-        PlanPeriod::Year => "year",
-        PlanPeriod::None => "none",
-    }
-}
-
-fn overage_str(o: OveragePolicy) -> &'static str {
-    match o {
-        OveragePolicy::Block => "block",
-        OveragePolicy::ChargeWallet => "charge_wallet",
-    }
-}
-
-pub(crate) fn kind_str(k: LedgerKind) -> &'static str {
-    match k {
-        LedgerKind::TopUp => "top_up",
-        LedgerKind::Usage => "usage",
-        LedgerKind::Refund => "refund",
-        LedgerKind::Adjustment => "adjustment",
-        LedgerKind::Grant => "grant",
-    }
-}
-
-fn parse_kind(s: &str) -> LedgerKind {
-    match s {
-        "top_up" => LedgerKind::TopUp,
-        "usage" => LedgerKind::Usage,
-        "refund" => LedgerKind::Refund,
-        "grant" => LedgerKind::Grant,
-        _ => LedgerKind::Adjustment,
-    }
-}
-
-/// Wire format of an amount: at least two decimals.
-fn money(micros: i64) -> String {
-    format_amount(micros, 2)
-}
 
 const PLAN_COLUMNS: &str = "id, name, currency, price_micros, period, included_micros, overage, approval_required, \
      apis, models, rate_limits, created_at, updated_at, version, seq";
@@ -70,17 +32,9 @@ fn plan_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Plan, i64)> {
             name: r.get(1)?,
             currency: r.get(2)?,
             price: money(r.get(3)?),
-            period: match period.as_str() {
-                "month" => PlanPeriod::Month,
-                "year" => PlanPeriod::Year,
-                _ => PlanPeriod::None,
-            },
+            period: parse_period(&period),
             included_credits: money(r.get(5)?),
-            overage: if overage == "block" {
-                OveragePolicy::Block
-            } else {
-                OveragePolicy::ChargeWallet
-            },
+            overage: parse_overage(&overage),
             approval_required: r.get(7)?,
             apis: serde_json::from_str(&json(8)?).unwrap_or_default(),
             models: serde_json::from_str(&json(9)?).unwrap_or_default(),
