@@ -9,9 +9,9 @@ use tollgate_api::{
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{
-    AuditContext, BillingStore, ConsumerStore, KeyActor, NewConsumer, NewLedgerEntry,
+    AuditContext, BillingStore, ConsumerStore, KeyActor, NewCharge, NewConsumer, NewLedgerEntry,
     NewProviderKey, NewTeam, PlanSpec, ProviderKeyChange, ProviderSpec, ProviderStore, StoreError,
-    TeamStore,
+    SubscriptionStore, TeamStore,
 };
 
 /// What the billing conformance needs of a store (all of it, once the
@@ -390,4 +390,163 @@ async fn plans_and_the_ledger_on_postgres_from_two_nodes() {
     let one = PgStore::open(&url, 8, ChangeFeed::new()).await.unwrap();
     let two = PgStore::open(&url, 8, ChangeFeed::new()).await.unwrap();
     plans_and_the_ledger([&one, &two]).await;
+}
+
+fn card(last4: &str) -> crate::payments::CardToken {
+    crate::payments::CardToken {
+        token: format!("tok_{last4}"),
+        brand: "visa".into(),
+        last4: last4.into(),
+        exp_month: 12,
+        exp_year: 2099,
+    }
+}
+
+/// Subscriptions under `If-Match`, cards with one default, and charges that
+/// mark their card.
+pub(crate) async fn subscriptions_cards_and_charges<S: Store + SubscriptionStore>(store: &S) {
+    let plan = store.create_plan(plan_spec("Sub"), &ctx()).await.unwrap();
+    let team = store
+        .create_team(
+            NewTeam {
+                name: "Subs".into(),
+                description: String::new(),
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let consumer = store
+        .create_consumer(
+            NewConsumer {
+                team_id: team.id,
+                name: "Sub".into(),
+                contact: String::new(),
+                metadata: Default::default(),
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let start = chrono::DateTime::parse_from_rfc3339("2027-02-28T23:59:30Z")
+        .unwrap()
+        .to_utc();
+    let state = crate::lifecycle::State {
+        status: tollgate_api::SubscriptionStatus::Active,
+        period_start: Some(start),
+        period_end: Some(start + chrono::Duration::days(31)),
+        auto_renew: true,
+        past_due_since: None,
+        reason: None,
+    };
+    let sub = store
+        .create_subscription(&consumer.id, &plan.id, state.clone(), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(sub.current_period_start, Some(start));
+    assert!(matches!(
+        store
+            .create_subscription("con_missing", &plan.id, state.clone(), &ctx())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let lapsed = crate::lifecycle::State {
+        status: tollgate_api::SubscriptionStatus::PastDue,
+        past_due_since: Some(start),
+        ..state.clone()
+    };
+    let saved = store
+        .save_subscription(&sub.id, lapsed.clone(), 1, "subscription.renew", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (saved.status, saved.version),
+        (tollgate_api::SubscriptionStatus::PastDue, 2)
+    );
+    assert!(matches!(
+        store
+            .save_subscription(&sub.id, lapsed, 1, "subscription.renew", None)
+            .await,
+        Err(StoreError::VersionMismatch { current: 2 })
+    ));
+    assert_eq!(
+        store.live_subscription_ids().await.unwrap(),
+        vec![sub.id.clone()]
+    );
+
+    let first = store
+        .add_payment_method(&consumer.id, "test", card("4242"), false, &ctx())
+        .await
+        .unwrap();
+    assert!(first.is_default, "the first card is the default");
+    let second = store
+        .add_payment_method(&consumer.id, "test", card("5555"), false, &ctx())
+        .await
+        .unwrap();
+    assert!(!second.is_default);
+    store
+        .set_default_payment_method(&second.id, &ctx())
+        .await
+        .unwrap();
+    let (default, token) = store
+        .default_payment_method(&consumer.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (default.id.as_str(), token.token.as_str()),
+        (second.id.as_str(), "tok_5555")
+    );
+    let declined = store
+        .record_charge(NewCharge {
+            consumer_id: consumer.id.clone(),
+            payment_method_id: Some(second.id.clone()),
+            subscription_id: Some(sub.id.clone()),
+            amount_micros: 9_000_000,
+            currency: "USD".into(),
+            failure: Some(crate::payments::CardError {
+                code: "card_declined".into(),
+                decline_code: Some("insufficient_funds".into()),
+                message: "declined".into(),
+            }),
+            processor_charge_id: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(declined.status, tollgate_api::ChargeStatus::Failed);
+    let methods = store.payment_methods(&consumer.id).await.unwrap();
+    let failed = methods.iter().find(|m| m.id == second.id).unwrap();
+    assert_eq!(failed.status, tollgate_api::PaymentMethodStatus::Failed);
+    assert_eq!(
+        failed.last_decline_code.as_deref(),
+        Some("insufficient_funds")
+    );
+    store
+        .remove_payment_method(&second.id, &ctx())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .default_payment_method(&consumer.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.payment_methods(&consumer.id).await.unwrap().len(), 1);
+    let (charges, _) = store.charges(&consumer.id, None, 10).await.unwrap();
+    assert_eq!(charges.len(), 1);
+}
+
+#[tokio::test]
+async fn subscriptions_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), ChangeFeed::new()).unwrap();
+    subscriptions_cards_and_charges(&store).await;
+}
+
+#[tokio::test]
+async fn subscriptions_on_postgres() {
+    let url = tollgate_test_postgres::database();
+    let store = PgStore::open(&url, 4, ChangeFeed::new()).await.unwrap();
+    subscriptions_cards_and_charges(&store).await;
 }

@@ -29,6 +29,7 @@ mod connect;
 mod consumers;
 mod prompt_apis;
 mod providers;
+mod subscriptions;
 
 pub use connect::OpenError;
 
