@@ -9,10 +9,16 @@ use tollgate_api::{
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{
-    AuditContext, BillingStore, ConsumerStore, KeyActor, NewCharge, NewConsumer, NewLedgerEntry,
-    NewProviderKey, NewTeam, PlanSpec, ProviderKeyChange, ProviderSpec, ProviderStore, StoreError,
-    SubscriptionStore, TeamStore,
+    AuditContext, BillingStore, CallRecord, ConsumerStore, KeyActor, LogFilter, LogStore,
+    NewCharge, NewConsumer, NewLedgerEntry, NewProviderKey, NewTeam, PlanSpec, ProviderKeyChange,
+    ProviderSpec, ProviderStore, StoreError, SubscriptionStore, TeamStore, UsageBatch,
 };
+use tollgate_api::CallLog;
+use tollgate_api::money::format_amount;
+
+/// What the call log's conformance needs of a store.
+pub(crate) trait LogsStore: BillingStore + LogStore {}
+impl<T: BillingStore + LogStore> LogsStore for T {}
 
 /// What the billing conformance needs of a store (all of it, once the
 /// PostgreSQL store is whole).
@@ -550,3 +556,327 @@ async fn subscriptions_on_postgres() {
     let store = PgStore::open(&url, 4, ChangeFeed::new()).await.unwrap();
     subscriptions_cards_and_charges(&store).await;
 }
+
+pub(crate) fn record(id: usize, at_us: i64) -> CallRecord {
+    CallRecord {
+        id: format!("req_{id:08}"),
+        at_us,
+        api: "chat".into(),
+        method: "POST".into(),
+        path: "/v1/chat/completions".into(),
+        status: 200,
+        ..CallRecord::default()
+    }
+}
+
+/// A record reads back as written, in pages and in the export.
+pub(crate) async fn a_record_reads_back_as_written_in_pages_and_exports(store: &impl LogsStore) {
+    let mut full = record(7, 1_764_000_000_123_456);
+    full.consumer_id = Some("con_1".into());
+    full.team_id = Some("team_1".into());
+    full.key_prefix = Some("tg_abcdefgh".into());
+    full.model = Some("m".into());
+    full.provider_key = Some("pkey_1 (…9f3a)".into());
+    full.client_ip = Some("127.0.0.1".into());
+    full.user_agent = Some("ua/1".into());
+    full.latency_us = 1_500;
+    full.upstream_us = Some(1_000);
+    full.cost_micros = 1_234_567;
+    full.currency = Some("USD".into());
+    full.upstream_status = Some(200);
+    full.request_body = Some("{\"a\":\"ünïcode\"}".into());
+    store
+        .settle_calls(UsageBatch {
+            calls: std::sync::Arc::new(vec![full.clone()]),
+            ..UsageBatch::default()
+        })
+        .await
+        .unwrap();
+    let (logs, head) = store.call_logs(LogFilter::default(), 10).await.unwrap();
+    let log = &logs[0];
+    assert_eq!((log.seq, head), (1, 1));
+    assert_eq!(log.id, "req_00000007");
+    assert_eq!(log.at.timestamp_micros(), 1_764_000_000_123_456);
+    assert_eq!(log.cost, "1.234567");
+    assert_eq!(log.latency_us, 1_500);
+    assert_eq!(log.provider_key.as_deref(), Some("pkey_1 (…9f3a)"));
+    assert_eq!(log.client_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(log.request_body, full.request_body);
+    assert_eq!(log.ttft_us, None);
+    let (lines, _) = store.export_lines(0, 10).await.unwrap();
+    let exported: CallLog = serde_json::from_str(&lines[0].1).unwrap();
+    assert_eq!(&exported, log);
+    // Time filters select by when calls ended (arrival + latency).
+    let ended = |from: i64, to: i64| LogFilter {
+        from_us: Some(from),
+        to_us: Some(to),
+        ..LogFilter::default()
+    };
+    let end = 1_764_000_000_123_456 + 1_500;
+    assert_eq!(
+        store
+            .call_logs(ended(end, end + 1), 10)
+            .await
+            .unwrap()
+            .0
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .call_logs(ended(end + 1, end + 9), 10)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+}
+
+/// 1,700 varied records in windows of 700 (so blocks of 512 and less,
+/// and a cursor that falls inside a block).
+async fn varied(store: &impl LogsStore) -> Vec<CallRecord> {
+    let t0 = 1_764_000_000_000_000i64;
+    let calls: Vec<CallRecord> = (0..1_700)
+        .map(|i| {
+            let mut r = record(i, t0 + i as i64 * 1_000_000);
+            r.status = [200, 200, 402, 401, 429, 502][i % 6];
+            r.consumer_id = (i % 7 != 0).then(|| format!("con_{}", i % 5).into());
+            r.model = (i % 3 != 0).then(|| ["m1", "m2"][i % 2].to_owned());
+            r.reason = (r.status != 200).then(|| format!("reason-{}", r.status).into());
+            r.currency = (r.status == 200).then(|| ["USD", "EUR"][i % 2].to_owned());
+            r.cost_micros = if r.status == 200 { i as i64 * 7 } else { 0 };
+            r.latency_us = 1_000 + (i as i64 * 7_919) % 90_000;
+            r.tokens_in = i as i64 % 13;
+            r.tokens_out = i as i64 % 29;
+            if i % 4 == 0 {
+                r.api = "summarize".into();
+            }
+            r
+        })
+        .collect();
+    for window in calls.chunks(700) {
+        store
+            .settle_calls(UsageBatch {
+                calls: std::sync::Arc::new(window.to_vec()),
+                ..UsageBatch::default()
+            })
+            .await
+            .unwrap();
+    }
+    calls
+}
+
+/// Filtered pages and figures read across blocks as a scan would.
+pub(crate) async fn filtered_pages_and_figures_read_across_blocks_as_a_scan_would(
+    store: &impl LogsStore,
+) {
+    let calls = varied(store).await;
+    let end = |r: &CallRecord| r.at_us + r.latency_us;
+    let (from, to) = (end(&calls[333]), end(&calls[1_444]));
+    let filters = [
+        LogFilter::default(),
+        LogFilter {
+            consumer_id: Some("con_2".into()),
+            status_class: Some(4),
+            ..LogFilter::default()
+        },
+        LogFilter {
+            model: Some("m1".into()),
+            api: Some("summarize".into()),
+            from_us: Some(from),
+            to_us: Some(to),
+            ..LogFilter::default()
+        },
+        LogFilter {
+            reason: Some("reason-402".into()),
+            after: 600,
+            ..LogFilter::default()
+        },
+    ];
+    for filter in filters {
+        let want: Vec<String> = calls
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| {
+                (*i as i64 + 1) > filter.after
+                    && filter
+                        .consumer_id
+                        .as_ref()
+                        .is_none_or(|c| r.consumer_id.as_deref() == Some(c.as_str()))
+                    && filter.status_class.is_none_or(|c| r.status / 100 == c)
+                    && filter
+                        .model
+                        .as_ref()
+                        .is_none_or(|m| r.model.as_ref() == Some(m))
+                    && filter.api.as_ref().is_none_or(|a| r.api == *a)
+                    && filter
+                        .reason
+                        .as_ref()
+                        .is_none_or(|x| r.reason.as_deref() == Some(x.as_str()))
+                    && filter.from_us.is_none_or(|f| end(r) >= f)
+                    && filter.to_us.is_none_or(|t| end(r) < t)
+            })
+            .map(|(_, r)| r.id.clone())
+            .collect();
+        // Page by page, 37 at a time, each from the last one's cursor.
+        let mut got: Vec<String> = Vec::new();
+        let mut page = filter.clone();
+        loop {
+            let (logs, head) = store.call_logs(page.clone(), 37).await.unwrap();
+            assert_eq!(head, 1_700);
+            got.extend(logs.iter().map(|l| l.id.clone()));
+            match logs.last() {
+                Some(last) if logs.len() == 37 => page.after = last.seq,
+                _ => break,
+            }
+        }
+        assert_eq!(got, want, "{filter:?}");
+    }
+    // The export from a cursor inside a block.
+    let (lines, _) = store.export_lines(1_000, 50).await.unwrap();
+    let seqs: Vec<i64> = lines.iter().map(|l| l.0).collect();
+    assert_eq!(seqs, (1_001..=1_050).collect::<Vec<_>>());
+
+    // Figures: the same as counting the records by hand.
+    let stats = store.call_stats(from, to, 60_000_000).await.unwrap();
+    let inside: Vec<&CallRecord> = calls
+        .iter()
+        .filter(|r| end(r) >= from && end(r) < to)
+        .collect();
+    assert_eq!(stats.requests, inside.len() as i64);
+    assert_eq!(
+        stats.errors,
+        inside.iter().filter(|r| r.status >= 400).count() as i64
+    );
+    assert_eq!(
+        stats.tokens_in,
+        inside.iter().map(|r| r.tokens_in).sum::<i64>()
+    );
+    let mut latencies: Vec<i64> = inside.iter().map(|r| r.latency_us).collect();
+    latencies.sort_unstable();
+    let rank = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
+    assert_eq!(
+        (
+            stats.latency_p50_us,
+            stats.latency_p95_us,
+            stats.latency_p99_us
+        ),
+        (rank(0.5), rank(0.95), rank(0.99))
+    );
+    let usd: i64 = inside
+        .iter()
+        .filter(|r| r.currency.as_deref() == Some("USD"))
+        .map(|r| r.cost_micros)
+        .sum();
+    assert_eq!(stats.cost[1].currency, "USD");
+    assert_eq!(stats.cost[1].amount, format_amount(usd, 2));
+    assert_eq!(
+        stats.series.iter().map(|p| p.requests).sum::<i64>(),
+        stats.requests
+    );
+    assert_eq!(
+        stats.series.iter().map(|p| p.payment_required).sum::<i64>(),
+        inside.iter().filter(|r| r.status == 402).count() as i64
+    );
+    // Most requests first, ties by name.
+    let counts: Vec<(String, i64)> = stats
+        .top_consumers
+        .iter()
+        .map(|c| (c.consumer_id.clone(), c.requests))
+        .collect();
+    let mut sorted = counts.clone();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    assert_eq!(counts, sorted);
+    assert_eq!(counts.len(), 5);
+    let by_reason: Vec<(String, u16)> = stats
+        .by_reason
+        .iter()
+        .map(|r| (r.reason.clone(), r.status))
+        .collect();
+    assert!(by_reason.contains(&("reason-502".into(), 502)));
+    assert_eq!(stats.by_model.len(), 2);
+}
+
+/// Pruning deletes the old records, then the surplus; seqs keep growing.
+pub(crate) async fn pruning_deletes_the_old_then_the_surplus_and_seqs_keep_growing(
+    store: &impl LogsStore,
+) {
+    // 3,000 records a day old, then 2,500 of now.
+    let (old, new) = (1_000_000_000_000i64, 2_000_000_000_000i64);
+    let calls: Vec<_> = (0..5_500)
+        .map(|i| record(i, if i < 3_000 { old } else { new }))
+        .collect();
+    store
+        .settle_calls(UsageBatch {
+            calls: std::sync::Arc::new(calls.clone()),
+            ..UsageBatch::default()
+        })
+        .await
+        .unwrap();
+    let (_, head) = store.call_logs(LogFilter::default(), 1).await.unwrap();
+    assert_eq!(head, 5_500);
+
+    assert_eq!(store.prune_call_logs(old + 1, None).await.unwrap(), 3_000);
+    assert_eq!(
+        store.prune_call_logs(old + 1, Some(2_000)).await.unwrap(),
+        500
+    );
+    let (left, _) = store.call_logs(LogFilter::default(), 5_000).await.unwrap();
+    assert_eq!(left.len(), 2_000);
+    assert_eq!(left[0].seq, 3_501, "the newest are kept");
+    assert_eq!(left[0].id, calls[3_500].id);
+
+    // Everything pruned: new records still never reuse a seq.
+    assert_eq!(store.prune_call_logs(new + 1, None).await.unwrap(), 2_000);
+    store
+        .settle_calls(UsageBatch {
+            calls: std::sync::Arc::new(vec![record(9_999, new)]),
+            ..UsageBatch::default()
+        })
+        .await
+        .unwrap();
+    let (newest, head) = store
+        .call_logs(
+            LogFilter {
+                after: 5_500,
+                ..LogFilter::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0].id, "req_00009999");
+    assert_eq!((newest[0].seq, head), (5_501, 5_501));
+}
+
+/// Runs the call log's conformance on a fresh store of each kind.
+macro_rules! on_both_stores {
+    ($($test:ident),*) => {$(
+        mod $test {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = SqliteStore::open(dir.path(), ChangeFeed::new()).unwrap();
+                super::$test(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                let url = tollgate_test_postgres::database();
+                let store = PgStore::open(&url, 4, ChangeFeed::new()).await.unwrap();
+                super::$test(&store).await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    a_record_reads_back_as_written_in_pages_and_exports,
+    filtered_pages_and_figures_read_across_blocks_as_a_scan_would,
+    pruning_deletes_the_old_then_the_surplus_and_seqs_keep_growing
+);

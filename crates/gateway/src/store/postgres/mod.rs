@@ -27,6 +27,7 @@ use crate::ids;
 mod billing;
 mod connect;
 mod consumers;
+mod logs;
 mod prompt_apis;
 mod providers;
 mod subscriptions;
