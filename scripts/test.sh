@@ -27,6 +27,9 @@ source scripts/lib/postgres.sh
 start_test_postgres
 scripts/with-keyring.sh cargo nextest run --workspace --exclude tollgate-desktop --no-fail-fast --test-threads 4
 
+step "the gateway's and the console's suites again, every gateway on PostgreSQL"
+TOLLGATE_TEST_STORE=postgres scripts/with-keyring.sh cargo nextest run -p tollgate-gateway -p tollgate-console --no-fail-fast --test-threads 4
+
 step "the date-sensitive suites at five awkward dates (libfaketime)"
 scripts/test-dates.sh
 

@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// OpenAI-compatible upstream, e.g. http://127.0.0.1:9000/v1.
     #[arg(long, env = "TOLLGATE_UPSTREAM_URL")]
     pub upstream_url: Option<String>,
+    /// PostgreSQL database shared by every node, e.g.
+    /// postgres://tollgate:PASSWORD@db:5432/tollgate (default: the embedded
+    /// SQLite store in the data directory).
+    #[arg(long, env = "TOLLGATE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,10 +63,57 @@ struct FileSettings {
     price_per_request: Option<String>,
     price_per_1k_tokens: Option<String>,
     encryption_key_file: Option<PathBuf>,
+    database_url: Option<String>,
+    database_pool_size: Option<usize>,
+}
+
+/// Where the gateway keeps its state.
+#[derive(Clone)]
+pub enum Database {
+    /// The embedded SQLite store in the data directory (one node).
+    Sqlite,
+    /// A PostgreSQL database any number of nodes share.
+    Postgres { url: String, pool_size: usize },
+}
+
+/// Never shows the URL: it may hold a password.
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite => f.write_str("Sqlite"),
+            Database::Postgres { pool_size, .. } => f
+                .debug_struct("Postgres")
+                .field("pool_size", pool_size)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Database {
+    /// `url` (flag, environment or file) checked as a PostgreSQL URL.
+    pub fn from_url(url: Option<String>, pool_size: Option<usize>) -> Result<Self, ConfigError> {
+        let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+            return Ok(Database::Sqlite);
+        };
+        crate::store::postgres::check_url(&url).map_err(|e| ConfigError::Invalid {
+            key: "database_url",
+            message: e.to_string(),
+        })?;
+        let pool_size = pool_size.unwrap_or(crate::store::postgres::DEFAULT_POOL_SIZE);
+        if !(1..=1000).contains(&pool_size) {
+            return Err(ConfigError::Invalid {
+                key: "database_pool_size",
+                message: "must be 1 to 1000".into(),
+            });
+        }
+        Ok(Database::Postgres { url, pool_size })
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Where state is kept: SQLite in `data_dir`, or a shared PostgreSQL.
+    pub database: Database,
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub instance_name: String,
@@ -192,6 +244,10 @@ impl Settings {
             }
         };
         Ok(Settings {
+            database: Database::from_url(
+                args.database_url.clone().or(file.database_url),
+                file.database_pool_size,
+            )?,
             encryption_key_file: file.encryption_key_file,
             price_per_request: price("price_per_request", file.price_per_request)?,
             price_per_1k_tokens: price("price_per_1k_tokens", file.price_per_1k_tokens)?,
@@ -257,7 +313,55 @@ mod tests {
             public_url: None,
             log_format: None,
             upstream_url: None,
+            database_url: None,
         }
+    }
+
+    #[test]
+    fn a_database_url_is_checked_and_never_shown() {
+        let with = |url: &str| ServeArgs {
+            data_dir: Some("/tmp/x".into()),
+            database_url: Some(url.into()),
+            ..args()
+        };
+        let settings =
+            Settings::load(&with("postgres://tollgate:s3cret@db:5432/tollgate")).unwrap();
+        assert!(matches!(
+            settings.database,
+            Database::Postgres { pool_size: 16, .. }
+        ));
+        assert!(!format!("{settings:?}").contains("s3cret"));
+        for (bad, why) in [
+            ("mysql://u@db/x", "must start with postgres://"),
+            ("postgres://db:5432", "names no"),
+            ("postgres://u@db:notaport/x", "not valid"),
+        ] {
+            let err = Settings::load(&with(bad)).unwrap_err().to_string();
+            assert!(err.starts_with("invalid setting `database_url`"), "{err}");
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/tmp/x\"\ndatabase_url = \"postgres://u@db/x\"\ndatabase_pool_size = 0\n",
+        )
+        .unwrap();
+        let err = Settings::load(&ServeArgs {
+            config: Some(file),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("database_pool_size"), "{err}");
+        assert!(matches!(
+            Settings::load(&ServeArgs {
+                data_dir: Some("/tmp/x".into()),
+                ..args()
+            })
+            .unwrap()
+            .database,
+            Database::Sqlite
+        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tollgate_api::Scope;
-use tollgate_gateway::config::{LogFormat, ServeArgs, Settings};
+use tollgate_gateway::config::{Database, LogFormat, ServeArgs, Settings};
 use tollgate_gateway::{http, server, tokens};
 
 // The request path allocates many small, short-lived buffers; mimalloc serves
@@ -36,12 +36,29 @@ enum Command {
     },
 }
 
+/// Where the tokens are: the data directory's SQLite store, or the
+/// PostgreSQL database of a multi-node deployment.
+#[derive(clap::Args)]
+struct StoreArgs {
+    #[arg(long, env = "TOLLGATE_DATA_DIR")]
+    data_dir: PathBuf,
+    #[arg(long, env = "TOLLGATE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+impl StoreArgs {
+    async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn tollgate_gateway::store::Store>> {
+        let database = Database::from_url(self.database_url.clone(), None)?;
+        server::open_store(&self.data_dir, &database, Default::default()).await
+    }
+}
+
 #[derive(Subcommand)]
 enum TokenAction {
     /// Create a token and print its secret once on stdout.
     Create {
-        #[arg(long, env = "TOLLGATE_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         #[arg(long)]
         name: String,
         /// Comma-separated: read, write, billing, keys, admin.
@@ -50,13 +67,13 @@ enum TokenAction {
     },
     /// List tokens (never their secrets).
     List {
-        #[arg(long, env = "TOLLGATE_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Revoke a token by id.
     Revoke {
-        #[arg(long, env = "TOLLGATE_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         id: String,
     },
 }
@@ -127,7 +144,7 @@ async fn run() -> ExitCode {
 async fn token_command(action: TokenAction) -> anyhow::Result<()> {
     match action {
         TokenAction::Create {
-            data_dir,
+            store,
             name,
             scopes,
         } => {
@@ -136,7 +153,7 @@ async fn token_command(action: TokenAction) -> anyhow::Result<()> {
                 (1..=100).contains(&name.chars().count()),
                 "--name must be 1 to 100 characters"
             );
-            let store = server::open_store(&data_dir, Default::default())?;
+            let store = store.open().await?;
             let minted = tokens::mint(name, scopes);
             store.insert_admin_token(minted.record.clone()).await?;
             eprintln!(
@@ -145,8 +162,8 @@ async fn token_command(action: TokenAction) -> anyhow::Result<()> {
             );
             println!("{}", minted.secret);
         }
-        TokenAction::List { data_dir } => {
-            let store = server::open_store(&data_dir, Default::default())?;
+        TokenAction::List { store } => {
+            let store = store.open().await?;
             for t in store.list_admin_tokens().await? {
                 let scopes: Vec<&str> = t.scopes.iter().map(|s| s.as_str()).collect();
                 let state = match t.revoked_at {
@@ -165,8 +182,8 @@ async fn token_command(action: TokenAction) -> anyhow::Result<()> {
                 );
             }
         }
-        TokenAction::Revoke { data_dir, id } => {
-            let store = server::open_store(&data_dir, Default::default())?;
+        TokenAction::Revoke { store, id } => {
+            let store = store.open().await?;
             store
                 .revoke_admin_token(&id, chrono::Utc::now())
                 .await

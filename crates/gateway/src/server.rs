@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::app::{App, app};
 use crate::billing::Billing;
 use crate::changes::ChangeFeed;
+use crate::config::Database;
 use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::dataplane::accounts::Accounts;
@@ -20,6 +21,7 @@ use crate::http::AppState;
 use crate::instance::Instance;
 use crate::payments::Processors;
 use crate::store::Store;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::tokens::{self, MintedToken};
 use tollgate_api::Scope;
@@ -27,12 +29,25 @@ use tollgate_api::Scope;
 /// Name of the file, in the data directory, that receives the bootstrap token.
 pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-admin-token";
 
-pub fn open_store(data_dir: &Path, feed: Arc<ChangeFeed>) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the store `database` names (the SQLite one lives in `data_dir`).
+pub async fn open_store(
+    data_dir: &Path,
+    database: &Database,
+    feed: Arc<ChangeFeed>,
+) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-    let store = SqliteStore::open(data_dir, feed)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    Ok(Arc::new(store))
+    Ok(match database {
+        Database::Sqlite => Arc::new(
+            SqliteStore::open(data_dir, feed)
+                .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+        ),
+        Database::Postgres { url, pool_size } => Arc::new(
+            PgStore::open(url, *pool_size, feed)
+                .await
+                .context("opening the PostgreSQL store")?,
+        ),
+    })
 }
 
 /// Writes the bootstrap token once, readable by its owner only.
@@ -51,7 +66,7 @@ fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let feed = ChangeFeed::new();
-    let store = open_store(&settings.data_dir, feed.clone())?;
+    let store = open_store(&settings.data_dir, &settings.database, feed.clone()).await?;
     if let Some(minted) = bootstrap_if_empty(store.as_ref()).await? {
         let path: PathBuf = settings.data_dir.join(BOOTSTRAP_TOKEN_FILE);
         write_secret_file(&path, &minted.secret)?;

@@ -134,3 +134,37 @@ fn bad_settings_stop_the_start_with_a_clear_message() {
         );
     }
 }
+
+#[test]
+fn a_bad_database_url_stops_the_start_saying_which_part_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cases = [
+        (
+            "mysql://u:pw-s3cret@127.0.0.1/x".to_owned(),
+            "invalid setting `database_url`".to_owned(),
+        ),
+        (
+            format!("postgres://u:pw-s3cret@127.0.0.1:{closed}/x"),
+            format!("cannot reach PostgreSQL at 127.0.0.1:{closed}"),
+        ),
+    ];
+    for (url, expected) in cases {
+        let out = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(tmp.path())
+            .env("TOLLGATE_DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&expected), "{url}: {err}");
+        assert!(!err.contains("pw-s3cret"), "the password leaked: {err}");
+        // Nothing was served and no SQLite store was made instead.
+        assert!(!tmp.path().join("tollgate.db").exists());
+    }
+}

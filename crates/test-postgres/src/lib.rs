@@ -246,6 +246,27 @@ pub fn database() -> String {
     with_database(&admin, &name)
 }
 
+/// `TOLLGATE_TEST_STORE=postgres` runs a suite's gateways on PostgreSQL.
+pub const STORE_ENV: &str = "TOLLGATE_TEST_STORE";
+
+/// The PostgreSQL database of the gateway whose data directory is `dir`, when
+/// the suite runs on PostgreSQL (`TOLLGATE_TEST_STORE=postgres`): made on
+/// the first start and kept in the data directory, so that a gateway
+/// started again on the same directory finds the same state.
+pub fn database_for(dir: &Path) -> Option<String> {
+    if std::env::var(STORE_ENV).as_deref() != Ok("postgres") {
+        return None;
+    }
+    std::fs::create_dir_all(dir).expect("the data directory");
+    let file = dir.join(".test-database-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return Some(url);
+    }
+    let url = database();
+    std::fs::write(&file, &url).expect("remembering the database");
+    Some(url)
+}
+
 /// Keeps this process's own server alive for every test of the process
 /// (statics are never dropped: a watcher stops it when the process exits).
 struct PgServerHandle(#[allow(dead_code)] std::sync::Mutex<PgServer>);

@@ -67,6 +67,10 @@ impl Gateway {
         config: Option<&std::path::Path>,
     ) -> Gateway {
         let mut command = Command::new(tollgated_bin());
+        // On PostgreSQL when the suite runs there (`TOLLGATE_TEST_STORE=postgres`).
+        if let Some(url) = tollgate_test_postgres::database_for(dir) {
+            command.env("TOLLGATE_DATABASE_URL", url);
+        }
         if let Some(config) = config {
             command.env("TOLLGATE_CONFIG", config);
         }

@@ -13,6 +13,41 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tollgated");
 
+/// On PostgreSQL when the suite runs there (`TOLLGATE_TEST_STORE=postgres`).
+pub use tollgate_test_postgres::database_for as database_url;
+
+/// Whether `needle` is anywhere in what the gateway of `dir` stored: the
+/// SQLite files, or a dump of its PostgreSQL database (binary columns appear
+/// there in hex, so that form is searched too).
+pub fn stored_holds(dir: &Path, needle: &[u8]) -> bool {
+    let haystacks: Vec<Vec<u8>> = match database_url(dir) {
+        None => ["tollgate.db", "tollgate.db-wal"]
+            .iter()
+            .map(|f| std::fs::read(dir.join(f)).unwrap_or_default())
+            .collect(),
+        Some(url) => {
+            let out = Command::new(tollgate_test_postgres::bin_dir().join("pg_dump"))
+                .args(["--data-only", &url])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            vec![out.stdout]
+        }
+    };
+    let hex: Vec<u8> = needle
+        .iter()
+        .flat_map(|b| format!("{b:02x}").into_bytes())
+        .collect();
+    haystacks.iter().any(|h| {
+        h.windows(needle.len()).any(|w| w == needle)
+            || h.windows(hex.len()).any(|w| w == hex.as_slice())
+    })
+}
+
 pub struct Gateway {
     pub child: Child,
     pub base: String,
@@ -52,7 +87,11 @@ impl Gateway {
 
     /// Starts with extra arguments and environment variables.
     pub fn spawn_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Gateway {
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        if let Some(url) = database_url(dir) {
+            command.env("TOLLGATE_DATABASE_URL", url);
+        }
+        let mut child = command
             .envs(env.iter().copied())
             .args([
                 "serve",
@@ -101,7 +140,11 @@ impl Gateway {
 
     /// Runs `tollgated admin-token …` against this gateway's data directory.
     pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        if let Some(url) = database_url(&self.dir) {
+            command.env("TOLLGATE_DATABASE_URL", url);
+        }
+        let out = command
             .arg("admin-token")
             .args(args)
             .arg("--data-dir")

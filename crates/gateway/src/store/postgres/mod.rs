@@ -34,6 +34,12 @@ mod subscriptions;
 
 pub use connect::OpenError;
 
+/// Checks a database URL's form without connecting (settings are checked
+/// before anything starts).
+pub fn check_url(url: &str) -> Result<(), OpenError> {
+    connect::parse(url).map(|_| ())
+}
+
 refinery::embed_migrations!("migrations/postgres");
 
 /// How long an Idempotency-Key is remembered.
