@@ -6,7 +6,9 @@
 //! changes once it has committed and before its write returns, so a cache is
 //! never stale longer than the write that changed it takes to answer.
 //!
-//! This is the one seam a store shared by several nodes carries across them.
+//! This is the one seam a store shared by several nodes carries across them:
+//! the PostgreSQL store sends each transaction's changes to the other nodes
+//! (`store::postgres::notify`), which publish them on their own feeds.
 
 use std::sync::{Arc, RwLock};
 
@@ -45,6 +47,9 @@ pub enum Change {
     PromptApi { slug: String },
     /// The call log's settings; the bodies captured travel with the change.
     LogSettings { bodies: Vec<BodyCapture> },
+    /// Anything may have changed (a node that lost the database's
+    /// notifications for a while cannot know what it missed): drop every cache.
+    Everything,
 }
 
 /// Something that holds what changes describe.

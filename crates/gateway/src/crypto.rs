@@ -49,22 +49,7 @@ impl SecretBox {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| data_dir.join(DEFAULT_KEY_FILE));
         if !path.exists() && key_file.is_none() {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut key = [0u8; 32];
-            rand::rng().fill_bytes(&mut key);
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            file.write_all(
-                base64::engine::general_purpose::STANDARD
-                    .encode(key)
-                    .as_bytes(),
-            )?;
-            tracing::warn!(path = %path.display(), "created an encryption key for secrets at rest; keep it apart from backups of the database");
+            create_key_file(&path)?;
         }
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading the encryption key {}", path.display()))?;
@@ -92,6 +77,39 @@ impl SecretBox {
         self.cipher
             .decrypt(Nonce::from_slice(nonce), sealed)
             .map_err(|_| Unreadable)
+    }
+}
+
+/// Writes a new random key at `path`, whole or not at all: it is written
+/// beside, then linked into place only if no key is there yet (a process
+/// starting at the same moment keeps the first key, never half of one).
+fn create_key_file(path: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .with_context(|| format!("creating {}", partial.display()))?;
+    file.write_all(
+        base64::engine::general_purpose::STANDARD
+            .encode(key)
+            .as_bytes(),
+    )?;
+    file.sync_all()?;
+    let linked = std::fs::hard_link(&partial, path);
+    let _ = std::fs::remove_file(&partial);
+    match linked {
+        Ok(()) => {
+            tracing::warn!(path = %path.display(), "created an encryption key for secrets at rest; keep it apart from backups of the database");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
     }
 }
 

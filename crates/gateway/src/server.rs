@@ -74,6 +74,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             "created the bootstrap admin token; it was written once to this file (mode 0600)");
         println!("bootstrap admin token written to {}", path.display());
     }
+    // Before listening: a node without its key must not look started.
+    let secrets = Arc::new(SecretBox::load(
+        &settings.data_dir,
+        settings.encryption_key_file.as_deref(),
+    )?);
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -94,10 +99,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%bound, instance_id = %instance.id, "tollgated listening");
     // Scripts and tests read this line to learn the port when --listen used port 0.
     println!("tollgated listening on http://{bound}");
-    let secrets = Arc::new(SecretBox::load(
-        &settings.data_dir,
-        settings.encryption_key_file.as_deref(),
-    )?);
     let billing = Arc::new(
         Billing::new(
             store.clone(),

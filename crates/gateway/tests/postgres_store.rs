@@ -482,3 +482,127 @@ async fn prompt_apis_keep_immutable_versions() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("immutable"));
 }
+
+/// Waits (polling, bounded) until `heard` holds `want`.
+async fn heard_within(heard: &Heard, want: &Change, bound: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + bound;
+    while std::time::Instant::now() < deadline {
+        if heard.0.lock().unwrap().contains(want) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_node_reaches_the_others_and_a_lost_listener_drops_every_cache() {
+    // A server of its own: the test restarts it.
+    let mut server = tollgate_test_postgres::PgServer::start();
+    let url = server.url("postgres");
+    let (feed_a, feed_b) = (ChangeFeed::new(), ChangeFeed::new());
+    let (heard_a, heard_b) = (Arc::new(Heard::default()), Arc::new(Heard::default()));
+    feed_a.subscribe(heard_a.clone());
+    feed_b.subscribe(heard_b.clone());
+    let a = PgStore::open(&url, 4, feed_a).await.unwrap();
+    let b = PgStore::open(&url, 4, feed_b).await.unwrap();
+    let team = a
+        .create_team(
+            NewTeam {
+                name: "T".into(),
+                description: String::new(),
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let consumer = a
+        .create_consumer(
+            NewConsumer {
+                team_id: team.id,
+                name: "C".into(),
+                contact: String::new(),
+                metadata: Default::default(),
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let key = a
+        .create_consumer_key(new_key(&consumer.id, "nnnn"), &ctx())
+        .await
+        .unwrap();
+    let change = Change::Key {
+        key_id: key.id.clone(),
+        consumer_id: consumer.id.clone(),
+    };
+    assert!(heard_within(&heard_b, &change, std::time::Duration::from_secs(5)).await);
+    // The writer heard its own change once, from its own commit.
+    assert_eq!(
+        heard_a
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| **c == change)
+            .count(),
+        1
+    );
+    // Nothing is sent for a write that rolls back.
+    assert!(
+        a.create_consumer_key(new_key("con_missing", "mmmm"), &ctx())
+            .await
+            .is_err()
+    );
+
+    // The database restarts: B listens again and drops every cache.
+    server.restart();
+    b.listening(2).await;
+    assert!(heard_b.0.lock().unwrap().contains(&Change::Everything));
+    let before = heard_b
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| **c == change)
+        .count();
+    let revoked = loop {
+        // The pool's connections died with the server: the first use may fail.
+        match a.revoke_consumer_key(&key.id, &ctx()).await {
+            Ok(k) => break k,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    };
+    assert!(revoked.revoked_at.is_some());
+    assert!(
+        heard_within_count(&heard_b, &change, before + 1).await,
+        "the revocation after the restart reached B"
+    );
+    assert!(
+        !heard_b
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| matches!(c, Change::Key { key_id, .. } if key_id != &key.id))
+    );
+}
+
+/// Waits (polling, 5 s at most) until `heard` holds `want` `times` times.
+async fn heard_within_count(heard: &Heard, want: &Change, times: usize) -> bool {
+    for _ in 0..500 {
+        if heard
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c == want)
+            .count()
+            >= times
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}

@@ -249,19 +249,23 @@ pub fn database() -> String {
 /// `TOLLGATE_TEST_STORE=postgres` runs a suite's gateways on PostgreSQL.
 pub const STORE_ENV: &str = "TOLLGATE_TEST_STORE";
 
-/// The PostgreSQL database of the gateway whose data directory is `dir`, when
-/// the suite runs on PostgreSQL (`TOLLGATE_TEST_STORE=postgres`): made on
-/// the first start and kept in the data directory, so that a gateway
-/// started again on the same directory finds the same state.
+/// The file, in a test gateway's data directory, naming its database; a
+/// test that wants PostgreSQL whatever the suite runs on writes it first.
+pub const DATABASE_FILE: &str = ".test-database-url";
+
+/// The PostgreSQL database of the gateway whose data directory is `dir`: the
+/// one its [`DATABASE_FILE`] names, or, when the suite runs on PostgreSQL
+/// (`TOLLGATE_TEST_STORE=postgres`), a new one, remembered there so that a
+/// gateway started again on the same directory finds the same state.
 pub fn database_for(dir: &Path) -> Option<String> {
+    let file = dir.join(DATABASE_FILE);
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return Some(url);
+    }
     if std::env::var(STORE_ENV).as_deref() != Ok("postgres") {
         return None;
     }
     std::fs::create_dir_all(dir).expect("the data directory");
-    let file = dir.join(".test-database-url");
-    if let Ok(url) = std::fs::read_to_string(&file) {
-        return Some(url);
-    }
     let url = database();
     std::fs::write(&file, &url).expect("remembering the database");
     Some(url)

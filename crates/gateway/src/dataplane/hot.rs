@@ -131,7 +131,8 @@ impl ChangeListener for HotCache {
             | Change::Consumer { .. }
             | Change::Subscription { .. }
             | Change::Plan { .. }
-            | Change::PromptApi { .. } => self.invalidate(),
+            | Change::PromptApi { .. }
+            | Change::Everything => self.invalidate(),
             // Read from the store at each use, or held elsewhere.
             Change::PaymentMethods { .. }
             | Change::Wallet { .. }

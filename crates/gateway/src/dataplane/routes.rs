@@ -234,7 +234,7 @@ pub struct Routes {
 
 impl ChangeListener for Routes {
     fn changed(&self, change: &Change) {
-        if let Change::Provider { .. } = change {
+        if let Change::Provider { .. } | Change::Everything = change {
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
     }

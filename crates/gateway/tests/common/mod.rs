@@ -65,6 +65,37 @@ impl Gateway {
         gw
     }
 
+    /// Starts on a PostgreSQL database of its own, whatever store the suite
+    /// runs on (for tests of several nodes).
+    pub fn start_on_postgres() -> Gateway {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(tollgate_test_postgres::DATABASE_FILE),
+            tollgate_test_postgres::database(),
+        )
+        .unwrap();
+        let mut gw = Gateway::start_in(&dir);
+        gw._tmp = Some(tmp);
+        gw
+    }
+
+    /// Another node of this gateway (on PostgreSQL): a data directory of
+    /// its own holding the encryption key the nodes share, the same database,
+    /// the same admin token.
+    pub fn another_node(&self) -> Gateway {
+        let url = database_url(&self.dir).expect("several nodes need PostgreSQL");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(tollgate_test_postgres::DATABASE_FILE), url).unwrap();
+        std::fs::copy(self.dir.join("encryption.key"), dir.join("encryption.key")).unwrap();
+        let mut node = Gateway::launch(&dir, &[], &[], Some(self.token.clone()));
+        node._tmp = Some(tmp);
+        node
+    }
+
     /// Starts with extra settings (TOML lines) in a settings file.
     pub fn start_with(settings: &str) -> Gateway {
         let tmp = tempfile::tempdir().unwrap();
@@ -87,6 +118,12 @@ impl Gateway {
 
     /// Starts with extra arguments and environment variables.
     pub fn spawn_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Gateway {
+        Gateway::launch(dir, extra, env, None)
+    }
+
+    /// Starts `tollgated`; its admin token is `token`, or else the bootstrap
+    /// token it wrote in `dir`.
+    fn launch(dir: &Path, extra: &[&str], env: &[(&str, &str)], token: Option<String>) -> Gateway {
         let mut command = Command::new(BIN);
         if let Some(url) = database_url(dir) {
             command.env("TOLLGATE_DATABASE_URL", url);
@@ -121,10 +158,12 @@ impl Gateway {
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let token = std::fs::read_to_string(dir.join("bootstrap-admin-token"))
-            .unwrap()
-            .trim()
-            .to_owned();
+        let token = token.unwrap_or_else(|| {
+            std::fs::read_to_string(dir.join("bootstrap-admin-token"))
+                .unwrap()
+                .trim()
+                .to_owned()
+        });
         Gateway {
             child,
             base,

@@ -28,6 +28,7 @@ mod billing;
 mod connect;
 mod consumers;
 mod logs;
+mod notify;
 mod prompt_apis;
 mod providers;
 mod subscriptions;
@@ -56,6 +57,18 @@ pub const DEFAULT_POOL_SIZE: usize = 16;
 pub struct PgStore {
     pool: Pool,
     feed: Arc<ChangeFeed>,
+    /// This process among the nodes: its own notices are not published twice.
+    node: String,
+    /// Hears the other nodes' changes (aborted with the store).
+    listener: tokio::task::JoinHandle<()>,
+    /// Counts the times the listener has started listening.
+    listening: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
 }
 
 /// Times are kept to the millisecond, as the SQLite store keeps them, so that
@@ -113,6 +126,7 @@ impl PgStore {
         drop(client);
         let _ = guard.await;
         migrated?;
+        let listen_config = config.clone();
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -127,7 +141,25 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| OpenError::Pool(e.to_string()))?;
-        Ok(PgStore { pool, feed })
+        let node = ids::new_id("node");
+        let (ready, mut listening) = tokio::sync::watch::channel(0);
+        let listener = notify::listen(listen_config, node.clone(), feed.clone(), ready);
+        // Writes are not answered before the node hears other nodes' changes.
+        let _ = tokio::time::timeout(Duration::from_secs(10), listening.wait_for(|n| *n > 0)).await;
+        Ok(PgStore {
+            pool,
+            feed,
+            node,
+            listener,
+            listening,
+        })
+    }
+
+    /// Waits until the listener listens again after it lost its connection
+    /// `times` times in all (for tests of the reconnection).
+    pub async fn listening(&self, times: u64) {
+        let mut listening = self.listening.clone();
+        let _ = listening.wait_for(|n| *n >= times).await;
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
@@ -145,6 +177,7 @@ impl PgStore {
         let tx = client.transaction().await.map_err(backend)?;
         let mut changes = Vec::new();
         let out = f(&tx, &mut changes).await?;
+        notify::send(&tx, &self.node, &changes).await?;
         tx.commit().await.map_err(backend)?;
         self.feed.publish(&changes);
         Ok(out)

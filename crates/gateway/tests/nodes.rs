@@ -1,0 +1,88 @@
+//! Several `tollgated` nodes on one PostgreSQL database (a throwaway server
+//! the test harness starts): what one node changes, the others apply.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Gateway, client};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A consumer's call as a node answers it (no subscription: a valid key is
+/// refused 403 `not-subscribed`, a revoked one 401).
+async fn call(node: &Gateway, key: &str) -> StatusCode {
+    client()
+        .post(node.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_through_one_node_is_refused_by_the_other_within_a_second() {
+    let one = Gateway::start_on_postgres();
+    let two = one.another_node();
+    let team = one
+        .send(
+            "POST",
+            "/admin/v1/teams",
+            json!({"name": "Nodes"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let consumer = one
+        .send(
+            "POST",
+            "/admin/v1/consumers",
+            json!({"team_id": team["id"], "name": "Spread"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let keys = format!(
+        "/admin/v1/consumers/{}/keys",
+        consumer["id"].as_str().unwrap()
+    );
+    let mut waits = Vec::new();
+    for i in 0..100 {
+        let key: Value = one
+            .send(
+                "POST",
+                &keys,
+                json!({"name": format!("k{i}")}),
+                StatusCode::CREATED,
+            )
+            .await;
+        let secret = key["secret"].as_str().unwrap();
+        // The other node knows the key (and now holds it in its cache).
+        assert_eq!(call(&two, secret).await, StatusCode::FORBIDDEN);
+        let revoke = format!(
+            "/admin/v1/keys/{}/revoke",
+            key["key"]["id"].as_str().unwrap()
+        );
+        one.send("POST", &revoke, Value::Null, StatusCode::OK).await;
+        let revoked = Instant::now();
+        loop {
+            if call(&two, secret).await == StatusCode::UNAUTHORIZED {
+                waits.push(revoked.elapsed());
+                break;
+            }
+            assert!(
+                revoked.elapsed() < Duration::from_secs(5),
+                "try {i}: still accepted after 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    waits.sort();
+    let (p50, p99) = (waits[49], waits[98]);
+    println!(
+        "revocation seen by the other node: p50 {p50:?}, p99 {p99:?}, max {:?}",
+        waits[99]
+    );
+    assert!(p99 < Duration::from_secs(1), "p99 {p99:?}");
+}
