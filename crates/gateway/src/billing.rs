@@ -608,6 +608,11 @@ impl Billing {
         Ok(renewed)
     }
 
+    /// Whether this node runs the renewal job (one node of a database).
+    pub fn leads_jobs(&self) -> bool {
+        self.store.leads_jobs()
+    }
+
     /// Processes every live subscription; returns how many changed.
     pub async fn run_due(&self, now: DateTime<Utc>) -> usize {
         let ids = match self.store.live_subscription_ids().await {

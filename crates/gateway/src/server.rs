@@ -240,6 +240,9 @@ async fn run_log_pruning(store: Arc<dyn crate::store::Store>) {
     let mut tick = tokio::time::interval(LOG_PRUNING_INTERVAL);
     loop {
         tick.tick().await;
+        if !store.leads_jobs() {
+            continue;
+        }
         match crate::http::logs::prune(store.as_ref()).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "deleted call log records past their retention"),
@@ -254,6 +257,9 @@ async fn run_renewals(billing: Arc<Billing>, interval: std::time::Duration) {
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
+        if !billing.leads_jobs() {
+            continue;
+        }
         let changed = billing.run_due(Utc::now()).await;
         if changed > 0 {
             tracing::info!(changed, "renewal job updated subscriptions");

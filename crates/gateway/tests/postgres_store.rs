@@ -606,3 +606,41 @@ async fn heard_within_count(heard: &Heard, want: &Change, times: usize) -> bool 
     }
     false
 }
+
+/// Polls (5 s at most) until exactly one of `stores` leads the jobs; which.
+async fn leader_among(stores: &[&PgStore]) -> Option<usize> {
+    for _ in 0..500 {
+        let leading: Vec<usize> = (0..stores.len())
+            .filter(|i| stores[*i].leads_jobs())
+            .collect();
+        if leading.len() == 1 {
+            return Some(leading[0]);
+        }
+        assert!(leading.len() < 2, "two nodes lead the jobs at once");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_leads_the_jobs_and_another_takes_over_when_it_dies() {
+    let url = database();
+    let mut stores = vec![open(&url).await, open(&url).await, open(&url).await];
+    let first = {
+        let refs: Vec<&PgStore> = stores.iter().collect();
+        leader_among(&refs).await.expect("a leader within 5 s")
+    };
+    // Still exactly one a moment later.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let refs: Vec<&PgStore> = stores.iter().collect();
+    assert_eq!(leader_among(&refs).await, Some(first));
+    // The leader dies (its session ends): another takes over.
+    drop(stores.remove(first));
+    let started = std::time::Instant::now();
+    let refs: Vec<&PgStore> = stores.iter().collect();
+    assert!(
+        leader_among(&refs).await.is_some(),
+        "no new leader within 5 s"
+    );
+    println!("a new leader after {:?}", started.elapsed());
+}

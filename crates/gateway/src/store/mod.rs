@@ -115,6 +115,9 @@ impl<T> Store for T where
 #[async_trait]
 pub trait SystemStore: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
+    /// Whether this node runs the jobs (renewals, call-log pruning): one node
+    /// of those sharing a database at a time; the only node of a SQLite store.
+    fn leads_jobs(&self) -> bool;
     /// The instance id, created on first call.
     async fn instance_id(&self) -> StoreResult<String>;
 

@@ -27,6 +27,7 @@ use crate::ids;
 mod billing;
 mod connect;
 mod consumers;
+mod leader;
 mod logs;
 mod notify;
 mod prompt_apis;
@@ -63,11 +64,15 @@ pub struct PgStore {
     listener: tokio::task::JoinHandle<()>,
     /// Counts the times the listener has started listening.
     listening: tokio::sync::watch::Receiver<u64>,
+    /// Whether this node leads the jobs, and the task that campaigns for it.
+    leading: Arc<std::sync::atomic::AtomicBool>,
+    campaign: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.listener.abort();
+        self.campaign.abort();
     }
 }
 
@@ -127,6 +132,8 @@ impl PgStore {
         let _ = guard.await;
         migrated?;
         let listen_config = config.clone();
+        let leading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let campaign = leader::campaign(config.clone(), leading.clone());
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -152,6 +159,8 @@ impl PgStore {
             node,
             listener,
             listening,
+            leading,
+            campaign,
         })
     }
 
@@ -289,6 +298,10 @@ impl SystemStore for PgStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    fn leads_jobs(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::Acquire)
     }
 
     async fn instance_id(&self) -> StoreResult<String> {

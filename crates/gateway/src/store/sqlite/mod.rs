@@ -353,6 +353,10 @@ impl SystemStore for SqliteStore {
             .await
     }
 
+    fn leads_jobs(&self) -> bool {
+        true
+    }
+
     async fn instance_id(&self) -> StoreResult<String> {
         self.write(|c| {
             let existing: Option<String> = c
