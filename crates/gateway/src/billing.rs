@@ -16,7 +16,7 @@ use crate::crypto::SecretBox;
 use crate::error::{ApiError, for_resource};
 use crate::lifecycle::{self, Due, State, Terms};
 use crate::payments::{CardError, NO_PROCESSOR, PaymentProcessor, Processors};
-use crate::store::{AuditContext, NewCharge, Store, StoredPaymentSettings};
+use crate::store::{AuditContext, NewCharge, Store, StoreError, StoredPaymentSettings};
 use crate::validate;
 
 pub struct Billing {
@@ -428,8 +428,17 @@ impl Billing {
                 currency: plan.currency.clone(),
                 failure,
                 processor_charge_id,
+                idempotency_key: idempotency_key.to_owned(),
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // Another node recorded this period's charge first: its
+                // write of the subscription wins, this one stands down.
+                StoreError::Conflict(_) => ApiError::PreconditionFailed {
+                    current: sub.version + 1,
+                },
+                other => other.into(),
+            })?;
         Ok(outcome)
     }
 

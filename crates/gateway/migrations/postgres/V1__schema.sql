@@ -300,9 +300,13 @@ CREATE TABLE charges (
     decline_code        text,
     failure_message     text,
     processor_charge_id text,
+    idempotency_key     text,
     created_at          timestamptz NOT NULL
 );
 CREATE INDEX charges_by_consumer ON charges (consumer_id, seq);
+-- A subscription's period is charged at most once, whichever node runs it.
+CREATE UNIQUE INDEX charges_once ON charges (subscription_id, idempotency_key)
+    WHERE status = 'succeeded' AND idempotency_key IS NOT NULL;
 
 -- Included credits used per subscription period (keyed by the period's
 -- start as the data plane names it), updated with each settled call.

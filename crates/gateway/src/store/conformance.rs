@@ -516,10 +516,28 @@ pub(crate) async fn subscriptions_cards_and_charges<S: Store + SubscriptionStore
                 message: "declined".into(),
             }),
             processor_charge_id: None,
+            idempotency_key: "renewal:period-1".into(),
         })
         .await
         .unwrap();
     assert_eq!(declined.status, tollgate_api::ChargeStatus::Failed);
+    // A failed attempt does not count: the period can still be paid, once.
+    let paid = |key: &str| NewCharge {
+        consumer_id: consumer.id.clone(),
+        payment_method_id: Some(first.id.clone()),
+        subscription_id: Some(sub.id.clone()),
+        amount_micros: 9_000_000,
+        currency: "USD".into(),
+        failure: None,
+        processor_charge_id: Some("ch_1".into()),
+        idempotency_key: key.into(),
+    };
+    store.record_charge(paid("renewal:period-1")).await.unwrap();
+    assert!(matches!(
+        store.record_charge(paid("renewal:period-1")).await,
+        Err(StoreError::Conflict(ref m)) if m.contains("charged already")
+    ));
+    store.record_charge(paid("renewal:period-2")).await.unwrap();
     let methods = store.payment_methods(&consumer.id).await.unwrap();
     let failed = methods.iter().find(|m| m.id == second.id).unwrap();
     assert_eq!(failed.status, tollgate_api::PaymentMethodStatus::Failed);
@@ -540,7 +558,7 @@ pub(crate) async fn subscriptions_cards_and_charges<S: Store + SubscriptionStore
     );
     assert_eq!(store.payment_methods(&consumer.id).await.unwrap().len(), 1);
     let (charges, _) = store.charges(&consumer.id, None, 10).await.unwrap();
-    assert_eq!(charges.len(), 1);
+    assert_eq!(charges.len(), 3);
 }
 
 #[tokio::test]
@@ -555,6 +573,76 @@ async fn subscriptions_on_postgres() {
     let url = tollgate_test_postgres::database();
     let store = PgStore::open(&url, 4, ChangeFeed::new()).await.unwrap();
     subscriptions_cards_and_charges(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_recording_one_periods_charge_at_once_record_it_once() {
+    let url = tollgate_test_postgres::database();
+    let nodes = [
+        PgStore::open(&url, 4, ChangeFeed::new()).await.unwrap(),
+        PgStore::open(&url, 4, ChangeFeed::new()).await.unwrap(),
+    ];
+    let plan = nodes[0]
+        .create_plan(plan_spec("Once"), &ctx())
+        .await
+        .unwrap();
+    let team = nodes[0]
+        .create_team(
+            NewTeam {
+                name: "Once".into(),
+                description: String::new(),
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let consumer = nodes[0]
+        .create_consumer(
+            NewConsumer {
+                team_id: team.id,
+                name: "Once".into(),
+                contact: String::new(),
+                metadata: Default::default(),
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let state = crate::lifecycle::State {
+        status: tollgate_api::SubscriptionStatus::Active,
+        period_start: None,
+        period_end: None,
+        auto_renew: true,
+        past_due_since: None,
+        reason: None,
+    };
+    let sub = nodes[0]
+        .create_subscription(&consumer.id, &plan.id, state, &ctx())
+        .await
+        .unwrap();
+    for period in 0..20 {
+        let charge = || NewCharge {
+            consumer_id: consumer.id.clone(),
+            payment_method_id: None,
+            subscription_id: Some(sub.id.clone()),
+            amount_micros: 1_000_000,
+            currency: "USD".into(),
+            failure: None,
+            processor_charge_id: Some(format!("ch_{period}")),
+            idempotency_key: format!("renewal:{}:{period}", sub.id),
+        };
+        let (a, b) = tokio::join!(
+            nodes[0].record_charge(charge()),
+            nodes[1].record_charge(charge())
+        );
+        assert_eq!(
+            usize::from(a.is_ok()) + usize::from(b.is_ok()),
+            1,
+            "period {period}: {a:?} {b:?}"
+        );
+    }
+    let (charges, _) = nodes[1].charges(&consumer.id, None, 100).await.unwrap();
+    assert_eq!(charges.len(), 20);
 }
 
 pub(crate) fn record(id: usize, at_us: i64) -> CallRecord {

@@ -495,6 +495,9 @@ pub struct SubscriptionFilter {
     pub plan_id: Option<String>,
 }
 
+/// A second succeeded charge of a subscription with the same key.
+pub(crate) const CHARGED_ALREADY: &str = "this subscription's period is charged already";
+
 /// A charge attempt to record.
 #[derive(Debug, Clone)]
 pub struct NewCharge {
@@ -506,6 +509,11 @@ pub struct NewCharge {
     /// `None` when it succeeded.
     pub failure: Option<crate::payments::CardError>,
     pub processor_charge_id: Option<String>,
+    /// The key the processor was given (`renewal:{subscription}:{period}`):
+    /// the store refuses a second succeeded charge of a subscription with
+    /// the same key (`Conflict`), so no period is charged twice, whichever
+    /// node runs the charge.
+    pub idempotency_key: String,
 }
 
 #[async_trait]

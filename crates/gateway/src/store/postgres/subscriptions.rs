@@ -477,8 +477,8 @@ impl SubscriptionStore for PgStore {
                     &format!(
                         "INSERT INTO charges (id, consumer_id, payment_method_id, subscription_id, \
                          amount_micros, currency, status, failure_code, decline_code, failure_message, \
-                         processor_charge_id, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {CHARGE_COLUMNS}"
+                         processor_charge_id, created_at, idempotency_key) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {CHARGE_COLUMNS}"
                     ),
                     &[
                         &id,
@@ -493,10 +493,17 @@ impl SubscriptionStore for PgStore {
                         &failure.map(|f| f.message.clone()),
                         &charge.processor_charge_id,
                         &now(),
+                        &charge.idempotency_key,
                     ],
                 )
                 .await
-                .map_err(fk_not_found)?;
+                .map_err(|e| {
+                    if super::is_unique_violation(&e) {
+                        StoreError::Conflict(crate::store::CHARGED_ALREADY.into())
+                    } else {
+                        fk_not_found(e)
+                    }
+                })?;
             if let Some(pm) = &charge.payment_method_id {
                 tx.execute(
                     "UPDATE payment_methods SET failed = $2, last_failure_code = $3, \

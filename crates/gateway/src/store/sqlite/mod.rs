@@ -48,6 +48,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
             |tx: &rusqlite::Transaction<'_>| Ok(logs::move_rows_into_blocks(tx)?),
         ),
         M::up(include_str!("../../../migrations/0013_audit_by_target.sql")),
+        M::up(include_str!("../../../migrations/0014_charge_once.sql")),
     ])
 });
 

@@ -395,14 +395,21 @@ impl SubscriptionStore for SqliteStore {
             let failure = charge.failure.as_ref();
             tx.execute(
                 "INSERT INTO charges (id, consumer_id, payment_method_id, subscription_id, amount_micros, currency, status, \
-                 failure_code, decline_code, failure_message, processor_charge_id, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 failure_code, decline_code, failure_message, processor_charge_id, created_at, idempotency_key) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![id, charge.consumer_id, charge.payment_method_id, charge.subscription_id, charge.amount_micros,
                     charge.currency, if failure.is_some() { "failed" } else { "succeeded" },
                     failure.map(|f| f.code.clone()), failure.and_then(|f| f.decline_code.clone()),
-                    failure.map(|f| f.message.clone()), charge.processor_charge_id, ts(Utc::now())],
+                    failure.map(|f| f.message.clone()), charge.processor_charge_id, ts(Utc::now()),
+                    charge.idempotency_key],
             )
-            .map_err(fk_not_found)?;
+            .map_err(|e| {
+                if super::is_unique_violation(&e) {
+                    StoreError::Conflict(crate::store::CHARGED_ALREADY.into())
+                } else {
+                    fk_not_found(e)
+                }
+            })?;
             if let Some(pm) = &charge.payment_method_id {
                 tx.execute(
                     "UPDATE payment_methods SET failed = ?2, last_failure_code = ?3, last_decline_code = ?4 WHERE id = ?1",
