@@ -14,6 +14,8 @@ use rand::RngCore;
 
 pub const KEY_ENV: &str = "TOLLGATE_ENCRYPTION_KEY";
 pub const DEFAULT_KEY_FILE: &str = "encryption.key";
+/// What the key check seals: nothing secret, only proof of the key.
+const KEY_CHECK_SAMPLE: &[u8] = b"tollgate key check";
 const NONCE_LEN: usize = 12;
 
 pub struct SecretBox {
@@ -56,6 +58,20 @@ impl SecretBox {
         Ok(Self::from_key(
             decode_key(&text).with_context(|| path.display().to_string())?,
         ))
+    }
+
+    /// A sample sealed with this key, as text (for [`SecretBox::opens`]).
+    pub fn sample(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.seal(KEY_CHECK_SAMPLE))
+    }
+
+    /// Whether `sample` (from [`SecretBox::sample`]) was sealed with this key.
+    pub fn opens(&self, sample: &str) -> bool {
+        base64::engine::general_purpose::STANDARD
+            .decode(sample)
+            .ok()
+            .and_then(|blob| self.open(&blob).ok())
+            .is_some_and(|plain| plain == KEY_CHECK_SAMPLE)
     }
 
     /// `nonce || ciphertext`.

@@ -67,6 +67,18 @@ fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let feed = ChangeFeed::new();
     let store = open_store(&settings.data_dir, &settings.database, feed.clone()).await?;
+    // Before anything else: a node whose key cannot open the secrets the
+    // others sealed must not start (its calls would fail later, one by one).
+    let secrets = Arc::new(SecretBox::load(
+        &settings.data_dir,
+        settings.encryption_key_file.as_deref(),
+    )?);
+    let sample = store.key_check(secrets.sample()).await?;
+    anyhow::ensure!(
+        secrets.opens(&sample),
+        "this node's encryption key is not the one the database's secrets were sealed with: \
+         give every node the same key (TOLLGATE_ENCRYPTION_KEY or encryption_key_file)"
+    );
     if let Some(minted) = bootstrap_if_empty(store.as_ref()).await? {
         let path: PathBuf = settings.data_dir.join(BOOTSTRAP_TOKEN_FILE);
         write_secret_file(&path, &minted.secret)?;
@@ -74,11 +86,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             "created the bootstrap admin token; it was written once to this file (mode 0600)");
         println!("bootstrap admin token written to {}", path.display());
     }
-    // Before listening: a node without its key must not look started.
-    let secrets = Arc::new(SecretBox::load(
-        &settings.data_dir,
-        settings.encryption_key_file.as_deref(),
-    )?);
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;

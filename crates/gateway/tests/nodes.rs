@@ -86,3 +86,24 @@ async fn a_key_revoked_through_one_node_is_refused_by_the_other_within_a_second(
     );
     assert!(p99 < Duration::from_secs(1), "p99 {p99:?}");
 }
+
+#[tokio::test]
+async fn a_node_whose_key_cannot_open_the_others_secrets_refuses_to_start() {
+    let one = Gateway::start_on_postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::database_url(&one.dir).unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("TOLLGATE_DATABASE_URL", url)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("give every node the same key"), "{err}");
+    // The first node still serves.
+    let info = one
+        .send("GET", "/admin/v1/info", Value::Null, StatusCode::OK)
+        .await;
+    assert_eq!(info["name"], "test-gw");
+}

@@ -120,6 +120,9 @@ pub trait SystemStore: Send + Sync + 'static {
     fn leads_jobs(&self) -> bool;
     /// The instance id, created on first call.
     async fn instance_id(&self) -> StoreResult<String>;
+    /// The sample sealed with the encryption key every node must share:
+    /// `sealed` is stored if there is none yet; the stored one is answered.
+    async fn key_check(&self, sealed: String) -> StoreResult<String>;
 
     /// Inserts `token` when there is no admin token at all (the bootstrap
     /// token); answers whether it did. Nodes starting at once on an empty

@@ -304,6 +304,23 @@ impl SystemStore for PgStore {
         self.leading.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    async fn key_check(&self, sealed: String) -> StoreResult<String> {
+        // The first node to start with a key sets it for all.
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('key_check', $1) ON CONFLICT (key) DO NOTHING",
+                &[&sealed],
+            )
+            .await
+            .map_err(backend)?;
+        client
+            .query_one("SELECT value FROM meta WHERE key = 'key_check'", &[])
+            .await
+            .map_err(backend)?
+            .col("value")
+    }
+
     async fn instance_id(&self) -> StoreResult<String> {
         // Every node of one database is one instance: the first to ask names it.
         let client = self.client().await?;

@@ -358,6 +358,19 @@ impl SystemStore for SqliteStore {
         true
     }
 
+    async fn key_check(&self, sealed: String) -> StoreResult<String> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('key_check', ?1) ON CONFLICT (key) DO NOTHING",
+                [&sealed],
+            )
+            .map_err(backend)?;
+            c.query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| r.get(0))
+                .map_err(backend)
+        })
+        .await
+    }
+
     async fn instance_id(&self) -> StoreResult<String> {
         self.write(|c| {
             let existing: Option<String> = c
