@@ -138,7 +138,8 @@ pub struct CallStats {
     pub latency_p99_us: i64,
     /// What the calls were charged, per currency.
     pub cost: Vec<CostTotal>,
-    /// One point per bucket that had calls, oldest first.
+    /// One point per bucket that had calls, oldest first; a call counts in
+    /// the bucket it arrived in (the first, if it arrived before the range).
     pub series: Vec<StatsPoint>,
     /// Refusals by problem reason, most frequent first.
     pub by_reason: Vec<ReasonCount>,

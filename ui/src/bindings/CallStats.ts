@@ -26,7 +26,8 @@ latency_p50_us: number, latency_p95_us: number, latency_p99_us: number,
  */
 cost: Array<CostTotal>, 
 /**
- * One point per bucket that had calls, oldest first.
+ * One point per bucket that had calls, oldest first; a call counts in
+ * the bucket it arrived in (the first, if it arrived before the range).
  */
 series: Array<StatsPoint>, 
 /**

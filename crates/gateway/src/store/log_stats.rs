@@ -99,9 +99,11 @@ impl Figures {
         if let Some(currency) = r.currency {
             *named(&mut self.cost, currency) += r.cost_micros;
         }
+        // Points by arrival, as the console's rollups count them (a call
+        // that arrived before `from` and ended in range counts in the first).
         let point = self
             .series
-            .entry((end - self.from) / self.bucket)
+            .entry((r.at_us - self.from).max(0) / self.bucket)
             .or_default();
         point.0 += 1;
         point.1 += error;
