@@ -7,6 +7,7 @@ mod conformance;
 pub(crate) mod log_block;
 pub(crate) mod log_stats;
 pub mod postgres;
+pub(crate) mod rules;
 pub(crate) mod spelling;
 pub mod sqlite;
 

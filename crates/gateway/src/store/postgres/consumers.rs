@@ -219,13 +219,7 @@ impl ConsumerStore for PgStore {
             ctx,
             load,
             async |tx, id, current, changes| {
-                let action = match patch.status {
-                    Some(s) if s != current.status => match s {
-                        ConsumerStatus::Suspended => "consumer.suspend",
-                        ConsumerStatus::Active => "consumer.reactivate",
-                    },
-                    _ => "consumer.update",
-                };
+                let action = crate::store::rules::consumer_action(&patch, current.status);
                 let name = patch.name.unwrap_or(current.name);
                 let metadata = json(&patch.metadata.unwrap_or(current.metadata))?;
                 tx.execute(

@@ -167,22 +167,11 @@ async fn check_models_free(
         )
         .await
         .map_err(backend)?;
-    for row in rows {
-        let name: &str = row.col("name")?;
-        let models: Vec<ProviderModel> =
-            serde_json::from_str(row.col("models")?).map_err(|e| StoreError::Backend(e.into()))?;
-        if let Some(taken) = spec
-            .models
-            .iter()
-            .find(|m| models.iter().any(|o| o.name == m.name))
-        {
-            return Err(StoreError::Conflict(format!(
-                "the model `{}` is already served by the provider `{name}`",
-                taken.name
-            )));
-        }
-    }
-    Ok(())
+    let others = rows
+        .iter()
+        .map(|r| Ok((r.col::<&str>("name")?, r.col::<&str>("models")?)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    crate::store::rules::models_free(spec, others)
 }
 
 fn provider_write_error(e: tokio_postgres::Error, name: &str) -> StoreError {

@@ -172,13 +172,7 @@ impl ConsumerStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<Consumer> {
         self.versioned_write(id, expected_version, ctx, load_consumer, move |tx, id, current, changes| {
-            let action = match patch.status {
-                Some(s) if s != current.status => match s {
-                    ConsumerStatus::Suspended => "consumer.suspend",
-                    ConsumerStatus::Active => "consumer.reactivate",
-                },
-                _ => "consumer.update",
-            };
+            let action = crate::store::rules::consumer_action(&patch, current.status);
             let name = patch.name.unwrap_or(current.name);
             let metadata = serde_json::to_string(&patch.metadata.unwrap_or(current.metadata))
                 .map_err(anyhow::Error::from)?;

@@ -133,31 +133,16 @@ fn keys_of(conn: &Connection, provider_id: &str) -> StoreResult<Vec<SealedProvid
 
 /// Model names are unique across providers: the data plane routes by them.
 fn check_models_free(conn: &Connection, spec: &ProviderSpec, except: &str) -> StoreResult<()> {
-    let mut stmt = conn
+    let others = conn
         .prepare_cached("SELECT name, models FROM providers WHERE id != ?1")
-        .map_err(backend)?;
-    let others = stmt
+        .map_err(backend)?
         .query_map([except], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
         })
         .map_err(backend)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(backend)?;
-    for (name, models) in others {
-        let models: Vec<ProviderModel> = serde_json::from_str(&models)
-            .map_err(|e| StoreError::Backend(anyhow::Error::new(e)))?;
-        if let Some(taken) = spec
-            .models
-            .iter()
-            .find(|m| models.iter().any(|o| o.name == m.name))
-        {
-            return Err(StoreError::Conflict(format!(
-                "the model `{}` is already served by the provider `{name}`",
-                taken.name
-            )));
-        }
-    }
-    Ok(())
+    crate::store::rules::models_free(spec, others.iter().map(|(n, m)| (n.as_str(), m.as_str())))
 }
 
 fn provider_write_error(e: rusqlite::Error, name: &str) -> StoreError {
