@@ -99,6 +99,43 @@ pub struct InstanceInfo {
     pub token: TokenIdentity,
 }
 
+/// Whether a node has said lately that it is alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub enum NodeStatus {
+    /// Its last heartbeat is at most 15 seconds old.
+    Up,
+    /// No heartbeat for more than 15 seconds: stopped, dead or cut off.
+    Stale,
+}
+
+/// One `tollgated` process serving an instance (several share a PostgreSQL
+/// database; a SQLite instance has one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct NodeInfo {
+    pub id: String,
+    /// Where the node listens.
+    pub address: String,
+    /// Its `tollgated` version.
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat (every 5 seconds while it runs).
+    pub heartbeat_at: DateTime<Utc>,
+    pub status: NodeStatus,
+    /// Whether it runs the jobs (renewals, call-log pruning): one node does.
+    pub leads_jobs: bool,
+}
+
+/// `GET /admin/v1/nodes`: the instance's nodes, the newest start first;
+/// a node not heard from for a day is forgotten.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct NodeList {
+    pub items: Vec<NodeInfo>,
+}
+
 /// `GET /healthz`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
 #[ts(export, export_to = "../../../ui/src/bindings/")]

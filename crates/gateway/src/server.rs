@@ -20,9 +20,9 @@ use crate::dataplane::{DataPlane, DefaultUpstream, Pricing};
 use crate::http::AppState;
 use crate::instance::Instance;
 use crate::payments::Processors;
-use crate::store::Store;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
+use crate::store::{NodeRecord, Store};
 use crate::tokens::{self, MintedToken};
 use tollgate_api::Scope;
 
@@ -103,6 +103,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         body_timeout: settings.body_timeout,
     };
     let shutdown = shutdown_signal()?;
+    // Registered before it says it listens: whoever lists the nodes then
+    // finds this one.
+    let node = NodeRecord {
+        id: store.node_id().to_owned(),
+        address: instance.public_url.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        started_at: instance.started_at,
+        heartbeat_at: Utc::now(),
+        leads_jobs: store.leads_jobs(),
+    };
+    store.heartbeat(&node).await?;
+    let heartbeats = tokio::spawn(run_heartbeats(store.clone(), node));
     tracing::info!(%bound, instance_id = %instance.id, "tollgated listening");
     // Scripts and tests read this line to learn the port when --listen used port 0.
     println!("tollgated listening on http://{bound}");
@@ -164,6 +176,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     serve_connections(listener, app, settings.idle_timeout, shutdown).await;
     renewals.abort();
     pruning.abort();
+    heartbeats.abort();
     // Settled calls still queued are stored before the process ends.
     data.accounts.usage.flush().await;
     tracing::info!("tollgated stopped");
@@ -254,6 +267,20 @@ async fn run_log_pruning(store: Arc<dyn crate::store::Store>) {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "deleted call log records past their retention"),
             Err(e) => tracing::error!(error = %e, "pruning the call log failed"),
+        }
+    }
+}
+
+/// Says every 5 seconds that this node is alive (and whether it leads the jobs).
+async fn run_heartbeats(store: Arc<dyn crate::store::Store>, mut node: NodeRecord) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        node.heartbeat_at = Utc::now();
+        node.leads_jobs = store.leads_jobs();
+        if let Err(e) = store.heartbeat(&node).await {
+            tracing::warn!(error = %e, "the node's heartbeat failed");
         }
     }
 }

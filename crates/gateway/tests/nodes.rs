@@ -107,3 +107,60 @@ async fn a_node_whose_key_cannot_open_the_others_secrets_refuses_to_start() {
         .await;
     assert_eq!(info["name"], "test-gw");
 }
+
+/// Polls (5 s at most) `GET /admin/v1/nodes` on `node` until `done` holds.
+async fn nodes_until(node: &Gateway, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    for _ in 0..250 {
+        let list = node
+            .send("GET", "/admin/v1/nodes", Value::Null, StatusCode::OK)
+            .await;
+        let items = list["items"].as_array().unwrap().clone();
+        if done(&items) {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the node list never settled");
+}
+
+#[tokio::test]
+async fn every_node_lists_the_nodes_of_its_database_and_which_leads_the_jobs() {
+    let one = Gateway::start_on_postgres();
+    let two = one.another_node();
+    // Leadership is taken within a second or two of the start.
+    let leads = |items: &[Value]| items.iter().filter(|n| n["leads_jobs"] == true).count() == 1;
+    let items = nodes_until(&two, |items| items.len() == 2 && leads(items)).await;
+    let mut addresses: Vec<&str> = items
+        .iter()
+        .map(|n| n["address"].as_str().unwrap())
+        .collect();
+    addresses.sort_unstable();
+    let mut expected = vec![one.base.as_str(), two.base.as_str()];
+    expected.sort_unstable();
+    assert_eq!(addresses, expected);
+    for n in &items {
+        assert_eq!(n["status"], "up");
+        assert_eq!(n["version"], env!("CARGO_PKG_VERSION"));
+    }
+    let from_one = nodes_until(&one, |items| items.len() == 2).await;
+    let ids = |items: &[Value]| {
+        let mut ids: Vec<String> = items
+            .iter()
+            .map(|n| n["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&from_one), ids(&items));
+}
+
+#[tokio::test]
+async fn a_single_gateway_is_one_node_that_leads_the_jobs() {
+    let gw = Gateway::start();
+    let items = nodes_until(&gw, |items| {
+        items.len() == 1 && items[0]["leads_jobs"] == true
+    })
+    .await;
+    assert_eq!(items[0]["status"], "up");
+    assert_eq!(items[0]["address"], gw.base.as_str());
+}

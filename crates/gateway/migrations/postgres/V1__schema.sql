@@ -345,3 +345,13 @@ CREATE TABLE log_settings (
     updated_at     timestamptz NOT NULL,
     version        bigint NOT NULL
 );
+
+-- The nodes serving this instance and their last heartbeat.
+CREATE TABLE nodes (
+    id           text PRIMARY KEY,
+    address      text NOT NULL,
+    version      text NOT NULL,
+    started_at   timestamptz NOT NULL,
+    heartbeat_at timestamptz NOT NULL,
+    leads_jobs   boolean NOT NULL
+);

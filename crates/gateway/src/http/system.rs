@@ -4,7 +4,9 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use chrono::Utc;
-use tollgate_api::{AuditEntry, Health, InstanceInfo, PRODUCT, Page, Problem};
+use tollgate_api::{
+    AuditEntry, Health, InstanceInfo, NodeInfo, NodeList, NodeStatus, PRODUCT, Page, Problem,
+};
 
 use super::auth::{Admin, Authorized, Read};
 use super::{AppState, PageParams};
@@ -55,6 +57,43 @@ pub async fn info(State(state): State<AppState>, admin: Admin) -> Json<InstanceI
         features: FEATURES.iter().map(|f| (*f).to_owned()).collect(),
         token: admin.identity,
     })
+}
+
+/// A node is up while its last heartbeat is at most this old (it beats
+/// every 5 seconds).
+const NODE_UP_SECS: i64 = 15;
+
+/// The nodes serving this instance: one on SQLite; every node of a
+/// PostgreSQL database, each with its last heartbeat.
+#[utoipa::path(get, path = "/admin/v1/nodes", tag = "system",
+    security(("admin_token" = ["read"])),
+    responses((status = 200, body = NodeList), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
+pub async fn list_nodes(
+    State(state): State<AppState>,
+    _: Authorized<Read>,
+) -> ApiResult<Json<NodeList>> {
+    let now = Utc::now();
+    let items = state
+        .store
+        .nodes()
+        .await?
+        .into_iter()
+        .map(|n| NodeInfo {
+            status: if (now - n.heartbeat_at).num_seconds() <= NODE_UP_SECS {
+                NodeStatus::Up
+            } else {
+                NodeStatus::Stale
+            },
+            id: n.id,
+            address: n.address,
+            version: n.version,
+            started_at: n.started_at,
+            heartbeat_at: n.heartbeat_at,
+            leads_jobs: n.leads_jobs,
+        })
+        .collect();
+    Ok(Json(NodeList { items }))
 }
 
 /// Filter of `GET /admin/v1/audit`.

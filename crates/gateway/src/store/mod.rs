@@ -121,6 +121,13 @@ pub trait SystemStore: Send + Sync + 'static {
     fn leads_jobs(&self) -> bool;
     /// The instance id, created on first call.
     async fn instance_id(&self) -> StoreResult<String>;
+    /// This node's id among those sharing the store.
+    fn node_id(&self) -> &str;
+    /// Records that `node` is alive (its first call registers it); nodes
+    /// not heard from for a day are forgotten.
+    async fn heartbeat(&self, node: &NodeRecord) -> StoreResult<()>;
+    /// Every node heard from in the last day, the newest start first.
+    async fn nodes(&self) -> StoreResult<Vec<NodeRecord>>;
     /// The sample sealed with the encryption key every node must share:
     /// `sealed` is stored if there is none yet; the stored one is answered.
     async fn key_check(&self, sealed: String) -> StoreResult<String>;
@@ -498,6 +505,20 @@ pub struct SubscriptionFilter {
     pub consumer_id: Option<String>,
     pub plan_id: Option<String>,
 }
+
+/// A node as registered: `heartbeat_at` and `leads_jobs` are its last report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRecord {
+    pub id: String,
+    pub address: String,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+    pub leads_jobs: bool,
+}
+
+/// How long a node stays listed without a heartbeat.
+pub(crate) const NODE_FORGOTTEN_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// A second succeeded charge of a subscription with the same key.
 pub(crate) const CHARGED_ALREADY: &str = "this subscription's period is charged already";

@@ -18,7 +18,7 @@ use tokio_postgres::{NoTls, Row};
 use tollgate_api::{AuditEntry, Scope, Team};
 
 use super::{
-    AdminTokenRecord, AuditContext, IdempotencyBegin, NewTeam, StoreError, StoreResult,
+    AdminTokenRecord, AuditContext, IdempotencyBegin, NewTeam, NodeRecord, StoreError, StoreResult,
     StoredResponse, SystemStore, TeamPatch, TeamStore,
 };
 use crate::changes::{Change, ChangeFeed};
@@ -302,6 +302,64 @@ impl SystemStore for PgStore {
 
     fn leads_jobs(&self) -> bool {
         self.leading.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn node_id(&self) -> &str {
+        &self.node
+    }
+
+    async fn heartbeat(&self, node: &NodeRecord) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO nodes (id, address, version, started_at, heartbeat_at, leads_jobs) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET \
+                 address = excluded.address, heartbeat_at = excluded.heartbeat_at, \
+                 leads_jobs = excluded.leads_jobs",
+                &[
+                    &node.id,
+                    &node.address,
+                    &node.version,
+                    &node.started_at,
+                    &node.heartbeat_at,
+                    &node.leads_jobs,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        client
+            .execute(
+                "DELETE FROM nodes WHERE heartbeat_at < $1",
+                &[&(node.heartbeat_at - crate::store::NODE_FORGOTTEN_AFTER)],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn nodes(&self) -> StoreResult<Vec<NodeRecord>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT id, address, version, started_at, heartbeat_at, leads_jobs FROM nodes \
+                 ORDER BY started_at DESC, id",
+                &[],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(NodeRecord {
+                    id: r.col("id")?,
+                    address: r.col("address")?,
+                    version: r.col("version")?,
+                    started_at: r.col("started_at")?,
+                    heartbeat_at: r.col("heartbeat_at")?,
+                    leads_jobs: r.col("leads_jobs")?,
+                })
+            })
+            .collect()
     }
 
     async fn key_check(&self, sealed: String) -> StoreResult<String> {

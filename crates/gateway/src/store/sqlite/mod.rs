@@ -14,8 +14,9 @@ use rusqlite_migration::{M, Migrations};
 use tollgate_api::{AuditEntry, Scope, Team};
 
 use super::{
-    AdminTokenRecord, AuditContext, Audited, IdempotencyBegin, NewTeam, StoreError, StoreResult,
-    StoredResponse, SystemStore, TeamPatch, TeamStore, Versioned, check_version, split_page,
+    AdminTokenRecord, AuditContext, Audited, IdempotencyBegin, NewTeam, NodeRecord, StoreError,
+    StoreResult, StoredResponse, SystemStore, TeamPatch, TeamStore, Versioned, check_version,
+    split_page,
 };
 use crate::changes::{Change, ChangeFeed};
 use crate::ids;
@@ -49,6 +50,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         ),
         M::up(include_str!("../../../migrations/0013_audit_by_target.sql")),
         M::up(include_str!("../../../migrations/0014_charge_once.sql")),
+        M::up(include_str!("../../../migrations/0015_nodes.sql")),
     ])
 });
 
@@ -72,6 +74,8 @@ pub struct SqliteStore {
 }
 
 struct Inner {
+    /// This process, the store's only node.
+    node: String,
     writer: Mutex<Connection>,
     /// Where each committed write's changes are published.
     feed: Arc<ChangeFeed>,
@@ -121,6 +125,7 @@ impl SqliteStore {
             .map_err(backend)?;
         Ok(Self {
             inner: Arc::new(Inner {
+                node: ids::new_id("node"),
                 writer: Mutex::new(writer),
                 feed,
                 readers,
@@ -356,6 +361,54 @@ impl SystemStore for SqliteStore {
 
     fn leads_jobs(&self) -> bool {
         true
+    }
+
+    fn node_id(&self) -> &str {
+        &self.inner.node
+    }
+
+    async fn heartbeat(&self, node: &NodeRecord) -> StoreResult<()> {
+        let node = node.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO nodes (id, address, version, started_at, heartbeat_at, leads_jobs) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET \
+                 address = excluded.address, heartbeat_at = excluded.heartbeat_at, leads_jobs = excluded.leads_jobs",
+                params![node.id, node.address, node.version, ts(node.started_at), ts(node.heartbeat_at), node.leads_jobs],
+            )
+            .map_err(backend)?;
+            c.execute(
+                "DELETE FROM nodes WHERE heartbeat_at < ?1",
+                [ts(node.heartbeat_at - crate::store::NODE_FORGOTTEN_AFTER)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn nodes(&self) -> StoreResult<Vec<NodeRecord>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id, address, version, started_at, heartbeat_at, leads_jobs FROM nodes \
+                 ORDER BY started_at DESC, id",
+            )
+            .map_err(backend)?
+            .query_map([], |r| {
+                Ok(NodeRecord {
+                    id: r.get(0)?,
+                    address: r.get(1)?,
+                    version: r.get(2)?,
+                    started_at: parse_ts(&r.get::<_, String>(3)?)?,
+                    heartbeat_at: parse_ts(&r.get::<_, String>(4)?)?,
+                    leads_jobs: r.get(5)?,
+                })
+            })
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)
+        })
+        .await
     }
 
     async fn key_check(&self, sealed: String) -> StoreResult<String> {
