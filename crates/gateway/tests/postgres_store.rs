@@ -557,7 +557,9 @@ async fn a_change_on_one_node_reaches_the_others_and_a_lost_listener_drops_every
 
     // The database restarts: B listens again and drops every cache.
     server.restart();
-    b.listening(2).await;
+    tokio::time::timeout(std::time::Duration::from_secs(20), b.listening(2))
+        .await
+        .expect("B listens again within 20 s of the restart");
     assert!(heard_b.0.lock().unwrap().contains(&Change::Everything));
     let before = heard_b
         .0

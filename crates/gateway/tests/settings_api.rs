@@ -121,6 +121,33 @@ async fn credentials_are_sealed_and_settings_validated() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("encryption key is not the one"), "{err}");
     assert!(!err.contains(other_key), "the key leaked: {err}");
+
+    // A database from before the key check (no sample kept): the gateway
+    // starts with the other key, and the check flags the credentials it
+    // cannot open.
+    let forget = "DELETE FROM meta WHERE key = 'key_check'";
+    match common::database_url(&dir) {
+        Some(url) => {
+            tollgate_test_postgres::psql(&url, forget);
+        }
+        None => {
+            rusqlite::Connection::open(dir.join("tollgate.db"))
+                .unwrap()
+                .execute(forget, [])
+                .unwrap();
+        }
+    }
+    let gw = Gateway::spawn_env(&dir, &[], &[("TOLLGATE_ENCRYPTION_KEY", other_key)]);
+    let check = gw
+        .send(
+            "POST",
+            "/admin/v1/billing/check",
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
+    assert!(codes(&check).contains(&"credentials-unreadable"));
+    assert_eq!(check["ok"], false);
 }
 
 #[tokio::test]
