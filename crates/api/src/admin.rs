@@ -124,8 +124,12 @@ pub struct NodeInfo {
     /// Its last heartbeat (every 5 seconds while it runs).
     pub heartbeat_at: DateTime<Utc>,
     pub status: NodeStatus,
-    /// Whether it runs the jobs (renewals, call-log pruning): one node does.
+    /// Whether it runs the jobs (renewals, call-log pruning, giving back
+    /// silent nodes' leases): one node does.
     pub leads_jobs: bool,
+    /// How many leases it holds: parts of wallets' balances and of included
+    /// credits set aside for its calls.
+    pub leases: u64,
 }
 
 /// `GET /admin/v1/nodes`: the instance's nodes, the newest start first;

@@ -39,6 +39,9 @@ pub enum Change {
         consumer_id: String,
         currency: String,
     },
+    /// A subscription period's included credits were given back by a node
+    /// (others may lease them).
+    Credits { subscription_id: String },
     /// The gateway's payment settings.
     PaymentSettings,
     /// A provider, its models and prices, or its keys (and their status).

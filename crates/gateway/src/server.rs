@@ -112,9 +112,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         started_at: instance.started_at,
         heartbeat_at: Utc::now(),
         leads_jobs: store.leads_jobs(),
+        leases: 0,
     };
     store.heartbeat(&node).await?;
-    let heartbeats = tokio::spawn(run_heartbeats(store.clone(), node));
     tracing::info!(%bound, instance_id = %instance.id, "tollgated listening");
     // Scripts and tests read this line to learn the port when --listen used port 0.
     println!("tollgated listening on http://{bound}");
@@ -160,6 +160,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         captures: Default::default(),
     });
     data.listen(&feed);
+    let heartbeats = tokio::spawn(run_heartbeats(data.clone(), node));
     data.captures.set(
         &crate::http::logs::current_settings(store.as_ref())
             .await?
@@ -177,8 +178,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     renewals.abort();
     pruning.abort();
     heartbeats.abort();
-    // Settled calls still queued are stored before the process ends.
-    data.accounts.usage.flush().await;
+    // Leases go back, and settled calls still queued are stored, before
+    // the process ends.
+    data.accounts.give_back_all().await;
     tracing::info!("tollgated stopped");
     Ok(())
 }
@@ -271,19 +273,39 @@ async fn run_log_pruning(store: Arc<dyn crate::store::Store>) {
     }
 }
 
-/// Says every 5 seconds that this node is alive (and whether it leads the jobs).
-async fn run_heartbeats(store: Arc<dyn crate::store::Store>, mut node: NodeRecord) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-    tick.tick().await;
+/// Says every 5 seconds that this node is alive (and whether it leads the
+/// jobs): while it does, its leases are its own. The leader gives back the
+/// leases of nodes silent for [`LEASES_RECLAIMED_AFTER`].
+async fn run_heartbeats(data: Arc<DataPlane>, mut node: NodeRecord) {
+    let store = data.store.clone();
+    let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
     loop {
         tick.tick().await;
         node.heartbeat_at = Utc::now();
         node.leads_jobs = store.leads_jobs();
-        if let Err(e) = store.heartbeat(&node).await {
-            tracing::warn!(error = %e, "the node's heartbeat failed");
+        match store.heartbeat(&node).await {
+            Ok(()) => data.accounts.heartbeat_succeeded(),
+            Err(e) => tracing::warn!(error = %e, "the node's heartbeat failed"),
+        }
+        if node.leads_jobs {
+            match store
+                .reclaim_leases(node.heartbeat_at - LEASES_RECLAIMED_AFTER)
+                .await
+            {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "gave back the leases of silent nodes"),
+                Err(e) => tracing::warn!(error = %e, "giving back silent nodes' leases failed"),
+            }
         }
     }
 }
+
+/// How often a node says it is alive.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// A node silent this long is taken for dead and its leases are given back:
+/// well past [`crate::dataplane::accounts::LEASES_TRUSTED_FOR`], after which
+/// a node cut off from the database stops spending them itself.
+const LEASES_RECLAIMED_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(20);
 
 /// The renewal job: every `interval`, whatever is due (renewal charges,
 /// expiries) is done.

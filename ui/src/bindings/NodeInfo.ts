@@ -19,6 +19,12 @@ version: string, started_at: string,
  */
 heartbeat_at: string, status: NodeStatus, 
 /**
- * Whether it runs the jobs (renewals, call-log pruning): one node does.
+ * Whether it runs the jobs (renewals, call-log pruning, giving back
+ * silent nodes' leases): one node does.
  */
-leads_jobs: boolean, };
+leads_jobs: boolean, 
+/**
+ * How many leases it holds: parts of wallets' balances and of included
+ * credits set aside for its calls.
+ */
+leases: bigint, };

@@ -201,10 +201,12 @@ CREATE TABLE wallets (
     consumer_id     text NOT NULL REFERENCES consumers (id) ON DELETE RESTRICT,
     currency        text NOT NULL,
     balance_micros  bigint NOT NULL,
+    -- The sum of the nodes' leases on this wallet: never above the balance.
     reserved_micros bigint NOT NULL DEFAULT 0 CHECK (reserved_micros >= 0),
     entries         bigint NOT NULL DEFAULT 0,
     updated_at      timestamptz,
-    PRIMARY KEY (consumer_id, currency)
+    PRIMARY KEY (consumer_id, currency),
+    CONSTRAINT wallets_reserved_within_balance CHECK (reserved_micros <= greatest(balance_micros, 0))
 );
 
 CREATE TABLE ledger_entries (
@@ -315,8 +317,23 @@ CREATE TABLE subscription_usage (
     period_start    text NOT NULL,
     used_micros     bigint NOT NULL CHECK (used_micros >= 0),
     calls           bigint NOT NULL DEFAULT 0,
+    -- The sum of the nodes' leases on this period's credits.
+    reserved_micros bigint NOT NULL DEFAULT 0 CHECK (reserved_micros >= 0),
     PRIMARY KEY (subscription_id, period_start)
 );
+
+-- What each node has set aside for its calls (see the SQLite store's
+-- migration 0016): from a wallet (holder = consumer id, part = currency) or
+-- from a period's credits (holder = subscription id, part = period start).
+CREATE TABLE leases (
+    kind          text NOT NULL CHECK (kind IN ('wallet', 'credits')),
+    holder        text NOT NULL,
+    part          text NOT NULL,
+    node_id       text NOT NULL,
+    amount_micros bigint NOT NULL CHECK (amount_micros > 0),
+    PRIMARY KEY (kind, holder, part, node_id)
+);
+CREATE INDEX leases_by_node ON leases (node_id);
 
 -- The call log in blocks of consecutive seqs (see the SQLite store's
 -- migration 0012). `log_state.last_seq` hands out seqs: its row is locked by

@@ -1,47 +1,127 @@
-//! Reservations: credit is held before a call is forwarded and settled after,
-//! under one lock per consumer, so concurrent calls never spend more than
-//! there is. Every ledger write of a consumer (calls and admin top-ups) goes
-//! through here, so the cached balances stay equal to the store's.
+//! Reservations from leases: a node spends from what the database has set
+//! aside for it (a lease on a wallet, or on a subscription period's included
+//! credits), so calls on any number of nodes never spend more than there is.
+//! A call holds its estimated cost from the node's leases before it is
+//! forwarded, under one lock per consumer, and settles its actual cost after;
+//! the usage writer takes what was spent from the leases and the pots in the
+//! database. When a lease runs short the node asks for more (near the end of
+//! a balance, only what the call at hand needs); a pot that has nothing left
+//! is remembered as dry, and its calls are refused from memory until a
+//! change to it arrives (a top-up, a lease another node gave back). Leases
+//! not used for a while are given back, and all of them at shutdown; a node
+//! that cannot reach the database stops spending them, since the jobs'
+//! leader gives a silent node's leases back after a while.
 
 // A fast hash: these maps are read on every call (seeded per process).
-use foldhash::{HashMap, HashMapExt};
-use std::sync::{Arc, Mutex};
+use foldhash::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use tollgate_api::money::{Amount, parse_amount};
+use tollgate_api::money::Amount;
 use tollgate_api::{LedgerEntry, OveragePolicy};
 
 use super::hot::Coverage;
 use super::refusal::Refusal;
 use super::usage::{SettledCall, UsageWriter};
-use crate::store::{AuditContext, NewLedgerEntry, Store, StoreResult};
+use crate::changes::{Change, ChangeListener};
+use crate::store::{AuditContext, LeaseAsk, NewLedgerEntry, Pot, Store, StoreResult};
 
-#[derive(Debug, Default)]
-struct Wallet {
-    balance: i64,
+/// A lease asks for this many calls like the one at hand (the database
+/// grants at most a quarter of what is left).
+const LEASE_CALLS: i64 = 50;
+/// A lease not used for this long is given back.
+const IDLE: Duration = Duration::from_secs(2);
+/// How often idle leases are looked for.
+const SWEEP: Duration = Duration::from_millis(500);
+/// Leases are spent only this long after the node's last heartbeat: the
+/// leader gives back the leases of a node silent for twice as long
+/// (see the server's heartbeats).
+pub const LEASES_TRUSTED_FOR: Duration = Duration::from_secs(10);
+
+/// What this node holds of one pot.
+#[derive(Debug)]
+struct Held {
+    /// Set aside for this node by the database, less what its calls spent.
+    leased: i64,
+    /// Held by calls in flight (part of `leased`).
     reserved: i64,
+    /// The pot had nothing more to lease when last asked: refused from
+    /// memory while the change epoch is the same.
+    dry: Option<Dry>,
+    used_at: Instant,
 }
 
-/// A subscription's included credits in its current period (keyed by the
-/// period's start); a call of an older period no longer counts here.
-#[derive(Debug, Default)]
-struct Credits {
-    period: String,
-    used: i64,
-    reserved: i64,
+#[derive(Debug, Clone, Copy)]
+struct Dry {
+    /// What no node held when the pot was found dry.
+    available: i64,
+    epoch: u64,
+}
+
+impl Held {
+    fn new() -> Self {
+        Held {
+            leased: 0,
+            reserved: 0,
+            dry: None,
+            used_at: Instant::now(),
+        }
+    }
+
+    fn free(&self) -> i64 {
+        self.leased - self.reserved
+    }
 }
 
 #[derive(Debug, Default)]
 struct Cell {
-    wallets: HashMap<String, Wallet>,
-    /// Per subscription id.
-    credits: HashMap<String, Credits>,
+    /// Per currency.
+    wallets: HashMap<String, Held>,
+    /// Per (subscription id, period start).
+    credits: HashMap<(String, String), Held>,
 }
 
 impl Cell {
-    /// The credits of `sub` if `period` is still its current one.
-    fn credits_in(&mut self, sub: &str, period: &str) -> Option<&mut Credits> {
-        self.credits.get_mut(sub).filter(|c| c.period == period)
+    /// `(pot, amount)` for each lease idle since `before` (all when `None`);
+    /// their free part is taken off the books. Entries with nothing left
+    /// are dropped.
+    fn give_back(&mut self, consumer_id: &str, before: Option<Instant>) -> Vec<(Pot, i64)> {
+        let due = |h: &Held| before.is_none_or(|t| h.used_at <= t);
+        let mut out = Vec::new();
+        for (currency, held) in &mut self.wallets {
+            if held.free() > 0 && due(held) {
+                out.push((
+                    Pot::Wallet {
+                        consumer_id: consumer_id.to_owned(),
+                        currency: currency.clone(),
+                    },
+                    held.free(),
+                ));
+                held.leased = held.reserved;
+            }
+        }
+        for ((sub, period), held) in &mut self.credits {
+            if held.free() > 0 && due(held) {
+                out.push((
+                    Pot::Credits {
+                        subscription_id: sub.clone(),
+                        period_start: period.clone(),
+                    },
+                    held.free(),
+                ));
+                held.leased = held.reserved;
+            }
+        }
+        let idle = |h: &Held| h.leased == 0 && h.reserved == 0 && due(h);
+        self.wallets.retain(|_, h| !idle(h));
+        self.credits.retain(|_, h| !idle(h));
+        out
+    }
+
+    fn is_empty(&self) -> bool {
+        self.wallets.is_empty() && self.credits.is_empty()
     }
 }
 
@@ -52,7 +132,6 @@ pub struct Reservation {
     currency: String,
     subscription_id: String,
     period: String,
-    included: i64,
     overage: OveragePolicy,
     credits: i64,
     wallet: i64,
@@ -106,24 +185,98 @@ fn insufficient_funds(cover: &Coverage, balance: i64, required: i64, short_of: S
     .covering(cover)
 }
 
+fn unavailable() -> Refusal {
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "billing-unavailable",
+        "Billing unavailable",
+        "The gateway cannot read balances right now.",
+    )
+}
+
+/// Moves on with every change that may free money or credits: dry marks
+/// taken before it no longer hold.
+#[derive(Default)]
+pub struct Freed {
+    epoch: AtomicU64,
+}
+
+impl ChangeListener for Freed {
+    fn changed(&self, change: &Change) {
+        match change {
+            Change::Wallet { .. }
+            | Change::Credits { .. }
+            | Change::Subscription { .. }
+            | Change::Plan { .. }
+            | Change::Everything => {
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+            }
+            Change::Key { .. }
+            | Change::Consumer { .. }
+            | Change::PaymentMethods { .. }
+            | Change::PaymentSettings
+            | Change::Provider { .. }
+            | Change::PromptApi { .. }
+            | Change::LogSettings { .. } => {}
+        }
+    }
+}
+
+impl Freed {
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+}
+
+type Cells = Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cell>>>>;
+
 pub struct Accounts {
     store: Arc<dyn Store>,
     pub usage: UsageWriter,
-    cells: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cell>>>>,
+    cells: Arc<Cells>,
+    freed: Arc<Freed>,
+    /// Until when leases may be spent (see [`LEASES_TRUSTED_FOR`]).
+    trusted_until: Arc<Mutex<Instant>>,
 }
 
 impl Accounts {
-    /// Needs a tokio runtime: it starts the usage writer.
+    /// Needs a tokio runtime: it starts the usage writer and the task that
+    /// gives idle leases back.
     pub fn new(store: Arc<dyn Store>) -> Self {
         let usage = UsageWriter::start(store.clone());
+        let cells: Arc<Cells> = Arc::default();
+        let trusted_until = Arc::new(Mutex::new(Instant::now() + LEASES_TRUSTED_FOR));
+        tokio::spawn(sweep(
+            Arc::downgrade(&cells),
+            usage.clone(),
+            trusted_until.clone(),
+        ));
         Accounts {
             store,
             usage,
-            cells: Mutex::new(HashMap::new()),
+            cells,
+            freed: Arc::default(),
+            trusted_until,
         }
     }
 
-    /// The amount held for calls in flight, per currency, for a consumer.
+    /// What hears the changes that free money or credits.
+    pub fn listener(&self) -> Arc<Freed> {
+        self.freed.clone()
+    }
+
+    /// The node's heartbeat reached the database: its leases are its own for
+    /// a while longer.
+    pub fn heartbeat_succeeded(&self) {
+        *lock(&self.trusted_until) = Instant::now() + LEASES_TRUSTED_FOR;
+    }
+
+    fn trusted(&self) -> bool {
+        Instant::now() < *lock(&self.trusted_until)
+    }
+
+    /// The amount held for calls in flight on this node, per currency, for
+    /// a consumer.
     pub async fn reserved(&self, consumer_id: &str) -> HashMap<String, i64> {
         let cell = self.cell(consumer_id);
         let cell = cell.lock().await;
@@ -134,117 +287,134 @@ impl Accounts {
     }
 
     fn cell(&self, consumer_id: &str) -> Arc<tokio::sync::Mutex<Cell>> {
-        let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cells = lock(&self.cells);
         if let Some(cell) = cells.get(consumer_id) {
             return cell.clone();
         }
         cells.entry(consumer_id.to_owned()).or_default().clone()
     }
 
-    async fn wallet<'a>(
+    /// Makes `held` hold at least `need` free, leasing more of `pot` when it
+    /// does not (what `ask` asks for); a dry pot is not asked again. Returns
+    /// what no node held when the pot was last asked (for a refusal).
+    async fn top_up(
         &self,
-        cell: &'a mut Cell,
-        consumer_id: &str,
-        currency: &str,
-    ) -> StoreResult<&'a mut Wallet> {
-        if !cell.wallets.contains_key(currency) {
-            let stored = self.store.wallets(consumer_id).await?;
-            let balance = stored
-                .iter()
-                .find(|w| w.currency == currency)
-                .and_then(|w| parse_amount(&w.balance).ok())
-                .unwrap_or(0);
-            cell.wallets.insert(
-                currency.to_owned(),
-                Wallet {
-                    balance,
-                    reserved: 0,
-                },
-            );
+        held: &mut Held,
+        pot: Pot,
+        need: i64,
+        ask: LeaseAsk,
+    ) -> Result<i64, Refusal> {
+        held.used_at = Instant::now();
+        if held.free() >= need {
+            return Ok(0);
         }
-        Ok(cell.wallets.get_mut(currency).expect("inserted above"))
-    }
-
-    async fn credits<'a>(
-        &self,
-        cell: &'a mut Cell,
-        sub: &str,
-        period: &str,
-    ) -> StoreResult<&'a mut Credits> {
-        if cell.credits_in(sub, period).is_none() {
-            let used = self.store.period_usage(sub, period).await?;
-            cell.credits.insert(
-                sub.to_owned(),
-                Credits {
-                    period: period.to_owned(),
-                    used,
-                    reserved: 0,
-                },
-            );
+        let epoch = self.freed.epoch();
+        if let Some(dry) = held.dry.filter(|d| d.epoch == epoch) {
+            return Ok(dry.available);
         }
-        Ok(cell
-            .credits_in(sub, period)
-            .expect("inserted above for this period"))
+        let grant = self.store.lease(&pot, ask).await.map_err(|e| {
+            tracing::error!(error = %e, "a lease could not be taken");
+            unavailable()
+        })?;
+        held.leased += grant.granted;
+        held.dry = (held.free() < need).then_some(Dry {
+            available: grant.available,
+            epoch,
+        });
+        Ok(grant.available)
     }
 
     /// Holds `estimate` for a call: from the period's included credits first,
     /// then from the wallet when the plan charges overage to it.
     pub async fn reserve(&self, cover: &Coverage, estimate: i64) -> Result<Reservation, Refusal> {
+        if !self.trusted() {
+            return Err(unavailable());
+        }
         let (sub, plan) = (&cover.sub, &cover.plan);
+        let charge_wallet = plan.overage == OveragePolicy::ChargeWallet;
         let cell = self.cell(&sub.consumer_id);
         let mut cell = cell.lock().await;
-        let unavailable = |_| {
-            Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "billing-unavailable",
-                "Billing unavailable",
-                "The gateway cannot read balances right now.",
+        let cell = &mut *cell;
+
+        let credits = cell
+            .credits
+            .entry((sub.id.clone(), cover.period.clone()))
+            .or_insert_with(Held::new);
+        let want = estimate.saturating_mul(LEASE_CALLS);
+        // A plan without included credits has none to lease.
+        let credits_elsewhere = if cover.included == 0 {
+            0
+        } else {
+            self.top_up(
+                credits,
+                Pot::Credits {
+                    subscription_id: sub.id.clone(),
+                    period_start: cover.period.clone(),
+                },
+                estimate,
+                LeaseAsk {
+                    need: estimate - credits.free().max(0),
+                    want,
+                    // What credits are left pay for part of the call, the
+                    // wallet for the rest.
+                    partial: charge_wallet,
+                    included: cover.included,
+                },
             )
+            .await?
         };
-        let included = cover.included;
-        let period = &cover.period;
-        let credits = self
-            .credits(&mut cell, &sub.id, period)
-            .await
-            .map_err(unavailable)?;
-        let credits_left = (included - credits.used - credits.reserved).max(0);
-        let from_credits = estimate.min(credits_left);
+        let from_credits = estimate.min(credits.free().max(0));
         let rest = estimate - from_credits;
         if rest > 0 {
-            if plan.overage == OveragePolicy::Block {
+            if !charge_wallet {
                 return Err(insufficient_funds(
                     cover,
-                    credits_left,
+                    credits.free().max(0) + credits_elsewhere,
                     estimate,
                     ShortOf::IncludedCredits,
                 ));
             }
-            let wallet = self
-                .wallet(&mut cell, &sub.consumer_id, &plan.currency)
-                .await
-                .map_err(unavailable)?;
-            let available = wallet.balance - wallet.reserved;
-            if available < rest {
+            let wallet = cell
+                .wallets
+                .entry(plan.currency.clone())
+                .or_insert_with(Held::new);
+            let elsewhere = self
+                .top_up(
+                    wallet,
+                    Pot::Wallet {
+                        consumer_id: sub.consumer_id.clone(),
+                        currency: plan.currency.clone(),
+                    },
+                    rest,
+                    LeaseAsk {
+                        need: rest - wallet.free().max(0),
+                        want: want.max(rest),
+                        partial: false,
+                        included: 0,
+                    },
+                )
+                .await?;
+            if wallet.free() < rest {
                 return Err(insufficient_funds(
                     cover,
-                    available.max(0),
+                    wallet.free().max(0) + elsewhere,
                     rest,
                     ShortOf::Wallet,
                 ));
             }
             wallet.reserved += rest;
         }
-        let credits = self
-            .credits(&mut cell, &sub.id, period)
-            .await
-            .map_err(unavailable)?;
-        credits.reserved += from_credits;
+        if let Some(credits) = cell
+            .credits
+            .get_mut(&(sub.id.clone(), cover.period.clone()))
+        {
+            credits.reserved += from_credits;
+        }
         Ok(Reservation {
             consumer_id: sub.consumer_id.clone(),
             currency: plan.currency.clone(),
             subscription_id: sub.id.clone(),
-            period: period.clone(),
-            included,
+            period: cover.period.clone(),
             overage: plan.overage,
             credits: from_credits,
             wallet: rest,
@@ -252,7 +422,10 @@ impl Accounts {
     }
 
     fn release_in(cell: &mut Cell, r: &Reservation) {
-        if let Some(c) = cell.credits_in(&r.subscription_id, &r.period) {
+        if let Some(c) = cell
+            .credits
+            .get_mut(&(r.subscription_id.clone(), r.period.clone()))
+        {
             c.reserved -= r.credits;
         }
         if let Some(w) = cell.wallets.get_mut(&r.currency) {
@@ -266,101 +439,147 @@ impl Accounts {
         Self::release_in(&mut *cell.lock().await, r);
     }
 
-    /// A consumer's standing as the data plane holds it, calls settled but
-    /// not yet stored included (nothing is flushed): the credits used in each
-    /// `(subscription id, period)` of `periods`, and `(balance, reserved)` of
-    /// each of `stored` wallets. What is not held yet comes from `stored` and
-    /// from the store's usage, read in one go.
-    pub async fn standing(
-        &self,
-        consumer_id: &str,
-        periods: &[(String, String)],
-        stored: &[tollgate_api::Wallet],
-    ) -> StoreResult<(Vec<i64>, Vec<(i64, i64)>)> {
-        let cell = self.cell(consumer_id);
-        let mut cell = cell.lock().await;
-        let missing: Vec<(String, String)> = periods
-            .iter()
-            .filter(|(sub, period)| cell.credits_in(sub, period).is_none())
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            let used = self.store.period_usages(missing.clone()).await?;
-            for ((sub, period), used) in missing.into_iter().zip(used) {
-                cell.credits.insert(
-                    sub,
-                    Credits {
-                        period,
-                        used,
-                        reserved: 0,
-                    },
-                );
-            }
-        }
-        let credits = periods
-            .iter()
-            .map(|(sub, period)| cell.credits_in(sub, period).map_or(0, |c| c.used))
-            .collect();
-        let wallets = stored
-            .iter()
-            .map(|w| match cell.wallets.get(&w.currency) {
-                Some(held) => (held.balance, held.reserved),
-                None => (parse_amount(&w.balance).unwrap_or(0), 0),
-            })
-            .collect();
-        Ok((credits, wallets))
-    }
-
-    /// Charges `actual` for a finished call (credits first) and lifts the hold.
-    /// The balances move at once; the disk follows through the usage writer.
+    /// Charges `actual` for a finished call and lifts the hold: what it held
+    /// of credits and wallet first, then (a call that cost more than its
+    /// estimate) what the node's leases have free. A blocking plan's last
+    /// call may run past its credits; a wallet is never charged more than
+    /// the node holds of it. The database follows through the usage writer.
     pub async fn settle(&self, r: &Reservation, actual: i64, request_id: &str) {
         let cell = self.cell(&r.consumer_id);
         let mut cell = cell.lock().await;
-        Self::release_in(&mut cell, r);
-        let used = cell
-            .credits_in(&r.subscription_id, &r.period)
-            .map_or(0, |c| c.used);
-        let credits_left = (r.included - used).max(0);
-        let (from_credits, from_wallet) = match r.overage {
-            // A blocking plan never touches the wallet: the last call may overrun its credits.
-            OveragePolicy::Block => (actual, 0),
-            OveragePolicy::ChargeWallet => {
-                (actual.min(credits_left), actual - actual.min(credits_left))
+        let cell = &mut *cell;
+        Self::release_in(cell, r);
+        let charge_wallet = r.overage == OveragePolicy::ChargeWallet;
+        let credits = cell
+            .credits
+            .get_mut(&(r.subscription_id.clone(), r.period.clone()));
+        let credits_free = credits.as_ref().map_or(0, |c| c.free().max(0));
+        let wallet = cell.wallets.get_mut(&r.currency);
+        let wallet_free = wallet.as_ref().map_or(0, |w| w.free().max(0));
+
+        let mut left = actual.max(0);
+        let mut from_credits = left.min(r.credits);
+        left -= from_credits;
+        let mut from_wallet = if charge_wallet { left.min(r.wallet) } else { 0 };
+        left -= from_wallet;
+        let over_credits = left.min((credits_free - from_credits).max(0));
+        from_credits += over_credits;
+        left -= over_credits;
+        if charge_wallet {
+            let over_wallet = left.min((wallet_free - from_wallet).max(0));
+            from_wallet += over_wallet;
+            left -= over_wallet;
+        }
+        let leased_credits = from_credits;
+        if let Some(c) = credits {
+            c.leased -= from_credits;
+        }
+        if let Some(w) = wallet {
+            w.leased -= from_wallet;
+        }
+        if left > 0 {
+            if charge_wallet {
+                tracing::warn!(
+                    request_id,
+                    uncharged = left,
+                    "a call cost more than its estimate and what the node held; the rest is not charged"
+                );
+            } else {
+                // A blocking plan's overrun counts as credits used.
+                from_credits += left;
             }
-        };
+        }
         self.usage.record(SettledCall {
             consumer_id: r.consumer_id.clone(),
             currency: r.currency.clone(),
             subscription_id: r.subscription_id.clone(),
             period_start: r.period.clone(),
             credits: from_credits,
+            leased_credits,
             wallet: from_wallet,
             request_id: request_id.to_owned(),
         });
-        if let Some(c) = cell.credits_in(&r.subscription_id, &r.period) {
-            c.used += from_credits;
-        }
-        if let Some(w) = cell.wallets.get_mut(&r.currency) {
-            w.balance -= from_wallet;
-        }
     }
 
-    /// An admin's ledger write, kept in step with the cached balance.
+    /// An admin's ledger write. Usage still on its way to the disk lands
+    /// first, so the ledger lists it before the entry.
     pub async fn append(
         &self,
         entry: NewLedgerEntry,
         audit: &AuditContext,
     ) -> StoreResult<(LedgerEntry, bool)> {
-        let cell = self.cell(&entry.consumer_id);
-        let mut cell = cell.lock().await;
-        // Usage still on its way to the disk must land first: the entry's
-        // balance_after (and the overdraft check) are computed from the disk.
         self.usage.flush().await;
-        let amount = entry.amount_micros;
-        let (written, replayed) = self.store.append_ledger(entry, Some(audit)).await?;
-        if !replayed && let Some(w) = cell.wallets.get_mut(&written.currency) {
-            w.balance += amount;
+        self.store.append_ledger(entry, Some(audit)).await
+    }
+
+    /// Gives every lease back (at shutdown, after the calls in flight) and
+    /// waits until the database has them.
+    pub async fn give_back_all(&self) {
+        let cells: Vec<_> = lock(&self.cells)
+            .iter()
+            .map(|(id, c)| (id.clone(), c.clone()))
+            .collect();
+        for (consumer_id, cell) in cells {
+            for (pot, amount) in cell.lock().await.give_back(&consumer_id, None) {
+                self.usage.give_back(pot, amount);
+            }
         }
-        Ok((written, replayed))
+        self.usage.flush().await;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Every [`SWEEP`]: gives back leases idle for [`IDLE`] (every lease, when
+/// the node's leases are no longer trusted), and forgets consumers with
+/// nothing held. Ends with the accounts.
+async fn sweep(cells: Weak<Cells>, usage: UsageWriter, trusted_until: Arc<Mutex<Instant>>) {
+    let mut tick = tokio::time::interval(SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(cells) = cells.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        // Untrusted leases all go back; else those idle for a while.
+        let cutoff = if now < *lock(&trusted_until) {
+            now.checked_sub(IDLE)
+        } else {
+            Some(now)
+        };
+        let Some(cutoff) = cutoff else {
+            continue;
+        };
+        let list: Vec<_> = lock(&cells)
+            .iter()
+            .map(|(id, c)| (id.clone(), c.clone()))
+            .collect();
+        let mut empty = Vec::new();
+        for (consumer_id, cell) in list {
+            // A consumer busy right now is not idle.
+            let Ok(mut cell) = cell.try_lock() else {
+                continue;
+            };
+            for (pot, amount) in cell.give_back(&consumer_id, Some(cutoff)) {
+                usage.give_back(pot, amount);
+            }
+            if cell.is_empty() {
+                empty.push(consumer_id);
+            }
+        }
+        if !empty.is_empty() {
+            let mut cells = lock(&cells);
+            for id in empty {
+                // Only if nobody took it up meanwhile.
+                if cells.get(&id).is_some_and(|c| {
+                    Arc::strong_count(c) == 1 && c.try_lock().is_ok_and(|c| c.is_empty())
+                }) {
+                    cells.remove(&id);
+                }
+            }
+        }
     }
 }

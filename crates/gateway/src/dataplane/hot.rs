@@ -101,9 +101,47 @@ impl HotKey {
     }
 }
 
+/// The lookup part of every stored key, read at a key epoch.
+struct KnownKeys {
+    epoch: u64,
+    lookups: foldhash::HashSet<Box<str>>,
+}
+
+/// Store lookups of unknown keys allowed per second.
+const UNKNOWN_LOOKUPS_PER_SECOND: u32 = 50;
+
+/// A count per second: [`Budget::allow`] says yes
+/// [`UNKNOWN_LOOKUPS_PER_SECOND`] times a second.
+#[derive(Default)]
+struct Budget(std::sync::Mutex<(u64, u32)>);
+
+impl Budget {
+    fn allow(&self) -> bool {
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if state.0 != second {
+            *state = (second, 0);
+        }
+        state.1 += 1;
+        state.1 <= UNKNOWN_LOOKUPS_PER_SECOND
+    }
+}
+
 #[derive(Default)]
 pub struct HotCache {
     epoch: AtomicU64,
+    /// Moves on with changes to keys only: the index of known keys is read
+    /// again after one.
+    key_epoch: AtomicU64,
+    /// Every key's lookup part, so that a made-up key is refused without
+    /// asking the store (a flood of them would otherwise cost a query each).
+    known: RwLock<Option<Arc<KnownKeys>>>,
+    /// One reading of the index at a time.
+    reading_known: tokio::sync::Mutex<()>,
+    /// Store lookups of keys the index does not know, this second.
+    unknown_lookups: Budget,
     keys: RwLock<HashMap<String, (u64, Arc<HotKey>)>>,
     subscriptions: RwLock<HashMap<String, (u64, Covered)>>,
     prompt_apis: RwLock<HashMap<String, (u64, Arc<PromptApi>)>>,
@@ -127,15 +165,18 @@ fn put<T>(map: &RwLock<HashMap<String, (u64, T)>>, key: &str, epoch: u64, value:
 impl ChangeListener for HotCache {
     fn changed(&self, change: &Change) {
         match change {
-            Change::Key { .. }
-            | Change::Consumer { .. }
+            Change::Key { .. } | Change::Everything => {
+                self.key_epoch.fetch_add(1, Ordering::AcqRel);
+                self.invalidate();
+            }
+            Change::Consumer { .. }
             | Change::Subscription { .. }
             | Change::Plan { .. }
-            | Change::PromptApi { .. }
-            | Change::Everything => self.invalidate(),
+            | Change::PromptApi { .. } => self.invalidate(),
             // Read from the store at each use, or held elsewhere.
             Change::PaymentMethods { .. }
             | Change::Wallet { .. }
+            | Change::Credits { .. }
             | Change::PaymentSettings
             | Change::Provider { .. }
             | Change::LogSettings { .. } => {}
@@ -160,6 +201,13 @@ impl HotCache {
         if let Some(hit) = get(&self.keys, lookup, epoch) {
             return Ok(Some(hit));
         }
+        // A key the index does not know is looked up only while few such
+        // lookups were made this second: a key created a moment ago on
+        // another node (whose change is still on its way) is found, and a
+        // flood of made-up keys does not cost a query each.
+        if !self.known(store).await?.lookups.contains(lookup) && !self.unknown_lookups.allow() {
+            return Ok(None);
+        }
         let loaded = store
             .key_credential(lookup)
             .await?
@@ -168,6 +216,33 @@ impl HotCache {
             put(&self.keys, lookup, epoch, c.clone());
         }
         Ok(loaded)
+    }
+
+    /// The index of every key's lookup part, read again after a change to
+    /// keys (by one caller; the others wait for it).
+    async fn known(&self, store: &dyn Store) -> StoreResult<Arc<KnownKeys>> {
+        let current = || {
+            let known = self.known.read().unwrap_or_else(|p| p.into_inner());
+            let epoch = self.key_epoch.load(Ordering::Acquire);
+            known.clone().filter(|k| k.epoch == epoch)
+        };
+        if let Some(known) = current() {
+            return Ok(known);
+        }
+        let _reading = self.reading_known.lock().await;
+        if let Some(known) = current() {
+            return Ok(known);
+        }
+        // The epoch before the read: a key created meanwhile moves it on,
+        // and the index is read again.
+        let epoch = self.key_epoch.load(Ordering::Acquire);
+        let lookups = store.key_lookups().await?;
+        let known = Arc::new(KnownKeys {
+            epoch,
+            lookups: lookups.into_iter().map(String::into_boxed_str).collect(),
+        });
+        *self.known.write().unwrap_or_else(|p| p.into_inner()) = Some(known.clone());
+        Ok(known)
     }
 
     /// The prompt API served at `slug` (any status), as last read; unknown
@@ -247,6 +322,17 @@ mod tests {
             consumer_status: ConsumerStatus::Active,
             team_id: "tea_1".into(),
         })
+    }
+
+    #[test]
+    fn unknown_keys_are_looked_up_a_few_times_a_second_at_most() {
+        let budget = Budget::default();
+        let allowed = (0..10 * UNKNOWN_LOOKUPS_PER_SECOND)
+            .filter(|_| budget.allow())
+            .count();
+        // Within one second, or spread over two if the clock ticked meanwhile.
+        let limit = UNKNOWN_LOOKUPS_PER_SECOND as usize;
+        assert!((limit..=2 * limit).contains(&allowed), "{allowed}");
     }
 
     #[test]

@@ -105,6 +105,7 @@ impl DataPlane {
         feed.subscribe(self.hot.clone());
         feed.subscribe(self.routes.clone());
         feed.subscribe(self.captures.clone());
+        feed.subscribe(self.accounts.listener());
     }
 
     /// The current route table (rebuilt after a provider's change).

@@ -1,8 +1,9 @@
 //! `GET /v1/billing/status`: a consumer's own view of what it may spend.
-//! Read from what the data plane already holds (the cached subscriptions
-//! with their plans, the balances and credits of [`super::accounts`]), plus
-//! one read of the wallets and one of the default card: no flush of the
-//! usage writer, so no key can defeat its group commit by asking.
+//! Read from the cached subscriptions with their plans, the stored wallets,
+//! credits used and default card, and what this node's calls spent that is
+//! not stored yet (other nodes' calls count once their window is stored):
+//! no flush of the usage writer, so no key can defeat its group commit by
+//! asking.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use axum::Json;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use tollgate_api::money::format_amount;
+use tollgate_api::money::{format_amount, parse_amount};
 use tollgate_api::{
     BillingStatus, CardStanding, KeyStanding, PlanSummary, SubscriptionStanding, WalletStanding,
 };
@@ -44,11 +45,25 @@ pub async fn billing_status(
         .iter()
         .map(|c| (c.sub.id.clone(), c.period.clone()))
         .collect();
-    let (credits, balances) = plane
-        .accounts
-        .standing(consumer, &periods, &wallets)
+    let usage = &plane.accounts.usage;
+    let stored = plane
+        .store
+        .period_usages(periods.clone())
         .await
         .map_err(unavailable)?;
+    let credits = stored
+        .into_iter()
+        .zip(&periods)
+        .map(|(used, (sub, period))| used + usage.unsettled_credits(sub, period));
+    let credits: Vec<i64> = credits.collect();
+    let held = plane.accounts.reserved(consumer).await;
+    let balances = wallets.iter().map(|w| {
+        let balance = parse_amount(&w.balance).unwrap_or(0);
+        let unsettled = usage.unsettled_wallet(consumer, &w.currency);
+        let reserved = held.get(&w.currency).copied().unwrap_or(0);
+        (balance - unsettled, reserved)
+    });
+    let balances: Vec<(i64, i64)> = balances.collect();
     let grace_days = plane.billing.grace_days();
     let subscriptions = covers
         .iter()

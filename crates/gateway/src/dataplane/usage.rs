@@ -18,7 +18,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tollgate_api::LedgerKind;
 
-use crate::store::{CallRecord, NewLedgerEntry, PeriodUsage, ProviderKeyUse, Store, UsageBatch};
+use crate::store::{
+    CallRecord, NewLedgerEntry, PeriodUsage, Pot, ProviderKeyUse, Store, UsageBatch,
+};
 
 /// How long the writer gathers calls before it writes them.
 const WINDOW: Duration = Duration::from_millis(50);
@@ -27,8 +29,9 @@ const WINDOW: Duration = Duration::from_millis(50);
 const MAX_CALLS: usize = 100_000;
 const ATTEMPTS: u32 = 5;
 
-/// One finished call's charge: `credits` from its period's included credits,
-/// `wallet` from its consumer's wallet (micro-units).
+/// One finished call's charge: `credits` from its period's included credits
+/// (`leased_credits` of them from the node's lease on them), `wallet` from
+/// its consumer's wallet (micro-units, from the node's lease on it).
 #[derive(Debug, Clone)]
 pub struct SettledCall {
     pub consumer_id: String,
@@ -36,12 +39,14 @@ pub struct SettledCall {
     pub subscription_id: String,
     pub period_start: String,
     pub credits: i64,
+    pub leased_credits: i64,
     pub wallet: i64,
     pub request_id: String,
 }
 
 enum Message {
     Call(SettledCall),
+    GiveBack(Pot, i64),
     KeyUse(ProviderKeyUse),
     Flush(oneshot::Sender<()>),
 }
@@ -68,6 +73,50 @@ pub struct UsageWriter {
     tx: mpsc::UnboundedSender<Message>,
     flush_requested: Arc<Notify>,
     records: Arc<Records>,
+    unsettled: Arc<Unsettled>,
+}
+
+/// What this node's calls spent that the database does not have yet:
+/// `GET /v1/billing/status` counts it rather than waiting for a window.
+/// Keyed by consumer (or subscription) first, so that adding to an amount
+/// already there allocates nothing.
+#[derive(Default)]
+struct Unsettled {
+    /// consumer id → currency → amount.
+    wallets: Mutex<HashMap<String, HashMap<String, i64>>>,
+    /// subscription id → period start → credits.
+    credits: Mutex<HashMap<String, HashMap<String, i64>>>,
+}
+
+fn add(map: &Mutex<HashMap<String, HashMap<String, i64>>>, outer: &str, inner: &str, amount: i64) {
+    if amount == 0 {
+        return;
+    }
+    let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+    let inners = match map.get_mut(outer) {
+        Some(inners) => inners,
+        None => map.entry(outer.to_owned()).or_default(),
+    };
+    match inners.get_mut(inner) {
+        Some(sum) => *sum += amount,
+        None => {
+            inners.insert(inner.to_owned(), amount);
+        }
+    }
+    if inners.get(inner) == Some(&0) {
+        inners.remove(inner);
+        if inners.is_empty() {
+            map.remove(outer);
+        }
+    }
+}
+
+fn get(map: &Mutex<HashMap<String, HashMap<String, i64>>>, outer: &str, inner: &str) -> i64 {
+    let map = map.lock().unwrap_or_else(PoisonError::into_inner);
+    map.get(outer)
+        .and_then(|inners| inners.get(inner))
+        .copied()
+        .unwrap_or(0)
 }
 
 impl UsageWriter {
@@ -76,17 +125,51 @@ impl UsageWriter {
         let (tx, rx) = mpsc::unbounded_channel();
         let flush_requested = Arc::new(Notify::new());
         let records = Arc::new(Records::default());
-        tokio::spawn(run(store, rx, flush_requested.clone(), records.clone()));
+        let unsettled = Arc::new(Unsettled::default());
+        tokio::spawn(run(
+            store,
+            rx,
+            flush_requested.clone(),
+            records.clone(),
+            unsettled.clone(),
+        ));
         UsageWriter {
             tx,
             flush_requested,
             records,
+            unsettled,
         }
     }
 
     pub fn record(&self, call: SettledCall) {
+        let u = &self.unsettled;
+        add(&u.wallets, &call.consumer_id, &call.currency, call.wallet);
+        add(
+            &u.credits,
+            &call.subscription_id,
+            &call.period_start,
+            call.credits,
+        );
         if self.tx.send(Message::Call(call)).is_err() {
             tracing::error!("the usage writer has stopped; a call's charge is lost");
+        }
+    }
+
+    /// What this node's calls spent from a wallet that is not stored yet.
+    pub fn unsettled_wallet(&self, consumer_id: &str, currency: &str) -> i64 {
+        get(&self.unsettled.wallets, consumer_id, currency)
+    }
+
+    /// The credits of a period this node's calls used that are not stored yet.
+    pub fn unsettled_credits(&self, subscription_id: &str, period_start: &str) -> i64 {
+        get(&self.unsettled.credits, subscription_id, period_start)
+    }
+
+    /// Gives back `amount` of the node's lease on `pot` (with the next
+    /// window, after the calls settled before it).
+    pub fn give_back(&self, pot: Pot, amount: i64) {
+        if self.tx.send(Message::GiveBack(pot, amount)).is_err() {
+            tracing::error!("the usage writer has stopped; a lease is not given back");
         }
     }
 
@@ -129,6 +212,7 @@ struct Window {
     periods: HashMap<(String, String), PeriodUsage>,
     wallets: HashMap<(String, String), WalletUsage>,
     keys: HashMap<String, ProviderKeyUse>,
+    returns: HashMap<Pot, i64>,
     calls: Vec<CallRecord>,
 }
 
@@ -148,9 +232,11 @@ impl Window {
                 subscription_id: call.subscription_id,
                 period_start: call.period_start,
                 credits_micros: 0,
+                leased_micros: 0,
                 calls: 0,
             });
         period.credits_micros += call.credits;
+        period.leased_micros += call.leased_credits;
         period.calls += 1;
         if call.wallet > 0 {
             let wallet = self
@@ -184,6 +270,26 @@ impl Window {
         sum.at = sum.at.max(used.at);
     }
 
+    /// What the window spends: `(consumer, currency, amount)` of wallets and
+    /// `(subscription, period, credits)` of periods.
+    #[allow(clippy::type_complexity)]
+    fn sums(&self) -> (Vec<(String, String, i64)>, Vec<(String, String, i64)>) {
+        let wallets = self
+            .wallets
+            .iter()
+            .map(|((consumer, currency), w)| (consumer.clone(), currency.clone(), w.amount))
+            .collect();
+        let credits = self
+            .periods
+            .values()
+            .map(|p| {
+                let (sub, period) = (p.subscription_id.clone(), p.period_start.clone());
+                (sub, period, p.credits_micros)
+            })
+            .collect();
+        (wallets, credits)
+    }
+
     fn into_batch(self) -> UsageBatch {
         let wallet_entries = self
             .wallets
@@ -211,6 +317,7 @@ impl Window {
             periods: self.periods.into_values().collect(),
             wallet_entries,
             key_uses: self.keys.into_values().collect(),
+            returns: self.returns.into_iter().collect(),
             calls: std::sync::Arc::new(self.calls),
         }
     }
@@ -221,6 +328,7 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Message>,
     flush_requested: Arc<Notify>,
     records: Arc<Records>,
+    unsettled: Arc<Unsettled>,
 ) {
     // Records in the last window: the list the request path fills next is
     // sized from it, rather than grown (and copied) from nothing.
@@ -251,6 +359,9 @@ async fn run(
                     calls += 1;
                 }
                 Some(Message::KeyUse(k)) => window.add_key_use(k),
+                Some(Message::GiveBack(pot, amount)) => {
+                    *window.returns.entry(pot).or_default() += amount;
+                }
                 Some(Message::Flush(f)) => flushes.push(f),
                 None => {}
             }
@@ -268,8 +379,20 @@ async fn run(
         // last one does not copy the whole list to grow it.
         window.calls = take_records(&records, last_records + last_records / 2, MAX_CALLS);
         last_records = window.calls.len();
-        if !window.periods.is_empty() || !window.keys.is_empty() || !window.calls.is_empty() {
+        if !window.periods.is_empty()
+            || !window.keys.is_empty()
+            || !window.returns.is_empty()
+            || !window.calls.is_empty()
+        {
+            let (wallets, credits) = window.sums();
             write(store.as_ref(), window.into_batch()).await;
+            // Stored (or lost for good): no longer unsettled.
+            for (consumer, currency, amount) in wallets {
+                add(&unsettled.wallets, &consumer, &currency, -amount);
+            }
+            for (sub, period, amount) in credits {
+                add(&unsettled.credits, &sub, &period, -amount);
+            }
         }
         for f in flushes {
             let _ = f.send(());
@@ -345,6 +468,7 @@ mod tests {
             subscription_id: sub.into(),
             period_start: "p1".into(),
             credits,
+            leased_credits: credits,
             wallet,
             request_id: request.into(),
         }

@@ -91,6 +91,7 @@ pub async fn list_nodes(
             started_at: n.started_at,
             heartbeat_at: n.heartbeat_at,
             leads_jobs: n.leads_jobs,
+            leases: u64::try_from(n.leases).unwrap_or(0),
         })
         .collect();
     Ok(Json(NodeList { items }))

@@ -13,6 +13,7 @@ use super::{
     NewCharge, NewConsumer, NewLedgerEntry, NewProviderKey, NewTeam, PlanSpec, ProviderKeyChange,
     ProviderSpec, ProviderStore, StoreError, SubscriptionStore, TeamStore, UsageBatch,
 };
+use super::{Grant, LeaseAsk, PeriodUsage, Pot, SystemStore};
 use tollgate_api::CallLog;
 use tollgate_api::money::format_amount;
 
@@ -573,6 +574,314 @@ async fn subscriptions_on_postgres() {
     let url = tollgate_test_postgres::database();
     let store = PgStore::open(&url, 4, ChangeFeed::new()).await.unwrap();
     subscriptions_cards_and_charges(&store).await;
+}
+
+/// A consumer with a subscription on `plan_spec(name)` (5.00 included),
+/// and `balance` in its USD wallet.
+async fn lease_fixture<S: Store + SubscriptionStore>(
+    store: &S,
+    name: &str,
+    balance: i64,
+) -> (String, String) {
+    let plan = store.create_plan(plan_spec(name), &ctx()).await.unwrap();
+    let team = store
+        .create_team(
+            NewTeam {
+                name: name.into(),
+                description: String::new(),
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let consumer = store
+        .create_consumer(
+            NewConsumer {
+                team_id: team.id,
+                name: "Leaser".into(),
+                contact: String::new(),
+                metadata: Default::default(),
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    store
+        .append_ledger(
+            entry(&consumer.id, LedgerKind::TopUp, balance, "fund"),
+            None,
+        )
+        .await
+        .unwrap();
+    let state = crate::lifecycle::State {
+        status: tollgate_api::SubscriptionStatus::Active,
+        period_start: None,
+        period_end: None,
+        auto_renew: false,
+        past_due_since: None,
+        reason: None,
+    };
+    let sub = store
+        .create_subscription(&consumer.id, &plan.id, state, &ctx())
+        .await
+        .unwrap();
+    (consumer.id, sub.id)
+}
+
+fn ask(need: i64, want: i64, partial: bool) -> LeaseAsk {
+    LeaseAsk {
+        need,
+        want,
+        partial,
+        included: 5_000_000,
+    }
+}
+
+async fn balance_and_reserved(store: &impl BillingStore, consumer: &str) -> (String, String) {
+    let w = store.wallets(consumer).await.unwrap().remove(0);
+    (w.balance, w.reserved)
+}
+
+/// Leases on wallets and included credits, from two nodes: grants within
+/// what no node holds (a quarter at most, whole calls), an admin's debit
+/// kept off what is set aside, usage paid from the lease and never below
+/// it, leases given back, and a silent node's leases reclaimed.
+pub(crate) async fn leases_keep_within_their_pots<S: Store + SubscriptionStore + SystemStore>(
+    nodes: [&S; 2],
+) {
+    let [a, b] = nodes;
+    let (consumer, sub) = lease_fixture(a, "Lease", 10_000_000).await;
+    let wallet = Pot::Wallet {
+        consumer_id: consumer.clone(),
+        currency: "USD".into(),
+    };
+    let grant = a
+        .lease(&wallet, ask(1_000_000, 50_000_000, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        grant,
+        Grant {
+            granted: 2_000_000,
+            available: 8_000_000
+        }
+    );
+    let grant = b
+        .lease(&wallet, ask(1_000_000, 50_000_000, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        grant,
+        Grant {
+            granted: 2_000_000,
+            available: 6_000_000
+        }
+    );
+    assert_eq!(
+        balance_and_reserved(a, &consumer).await,
+        ("10.00".into(), "4.00".into())
+    );
+    // The admin cannot take what is set aside.
+    let debit = a
+        .append_ledger(
+            entry(&consumer, LedgerKind::Adjustment, -7_000_000, "too-much"),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(debit, Err(StoreError::Conflict(ref m)) if m.contains("set aside") && m.contains("6.00")),
+        "{debit:?}"
+    );
+    a.append_ledger(
+        entry(&consumer, LedgerKind::Adjustment, -6_000_000, "rest"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        a.lease(&wallet, ask(1_000_000, 50_000_000, false))
+            .await
+            .unwrap(),
+        Grant {
+            granted: 0,
+            available: 0
+        }
+    );
+    // Node a spends 1.50 of its 2.00 and gives back 0.50.
+    let usage = |amount: i64, key: &str| NewLedgerEntry {
+        kind: LedgerKind::Usage,
+        ..entry(&consumer, LedgerKind::Usage, -amount, key)
+    };
+    a.settle_calls(UsageBatch {
+        wallet_entries: vec![usage(1_500_000, "usage:a1")],
+        returns: vec![(wallet.clone(), 500_000)],
+        ..UsageBatch::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        balance_and_reserved(a, &consumer).await,
+        ("2.50".into(), "2.00".into())
+    );
+    // The same window written again (a retry) is a replay: nothing moves.
+    a.settle_calls(UsageBatch {
+        wallet_entries: vec![usage(1_500_000, "usage:a1")],
+        ..UsageBatch::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        balance_and_reserved(a, &consumer).await,
+        ("2.50".into(), "2.00".into())
+    );
+    // Node b spends more than it holds: paid from what no node holds (0.50),
+    // and the rest is not charged.
+    b.settle_calls(UsageBatch {
+        wallet_entries: vec![usage(3_000_000, "usage:b1")],
+        ..UsageBatch::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        balance_and_reserved(a, &consumer).await,
+        ("0.00".into(), "0.00".into())
+    );
+
+    // Included credits: 5.00 a period.
+    let credits = Pot::Credits {
+        subscription_id: sub.clone(),
+        period_start: "2026-01-01T00:00:00+00:00".into(),
+    };
+    let grant = a
+        .lease(&credits, ask(500_000, 50_000_000, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        grant,
+        Grant {
+            granted: 1_000_000,
+            available: 4_000_000
+        }
+    );
+    // More than is left: nothing, or all of it for a partial request.
+    let grant = b
+        .lease(&credits, ask(10_000_000, 50_000_000, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        grant,
+        Grant {
+            granted: 0,
+            available: 4_000_000
+        }
+    );
+    let grant = b
+        .lease(&credits, ask(10_000_000, 50_000_000, true))
+        .await
+        .unwrap();
+    assert_eq!(
+        grant,
+        Grant {
+            granted: 4_000_000,
+            available: 0
+        }
+    );
+    b.settle_calls(UsageBatch {
+        periods: vec![PeriodUsage {
+            subscription_id: sub.clone(),
+            period_start: "2026-01-01T00:00:00+00:00".into(),
+            credits_micros: 3_000_000,
+            leased_micros: 3_000_000,
+            calls: 3,
+        }],
+        returns: vec![(credits.clone(), 1_000_000)],
+        ..UsageBatch::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        a.period_usage(&sub, "2026-01-01T00:00:00+00:00")
+            .await
+            .unwrap(),
+        3_000_000
+    );
+    // 5.00 − 3.00 used − 1.00 node a holds.
+    let grant = b
+        .lease(&credits, ask(2_000_000, 2_000_000, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        grant,
+        Grant {
+            granted: 0,
+            available: 1_000_000
+        }
+    );
+    // Node a never said it was alive: node b reclaims its lease.
+    b.heartbeat(&crate::store::NodeRecord {
+        id: b.node_id().to_owned(),
+        address: "http://b".into(),
+        version: "test".into(),
+        started_at: chrono::Utc::now(),
+        heartbeat_at: chrono::Utc::now(),
+        leads_jobs: true,
+        leases: 0,
+    })
+    .await
+    .unwrap();
+    assert_eq!(b.reclaim_leases(chrono::Utc::now()).await.unwrap(), 1);
+    let grant = b
+        .lease(&credits, ask(2_000_000, 2_000_000, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        grant,
+        Grant {
+            granted: 2_000_000,
+            available: 0
+        }
+    );
+    let listed = a.nodes().await.unwrap();
+    let node_b = listed.iter().find(|n| n.id == b.node_id()).unwrap();
+    assert_eq!(node_b.leases, 1);
+
+    // Two nodes leasing at once never set aside more than the balance.
+    let (consumer, _) = lease_fixture(a, "Race", 5_000_000).await;
+    let wallet = Pot::Wallet {
+        consumer_id: consumer.clone(),
+        currency: "USD".into(),
+    };
+    let asks = (0..100).map(|i| {
+        let (node, wallet) = (nodes[i % 2], wallet.clone());
+        async move {
+            node.lease(&wallet, ask(100_000, 1_000_000, false))
+                .await
+                .unwrap()
+                .granted
+        }
+    });
+    let granted: i64 = futures_util::future::join_all(asks).await.into_iter().sum();
+    assert_eq!(granted, 5_000_000);
+    assert_eq!(
+        balance_and_reserved(a, &consumer).await,
+        ("5.00".into(), "5.00".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leases_on_sqlite_from_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = SqliteStore::open(dir.path(), ChangeFeed::new()).unwrap();
+    let two = SqliteStore::open(dir.path(), ChangeFeed::new()).unwrap();
+    leases_keep_within_their_pots([&one, &two]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leases_on_postgres_from_two_nodes() {
+    let url = tollgate_test_postgres::database();
+    let one = PgStore::open(&url, 8, ChangeFeed::new()).await.unwrap();
+    let two = PgStore::open(&url, 8, ChangeFeed::new()).await.unwrap();
+    leases_keep_within_their_pots([&one, &two]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -23,6 +23,8 @@ use tollgate_api::{
     Team, Wallet,
 };
 
+use crate::changes::Change;
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[derive(Debug, thiserror::Error)]
@@ -281,6 +283,8 @@ pub trait ConsumerStore: Send + Sync + 'static {
     ) -> StoreResult<(Vec<ConsumerKey>, Option<i64>)>;
     /// Finds a key by the lookup part of a presented secret.
     async fn key_credential(&self, lookup: &str) -> StoreResult<Option<KeyCredential>>;
+    /// The lookup part of every key (revoked and expired ones too).
+    async fn key_lookups(&self) -> StoreResult<Vec<String>>;
     async fn touch_consumer_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
 }
 
@@ -306,9 +310,46 @@ pub struct UsageBatch {
     pub periods: Vec<PeriodUsage>,
     pub wallet_entries: Vec<NewLedgerEntry>,
     pub key_uses: Vec<ProviderKeyUse>,
+    /// Leases this node gives back (what it set aside and did not spend).
+    pub returns: Vec<(Pot, i64)>,
     /// Call log records, appended in order (shared: a retried batch is
     /// cloned, its records are not).
     pub calls: std::sync::Arc<Vec<CallRecord>>,
+}
+
+/// One step of a batch's money, in the order [`UsageBatch::settlements`] gives.
+pub(crate) enum Settlement<'a> {
+    Period(&'a PeriodUsage),
+    Usage(&'a NewLedgerEntry),
+    Return(&'a Pot, i64),
+}
+
+impl UsageBatch {
+    /// The batch's money moves, ordered by the pot they touch (credits, then
+    /// wallets, each by its key) so that every node's batches lock rows in
+    /// the same order and never wait for each other in a circle.
+    pub(crate) fn settlements(&self) -> Vec<Settlement<'_>> {
+        let mut steps: Vec<(Pot, Settlement<'_>)> = self
+            .periods
+            .iter()
+            .map(|p| (p.pot(), Settlement::Period(p)))
+            .chain(self.wallet_entries.iter().map(|e| {
+                let pot = Pot::Wallet {
+                    consumer_id: e.consumer_id.clone(),
+                    currency: e.currency.clone(),
+                };
+                (pot, Settlement::Usage(e))
+            }))
+            .chain(
+                self.returns
+                    .iter()
+                    .map(|(pot, amount)| (pot.clone(), Settlement::Return(pot, *amount))),
+            )
+            .collect();
+        // Stable: a pot's usage comes before what is given back of it.
+        steps.sort_by(|(a, _), (b, _)| a.cmp(b));
+        steps.into_iter().map(|(_, step)| step).collect()
+    }
 }
 
 /// One data-plane request for the call log (see `tollgate_api::CallLog`).
@@ -408,13 +449,108 @@ pub struct ProviderKeyUse {
     pub at: DateTime<Utc>,
 }
 
-/// Included credits used by `calls` calls of one subscription period.
+/// Included credits used by `calls` calls of one subscription period, of
+/// which `leased_micros` came from this node's lease on them (the rest is a
+/// blocking plan's last call running past its credits).
 #[derive(Debug, Clone)]
 pub struct PeriodUsage {
     pub subscription_id: String,
     pub period_start: String,
     pub credits_micros: i64,
+    pub leased_micros: i64,
     pub calls: i64,
+}
+
+impl PeriodUsage {
+    pub fn pot(&self) -> Pot {
+        Pot::Credits {
+            subscription_id: self.subscription_id.clone(),
+            period_start: self.period_start.clone(),
+        }
+    }
+}
+
+/// What a node leases from: a subscription period's included credits, or a
+/// consumer's wallet in one currency (ordered so: see
+/// [`UsageBatch::settlements`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Pot {
+    Credits {
+        subscription_id: String,
+        period_start: String,
+    },
+    Wallet {
+        consumer_id: String,
+        currency: String,
+    },
+}
+
+impl Pot {
+    /// `(kind, holder, part)` as the `leases` table keys it.
+    pub fn key(&self) -> (&'static str, &str, &str) {
+        match self {
+            Pot::Wallet {
+                consumer_id,
+                currency,
+            } => ("wallet", consumer_id, currency),
+            Pot::Credits {
+                subscription_id,
+                period_start,
+            } => ("credits", subscription_id, period_start),
+        }
+    }
+
+    /// The pot of a `leases` row.
+    pub fn from_key(kind: &str, holder: String, part: String) -> Option<Pot> {
+        match kind {
+            "wallet" => Some(Pot::Wallet {
+                consumer_id: holder,
+                currency: part,
+            }),
+            "credits" => Some(Pot::Credits {
+                subscription_id: holder,
+                period_start: part,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The change other nodes hear when something of this pot is given back.
+    pub fn freed(&self) -> Change {
+        match self {
+            Pot::Wallet {
+                consumer_id,
+                currency,
+            } => Change::Wallet {
+                consumer_id: consumer_id.clone(),
+                currency: currency.clone(),
+            },
+            Pot::Credits {
+                subscription_id, ..
+            } => Change::Credits {
+                subscription_id: subscription_id.clone(),
+            },
+        }
+    }
+}
+
+/// A node's request for a lease: `need` (what the call at hand needs: less
+/// is granted as nothing, unless `partial`), `want` (what the node would
+/// like to hold), and for credits the plan's `included` per period.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseAsk {
+    pub need: i64,
+    pub want: i64,
+    pub partial: bool,
+    pub included: i64,
+}
+
+/// What a lease request got: `granted` (added to the node's lease) and
+/// `available`, what is left in the pot that no node holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub granted: i64,
+    pub available: i64,
 }
 
 /// Payment settings as stored: credentials sealed.
@@ -480,6 +616,12 @@ pub trait BillingStore: Send + Sync + 'static {
     /// the wallet entries for the rest), all in one transaction. Replaying a
     /// batch adds its credits again but not its (idempotent) wallet entries.
     async fn settle_calls(&self, batch: UsageBatch) -> StoreResult<()>;
+    /// Sets aside part of `pot` for this node (see [`rules::lease_grant`]).
+    /// The database keeps every pot's leases within it.
+    async fn lease(&self, pot: &Pot, ask: LeaseAsk) -> StoreResult<Grant>;
+    /// Gives back the leases of nodes whose last heartbeat is older than
+    /// `heartbeat_before` (dead nodes): how many were given back.
+    async fn reclaim_leases(&self, heartbeat_before: DateTime<Utc>) -> StoreResult<u64>;
     /// The payment settings row, if ever saved.
     async fn payment_settings(&self) -> StoreResult<Option<StoredPaymentSettings>>;
     async fn save_payment_settings(
@@ -515,6 +657,8 @@ pub struct NodeRecord {
     pub started_at: DateTime<Utc>,
     pub heartbeat_at: DateTime<Utc>,
     pub leads_jobs: bool,
+    /// The leases it holds (read with the node; ignored when it reports).
+    pub leases: i64,
 }
 
 /// How long a node stays listed without a heartbeat.

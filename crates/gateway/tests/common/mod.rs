@@ -1,6 +1,7 @@
 //! Starts real `tollgated` processes on loopback for the tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod nginx;
 pub mod routed;
 
 use std::io::{BufRead, BufReader};
@@ -53,6 +54,9 @@ pub struct Gateway {
     pub base: String,
     pub token: String,
     pub dir: PathBuf,
+    /// The arguments it was started with beyond the usual (another node
+    /// starts with the same).
+    extra: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -68,6 +72,12 @@ impl Gateway {
     /// Starts on a PostgreSQL database of its own, whatever store the suite
     /// runs on (for tests of several nodes).
     pub fn start_on_postgres() -> Gateway {
+        Gateway::start_on_postgres_with("")
+    }
+
+    /// On PostgreSQL, with extra settings (TOML lines) in a settings file
+    /// that other nodes share.
+    pub fn start_on_postgres_with(settings: &str) -> Gateway {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         std::fs::create_dir_all(&dir).unwrap();
@@ -76,7 +86,9 @@ impl Gateway {
             tollgate_test_postgres::database(),
         )
         .unwrap();
-        let mut gw = Gateway::start_in(&dir);
+        let config = tmp.path().join("tollgated.toml");
+        std::fs::write(&config, settings).unwrap();
+        let mut gw = Gateway::spawn(&dir, &["--config", config.to_str().unwrap()]);
         gw._tmp = Some(tmp);
         gw
     }
@@ -91,7 +103,8 @@ impl Gateway {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(tollgate_test_postgres::DATABASE_FILE), url).unwrap();
         std::fs::copy(self.dir.join("encryption.key"), dir.join("encryption.key")).unwrap();
-        let mut node = Gateway::launch(&dir, &[], &[], Some(self.token.clone()));
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let mut node = Gateway::launch(&dir, &extra, &[], Some(self.token.clone()));
         node._tmp = Some(tmp);
         node
     }
@@ -124,6 +137,16 @@ impl Gateway {
     /// Starts `tollgated`; its admin token is `token`, or else the bootstrap
     /// token it wrote in `dir`.
     fn launch(dir: &Path, extra: &[&str], env: &[(&str, &str)], token: Option<String>) -> Gateway {
+        Gateway::launch_at("127.0.0.1:0", dir, extra, env, token)
+    }
+
+    fn launch_at(
+        listen: &str,
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        token: Option<String>,
+    ) -> Gateway {
         let mut command = Command::new(BIN);
         if let Some(url) = database_url(dir) {
             command.env("TOLLGATE_DATABASE_URL", url);
@@ -133,7 +156,7 @@ impl Gateway {
             .args([
                 "serve",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--name",
                 "test-gw",
                 "--data-dir",
@@ -169,6 +192,7 @@ impl Gateway {
             base,
             token,
             dir: dir.to_owned(),
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
             _tmp: None,
         }
     }
@@ -201,6 +225,19 @@ impl Gateway {
         let (ok, stdout, stderr) = self.cli(&["create", "--name", name, "--scopes", scopes]);
         assert!(ok, "{stderr}");
         stdout
+    }
+
+    /// Kills the process (SIGKILL: nothing is given back or flushed) and
+    /// starts it again on the same address, directory and settings.
+    pub fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let listen = self.base.trim_start_matches("http://").to_owned();
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let mut again =
+            Gateway::launch_at(&listen, &self.dir, &extra, &[], Some(self.token.clone()));
+        std::mem::swap(&mut self.child, &mut again.child);
+        // `again` now holds the dead process; dropping it reaps nothing more.
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -4,12 +4,14 @@
 //! `balance_after` is the balance it left.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::Row;
-use tollgate_api::{LedgerEntry, LedgerKind, Plan, Wallet};
+use tollgate_api::{LedgerEntry, Plan, Wallet};
 
 use super::{
-    Column, PgStore, audit, backend, is_foreign_key_violation, is_unique_violation, json, now, page,
+    Column, PgStore, audit, backend, is_foreign_key_violation, is_unique_violation, json, leases,
+    now, page,
 };
 use crate::changes::Change;
 use crate::ids;
@@ -18,8 +20,8 @@ use crate::store::spelling::{
     kind_str, money, overage_str, parse_kind, parse_overage, parse_period, period_str,
 };
 use crate::store::{
-    AuditContext, BillingStore, CallRecord, NewLedgerEntry, PlanSpec, StoreError, StoreResult,
-    StoredPaymentSettings, UsageBatch,
+    AuditContext, BillingStore, CallRecord, Grant, LeaseAsk, NewLedgerEntry, PlanSpec, Pot,
+    Settlement, StoreError, StoreResult, StoredPaymentSettings, UsageBatch,
 };
 
 const PLAN_COLUMNS: &str = "id, name, currency, price_micros, period, included_micros, overage, \
@@ -123,14 +125,17 @@ async fn append_ledger_tx(
     })?;
     // The lock first, then the replay check: a replay racing its original
     // on another node sees it once the original has committed.
-    let balance: i64 = tx
+    let wallet = tx
         .query_one(
-            "SELECT balance_micros FROM wallets WHERE consumer_id = $1 AND currency = $2 FOR UPDATE",
+            "SELECT balance_micros, reserved_micros FROM wallets WHERE consumer_id = $1 AND currency = $2 FOR UPDATE",
             &[&e.consumer_id, &e.currency],
         )
         .await
-        .map_err(backend)?
-        .col("balance_micros")?;
+        .map_err(backend)?;
+    let (balance, reserved): (i64, i64) = (
+        wallet.col("balance_micros")?,
+        wallet.col("reserved_micros")?,
+    );
     let existing = tx
         .query_opt(
             &format!(
@@ -148,16 +153,7 @@ async fn append_ledger_tx(
         }
         return Ok((entry, true));
     }
-    let after = balance
-        .checked_add(e.amount_micros)
-        .ok_or_else(|| StoreError::Conflict("the balance would overflow".into()))?;
-    if after < 0 && e.kind != LedgerKind::Usage {
-        return Err(StoreError::Conflict(format!(
-            "this entry would take the balance below zero (balance {} {})",
-            money(balance),
-            e.currency
-        )));
-    }
+    let after = crate::store::rules::balance_after(e, balance, reserved)?;
     let id = ids::new_id("led");
     let now = now();
     let row = tx
@@ -434,20 +430,33 @@ impl BillingStore for PgStore {
     }
 
     async fn settle_calls(&self, batch: UsageBatch) -> StoreResult<()> {
-        self.write_changes(async |tx, _| {
-            for p in &batch.periods {
-                tx.execute(
-                    "INSERT INTO subscription_usage (subscription_id, period_start, used_micros, calls) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (subscription_id, period_start) \
-                     DO UPDATE SET used_micros = subscription_usage.used_micros + excluded.used_micros, \
-                     calls = subscription_usage.calls + excluded.calls",
-                    &[&p.subscription_id, &p.period_start, &p.credits_micros, &p.calls],
-                )
-                .await
-                .map_err(backend)?;
-            }
-            for entry in &batch.wallet_entries {
-                append_ledger_tx(tx, entry, None).await?;
+        let node = self.node.clone();
+        self.write_changes(async |tx, changes| {
+            for step in batch.settlements() {
+                match step {
+                    Settlement::Period(p) => {
+                        tx.execute(
+                            "INSERT INTO subscription_usage (subscription_id, period_start, used_micros, calls) \
+                             VALUES ($1, $2, $3, $4) ON CONFLICT (subscription_id, period_start) \
+                             DO UPDATE SET used_micros = subscription_usage.used_micros + excluded.used_micros, \
+                             calls = subscription_usage.calls + excluded.calls",
+                            &[&p.subscription_id, &p.period_start, &p.credits_micros, &p.calls],
+                        )
+                        .await
+                        .map_err(backend)?;
+                        leases::take(tx, &p.pot(), &node, p.leased_micros).await?;
+                    }
+                    Settlement::Usage(entry) => {
+                        if let Some(entry) = leases::wallet_usage(tx, entry, &node).await? {
+                            append_ledger_tx(tx, &entry, None).await?;
+                        }
+                    }
+                    Settlement::Return(pot, amount) => {
+                        if leases::take(tx, pot, &node, amount).await? > 0 {
+                            changes.push(pot.freed());
+                        }
+                    }
+                }
             }
             for k in &batch.key_uses {
                 // A key deleted meanwhile matches no row: its use is dropped.
@@ -460,6 +469,22 @@ impl BillingStore for PgStore {
                 .map_err(backend)?;
             }
             append_calls(tx, &batch.calls).await
+        })
+        .await
+    }
+
+    async fn lease(&self, pot: &Pot, ask: LeaseAsk) -> StoreResult<Grant> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let grant = leases::lease(&tx, pot, &self.node, ask).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(grant)
+    }
+
+    async fn reclaim_leases(&self, heartbeat_before: DateTime<Utc>) -> StoreResult<u64> {
+        let me = self.node.clone();
+        self.write_changes(async |tx, changes| {
+            leases::reclaim(tx, &me, heartbeat_before, changes).await
         })
         .await
     }

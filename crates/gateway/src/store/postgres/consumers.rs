@@ -394,6 +394,16 @@ impl ConsumerStore for PgStore {
         page(rows, limit, key_row)
     }
 
+    async fn key_lookups(&self) -> StoreResult<Vec<String>> {
+        let rows = self
+            .client()
+            .await?
+            .query("SELECT lookup FROM consumer_keys", &[])
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|r| r.col("lookup")).collect()
+    }
+
     async fn key_credential(&self, lookup: &str) -> StoreResult<Option<KeyCredential>> {
         let client = self.client().await?;
         let row = client

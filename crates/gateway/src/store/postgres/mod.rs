@@ -28,6 +28,7 @@ mod billing;
 mod connect;
 mod consumers;
 mod leader;
+mod leases;
 mod logs;
 mod notify;
 mod prompt_apis;
@@ -342,7 +343,8 @@ impl SystemStore for PgStore {
             .client()
             .await?
             .query(
-                "SELECT id, address, version, started_at, heartbeat_at, leads_jobs FROM nodes \
+                "SELECT id, address, version, started_at, heartbeat_at, leads_jobs, \
+                 (SELECT count(*) FROM leases l WHERE l.node_id = nodes.id) AS leases FROM nodes \
                  ORDER BY started_at DESC, id",
                 &[],
             )
@@ -357,6 +359,7 @@ impl SystemStore for PgStore {
                     started_at: r.col("started_at")?,
                     heartbeat_at: r.col("heartbeat_at")?,
                     leads_jobs: r.col("leads_jobs")?,
+                    leases: r.col("leases")?,
                 })
             })
             .collect()

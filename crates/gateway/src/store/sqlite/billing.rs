@@ -1,10 +1,11 @@
 //! Plans, wallets and the append-only ledger in SQLite.
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use tollgate_api::{LedgerEntry, Plan, Wallet};
 
+use super::leases;
 use super::{
     SqliteStore, audit, backend, is_foreign_key_violation, is_unique_violation, page, parse_ts,
     singleton_version, ts,
@@ -15,8 +16,8 @@ use crate::store::spelling::{
     kind_str, money, overage_str, parse_kind, parse_overage, parse_period, period_str,
 };
 use crate::store::{
-    AuditContext, BillingStore, NewLedgerEntry, PlanSpec, StoreError, StoreResult,
-    StoredPaymentSettings, UsageBatch,
+    AuditContext, BillingStore, Grant, LeaseAsk, NewLedgerEntry, PlanSpec, Pot, Settlement,
+    StoreError, StoreResult, StoredPaymentSettings, SystemStore, UsageBatch,
 };
 
 const PLAN_COLUMNS: &str = "id, name, currency, price_micros, period, included_micros, overage, approval_required, \
@@ -149,22 +150,17 @@ fn append_ledger_tx(
             backend(err)
         }
     })?;
-    let balance: i64 = tx
+    let (balance, reserved): (i64, i64) = tx
         .prepare_cached(
-            "SELECT balance_micros FROM wallets WHERE consumer_id = ?1 AND currency = ?2",
+            "SELECT balance_micros, reserved_micros FROM wallets WHERE consumer_id = ?1 AND currency = ?2",
         )
-        .and_then(|mut s| s.query_row(params![e.consumer_id, e.currency], |r| r.get(0)))
+        .and_then(|mut s| {
+            s.query_row(params![e.consumer_id, e.currency], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+        })
         .map_err(backend)?;
-    let after = balance
-        .checked_add(e.amount_micros)
-        .ok_or_else(|| StoreError::Conflict("the balance would overflow".into()))?;
-    if after < 0 && e.kind != tollgate_api::LedgerKind::Usage {
-        return Err(StoreError::Conflict(format!(
-            "this entry would take the balance below zero (balance {} {})",
-            money(balance),
-            e.currency
-        )));
-    }
+    let after = crate::store::rules::balance_after(e, balance, reserved)?;
     let id = ids::new_id("led");
     let now = ts(Utc::now());
     tx.prepare_cached(
@@ -351,24 +347,34 @@ impl BillingStore for SqliteStore {
     }
 
     async fn settle_calls(&self, batch: UsageBatch) -> StoreResult<()> {
-        self.write(move |c| {
+        let node = self.node_id().to_owned();
+        self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
-            {
-                let mut upsert = tx
-                    .prepare_cached(
-                        "INSERT INTO subscription_usage (subscription_id, period_start, used_micros, calls) \
-                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (subscription_id, period_start) \
-                         DO UPDATE SET used_micros = used_micros + ?3, calls = calls + ?4",
-                    )
-                    .map_err(backend)?;
-                for p in &batch.periods {
-                    upsert
-                        .execute(params![p.subscription_id, p.period_start, p.credits_micros, p.calls])
+            for step in batch.settlements() {
+                match step {
+                    Settlement::Period(p) => {
+                        tx.prepare_cached(
+                            "INSERT INTO subscription_usage (subscription_id, period_start, used_micros, calls) \
+                             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (subscription_id, period_start) \
+                             DO UPDATE SET used_micros = used_micros + ?3, calls = calls + ?4",
+                        )
+                        .and_then(|mut s| {
+                            s.execute(params![p.subscription_id, p.period_start, p.credits_micros, p.calls])
+                        })
                         .map_err(backend)?;
+                        leases::take(&tx, &p.pot(), &node, p.leased_micros)?;
+                    }
+                    Settlement::Usage(entry) => {
+                        if let Some(entry) = leases::wallet_usage(&tx, entry, &node)? {
+                            append_ledger_tx(&tx, &entry, None)?;
+                        }
+                    }
+                    Settlement::Return(pot, amount) => {
+                        if leases::take(&tx, pot, &node, amount)? > 0 {
+                            changes.push(pot.freed());
+                        }
+                    }
                 }
-            }
-            for entry in &batch.wallet_entries {
-                append_ledger_tx(&tx, entry, None)?;
             }
             {
                 // A key deleted meanwhile matches no row: its use is dropped.
@@ -386,6 +392,32 @@ impl BillingStore for SqliteStore {
             super::logs::append_calls(&tx, &batch.calls)?;
             tx.commit().map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn lease(&self, pot: &Pot, ask: LeaseAsk) -> StoreResult<Grant> {
+        let (pot, node) = (pot.clone(), self.node_id().to_owned());
+        self.write(move |c| {
+            // Writing from the start: the read of what is left must not be
+            // overtaken by another process's lease.
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let grant = leases::lease(&tx, &pot, &node, ask)?;
+            tx.commit().map_err(backend)?;
+            Ok(grant)
+        })
+        .await
+    }
+
+    async fn reclaim_leases(&self, heartbeat_before: DateTime<Utc>) -> StoreResult<u64> {
+        let (me, before) = (self.node_id().to_owned(), ts(heartbeat_before));
+        self.write_changes(move |c, changes| {
+            let tx = c.transaction().map_err(backend)?;
+            let count = leases::reclaim(&tx, &me, Some(&before), changes)?;
+            tx.commit().map_err(backend)?;
+            Ok(count)
         })
         .await
     }

@@ -339,6 +339,15 @@ impl ConsumerStore for SqliteStore {
         .await
     }
 
+    async fn key_lookups(&self) -> StoreResult<Vec<String>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT lookup FROM consumer_keys")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(backend)
+        })
+        .await
+    }
+
     async fn key_credential(&self, lookup: &str) -> StoreResult<Option<KeyCredential>> {
         let lookup = lookup.to_owned();
         self.read(move |c| {

@@ -23,6 +23,7 @@ use crate::ids;
 
 mod billing;
 mod consumers;
+mod leases;
 mod logs;
 mod prompt_apis;
 mod providers;
@@ -51,6 +52,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../../migrations/0013_audit_by_target.sql")),
         M::up(include_str!("../../../migrations/0014_charge_once.sql")),
         M::up(include_str!("../../../migrations/0015_nodes.sql")),
+        M::up(include_str!("../../../migrations/0016_leases.sql")),
     ])
 });
 
@@ -115,6 +117,16 @@ impl SqliteStore {
         MIGRATIONS
             .to_latest(&mut writer)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        // A SQLite store serves one gateway process at a time: leases of
+        // earlier processes (stopped or killed) are given back at once.
+        {
+            let tx = writer.transaction().map_err(backend)?;
+            let reclaimed = leases::reclaim(&tx, "", None, &mut Vec::new())?;
+            tx.commit().map_err(backend)?;
+            if reclaimed > 0 {
+                tracing::info!(reclaimed, "gave back the leases of an earlier process");
+            }
+        }
         let readers = (0..READER_CONNECTIONS)
             .map(|_| {
                 let conn = Connection::open(&path)?;
@@ -390,7 +402,8 @@ impl SystemStore for SqliteStore {
     async fn nodes(&self) -> StoreResult<Vec<NodeRecord>> {
         self.read(|c| {
             c.prepare_cached(
-                "SELECT id, address, version, started_at, heartbeat_at, leads_jobs FROM nodes \
+                "SELECT id, address, version, started_at, heartbeat_at, leads_jobs, \
+                 (SELECT count(*) FROM leases l WHERE l.node_id = nodes.id) FROM nodes \
                  ORDER BY started_at DESC, id",
             )
             .map_err(backend)?
@@ -402,6 +415,7 @@ impl SystemStore for SqliteStore {
                     started_at: parse_ts(&r.get::<_, String>(3)?)?,
                     heartbeat_at: parse_ts(&r.get::<_, String>(4)?)?,
                     leads_jobs: r.get(5)?,
+                    leases: r.get(6)?,
                 })
             })
             .map_err(backend)?

@@ -1,0 +1,417 @@
+//! Three `tollgated` nodes on one PostgreSQL database behind nginx on
+//! loopback (the deployment guide's topology): money stays exact across
+//! them, with a node killed mid-run too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::nginx::Balancer;
+use common::{Gateway, client};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tollgate_api::money::parse_amount;
+
+/// Calls at once, and the calls the money pays for (fewer than each node's
+/// third of them, so that no node runs out of calls holding a lease).
+const N: usize = 600;
+const K: usize = 150;
+
+struct Cluster {
+    nodes: Vec<Gateway>,
+    lb: Balancer,
+    team: String,
+}
+
+impl Cluster {
+    /// Three nodes charging 0.01 a call, forwarding to a simulated provider
+    /// (test fixture), behind nginx.
+    async fn start() -> Cluster {
+        let sim = tollgate_sim_provider::spawn("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let one = Gateway::start_on_postgres_with(&format!(
+            "price_per_request = \"0.01\"\nprice_per_1k_tokens = \"0\"\nupstream_url = \"http://{sim}/v1\"\n"
+        ));
+        let (two, three) = (one.another_node(), one.another_node());
+        let nodes = vec![one, two, three];
+        let lb = Balancer::start(&nodes.iter().collect::<Vec<_>>());
+        let team = nodes[0]
+            .send(
+                "POST",
+                "/admin/v1/teams",
+                json!({"name": "Cluster"}),
+                StatusCode::CREATED,
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Cluster { nodes, lb, team }
+    }
+
+    fn admin(&self) -> &Gateway {
+        &self.nodes[0]
+    }
+
+    /// A consumer with a key, subscribed to a new plan (`plan`'s fields over
+    /// a free monthly plan charging its wallet): (consumer id, key).
+    async fn consumer(&self, name: &str, plan: Value) -> (String, String) {
+        let gw = self.admin();
+        let mut spec = json!({"name": name, "currency": "USD", "price": "0", "period": "month",
+            "included_credits": "0", "overage": "charge_wallet", "apis": ["chat"]});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(plan.as_object().unwrap().clone());
+        let plan = gw
+            .send("POST", "/admin/v1/plans", spec, StatusCode::CREATED)
+            .await;
+        let consumer = gw
+            .send(
+                "POST",
+                "/admin/v1/consumers",
+                json!({"team_id": self.team, "name": name}),
+                StatusCode::CREATED,
+            )
+            .await;
+        let id = consumer["id"].as_str().unwrap().to_owned();
+        let key = gw
+            .send(
+                "POST",
+                &format!("/admin/v1/consumers/{id}/keys"),
+                json!({"name": "k"}),
+                StatusCode::CREATED,
+            )
+            .await;
+        gw.send(
+            "POST",
+            "/admin/v1/subscriptions",
+            json!({"consumer_id": id, "plan_id": plan["id"]}),
+            StatusCode::CREATED,
+        )
+        .await;
+        (id, key["secret"].as_str().unwrap().to_owned())
+    }
+
+    async fn top_up(&self, consumer: &str, amount: &str) {
+        let key = format!("top-up-{}", Instant::now().elapsed().as_nanos() ^ rand());
+        self.admin()
+            .send_with(
+                &self.admin().token,
+                "POST",
+                &format!("/admin/v1/consumers/{consumer}/wallets/USD/entries"),
+                json!({"kind": "top_up", "amount": amount}),
+                &[("Idempotency-Key", &key)],
+                StatusCode::CREATED,
+            )
+            .await;
+    }
+
+    /// `n` calls at once through nginx: the statuses, and the problem type
+    /// of every 402.
+    async fn burst(&self, key: &str, n: usize) -> Vec<(StatusCode, Option<String>)> {
+        let http = client();
+        let calls =
+            (0..n).map(|_| {
+                let req = http
+                .post(self.lb.url("/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&json!({"model": "sim-small", "messages": [{"role": "user", "content": "hi"}],
+                    "max_tokens": 16}));
+                async move {
+                    let resp = req.send().await.unwrap();
+                    let status = resp.status();
+                    let body: Value = resp.json().await.unwrap_or(Value::Null);
+                    (status, body["type"].as_str().map(str::to_owned))
+                }
+            });
+        futures_util::future::join_all(calls).await
+    }
+
+    /// The wallet's ledger, oldest first: (kind, amount in micro-units).
+    async fn ledger(&self, consumer: &str) -> Vec<(String, i64)> {
+        let mut entries = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!(
+                    "/admin/v1/consumers/{consumer}/wallets/USD/entries?limit=200&cursor={c}"
+                ),
+                None => format!("/admin/v1/consumers/{consumer}/wallets/USD/entries?limit=200"),
+            };
+            let page = self
+                .admin()
+                .send("GET", &path, Value::Null, StatusCode::OK)
+                .await;
+            for e in page["items"].as_array().unwrap() {
+                entries.push((
+                    e["kind"].as_str().unwrap().to_owned(),
+                    parse_amount(e["amount"].as_str().unwrap()).unwrap(),
+                ));
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        entries.reverse();
+        entries
+    }
+
+    /// Waits (up to `limit`) until every node's usage is stored and the
+    /// wallet's balance is `balance`; then checks that the ledger sums to it
+    /// and that top-ups = balance + usage.
+    async fn settled(&self, consumer: &str, balance: &str, limit: Duration) -> Vec<(String, i64)> {
+        let started = Instant::now();
+        loop {
+            let wallets = self
+                .admin()
+                .send(
+                    "GET",
+                    &format!("/admin/v1/consumers/{consumer}/wallets"),
+                    Value::Null,
+                    StatusCode::OK,
+                )
+                .await;
+            if wallets[0]["balance"] == balance {
+                break;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "the balance is {} after {limit:?}, not {balance}",
+                wallets[0]["balance"]
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let ledger = self.ledger(consumer).await;
+        let sum: i64 = ledger.iter().map(|(_, a)| a).sum();
+        let top_ups: i64 = ledger
+            .iter()
+            .filter(|(k, _)| k == "top_up")
+            .map(|(_, a)| a)
+            .sum();
+        let usage: i64 = ledger
+            .iter()
+            .filter(|(k, _)| k == "usage")
+            .map(|(_, a)| -a)
+            .sum();
+        let balance = parse_amount(balance).unwrap();
+        assert_eq!(sum, balance, "the ledger sums to the balance");
+        assert_eq!(top_ups, balance + usage, "top-ups = balance + usage");
+        ledger
+    }
+
+    /// Waits (up to `limit`) until `ready` holds of the listed nodes
+    /// (`GET /admin/v1/nodes`'s items), which `what` names.
+    async fn nodes_until(&self, what: &str, limit: Duration, ready: impl Fn(&[Value]) -> bool) {
+        let started = Instant::now();
+        loop {
+            let nodes = self
+                .admin()
+                .send("GET", "/admin/v1/nodes", Value::Null, StatusCode::OK)
+                .await;
+            if ready(nodes["items"].as_array().unwrap()) {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "not {what} within {limit:?}: {nodes}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until node 1 or node 2 holds a lease (calls are in flight on
+    /// it): which one.
+    async fn holding_leases(&self, limit: Duration) -> usize {
+        let holder = std::sync::Mutex::new(None);
+        self.nodes_until("node 1 or 2 holding a lease", limit, |items| {
+            let found = (1..=2).find(|&i| {
+                let address = self.nodes[i].base.as_str();
+                items
+                    .iter()
+                    .any(|n| n["address"] == address && n["leases"].as_u64().unwrap() > 0)
+            });
+            *holder.lock().unwrap() = found;
+            found.is_some()
+        })
+        .await;
+        holder.into_inner().unwrap().unwrap()
+    }
+
+    /// Waits until no node holds a lease.
+    async fn no_leases(&self, limit: Duration) {
+        self.nodes_until("every lease given back", limit, |items| {
+            items.iter().all(|n| n["leases"] == 0)
+        })
+        .await;
+    }
+}
+
+fn rand() -> u128 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    u128::from(COUNTER.fetch_add(1, Ordering::Relaxed)) << 64
+        | std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+}
+
+/// Counts (served, refused `insufficient-funds`, anything else).
+fn tally(results: &[(StatusCode, Option<String>)]) -> (usize, usize, Vec<StatusCode>) {
+    let served = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let refused = results
+        .iter()
+        .filter(|(s, t)| {
+            *s == StatusCode::PAYMENT_REQUIRED
+                && t.as_deref()
+                    .is_some_and(|t| t.ends_with("/insufficient-funds"))
+        })
+        .count();
+    let other = results
+        .iter()
+        .filter(|(s, t)| {
+            *s != StatusCode::OK
+                && !(*s == StatusCode::PAYMENT_REQUIRED
+                    && t.as_deref()
+                        .is_some_and(|t| t.ends_with("/insufficient-funds")))
+        })
+        .map(|(s, _)| *s)
+        .collect();
+    (served, refused, other)
+}
+
+/// N calls spread over three nodes against a wallet paying for exactly K:
+/// exactly K served, N − K refused `insufficient-funds`, the balance exact
+/// and the ledger summing to it. Three rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_spend_a_wallet_exactly() {
+    let cluster = Cluster::start().await;
+    let (consumer, key) = cluster.consumer("Wallet", json!({})).await;
+    for round in 0..3 {
+        cluster
+            .top_up(&consumer, &format!("{:.2}", K as f64 * 0.01))
+            .await;
+        let results = cluster.burst(&key, N).await;
+        let (served, refused, other) = tally(&results);
+        assert_eq!(
+            (served, refused, other),
+            (K, N - K, vec![]),
+            "round {round}"
+        );
+        let ledger = cluster
+            .settled(&consumer, "0.00", Duration::from_secs(10))
+            .await;
+        let usage: i64 = ledger
+            .iter()
+            .filter(|(k, _)| k == "usage")
+            .map(|(_, a)| -a)
+            .sum();
+        assert_eq!(usage, (round + 1) * K as i64 * 10_000, "round {round}");
+    }
+}
+
+/// The same with a plan's included credits (a plan that blocks overage):
+/// exactly K calls' worth of credits, whatever node serves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_spend_included_credits_exactly() {
+    let cluster = Cluster::start().await;
+    let credits = format!("{:.2}", K as f64 * 0.01);
+    let (_, key) = cluster
+        .consumer(
+            "Credits",
+            json!({"included_credits": credits, "overage": "block"}),
+        )
+        .await;
+    let results = cluster.burst(&key, N).await;
+    let (served, refused, other) = tally(&results);
+    assert_eq!((served, refused, other), (K, N - K, vec![]));
+    // Nothing more, from any node, once they are used.
+    let again = cluster.burst(&key, 30).await;
+    assert_eq!(tally(&again), (0, 30, vec![]));
+}
+
+/// A node killed (SIGKILL) in the middle of a run and restarted: only
+/// calls in flight on it fail; no money is created or lost (the ledger sums
+/// to the balance, top-ups = balance + usage, no more calls charged than
+/// were answered or cut off); its leases come back once it is found silent,
+/// and what is left is then spent exactly. Twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_killed_mid_run_loses_no_money() {
+    let mut cluster = Cluster::start().await;
+    let (consumer, key) = cluster.consumer("Killed", json!({})).await;
+    let mut topped_up = 0;
+    for round in 0..2 {
+        cluster.top_up(&consumer, "3.00").await;
+        topped_up += 3_000_000;
+        let burst = {
+            let (url, key) = (cluster.lb.url("/v1/chat/completions"), key.clone());
+            tokio::spawn(async move {
+                let http = client();
+                let calls = (0..N).map(|_| {
+                    // Answered a second later: the kill lands while calls are in flight.
+                    let req = http.post(&url).bearer_auth(&key).json(&json!({
+                        "model": "sim-slow-1000", "max_tokens": 16,
+                        "messages": [{"role": "user", "content": "hi"}]}));
+                    async move { req.send().await.map(|r| r.status()).ok() }
+                });
+                futures_util::future::join_all(calls).await
+            })
+        };
+        let holder = cluster.holding_leases(Duration::from_secs(10)).await;
+        cluster.nodes[holder].kill_and_restart();
+        let statuses = burst.await.unwrap();
+        let served = statuses
+            .iter()
+            .filter(|s| **s == Some(StatusCode::OK))
+            .count();
+        let refused = statuses
+            .iter()
+            .filter(|s| **s == Some(StatusCode::PAYMENT_REQUIRED))
+            .count();
+        let cut = N - served - refused;
+        let killed_at = Instant::now();
+        assert!(cut <= N / 3, "round {round}: {cut} calls cut off");
+
+        // The killed node's leases come back once it has been silent long
+        // enough (20 s); the usage of the others is stored by then.
+        cluster.no_leases(Duration::from_secs(60)).await;
+        eprintln!(
+            "round {round}: {served} served, {refused} refused, {cut} cut off; \
+             the leases were back {:?} after the kill",
+            killed_at.elapsed()
+        );
+        let ledger = cluster.ledger(&consumer).await;
+        let balance: i64 = ledger.iter().map(|(_, a)| a).sum();
+        let ledger = cluster
+            .settled(
+                &consumer,
+                &tollgate_api::money::format_amount(balance, 2),
+                Duration::from_secs(1),
+            )
+            .await;
+        let usage: i64 = ledger
+            .iter()
+            .filter(|(k, _)| k == "usage")
+            .map(|(_, a)| -a)
+            .sum();
+        assert_eq!(topped_up, balance + usage, "round {round}");
+        assert!(balance >= 0, "round {round}: {balance}");
+        let charged_this_round = usize::try_from(usage / 10_000).unwrap() - (round * 300);
+        assert!(
+            charged_this_round <= served + cut,
+            "round {round}: {charged_this_round} charged, {served} served, {cut} cut off"
+        );
+        // What is left, spent exactly (each node sees more calls than it
+        // pays for).
+        let left = usize::try_from(balance / 10_000).unwrap();
+        let n = 3 * left + 150;
+        let results = cluster.burst(&key, n).await;
+        assert_eq!(tally(&results), (left, n - left, vec![]), "round {round}");
+        cluster
+            .settled(&consumer, "0.00", Duration::from_secs(10))
+            .await;
+    }
+}
