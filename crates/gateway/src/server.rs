@@ -67,6 +67,15 @@ fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let feed = ChangeFeed::new();
     let store = open_store(&settings.data_dir, &settings.database, feed.clone()).await?;
+    if matches!(settings.database, Database::Sqlite) {
+        // A SQLite store serves one gateway process at a time: the leases of
+        // the processes before this one (stopped, or killed) go back now.
+        // (Not in `open_store`: an admin command opens the store too.)
+        let reclaimed = store.reclaim_leases(Utc::now()).await?;
+        if reclaimed > 0 {
+            tracing::info!(reclaimed, "gave back the leases of an earlier process");
+        }
+    }
     // Before anything else: a node whose key cannot open the secrets the
     // others sealed must not start (its calls would fail later, one by one).
     let secrets = Arc::new(SecretBox::load(

@@ -95,7 +95,7 @@ impl Cluster {
     }
 
     async fn top_up(&self, consumer: &str, amount: &str) {
-        let key = format!("top-up-{}", Instant::now().elapsed().as_nanos() ^ rand());
+        let key = format!("top-up-{}", unique());
         self.admin()
             .send_with(
                 &self.admin().token,
@@ -249,7 +249,7 @@ impl Cluster {
     }
 }
 
-fn rand() -> u128 {
+fn unique() -> u128 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     u128::from(COUNTER.fetch_add(1, Ordering::Relaxed)) << 64

@@ -164,3 +164,110 @@ async fn a_single_gateway_is_one_node_that_leads_the_jobs() {
     assert_eq!(items[0]["status"], "up");
     assert_eq!(items[0]["address"], gw.base.as_str());
 }
+
+/// A gateway killed (SIGKILL) while a call holds a lease, then started
+/// again: the leases of the process it was come back — as it starts on
+/// SQLite (a SQLite store serves one process), once that process has been
+/// silent for 20 s on PostgreSQL. An admin command opening the same store
+/// meanwhile gives back nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_gateway_gets_back_the_leases_of_the_process_it_was() {
+    let sim = tollgate_sim_provider::spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut gw = Gateway::start_with(&format!(
+        "price_per_request = \"0.01\"\nupstream_url = \"http://{sim}/v1\"\n"
+    ));
+    let team = gw
+        .send(
+            "POST",
+            "/admin/v1/teams",
+            json!({"name": "Restart"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let consumer = gw
+        .send(
+            "POST",
+            "/admin/v1/consumers",
+            json!({"team_id": team["id"], "name": "Held"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let id = consumer["id"].as_str().unwrap();
+    let key = gw
+        .send(
+            "POST",
+            &format!("/admin/v1/consumers/{id}/keys"),
+            json!({"name": "k"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let plan = gw
+        .send(
+            "POST",
+            "/admin/v1/plans",
+            json!({"name": "Pay", "currency": "USD", "price": "0", "period": "month",
+                "included_credits": "0", "overage": "charge_wallet", "apis": ["chat"]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    gw.send(
+        "POST",
+        "/admin/v1/subscriptions",
+        json!({"consumer_id": id, "plan_id": plan["id"]}),
+        StatusCode::CREATED,
+    )
+    .await;
+    gw.send_with(
+        &gw.token,
+        "POST",
+        &format!("/admin/v1/consumers/{id}/wallets/USD/entries"),
+        json!({"kind": "top_up", "amount": "1.00"}),
+        &[("Idempotency-Key", "restart-top-up")],
+        StatusCode::CREATED,
+    )
+    .await;
+    // A call answered only after 5 s holds part of the node's lease.
+    let slow = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key["secret"].as_str().unwrap())
+        .json(&json!({"model": "sim-slow-5000", "messages": [{"role": "user", "content": "hi"}]}))
+        .send();
+    let slow = tokio::spawn(slow);
+    let leases = |items: &[Value]| {
+        items
+            .iter()
+            .map(|n| n["leases"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    nodes_until(&gw, |items| leases(items) > 0).await;
+    let (ok, _, err) = gw.cli(&["list"]);
+    assert!(ok, "{err}");
+    let items = nodes_until(&gw, |_| true).await;
+    assert!(
+        leases(&items) > 0,
+        "an admin command gave the leases back: {items:?}"
+    );
+
+    gw.kill_and_restart();
+    assert!(slow.await.unwrap().is_err(), "the slow call was cut off");
+    let on_postgres = common::database_url(&gw.dir).is_some();
+    let limit = if on_postgres {
+        Duration::from_secs(40)
+    } else {
+        Duration::ZERO
+    };
+    let started = Instant::now();
+    loop {
+        let items = nodes_until(&gw, |_| true).await;
+        if leases(&items) == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() <= limit,
+            "leases still held after {limit:?}: {items:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -79,11 +79,26 @@ impl Held {
 struct Cell {
     /// Per currency.
     wallets: HashMap<String, Held>,
-    /// Per (subscription id, period start).
-    credits: HashMap<(String, String), Held>,
+    /// Per subscription id, then period start. Looked up by `&str` on every
+    /// call: a key is allocated only when a pot is first held.
+    credits: HashMap<String, HashMap<String, Held>>,
 }
 
 impl Cell {
+    fn credits_mut(&mut self, sub: &str, period: &str) -> Option<&mut Held> {
+        self.credits.get_mut(sub)?.get_mut(period)
+    }
+
+    fn credits_entry(&mut self, sub: &str, period: &str) -> &mut Held {
+        if self.credits_mut(sub, period).is_none() {
+            self.credits
+                .entry(sub.to_owned())
+                .or_default()
+                .insert(period.to_owned(), Held::new());
+        }
+        self.credits_mut(sub, period).expect("inserted above")
+    }
+
     /// `(pot, amount)` for each lease idle since `before` (all when `None`);
     /// their free part is taken off the books. Entries with nothing left
     /// are dropped.
@@ -102,21 +117,26 @@ impl Cell {
                 held.leased = held.reserved;
             }
         }
-        for ((sub, period), held) in &mut self.credits {
-            if held.free() > 0 && due(held) {
-                out.push((
-                    Pot::Credits {
-                        subscription_id: sub.clone(),
-                        period_start: period.clone(),
-                    },
-                    held.free(),
-                ));
-                held.leased = held.reserved;
+        for (sub, periods) in &mut self.credits {
+            for (period, held) in periods {
+                if held.free() > 0 && due(held) {
+                    out.push((
+                        Pot::Credits {
+                            subscription_id: sub.clone(),
+                            period_start: period.clone(),
+                        },
+                        held.free(),
+                    ));
+                    held.leased = held.reserved;
+                }
             }
         }
         let idle = |h: &Held| h.leased == 0 && h.reserved == 0 && due(h);
         self.wallets.retain(|_, h| !idle(h));
-        self.credits.retain(|_, h| !idle(h));
+        self.credits.retain(|_, periods| {
+            periods.retain(|_, h| !idle(h));
+            !periods.is_empty()
+        });
         out
     }
 
@@ -295,14 +315,17 @@ impl Accounts {
     }
 
     /// Makes `held` hold at least `need` free, leasing more of `pot` when it
-    /// does not (what `ask` asks for); a dry pot is not asked again. Returns
-    /// what no node held when the pot was last asked (for a refusal).
-    async fn top_up(
+    /// does not (`want` of it, or what there is when `partial`); a dry pot
+    /// is not asked again. Returns what no node held when the pot was last
+    /// asked (for a refusal). `pot` is built only when the database is asked.
+    async fn lease_more(
         &self,
         held: &mut Held,
-        pot: Pot,
+        pot: impl FnOnce() -> Pot,
         need: i64,
-        ask: LeaseAsk,
+        want: i64,
+        partial: bool,
+        included: i64,
     ) -> Result<i64, Refusal> {
         held.used_at = Instant::now();
         if held.free() >= need {
@@ -312,7 +335,13 @@ impl Accounts {
         if let Some(dry) = held.dry.filter(|d| d.epoch == epoch) {
             return Ok(dry.available);
         }
-        let grant = self.store.lease(&pot, ask).await.map_err(|e| {
+        let ask = LeaseAsk {
+            need: need - held.free().max(0),
+            want: want.max(need),
+            partial,
+            included,
+        };
+        let grant = self.store.lease(&pot(), ask).await.map_err(|e| {
             tracing::error!(error = %e, "a lease could not be taken");
             unavailable()
         })?;
@@ -327,71 +356,68 @@ impl Accounts {
     /// Holds `estimate` for a call: from the period's included credits first,
     /// then from the wallet when the plan charges overage to it.
     pub async fn reserve(&self, cover: &Coverage, estimate: i64) -> Result<Reservation, Refusal> {
-        if !self.trusted() {
-            return Err(unavailable());
-        }
         let (sub, plan) = (&cover.sub, &cover.plan);
         let charge_wallet = plan.overage == OveragePolicy::ChargeWallet;
         let cell = self.cell(&sub.consumer_id);
         let mut cell = cell.lock().await;
+        // Checked under the lock: a call that waited for it does not spend
+        // leases the node stopped trusting meanwhile.
+        if !self.trusted() {
+            return Err(unavailable());
+        }
         let cell = &mut *cell;
-
-        let credits = cell
-            .credits
-            .entry((sub.id.clone(), cover.period.clone()))
-            .or_insert_with(Held::new);
         let want = estimate.saturating_mul(LEASE_CALLS);
+
         // A plan without included credits has none to lease.
-        let credits_elsewhere = if cover.included == 0 {
-            0
+        let (from_credits, credits_elsewhere) = if cover.included == 0 {
+            (0, 0)
         } else {
-            self.top_up(
-                credits,
-                Pot::Credits {
-                    subscription_id: sub.id.clone(),
-                    period_start: cover.period.clone(),
-                },
-                estimate,
-                LeaseAsk {
-                    need: estimate - credits.free().max(0),
+            let credits = cell.credits_entry(&sub.id, &cover.period);
+            let elsewhere = self
+                .lease_more(
+                    credits,
+                    || Pot::Credits {
+                        subscription_id: sub.id.clone(),
+                        period_start: cover.period.clone(),
+                    },
+                    estimate,
                     want,
                     // What credits are left pay for part of the call, the
                     // wallet for the rest.
-                    partial: charge_wallet,
-                    included: cover.included,
-                },
-            )
-            .await?
+                    charge_wallet,
+                    cover.included,
+                )
+                .await?;
+            (estimate.min(credits.free().max(0)), elsewhere)
         };
-        let from_credits = estimate.min(credits.free().max(0));
         let rest = estimate - from_credits;
         if rest > 0 {
             if !charge_wallet {
                 return Err(insufficient_funds(
                     cover,
-                    credits.free().max(0) + credits_elsewhere,
+                    from_credits + credits_elsewhere,
                     estimate,
                     ShortOf::IncludedCredits,
                 ));
             }
-            let wallet = cell
-                .wallets
-                .entry(plan.currency.clone())
-                .or_insert_with(Held::new);
+            let wallet = match cell.wallets.get_mut(&plan.currency) {
+                Some(wallet) => wallet,
+                None => cell
+                    .wallets
+                    .entry(plan.currency.clone())
+                    .or_insert_with(Held::new),
+            };
             let elsewhere = self
-                .top_up(
+                .lease_more(
                     wallet,
-                    Pot::Wallet {
+                    || Pot::Wallet {
                         consumer_id: sub.consumer_id.clone(),
                         currency: plan.currency.clone(),
                     },
                     rest,
-                    LeaseAsk {
-                        need: rest - wallet.free().max(0),
-                        want: want.max(rest),
-                        partial: false,
-                        included: 0,
-                    },
+                    want,
+                    false,
+                    0,
                 )
                 .await?;
             if wallet.free() < rest {
@@ -404,9 +430,8 @@ impl Accounts {
             }
             wallet.reserved += rest;
         }
-        if let Some(credits) = cell
-            .credits
-            .get_mut(&(sub.id.clone(), cover.period.clone()))
+        if from_credits > 0
+            && let Some(credits) = cell.credits_mut(&sub.id, &cover.period)
         {
             credits.reserved += from_credits;
         }
@@ -422,10 +447,7 @@ impl Accounts {
     }
 
     fn release_in(cell: &mut Cell, r: &Reservation) {
-        if let Some(c) = cell
-            .credits
-            .get_mut(&(r.subscription_id.clone(), r.period.clone()))
-        {
+        if let Some(c) = cell.credits_mut(&r.subscription_id, &r.period) {
             c.reserved -= r.credits;
         }
         if let Some(w) = cell.wallets.get_mut(&r.currency) {
@@ -452,7 +474,8 @@ impl Accounts {
         let charge_wallet = r.overage == OveragePolicy::ChargeWallet;
         let credits = cell
             .credits
-            .get_mut(&(r.subscription_id.clone(), r.period.clone()));
+            .get_mut(r.subscription_id.as_str())
+            .and_then(|periods| periods.get_mut(r.period.as_str()));
         let credits_free = credits.as_ref().map_or(0, |c| c.free().max(0));
         let wallet = cell.wallets.get_mut(&r.currency);
         let wallet_free = wallet.as_ref().map_or(0, |w| w.free().max(0));

@@ -206,6 +206,10 @@ impl UsageWriter {
     }
 }
 
+/// An amount spent from what two names identify (a wallet: consumer and
+/// currency; a period: subscription and start).
+type Spent = (String, String, i64);
+
 /// The sums of one window.
 #[derive(Default)]
 struct Window {
@@ -272,8 +276,7 @@ impl Window {
 
     /// What the window spends: `(consumer, currency, amount)` of wallets and
     /// `(subscription, period, credits)` of periods.
-    #[allow(clippy::type_complexity)]
-    fn sums(&self) -> (Vec<(String, String, i64)>, Vec<(String, String, i64)>) {
+    fn sums(&self) -> (Vec<Spent>, Vec<Spent>) {
         let wallets = self
             .wallets
             .iter()

@@ -15,8 +15,8 @@ pub struct Balancer {
     _dir: tempfile::TempDir,
 }
 
-/// The `http` block's part for `nodes` behind `listen` (shared with the
-/// deployment guide's configuration, which adds TLS and logs).
+/// The `http` block's part for `nodes` behind `listen`: the deployment
+/// guide's (docs/deployment.md) without its TLS.
 pub fn site(listen: &str, nodes: &[&str]) -> String {
     let servers: String = nodes
         .iter()

@@ -415,7 +415,7 @@ impl BillingStore for SqliteStore {
         let (me, before) = (self.node_id().to_owned(), ts(heartbeat_before));
         self.write_changes(move |c, changes| {
             let tx = c.transaction().map_err(backend)?;
-            let count = leases::reclaim(&tx, &me, Some(&before), changes)?;
+            let count = leases::reclaim(&tx, &me, &before, changes)?;
             tx.commit().map_err(backend)?;
             Ok(count)
         })

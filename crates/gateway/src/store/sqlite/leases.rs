@@ -52,15 +52,19 @@ pub(super) fn take(tx: &Connection, pot: &Pot, node: &str, amount: i64) -> Store
         return Ok(0);
     }
     let (kind, holder, part) = pot.key();
-    let sql = if taken == held {
-        "DELETE FROM leases WHERE kind = ?1 AND holder = ?2 AND part = ?3 AND node_id = ?4 AND ?5 > 0"
+    if taken == held {
+        tx.prepare_cached(
+            "DELETE FROM leases WHERE kind = ?1 AND holder = ?2 AND part = ?3 AND node_id = ?4",
+        )
+        .and_then(|mut s| s.execute(params![kind, holder, part, node]))
     } else {
-        "UPDATE leases SET amount_micros = amount_micros - ?5 \
-         WHERE kind = ?1 AND holder = ?2 AND part = ?3 AND node_id = ?4"
-    };
-    tx.prepare_cached(sql)
+        tx.prepare_cached(
+            "UPDATE leases SET amount_micros = amount_micros - ?5 \
+             WHERE kind = ?1 AND holder = ?2 AND part = ?3 AND node_id = ?4",
+        )
         .and_then(|mut s| s.execute(params![kind, holder, part, node, taken]))
-        .map_err(backend)?;
+    }
+    .map_err(backend)?;
     move_reserved(tx, pot, -taken)?;
     Ok(taken)
 }
@@ -173,18 +177,17 @@ pub(super) fn wallet_usage(
 }
 
 /// Gives back the leases of every node but `me` whose heartbeat is older
-/// than `heartbeat_before` (all of them when `None`), publishing each pot
-/// freed: how many leases.
+/// than `heartbeat_before`, publishing each pot freed: how many leases.
 pub(super) fn reclaim(
     tx: &Connection,
     me: &str,
-    heartbeat_before: Option<&str>,
+    heartbeat_before: &str,
     changes: &mut Vec<Change>,
 ) -> StoreResult<u64> {
     let stale: Vec<(String, String, String, String, i64)> = tx
         .prepare(
             "SELECT kind, holder, part, node_id, amount_micros FROM leases WHERE node_id <> ?1 \
-             AND (?2 IS NULL OR node_id NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= ?2))",
+             AND node_id NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= ?2)",
         )
         .and_then(|mut s| {
             s.query_map(params![me, heartbeat_before], |r| {

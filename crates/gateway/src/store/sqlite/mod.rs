@@ -117,16 +117,6 @@ impl SqliteStore {
         MIGRATIONS
             .to_latest(&mut writer)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
-        // A SQLite store serves one gateway process at a time: leases of
-        // earlier processes (stopped or killed) are given back at once.
-        {
-            let tx = writer.transaction().map_err(backend)?;
-            let reclaimed = leases::reclaim(&tx, "", None, &mut Vec::new())?;
-            tx.commit().map_err(backend)?;
-            if reclaimed > 0 {
-                tracing::info!(reclaimed, "gave back the leases of an earlier process");
-            }
-        }
         let readers = (0..READER_CONNECTIONS)
             .map(|_| {
                 let conn = Connection::open(&path)?;
