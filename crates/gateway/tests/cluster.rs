@@ -58,54 +58,13 @@ impl Cluster {
     /// A consumer with a key, subscribed to a new plan (`plan`'s fields over
     /// a free monthly plan charging its wallet): (consumer id, key).
     async fn consumer(&self, name: &str, plan: Value) -> (String, String) {
-        let gw = self.admin();
-        let mut spec = json!({"name": name, "currency": "USD", "price": "0", "period": "month",
-            "included_credits": "0", "overage": "charge_wallet", "apis": ["chat"]});
-        spec.as_object_mut()
-            .unwrap()
-            .extend(plan.as_object().unwrap().clone());
-        let plan = gw
-            .send("POST", "/admin/v1/plans", spec, StatusCode::CREATED)
-            .await;
-        let consumer = gw
-            .send(
-                "POST",
-                "/admin/v1/consumers",
-                json!({"team_id": self.team, "name": name}),
-                StatusCode::CREATED,
-            )
-            .await;
-        let id = consumer["id"].as_str().unwrap().to_owned();
-        let key = gw
-            .send(
-                "POST",
-                &format!("/admin/v1/consumers/{id}/keys"),
-                json!({"name": "k"}),
-                StatusCode::CREATED,
-            )
-            .await;
-        gw.send(
-            "POST",
-            "/admin/v1/subscriptions",
-            json!({"consumer_id": id, "plan_id": plan["id"]}),
-            StatusCode::CREATED,
-        )
-        .await;
-        (id, key["secret"].as_str().unwrap().to_owned())
+        self.admin()
+            .subscribed_consumer(&self.team, name, plan)
+            .await
     }
 
     async fn top_up(&self, consumer: &str, amount: &str) {
-        let key = format!("top-up-{}", unique());
-        self.admin()
-            .send_with(
-                &self.admin().token,
-                "POST",
-                &format!("/admin/v1/consumers/{consumer}/wallets/USD/entries"),
-                json!({"kind": "top_up", "amount": amount}),
-                &[("Idempotency-Key", &key)],
-                StatusCode::CREATED,
-            )
-            .await;
+        self.admin().top_up(consumer, amount).await;
     }
 
     /// `n` calls at once through nginx: the statuses, and the problem type
@@ -247,16 +206,6 @@ impl Cluster {
         })
         .await;
     }
-}
-
-fn unique() -> u128 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    u128::from(COUNTER.fetch_add(1, Ordering::Relaxed)) << 64
-        | std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
 }
 
 /// Counts (served, refused `insufficient-funds`, anything else).

@@ -186,52 +186,14 @@ async fn a_restarted_gateway_gets_back_the_leases_of_the_process_it_was() {
             StatusCode::CREATED,
         )
         .await;
-    let consumer = gw
-        .send(
-            "POST",
-            "/admin/v1/consumers",
-            json!({"team_id": team["id"], "name": "Held"}),
-            StatusCode::CREATED,
-        )
+    let (id, key) = gw
+        .subscribed_consumer(team["id"].as_str().unwrap(), "Held", json!({}))
         .await;
-    let id = consumer["id"].as_str().unwrap();
-    let key = gw
-        .send(
-            "POST",
-            &format!("/admin/v1/consumers/{id}/keys"),
-            json!({"name": "k"}),
-            StatusCode::CREATED,
-        )
-        .await;
-    let plan = gw
-        .send(
-            "POST",
-            "/admin/v1/plans",
-            json!({"name": "Pay", "currency": "USD", "price": "0", "period": "month",
-                "included_credits": "0", "overage": "charge_wallet", "apis": ["chat"]}),
-            StatusCode::CREATED,
-        )
-        .await;
-    gw.send(
-        "POST",
-        "/admin/v1/subscriptions",
-        json!({"consumer_id": id, "plan_id": plan["id"]}),
-        StatusCode::CREATED,
-    )
-    .await;
-    gw.send_with(
-        &gw.token,
-        "POST",
-        &format!("/admin/v1/consumers/{id}/wallets/USD/entries"),
-        json!({"kind": "top_up", "amount": "1.00"}),
-        &[("Idempotency-Key", "restart-top-up")],
-        StatusCode::CREATED,
-    )
-    .await;
+    gw.top_up(&id, "1.00").await;
     // A call answered only after 5 s holds part of the node's lease.
     let slow = client()
         .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(key["secret"].as_str().unwrap())
+        .bearer_auth(&key)
         .json(&json!({"model": "sim-slow-5000", "messages": [{"role": "user", "content": "hi"}]}))
         .send();
     let slow = tokio::spawn(slow);

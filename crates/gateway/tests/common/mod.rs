@@ -312,6 +312,78 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// A consumer of `team` with a key, subscribed to a new plan: `plan`'s
+    /// fields over a free monthly plan named after the consumer that charges
+    /// its wallet. Returns (consumer id, key secret).
+    pub async fn subscribed_consumer(
+        &self,
+        team: &str,
+        name: &str,
+        plan: Value,
+    ) -> (String, String) {
+        let mut spec = serde_json::json!({"name": format!("Plan {name}"), "currency": "USD",
+            "price": "0", "period": "month", "included_credits": "0",
+            "overage": "charge_wallet", "apis": ["chat"]});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(plan.as_object().unwrap().clone());
+        let plan = self
+            .send("POST", "/admin/v1/plans", spec, StatusCode::CREATED)
+            .await;
+        let consumer = self
+            .send(
+                "POST",
+                "/admin/v1/consumers",
+                serde_json::json!({"team_id": team, "name": name}),
+                StatusCode::CREATED,
+            )
+            .await;
+        let id = consumer["id"].as_str().unwrap().to_owned();
+        let key = self
+            .send(
+                "POST",
+                &format!("/admin/v1/consumers/{id}/keys"),
+                serde_json::json!({"name": "k"}),
+                StatusCode::CREATED,
+            )
+            .await;
+        self.send(
+            "POST",
+            "/admin/v1/subscriptions",
+            serde_json::json!({"consumer_id": id, "plan_id": plan["id"]}),
+            StatusCode::CREATED,
+        )
+        .await;
+        (id, key["secret"].as_str().unwrap().to_owned())
+    }
+
+    /// Adds `amount` (a decimal string) to a consumer's USD wallet.
+    pub async fn top_up(&self, consumer: &str, amount: &str) {
+        let key = format!("top-up-{}", unique());
+        self.send_with(
+            &self.token,
+            "POST",
+            &format!("/admin/v1/consumers/{consumer}/wallets/USD/entries"),
+            serde_json::json!({"kind": "top_up", "amount": amount}),
+            &[("Idempotency-Key", &key)],
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+}
+
+/// A number no other call in this process gets.
+pub fn unique() -> u128 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    u128::from(COUNTER.fetch_add(1, Ordering::Relaxed)) << 64
+        | std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+}
+
 /// Asserts an answer's status and returns its JSON (null when it has none).
 pub async fn expect(resp: reqwest::Response, status: StatusCode) -> Value {
     let got = resp.status();

@@ -50,7 +50,11 @@ impl Balancer {
         let listen = format!("127.0.0.1:{port}");
         let conf = config(dir.path(), &site(&listen, &addresses));
         std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
+        // Debian puts it in /usr/sbin, which a user's PATH may not hold.
+        let nginx = Some(Path::new("/usr/sbin/nginx"))
+            .filter(|p| p.exists())
+            .unwrap_or(Path::new("nginx"));
+        let child = Command::new(nginx)
             .args(["-e", "stderr", "-p"])
             .arg(dir.path())
             .args(["-c", "nginx.conf", "-g", "daemon off;"])

@@ -108,46 +108,8 @@ impl Setup {
 
     /// A consumer with 10 USD on the plan `plan`; returns (consumer id, key).
     pub async fn consumer_on(&self, name: &str, plan: Value) -> (String, String) {
-        let c = self
-            .admin(
-                "POST",
-                "/admin/v1/consumers",
-                json!({"team_id": self.team, "name": name}),
-                StatusCode::CREATED,
-            )
-            .await;
-        let consumer = c["id"].as_str().unwrap().to_owned();
-        let key = self
-            .admin(
-                "POST",
-                &format!("/admin/v1/consumers/{consumer}/keys"),
-                json!({"name": "k"}),
-                StatusCode::CREATED,
-            )
-            .await["secret"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let plan = self
-            .admin("POST", "/admin/v1/plans", plan, StatusCode::CREATED)
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        self.admin(
-            "POST",
-            "/admin/v1/subscriptions",
-            json!({"consumer_id": consumer, "plan_id": plan}),
-            StatusCode::CREATED,
-        )
-        .await;
-        self.admin(
-            "POST",
-            &format!("/admin/v1/consumers/{consumer}/wallets/USD/entries"),
-            json!({"kind": "top_up", "amount": "10"}),
-            StatusCode::CREATED,
-        )
-        .await;
+        let (consumer, key) = self.gw.subscribed_consumer(&self.team, name, plan).await;
+        self.gw.top_up(&consumer, "10").await;
         (consumer, key)
     }
 
