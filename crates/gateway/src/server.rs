@@ -15,6 +15,7 @@ use crate::config::Database;
 use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::dataplane::accounts::Accounts;
+use crate::dataplane::ratelimit::RateLimiter;
 use crate::dataplane::upstream::{Target, UpstreamClient, bearer};
 use crate::dataplane::{DataPlane, DefaultUpstream, Pricing};
 use crate::http::AppState;
@@ -165,7 +166,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             per_1k_tokens: settings.price_per_1k_tokens,
         },
         accounts: Accounts::new(store.clone()),
-        limiter: Default::default(),
+        limiter: RateLimiter::new(store.clone()),
         captures: Default::default(),
     });
     data.listen(&feed);
@@ -187,9 +188,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     renewals.abort();
     pruning.abort();
     heartbeats.abort();
-    // Leases go back, and settled calls still queued are stored, before
-    // the process ends.
+    // Leases and rate-limit units go back, and settled calls still queued
+    // are stored, before the process ends.
     data.accounts.give_back_all().await;
+    data.limiter.give_back_all().await;
     tracing::info!("tollgated stopped");
     Ok(())
 }

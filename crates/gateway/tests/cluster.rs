@@ -1,6 +1,6 @@
 //! Three `tollgated` nodes on one PostgreSQL database behind nginx on
 //! loopback (the deployment guide's topology): money stays exact across
-//! them, with a node killed mid-run too.
+//! them, with a node killed mid-run too, and plans' rate limits hold.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -280,6 +280,139 @@ async fn three_nodes_spend_included_credits_exactly() {
     // Nothing more, from any node, once they are used.
     let again = cluster.burst(&key, 30).await;
     assert_eq!(tally(&again), (0, 30, vec![]));
+}
+
+/// `n` calls at once through nginx, each sending `body`: the statuses, the
+/// problem type of every refusal and the tokens each call used.
+async fn calls_at_once(
+    lb: &Balancer,
+    key: &str,
+    body: &[u8],
+    n: usize,
+) -> Vec<(StatusCode, Option<String>, u64)> {
+    let http = client();
+    let calls = (0..n).map(|_| {
+        let req = http
+            .post(lb.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            let kind = body["type"].as_str().map(str::to_owned);
+            (
+                status,
+                kind,
+                body["usage"]["total_tokens"].as_u64().unwrap_or(0),
+            )
+        }
+    });
+    futures_util::future::join_all(calls).await
+}
+
+/// What a burst served (`served`, in calls or tokens) is within 5 % below
+/// the plan's `limit` and never above it but for what came back while it
+/// ran (`elapsed`); every other call was refused `rate-limited`.
+fn within_the_limit(
+    results: &[(StatusCode, Option<String>, u64)],
+    served: u64,
+    limit: u64,
+    elapsed: Duration,
+    what: &str,
+) {
+    let refill = (limit as f64 * elapsed.as_secs_f64() / 60.0).ceil() as u64;
+    println!(
+        "{what}: {served} served of a limit of {limit} (+{refill} back during the {elapsed:.2?} burst), {} refused",
+        results.iter().filter(|r| r.0 != StatusCode::OK).count()
+    );
+    assert!(
+        served * 100 >= limit * 95 && served <= limit + refill,
+        "{what}: {served} served, limit {limit}, {refill} back meanwhile"
+    );
+    let odd: Vec<_> = results
+        .iter()
+        .filter(|(s, t, _)| {
+            *s != StatusCode::OK
+                && !(*s == StatusCode::TOO_MANY_REQUESTS
+                    && t.as_deref().is_some_and(|t| t.ends_with("/rate-limited")))
+        })
+        .collect();
+    assert!(odd.is_empty(), "{what}: {odd:?}");
+}
+
+/// A plan's rate limits hold across the three nodes: bursts spread over
+/// them by nginx get the plan's calls (or tokens) per minute within 5 %
+/// below it and never more (but for what came back during the burst).
+/// Calls a minute over three rounds, each a new consumer; then tokens a
+/// minute, with calls whose token estimate is what they use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_hold_a_plans_rate_limits() {
+    let cluster = Cluster::start().await;
+    let body = serde_json::to_vec(&json!({"model": "sim-small",
+        "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}))
+    .unwrap();
+    const CALLS: u64 = 150;
+    for round in 0..3 {
+        let (consumer, key) = cluster
+            .consumer(
+                &format!("Calls {round}"),
+                json!({"rate_limits": {"requests_per_minute": CALLS}}),
+            )
+            .await;
+        cluster.top_up(&consumer, "100.00").await;
+        let started = Instant::now();
+        let results = calls_at_once(&cluster.lb, &key, &body, 3 * CALLS as usize).await;
+        let elapsed = started.elapsed();
+        let served = results.iter().filter(|r| r.0 == StatusCode::OK).count() as u64;
+        within_the_limit(
+            &results,
+            served,
+            CALLS,
+            elapsed,
+            &format!("calls, round {round}"),
+        );
+    }
+
+    // A call of 100 one-letter words uses 100 prompt tokens and 101 of
+    // completion ("echo: " and the words); its max_tokens makes the
+    // gateway's estimate (a token per 4 bytes of body, plus max_tokens)
+    // exactly that.
+    let words = vec!["a"; 100].join(" ");
+    let used = 201;
+    let body = (1..used)
+        .map(|max_tokens| {
+            serde_json::to_vec(&json!({"model": "sim-small",
+                "messages": [{"role": "user", "content": words}], "max_tokens": max_tokens}))
+            .unwrap()
+        })
+        .find(|b| {
+            let max_tokens: Value = serde_json::from_slice(b).unwrap();
+            (b.len() as u64).div_ceil(4) + max_tokens["max_tokens"].as_u64().unwrap() == used
+        })
+        .unwrap();
+    const TOKENS: u64 = 100 * 201;
+    let (consumer, key) = cluster
+        .consumer(
+            "Tokens",
+            json!({"rate_limits": {"tokens_per_minute": TOKENS}}),
+        )
+        .await;
+    cluster.top_up(&consumer, "100.00").await;
+    let started = Instant::now();
+    let results = calls_at_once(&cluster.lb, &key, &body, 300).await;
+    let elapsed = started.elapsed();
+    let served: u64 = results
+        .iter()
+        .filter(|r| r.0 == StatusCode::OK)
+        .map(|r| r.2)
+        .sum();
+    assert!(
+        results.iter().all(|r| r.0 != StatusCode::OK || r.2 == used),
+        "each call used {used} tokens"
+    );
+    within_the_limit(&results, served, TOKENS, elapsed, "tokens");
 }
 
 /// A node killed (SIGKILL) in the middle of a run and restarted: only

@@ -22,6 +22,7 @@ use axum::http::StatusCode;
 use tollgate_api::money::Amount;
 use tollgate_api::{LedgerEntry, OveragePolicy};
 
+use super::cells::{self, Cells, lock};
 use super::hot::Coverage;
 use super::refusal::Refusal;
 use super::usage::{SettledCall, UsageWriter};
@@ -248,12 +249,10 @@ impl Freed {
     }
 }
 
-type Cells = Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cell>>>>;
-
 pub struct Accounts {
     store: Arc<dyn Store>,
     pub usage: UsageWriter,
-    cells: Arc<Cells>,
+    cells: Arc<Cells<Cell>>,
     freed: Arc<Freed>,
     /// Until when leases may be spent (see [`LEASES_TRUSTED_FOR`]).
     trusted_until: Arc<Mutex<Instant>>,
@@ -264,7 +263,7 @@ impl Accounts {
     /// gives idle leases back.
     pub fn new(store: Arc<dyn Store>) -> Self {
         let usage = UsageWriter::start(store.clone());
-        let cells: Arc<Cells> = Arc::default();
+        let cells: Arc<Cells<Cell>> = Arc::default();
         let trusted_until = Arc::new(Mutex::new(Instant::now() + LEASES_TRUSTED_FOR));
         tokio::spawn(sweep(
             Arc::downgrade(&cells),
@@ -306,12 +305,8 @@ impl Accounts {
             .collect()
     }
 
-    fn cell(&self, consumer_id: &str) -> Arc<tokio::sync::Mutex<Cell>> {
-        let mut cells = lock(&self.cells);
-        if let Some(cell) = cells.get(consumer_id) {
-            return cell.clone();
-        }
-        cells.entry(consumer_id.to_owned()).or_default().clone()
+    fn cell(&self, consumer_id: &str) -> cells::Cell<Cell> {
+        self.cells.get(consumer_id)
     }
 
     /// Makes `held` hold at least `need` free, leasing more of `pot` when it
@@ -538,11 +533,7 @@ impl Accounts {
     /// Gives every lease back (at shutdown, after the calls in flight) and
     /// waits until the database has them.
     pub async fn give_back_all(&self) {
-        let cells: Vec<_> = lock(&self.cells)
-            .iter()
-            .map(|(id, c)| (id.clone(), c.clone()))
-            .collect();
-        for (consumer_id, cell) in cells {
+        for (consumer_id, cell) in self.cells.all() {
             for (pot, amount) in cell.lock().await.give_back(&consumer_id, None) {
                 self.usage.give_back(pot, amount);
             }
@@ -551,21 +542,12 @@ impl Accounts {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// Every [`SWEEP`]: gives back leases idle for [`IDLE`] (every lease, when
 /// the node's leases are no longer trusted), and forgets consumers with
 /// nothing held. Ends with the accounts.
-async fn sweep(cells: Weak<Cells>, usage: UsageWriter, trusted_until: Arc<Mutex<Instant>>) {
-    let mut tick = tokio::time::interval(SWEEP);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(cells) = cells.upgrade() else {
-            return;
-        };
+async fn sweep(cells: Weak<Cells<Cell>>, usage: UsageWriter, trusted_until: Arc<Mutex<Instant>>) {
+    let mut ticks = cells::Ticks::new(SWEEP, cells);
+    while let Some(cells) = ticks.next().await {
         let now = Instant::now();
         // Untrusted leases all go back; else those idle for a while.
         let cutoff = if now < *lock(&trusted_until) {
@@ -576,12 +558,8 @@ async fn sweep(cells: Weak<Cells>, usage: UsageWriter, trusted_until: Arc<Mutex<
         let Some(cutoff) = cutoff else {
             continue;
         };
-        let list: Vec<_> = lock(&cells)
-            .iter()
-            .map(|(id, c)| (id.clone(), c.clone()))
-            .collect();
         let mut empty = Vec::new();
-        for (consumer_id, cell) in list {
+        for (consumer_id, cell) in cells.all() {
             // A consumer busy right now is not idle.
             let Ok(mut cell) = cell.try_lock() else {
                 continue;
@@ -593,16 +571,6 @@ async fn sweep(cells: Weak<Cells>, usage: UsageWriter, trusted_until: Arc<Mutex<
                 empty.push(consumer_id);
             }
         }
-        if !empty.is_empty() {
-            let mut cells = lock(&cells);
-            for id in empty {
-                // Only if nobody took it up meanwhile.
-                if cells.get(&id).is_some_and(|c| {
-                    Arc::strong_count(c) == 1 && c.try_lock().is_ok_and(|c| c.is_empty())
-                }) {
-                    cells.remove(&id);
-                }
-            }
-        }
+        cells.forget(empty, Cell::is_empty);
     }
 }

@@ -33,7 +33,7 @@ const API: &str = "chat";
 
 /// Takes a call's estimated tokens from its plan's tokens-per-minute
 /// allowance, if the plan has one; refused when the allowance is spent.
-fn take_tokens(
+async fn take_tokens(
     data: &DataPlane,
     cover: &Coverage,
     estimate: u64,
@@ -46,7 +46,9 @@ fn take_tokens(
     let key = format!("{}:{}:tokens", cover.sub.consumer_id, plan.id);
     let (d, charge) = data
         .limiter
-        .take_tokens(key, per_minute, estimate, Instant::now());
+        .take_tokens(key, per_minute, estimate)
+        .await
+        .map_err(|e| super::unreadable("rate limits", &e))?;
     rate_headers.push((X_RATELIMIT_LIMIT_TOKENS, d.limit.to_string()));
     rate_headers.push((X_RATELIMIT_REMAINING_TOKENS, d.remaining.to_string()));
     if d.allowed {
@@ -356,11 +358,11 @@ pub async fn handle(
 
     let mut rate_headers = Vec::new();
     if let Some(rpm) = plan.rate_limits.requests_per_minute {
-        let d = data.limiter.check(
-            &format!("{}:{}", sub.consumer_id, plan.id),
-            rpm,
-            Instant::now(),
-        );
+        let d = data
+            .limiter
+            .check(&format!("{}:{}", sub.consumer_id, plan.id), rpm)
+            .await
+            .map_err(|e| super::unreadable("rate limits", &e))?;
         rate_headers = vec![
             (
                 HeaderName::from_static("ratelimit-limit"),
@@ -427,7 +429,7 @@ pub async fn handle(
             return Err(decision::billing_unavailable());
         }
         let (prompt, completion) = parsed.token_estimate(body.len());
-        let tokens = take_tokens(data, &cover, prompt + completion, &mut rate_headers)?;
+        let tokens = take_tokens(data, &cover, prompt + completion, &mut rate_headers).await?;
         let estimate = data.pricing.per_request + route.cost(prompt, completion);
         let hold = hold(data, &cover, estimate, tokens).await?;
         let route = route.clone();
@@ -474,7 +476,7 @@ pub async fn handle(
     }
 
     let allowance = parsed.token_allowance(body.len());
-    let tokens = take_tokens(data, &cover, allowance, &mut rate_headers)?;
+    let tokens = take_tokens(data, &cover, allowance, &mut rate_headers).await?;
     let hold = hold(data, &cover, data.pricing.cost(allowance), tokens).await?;
     // Boxed so that the refusals above, the hottest answers, do not carry
     // (and copy) the forwarding's much larger state.
@@ -505,7 +507,7 @@ async fn hold(
         }),
         Err(refusal) => {
             if let Some(tokens) = &tokens {
-                tokens.refund(&data.limiter);
+                tokens.refund(&data.limiter).await;
             }
             Err(refusal)
         }

@@ -16,7 +16,7 @@ impl Hold {
     pub async fn release(&self, data: &DataPlane) {
         data.accounts.release(&self.reservation).await;
         if let Some(tokens) = &self.tokens {
-            tokens.refund(&data.limiter);
+            tokens.refund(&data.limiter).await;
         }
     }
 
@@ -26,7 +26,7 @@ impl Hold {
             .settle(&self.reservation, cost, request_id)
             .await;
         if let Some(charge) = &self.tokens {
-            charge.settle(&data.limiter, tokens);
+            charge.settle(&data.limiter, tokens).await;
         }
     }
 }

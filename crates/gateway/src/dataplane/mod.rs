@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod anthropic;
 pub mod auth;
+mod cells;
 mod chat;
 pub mod decision;
 mod hold;

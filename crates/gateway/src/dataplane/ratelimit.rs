@@ -1,142 +1,168 @@
-//! Per-consumer, per-plan rate limits (GCRA: a steady rate with a burst of
-//! one minute's allowance), counted in calls or in tokens. A call's tokens
-//! are taken at an estimate before it is sent and corrected once its usage
-//! is known.
+//! Per-consumer, per-plan rate limits, counted in calls or in tokens, held
+//! across every node that shares the store. Each limit is a bucket in the
+//! database (GCRA: a steady rate with a burst of one minute's allowance; see
+//! [`allowance_grant`](crate::store::rules::allowance_grant)). A node takes
+//! units from it a part at a time — at most a quarter of what is left, only
+//! what the call at hand needs near the end — and admits calls from what it
+//! holds without asking again. No node admits a call the bucket did not give
+//! it a unit for, so the plan's figure holds however many nodes serve it.
+//! A bucket found empty is refused from memory until the units asked for are
+//! due back; units a node holds but does not use go back after a second
+//! idle, and all of them at shutdown.
 //!
-//! The state is one "theoretical arrival time" per key, in shards with a
-//! lock each, so calls of different consumers rarely wait on one another. A
-//! key whose time has passed holds nothing a fresh key would not: a shard
-//! drops such keys whenever it has doubled since its last sweep, so it
-//! holds about the keys used in the last minute.
+//! A call's tokens are taken at an estimate before it is sent and corrected
+//! once its usage is known: what it did not use stays with the node for the
+//! next calls, and what it used beyond the estimate is owed and taken from
+//! the next units the node gets.
 
-use std::hash::BuildHasher;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use foldhash::HashMap;
+use super::cells::{self, Cells};
+use crate::store::{Store, StoreError};
 
-/// Shards of the key map (a power of two).
-const SHARDS: usize = 64;
-/// A shard is not swept below this many keys.
-const MIN_SWEEP: usize = 1024;
+/// Units a node holds and has not used for this long go back.
+const IDLE: Duration = Duration::from_secs(1);
+/// How often idle units are looked for.
+const SWEEP: Duration = Duration::from_millis(500);
 
 /// The outcome of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
     pub limit: u32,
+    /// Units left: what this node holds and what the bucket had when last asked.
     pub remaining: u32,
-    /// Seconds until a call is allowed again (when refused) or the window refills.
+    /// Seconds until a call is allowed again (when refused) or the bucket is full.
     pub retry_after: u64,
 }
 
-pub struct RateLimiter {
-    shards: Box<[Mutex<Shard>]>,
-    hasher: foldhash::fast::RandomState,
+/// What this node holds of one bucket.
+#[derive(Debug)]
+struct Held {
+    /// Taken from the bucket and not used yet; negative when calls used more
+    /// tokens than they took (owed to the bucket).
+    units: i64,
+    per_minute: u32,
+    /// What the bucket had left when last asked.
+    remaining: u32,
+    /// The bucket could not give `need` units: calls needing as many are
+    /// refused from memory until `until`.
+    dry: Option<Dry>,
+    used_at: Instant,
 }
 
-struct Shard {
-    /// Theoretical arrival time per key.
-    tats: HashMap<String, Instant>,
-    /// The size at which the shard next drops the keys whose time has passed.
-    sweep_at: usize,
-}
-
-impl Default for RateLimiter {
+impl Default for Held {
     fn default() -> Self {
-        RateLimiter {
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        tats: HashMap::default(),
-                        sweep_at: MIN_SWEEP,
-                    })
-                })
-                .collect(),
-            hasher: Default::default(),
+        Held {
+            units: 0,
+            per_minute: 1,
+            remaining: 0,
+            dry: None,
+            used_at: Instant::now(),
         }
     }
 }
 
-/// The time one unit of a per-minute allowance takes to come back.
-fn interval(per_minute: u32) -> Duration {
-    Duration::from_secs(60) / per_minute.max(1)
+#[derive(Debug, Clone, Copy)]
+struct Dry {
+    until: Instant,
+    need: u32,
+}
+
+pub struct RateLimiter {
+    store: Arc<dyn Store>,
+    cells: Arc<Cells<Held>>,
 }
 
 impl RateLimiter {
-    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        let at = self.hasher.hash_one(key) as usize & (SHARDS - 1);
-        self.shards[at].lock().unwrap_or_else(|p| p.into_inner())
+    /// Needs a tokio runtime: it starts the task that gives idle units back.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let cells: Arc<Cells<Held>> = Arc::default();
+        tokio::spawn(sweep(Arc::downgrade(&cells), store.clone()));
+        RateLimiter { store, cells }
     }
 
-    /// Keys held, in all shards.
-    pub fn tracked(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).tats.len())
-            .sum()
+    fn cell(&self, key: &str) -> cells::Cell<Held> {
+        self.cells.get(key)
     }
 
-    #[cfg(test)]
-    fn holds(&self, key: &str) -> bool {
-        self.shard(key).tats.contains_key(key)
+    /// Admits one call for `key` under `per_minute` calls.
+    pub async fn check(&self, key: &str, per_minute: u32) -> Result<Decision, StoreError> {
+        self.take(key, per_minute, 1).await
     }
 
-    /// Admits one call for `key` at `now` under `per_minute` calls.
-    pub fn check(&self, key: &str, per_minute: u32, now: Instant) -> Decision {
-        self.take(key, per_minute, 1, now)
-    }
-
-    /// Admits `units` (at most a minute's allowance) for `key` at `now`
-    /// under `per_minute` units, or says how long until it would.
-    pub fn take(&self, key: &str, per_minute: u32, units: u32, now: Instant) -> Decision {
+    /// Admits `units` (at most a minute's allowance) for `key` under
+    /// `per_minute` units, or says how long until it would.
+    pub async fn take(
+        &self,
+        key: &str,
+        per_minute: u32,
+        units: u32,
+    ) -> Result<Decision, StoreError> {
         let per_minute = per_minute.max(1);
-        let interval = interval(per_minute);
-        let burst = interval * per_minute;
-        let mut shard = self.shard(key);
-        let tat = shard.tats.get(key).copied().unwrap_or(now).max(now);
-        let next = tat + interval * units.clamp(1, per_minute);
-        let allowed_at = next.checked_sub(burst).unwrap_or(now);
-        if allowed_at > now {
-            let wait = allowed_at - now;
-            return Decision {
-                allowed: false,
-                limit: per_minute,
-                remaining: 0,
-                retry_after: wait.as_secs_f64().ceil() as u64,
-            };
-        }
-        match shard.tats.get_mut(key) {
-            Some(held) => *held = next,
-            None => {
-                shard.tats.insert(key.to_owned(), next);
-                if shard.tats.len() >= shard.sweep_at {
-                    shard.tats.retain(|_, tat| *tat > now);
-                    shard.sweep_at = (shard.tats.len() * 2).max(MIN_SWEEP);
-                }
+        let need = units.clamp(1, per_minute);
+        let cell = self.cell(key);
+        let mut held = cell.lock().await;
+        let now = Instant::now();
+        held.used_at = now;
+        held.per_minute = per_minute;
+        if held.units < i64::from(need) {
+            if let Some(dry) = held.dry.filter(|d| now < d.until && need >= d.need) {
+                return Ok(refused(per_minute, dry.until - now));
             }
+            let short = u32::try_from(i64::from(need) - held.units)
+                .unwrap_or(u32::MAX)
+                .min(per_minute);
+            let grant = self.store.take_allowance(key, per_minute, short).await?;
+            held.remaining = grant.remaining;
+            if grant.granted == 0 {
+                let wait = Duration::from_micros(grant.wait_micros.max(1).unsigned_abs());
+                held.dry = Some(Dry {
+                    until: now + wait,
+                    need,
+                });
+                return Ok(refused(per_minute, wait));
+            }
+            held.dry = None;
+            held.units += i64::from(grant.granted);
+            // A call larger than what the node owes and the bucket gave (a
+            // minute's allowance, with a debt) is admitted on a full bucket.
+            held.units = held.units.max(i64::from(need));
         }
-        let used = (next - now).as_nanos().div_ceil(interval.as_nanos().max(1));
-        Decision {
+        held.units -= i64::from(need);
+        let remaining = u32::try_from(held.units.max(0))
+            .unwrap_or(u32::MAX)
+            .saturating_add(held.remaining)
+            .min(per_minute);
+        let refill = Duration::from_secs(60) * (per_minute - remaining) / per_minute;
+        Ok(Decision {
             allowed: true,
             limit: per_minute,
-            remaining: per_minute.saturating_sub(u32::try_from(used).unwrap_or(u32::MAX)),
-            retry_after: (next - now).as_secs(),
-        }
+            remaining,
+            retry_after: refill.as_secs(),
+        })
     }
 
     /// Corrects what `key` was charged by `units` (more when positive, back
     /// when negative), once a call's actual use is known.
-    pub fn adjust(&self, key: &str, per_minute: u32, units: i64) {
-        let step = interval(per_minute);
-        let by = step.saturating_mul(u32::try_from(units.unsigned_abs()).unwrap_or(u32::MAX));
-        if let Some(tat) = self.shard(key).tats.get_mut(key) {
-            *tat = if units >= 0 {
-                *tat + by
-            } else {
-                tat.checked_sub(by).unwrap_or(*tat)
-            };
-        }
+    async fn adjust(&self, key: &str, units: i64) {
+        let cell = self.cell(key);
+        cell.lock().await.units -= units;
+    }
+
+    /// Gives every unit held back (at shutdown, after the calls in flight).
+    pub async fn give_back_all(&self) {
+        give_back(&self.cells, &*self.store, None).await;
+    }
+}
+
+fn refused(per_minute: u32, wait: Duration) -> Decision {
+    Decision {
+        allowed: false,
+        limit: per_minute,
+        remaining: 0,
+        retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
     }
 }
 
@@ -145,115 +171,76 @@ impl RateLimiter {
 #[derive(Debug)]
 pub struct TokenCharge {
     key: String,
-    per_minute: u32,
     charged: u32,
 }
 
 impl RateLimiter {
     /// Takes a call's estimated tokens from `key`'s allowance.
-    pub fn take_tokens(
+    pub async fn take_tokens(
         &self,
         key: String,
         per_minute: u32,
         estimate: u64,
-        now: Instant,
-    ) -> (Decision, Option<TokenCharge>) {
+    ) -> Result<(Decision, Option<TokenCharge>), StoreError> {
         let charged = u32::try_from(estimate)
             .unwrap_or(u32::MAX)
             .clamp(1, per_minute.max(1));
-        let decision = self.take(&key, per_minute, charged, now);
-        let charge = decision.allowed.then_some(TokenCharge {
-            key,
-            per_minute,
-            charged,
-        });
-        (decision, charge)
+        let decision = self.take(&key, per_minute, charged).await?;
+        let charge = decision.allowed.then_some(TokenCharge { key, charged });
+        Ok((decision, charge))
     }
 }
 
 impl TokenCharge {
     /// The call used `tokens`: charges the difference from the estimate.
-    pub fn settle(&self, limiter: &RateLimiter, tokens: u64) {
+    pub async fn settle(&self, limiter: &RateLimiter, tokens: u64) {
         let used = i64::try_from(tokens).unwrap_or(i64::MAX / 2);
-        limiter.adjust(&self.key, self.per_minute, used - i64::from(self.charged));
+        limiter
+            .adjust(&self.key, used - i64::from(self.charged))
+            .await;
     }
 
     /// The call failed and used nothing.
-    pub fn refund(&self, limiter: &RateLimiter) {
-        limiter.adjust(&self.key, self.per_minute, -i64::from(self.charged));
+    pub async fn refund(&self, limiter: &RateLimiter) {
+        limiter.adjust(&self.key, -i64::from(self.charged)).await;
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn allows_a_minutes_burst_then_refuses_with_a_wait() {
-        let limiter = RateLimiter::default();
-        let t0 = Instant::now();
-        for i in 0..3 {
-            let d = limiter.check("k", 3, t0);
-            assert!(d.allowed, "call {i}");
-            assert_eq!(d.remaining, 2 - i);
+/// Gives back the units of buckets not used since `before` (all when
+/// `None`) and forgets them; a bucket busy right now is kept. Units the
+/// database could not take back are kept for the next sweep.
+async fn give_back(cells: &Cells<Held>, store: &dyn Store, before: Option<Instant>) {
+    let mut done = Vec::new();
+    for (key, cell) in cells.all() {
+        let Ok(mut held) = cell.try_lock() else {
+            continue;
+        };
+        if before.is_some_and(|t| held.used_at > t) {
+            continue;
         }
-        let refused = limiter.check("k", 3, t0);
-        assert!(!refused.allowed);
-        assert_eq!(refused.retry_after, 20, "one call frees up every 20 s");
-        assert!(limiter.check("k", 3, t0 + Duration::from_secs(20)).allowed);
-        assert!(
-            limiter.check("other", 3, t0).allowed,
-            "keys are independent"
-        );
+        if held.units != 0 {
+            match store
+                .return_allowance(&key, held.per_minute, held.units)
+                .await
+            {
+                Ok(()) => held.units = 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "rate-limit units could not be given back");
+                    continue;
+                }
+            }
+        }
+        done.push(key);
     }
+    cells.forget(done, |held| held.units == 0);
+}
 
-    #[test]
-    fn tokens_are_taken_at_an_estimate_and_corrected() {
-        let limiter = RateLimiter::default();
-        let t0 = Instant::now();
-        // 600 tokens a minute: one back every 100 ms.
-        assert!(limiter.take("t", 600, 400, t0).allowed);
-        let refused = limiter.take("t", 600, 300, t0);
-        assert!(!refused.allowed);
-        assert_eq!(refused.retry_after, 10, "100 tokens come back in 10 s");
-        // The call used 100 tokens, not 400: the 300 come back at once.
-        limiter.adjust("t", 600, -300);
-        let d = limiter.take("t", 600, 300, t0);
-        assert!(d.allowed);
-        assert_eq!(d.remaining, 200);
-        // More than estimated is charged after the fact.
-        limiter.adjust("t", 600, 200);
-        assert!(!limiter.take("t", 600, 1, t0).allowed);
-        // A call larger than a minute's allowance waits for a full bucket.
-        assert!(limiter.take("big", 600, 5000, t0).allowed);
-        assert!(!limiter.take("big", 600, 1, t0).allowed);
-    }
-
-    #[test]
-    fn keys_whose_time_has_passed_are_dropped() {
-        let limiter = RateLimiter::default();
-        let t0 = Instant::now();
-        let many = SHARDS * MIN_SWEEP;
-        for i in 0..many {
-            assert!(limiter.check(&format!("once-{i}"), 60, t0).allowed);
+/// Every [`SWEEP`]: gives back units idle for [`IDLE`]. Ends with the limiter.
+async fn sweep(cells: Weak<Cells<Held>>, store: Arc<dyn Store>) {
+    let mut ticks = cells::Ticks::new(SWEEP, cells);
+    while let Some(cells) = ticks.next().await {
+        if let Some(before) = Instant::now().checked_sub(IDLE) {
+            give_back(&cells, &*store, Some(before)).await;
         }
-        assert!(
-            limiter.tracked() >= many / 2,
-            "kept while their minute lasts"
-        );
-        // Two minutes on, new keys sweep the old ones out, shard by shard.
-        let later = t0 + Duration::from_secs(120);
-        for i in 0..2 * many {
-            assert!(limiter.check(&format!("later-{i}"), 60, later).allowed);
-        }
-        let kept = (0..many)
-            .filter(|i| limiter.holds(&format!("once-{i}")))
-            .count();
-        assert_eq!(kept, 0, "keys whose time had passed were kept");
-        assert!(limiter.tracked() <= 2 * many);
-        // A key swept out starts afresh, as it would have anyway.
-        let again = limiter.check("once-0", 60, later);
-        assert!(again.allowed);
-        assert_eq!(again.remaining, 59);
     }
 }

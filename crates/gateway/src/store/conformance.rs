@@ -26,6 +26,7 @@ impl<T: BillingStore + LogStore> LogsStore for T {}
 pub(crate) trait Store: BillingStore + ConsumerStore + TeamStore {}
 impl<T: BillingStore + ConsumerStore + TeamStore> Store for T {}
 use crate::changes::ChangeFeed;
+use crate::ids;
 
 fn ctx() -> AuditContext {
     AuditContext {
@@ -882,6 +883,59 @@ async fn leases_on_postgres_from_two_nodes() {
     let one = PgStore::open(&url, 8, ChangeFeed::new()).await.unwrap();
     let two = PgStore::open(&url, 8, ChangeFeed::new()).await.unwrap();
     leases_keep_within_their_pots([&one, &two]).await;
+}
+
+/// Two nodes taking from one rate-limit bucket at once never get more than
+/// it holds (a minute's allowance, plus what came back meanwhile), each
+/// ask gets at most a quarter, and units given back can be taken again.
+pub(crate) async fn rate_allowances_are_shared_between_nodes<S: Store>(nodes: [&S; 2]) {
+    let key = format!("c-{}:p:tokens", ids::new_id("t"));
+    let started = std::time::Instant::now();
+    let asks = (0..200).map(|i| {
+        let (node, key) = (nodes[i % 2], key.clone());
+        async move { node.take_allowance(&key, 1_000, 10).await.unwrap() }
+    });
+    let grants = futures_util::future::join_all(asks).await;
+    let refill = started.elapsed().as_micros() as u64 * 1_000 / 60_000_000 + 1;
+    let granted: u64 = grants.iter().map(|g| u64::from(g.granted)).sum();
+    // Asks of ten leave fewer than ten behind.
+    assert!(
+        (991..=1_000 + refill).contains(&granted),
+        "{granted} granted, {refill} came back meanwhile"
+    );
+    assert!(grants.iter().all(|g| g.granted <= 250), "{grants:?}");
+    let refused = grants
+        .iter()
+        .find(|g| g.granted == 0)
+        .expect("some asks were refused");
+    // Fewer than ten units were left: ten come back within 600 ms.
+    assert!((1..=600_000).contains(&refused.wait_micros), "{refused:?}");
+
+    // What a node gives back, the other can take.
+    nodes[0].return_allowance(&key, 1_000, 100).await.unwrap();
+    let again = nodes[1].take_allowance(&key, 1_000, 100).await.unwrap();
+    assert!(again.granted >= 100, "{again:?}");
+    // A node whose calls used more than they took owes it to the bucket.
+    nodes[1].return_allowance(&key, 1_000, -500).await.unwrap();
+    let owed = nodes[0].take_allowance(&key, 1_000, 10).await.unwrap();
+    assert_eq!(owed.granted, 0, "{owed:?}");
+    assert!(owed.wait_micros > 25_000_000, "{owed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_allowances_on_sqlite_from_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = SqliteStore::open(dir.path(), ChangeFeed::new()).unwrap();
+    let two = SqliteStore::open(dir.path(), ChangeFeed::new()).unwrap();
+    rate_allowances_are_shared_between_nodes([&one, &two]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_allowances_on_postgres_from_two_nodes() {
+    let url = tollgate_test_postgres::database();
+    let one = PgStore::open(&url, 8, ChangeFeed::new()).await.unwrap();
+    let two = PgStore::open(&url, 8, ChangeFeed::new()).await.unwrap();
+    rate_allowances_are_shared_between_nodes([&one, &two]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -553,6 +553,16 @@ pub struct Grant {
     pub available: i64,
 }
 
+/// What taking units of a rate limit's allowance got: `granted` units (none
+/// when refused), `remaining` in the bucket after them, and when refused
+/// the `wait` (µs) until the units asked for are there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllowanceGrant {
+    pub granted: u32,
+    pub remaining: u32,
+    pub wait_micros: i64,
+}
+
 /// Payment settings as stored: credentials sealed.
 #[derive(Debug, Clone)]
 pub struct StoredPaymentSettings {
@@ -622,6 +632,17 @@ pub trait BillingStore: Send + Sync + 'static {
     /// Gives back the leases of nodes whose last heartbeat is older than
     /// `heartbeat_before` (dead nodes): how many were given back.
     async fn reclaim_leases(&self, heartbeat_before: DateTime<Utc>) -> StoreResult<u64>;
+    /// Takes at least `need` units of the rate-limit bucket `key` for this
+    /// node (see [`rules::allowance_grant`]), by the database's clock.
+    async fn take_allowance(
+        &self,
+        key: &str,
+        per_minute: u32,
+        need: u32,
+    ) -> StoreResult<AllowanceGrant>;
+    /// Gives back `units` of the bucket `key` taken and not used (negative:
+    /// charges units used beyond what was taken).
+    async fn return_allowance(&self, key: &str, per_minute: u32, units: i64) -> StoreResult<()>;
     /// The payment settings row, if ever saved.
     async fn payment_settings(&self) -> StoreResult<Option<StoredPaymentSettings>>;
     async fn save_payment_settings(

@@ -16,12 +16,13 @@ use super::{
 use crate::changes::Change;
 use crate::ids;
 use crate::store::log_block::{self, BLOCK_MAX, Entry, entry_of};
+use crate::store::rules::{allowance_grant, allowance_returned};
 use crate::store::spelling::{
     kind_str, money, overage_str, parse_kind, parse_overage, parse_period, period_str,
 };
 use crate::store::{
-    AuditContext, BillingStore, CallRecord, Grant, LeaseAsk, NewLedgerEntry, PlanSpec, Pot,
-    Settlement, StoreError, StoreResult, StoredPaymentSettings, UsageBatch,
+    AllowanceGrant, AuditContext, BillingStore, CallRecord, Grant, LeaseAsk, NewLedgerEntry,
+    PlanSpec, Pot, Settlement, StoreError, StoreResult, StoredPaymentSettings, UsageBatch,
 };
 
 const PLAN_COLUMNS: &str = "id, name, currency, price_micros, period, included_micros, overage, \
@@ -485,6 +486,27 @@ impl BillingStore for PgStore {
         let me = self.node.clone();
         self.write_changes(async |tx, changes| {
             leases::reclaim(tx, &me, heartbeat_before, changes).await
+        })
+        .await
+    }
+
+    async fn take_allowance(
+        &self,
+        key: &str,
+        per_minute: u32,
+        need: u32,
+    ) -> StoreResult<AllowanceGrant> {
+        let mut client = self.client().await?;
+        leases::with_allowance(&mut client, key, |full_at, now| {
+            allowance_grant(full_at, now, per_minute, need)
+        })
+        .await
+    }
+
+    async fn return_allowance(&self, key: &str, per_minute: u32, units: i64) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        leases::with_allowance(&mut client, key, |full_at, now| {
+            (allowance_returned(full_at, now, per_minute, units), ())
         })
         .await
     }

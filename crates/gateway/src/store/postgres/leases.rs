@@ -210,3 +210,35 @@ pub(super) async fn reclaim(
     }
     Ok(stale.len() as u64)
 }
+
+/// Runs `f` on the rate-limit bucket `key` (its `full_at`, 0 when new, and
+/// the database's time now, µs) and stores the `full_at` it answers, the row
+/// locked in between: nodes taking from one bucket line up on it.
+pub(super) async fn with_allowance<T>(
+    client: &mut deadpool_postgres::Object,
+    key: &str,
+    f: impl FnOnce(i64, i64) -> (i64, T),
+) -> StoreResult<T> {
+    let tx = client.transaction().await.map_err(backend)?;
+    let row = tx
+        .query_one(
+            "INSERT INTO rate_allowances (key, full_at_us) VALUES ($1, 0) \
+             ON CONFLICT (key) DO UPDATE SET full_at_us = rate_allowances.full_at_us \
+             RETURNING full_at_us, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us",
+            &[&key],
+        )
+        .await
+        .map_err(backend)?;
+    let full_at: i64 = row.col("full_at_us")?;
+    let (after, out) = f(full_at, row.col("now_us")?);
+    if after != full_at {
+        tx.execute(
+            "UPDATE rate_allowances SET full_at_us = $2 WHERE key = $1",
+            &[&key, &after],
+        )
+        .await
+        .map_err(backend)?;
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(out)
+}

@@ -12,12 +12,13 @@ use super::{
 };
 use crate::changes::Change;
 use crate::ids;
+use crate::store::rules::{allowance_grant, allowance_returned};
 use crate::store::spelling::{
     kind_str, money, overage_str, parse_kind, parse_overage, parse_period, period_str,
 };
 use crate::store::{
-    AuditContext, BillingStore, Grant, LeaseAsk, NewLedgerEntry, PlanSpec, Pot, Settlement,
-    StoreError, StoreResult, StoredPaymentSettings, SystemStore, UsageBatch,
+    AllowanceGrant, AuditContext, BillingStore, Grant, LeaseAsk, NewLedgerEntry, PlanSpec, Pot,
+    Settlement, StoreError, StoreResult, StoredPaymentSettings, SystemStore, UsageBatch,
 };
 
 const PLAN_COLUMNS: &str = "id, name, currency, price_micros, period, included_micros, overage, approval_required, \
@@ -418,6 +419,31 @@ impl BillingStore for SqliteStore {
             let count = leases::reclaim(&tx, &me, &before, changes)?;
             tx.commit().map_err(backend)?;
             Ok(count)
+        })
+        .await
+    }
+
+    async fn take_allowance(
+        &self,
+        key: &str,
+        per_minute: u32,
+        need: u32,
+    ) -> StoreResult<AllowanceGrant> {
+        let key = key.to_owned();
+        self.write(move |c| {
+            leases::with_allowance(c, &key, |full_at, now| {
+                allowance_grant(full_at, now, per_minute, need)
+            })
+        })
+        .await
+    }
+
+    async fn return_allowance(&self, key: &str, per_minute: u32, units: i64) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |c| {
+            leases::with_allowance(c, &key, |full_at, now| {
+                (allowance_returned(full_at, now, per_minute, units), ())
+            })
         })
         .await
     }

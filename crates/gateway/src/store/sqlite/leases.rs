@@ -206,3 +206,31 @@ pub(super) fn reclaim(
     }
     Ok(count)
 }
+
+/// Runs `f` on the rate-limit bucket `key` (its `full_at`, 0 when new, and
+/// the time now, µs) and stores the `full_at` it answers, in one write.
+pub(super) fn with_allowance<T>(
+    c: &mut Connection,
+    key: &str,
+    f: impl FnOnce(i64, i64) -> (i64, T),
+) -> StoreResult<T> {
+    let tx = c
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let full_at: i64 = tx
+        .prepare_cached("SELECT full_at_us FROM rate_allowances WHERE key = ?1")
+        .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+        .map_err(backend)?
+        .unwrap_or(0);
+    let (after, out) = f(full_at, chrono::Utc::now().timestamp_micros());
+    if after != full_at {
+        tx.prepare_cached(
+            "INSERT INTO rate_allowances (key, full_at_us) VALUES (?1, ?2) \
+             ON CONFLICT (key) DO UPDATE SET full_at_us = excluded.full_at_us",
+        )
+        .and_then(|mut s| s.execute(params![key, after]))
+        .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)?;
+    Ok(out)
+}
