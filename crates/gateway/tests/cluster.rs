@@ -28,12 +28,20 @@ impl Cluster {
     /// Three nodes charging 0.01 a call, forwarding to a simulated provider
     /// (test fixture), behind nginx.
     async fn start() -> Cluster {
+        Cluster::start_on(&tollgate_test_postgres::database()).await
+    }
+
+    /// The same on the PostgreSQL database `url`.
+    async fn start_on(url: &str) -> Cluster {
         let sim = tollgate_sim_provider::spawn("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        let one = Gateway::start_on_postgres_with(&format!(
-            "price_per_request = \"0.01\"\nprice_per_1k_tokens = \"0\"\nupstream_url = \"http://{sim}/v1\"\n"
-        ));
+        let one = Gateway::start_on_database(
+            url,
+            &format!(
+                "price_per_request = \"0.01\"\nprice_per_1k_tokens = \"0\"\nupstream_url = \"http://{sim}/v1\"\n"
+            ),
+        );
         let (two, three) = (one.another_node(), one.another_node());
         let nodes = vec![one, two, three];
         let lb = Balancer::start(&nodes.iter().collect::<Vec<_>>());
@@ -70,22 +78,11 @@ impl Cluster {
     /// `n` calls at once through nginx: the statuses, and the problem type
     /// of every 402.
     async fn burst(&self, key: &str, n: usize) -> Vec<(StatusCode, Option<String>)> {
-        let http = client();
-        let calls =
-            (0..n).map(|_| {
-                let req = http
-                .post(self.lb.url("/v1/chat/completions"))
-                .bearer_auth(key)
-                .json(&json!({"model": "sim-small", "messages": [{"role": "user", "content": "hi"}],
-                    "max_tokens": 16}));
-                async move {
-                    let resp = req.send().await.unwrap();
-                    let status = resp.status();
-                    let body: Value = resp.json().await.unwrap_or(Value::Null);
-                    (status, body["type"].as_str().map(str::to_owned))
-                }
-            });
-        futures_util::future::join_all(calls).await
+        calls_at_once(&self.lb, key, &hello(), n)
+            .await
+            .into_iter()
+            .map(|a| (a.status, a.kind))
+            .collect()
     }
 
     /// The wallet's ledger, oldest first: (kind, amount in micro-units).
@@ -119,10 +116,11 @@ impl Cluster {
     }
 
     /// Waits (up to `limit`) until every node's usage is stored and the
-    /// wallet's balance is `balance`; then checks that the ledger sums to it
-    /// and that top-ups = balance + usage.
-    async fn settled(&self, consumer: &str, balance: &str, limit: Duration) -> Vec<(String, i64)> {
+    /// wallet's balance is `balance` (micro-units); then checks that the
+    /// ledger sums to it and that top-ups = balance + usage: the usage.
+    async fn settled(&self, consumer: &str, balance: i64, limit: Duration) -> i64 {
         let started = Instant::now();
+        let balance = tollgate_api::money::format_amount(balance, 2);
         loop {
             let wallets = self
                 .admin()
@@ -155,10 +153,10 @@ impl Cluster {
             .filter(|(k, _)| k == "usage")
             .map(|(_, a)| -a)
             .sum();
-        let balance = parse_amount(balance).unwrap();
+        let balance = parse_amount(&balance).unwrap();
         assert_eq!(sum, balance, "the ledger sums to the balance");
         assert_eq!(top_ups, balance + usage, "top-ups = balance + usage");
-        ledger
+        usage
     }
 
     /// Waits (up to `limit`) until `ready` holds of the listed nodes
@@ -250,14 +248,7 @@ async fn three_nodes_spend_a_wallet_exactly() {
             (K, N - K, vec![]),
             "round {round}"
         );
-        let ledger = cluster
-            .settled(&consumer, "0.00", Duration::from_secs(10))
-            .await;
-        let usage: i64 = ledger
-            .iter()
-            .filter(|(k, _)| k == "usage")
-            .map(|(_, a)| -a)
-            .sum();
+        let usage = cluster.settled(&consumer, 0, Duration::from_secs(10)).await;
         assert_eq!(usage, (round + 1) * K as i64 * 10_000, "round {round}");
     }
 }
@@ -282,50 +273,64 @@ async fn three_nodes_spend_included_credits_exactly() {
     assert_eq!(tally(&again), (0, 30, vec![]));
 }
 
-/// `n` calls at once through nginx, each sending `body`: the statuses, the
-/// problem type of every refusal and the tokens each call used.
-async fn calls_at_once(
-    lb: &Balancer,
-    key: &str,
-    body: &[u8],
-    n: usize,
-) -> Vec<(StatusCode, Option<String>, u64)> {
-    let http = client();
-    let calls = (0..n).map(|_| {
-        let req = http
-            .post(lb.url("/v1/chat/completions"))
-            .bearer_auth(key)
-            .header("content-type", "application/json")
-            .body(body.to_vec());
-        async move {
-            let resp = req.send().await.unwrap();
-            let status = resp.status();
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
-            let kind = body["type"].as_str().map(str::to_owned);
-            (
-                status,
-                kind,
-                body["usage"]["total_tokens"].as_u64().unwrap_or(0),
-            )
-        }
-    });
-    futures_util::future::join_all(calls).await
+/// A chat call's body: "hi", with a small completion allowance.
+fn hello() -> Vec<u8> {
+    serde_json::to_vec(&json!({"model": "sim-small",
+        "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}))
+    .unwrap()
+}
+
+/// What a call got: its status, whether its body is a problem document
+/// (RFC 9457), its problem type and the tokens it used.
+#[derive(Debug, Clone)]
+struct Answer {
+    status: StatusCode,
+    problem: bool,
+    kind: Option<String>,
+    tokens: u64,
+}
+
+/// One chat call of `body` to `url`.
+async fn send_call(http: &reqwest::Client, url: &str, key: &str, body: &[u8]) -> Answer {
+    let resp = http
+        .post(url)
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let problem = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t == "application/problem+json");
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    Answer {
+        status,
+        problem,
+        kind: body["type"].as_str().map(str::to_owned),
+        tokens: body["usage"]["total_tokens"].as_u64().unwrap_or(0),
+    }
+}
+
+/// `n` calls of `body` at once through nginx.
+async fn calls_at_once(lb: &Balancer, key: &str, body: &[u8], n: usize) -> Vec<Answer> {
+    let (http, url) = (client(), lb.url("/v1/chat/completions"));
+    futures_util::future::join_all((0..n).map(|_| send_call(&http, &url, key, body))).await
 }
 
 /// What a burst served (`served`, in calls or tokens) is within 5 % below
 /// the plan's `limit` and never above it but for what came back while it
 /// ran (`elapsed`); every other call was refused `rate-limited`.
-fn within_the_limit(
-    results: &[(StatusCode, Option<String>, u64)],
-    served: u64,
-    limit: u64,
-    elapsed: Duration,
-    what: &str,
-) {
+fn within_the_limit(results: &[Answer], served: u64, limit: u64, elapsed: Duration, what: &str) {
     let refill = (limit as f64 * elapsed.as_secs_f64() / 60.0).ceil() as u64;
     println!(
         "{what}: {served} served of a limit of {limit} (+{refill} back during the {elapsed:.2?} burst), {} refused",
-        results.iter().filter(|r| r.0 != StatusCode::OK).count()
+        results
+            .iter()
+            .filter(|r| r.status != StatusCode::OK)
+            .count()
     );
     assert!(
         served * 100 >= limit * 95 && served <= limit + refill,
@@ -333,10 +338,12 @@ fn within_the_limit(
     );
     let odd: Vec<_> = results
         .iter()
-        .filter(|(s, t, _)| {
-            *s != StatusCode::OK
-                && !(*s == StatusCode::TOO_MANY_REQUESTS
-                    && t.as_deref().is_some_and(|t| t.ends_with("/rate-limited")))
+        .filter(|r| {
+            r.status != StatusCode::OK
+                && !(r.status == StatusCode::TOO_MANY_REQUESTS
+                    && r.kind
+                        .as_deref()
+                        .is_some_and(|t| t.ends_with("/rate-limited")))
         })
         .collect();
     assert!(odd.is_empty(), "{what}: {odd:?}");
@@ -350,9 +357,7 @@ fn within_the_limit(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_hold_a_plans_rate_limits() {
     let cluster = Cluster::start().await;
-    let body = serde_json::to_vec(&json!({"model": "sim-small",
-        "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}))
-    .unwrap();
+    let body = hello();
     const CALLS: u64 = 150;
     for round in 0..3 {
         let (consumer, key) = cluster
@@ -365,7 +370,10 @@ async fn three_nodes_hold_a_plans_rate_limits() {
         let started = Instant::now();
         let results = calls_at_once(&cluster.lb, &key, &body, 3 * CALLS as usize).await;
         let elapsed = started.elapsed();
-        let served = results.iter().filter(|r| r.0 == StatusCode::OK).count() as u64;
+        let served = results
+            .iter()
+            .filter(|r| r.status == StatusCode::OK)
+            .count() as u64;
         within_the_limit(
             &results,
             served,
@@ -405,11 +413,13 @@ async fn three_nodes_hold_a_plans_rate_limits() {
     let elapsed = started.elapsed();
     let served: u64 = results
         .iter()
-        .filter(|r| r.0 == StatusCode::OK)
-        .map(|r| r.2)
+        .filter(|r| r.status == StatusCode::OK)
+        .map(|r| r.tokens)
         .sum();
     assert!(
-        results.iter().all(|r| r.0 != StatusCode::OK || r.2 == used),
+        results
+            .iter()
+            .all(|r| r.status != StatusCode::OK || r.tokens == used),
         "each call used {used} tokens"
     );
     within_the_limit(&results, served, TOKENS, elapsed, "tokens");
@@ -467,18 +477,9 @@ async fn a_node_killed_mid_run_loses_no_money() {
         );
         let ledger = cluster.ledger(&consumer).await;
         let balance: i64 = ledger.iter().map(|(_, a)| a).sum();
-        let ledger = cluster
-            .settled(
-                &consumer,
-                &tollgate_api::money::format_amount(balance, 2),
-                Duration::from_secs(1),
-            )
+        let usage = cluster
+            .settled(&consumer, balance, Duration::from_secs(1))
             .await;
-        let usage: i64 = ledger
-            .iter()
-            .filter(|(k, _)| k == "usage")
-            .map(|(_, a)| -a)
-            .sum();
         assert_eq!(topped_up, balance + usage, "round {round}");
         assert!(balance >= 0, "round {round}: {balance}");
         let charged_this_round = usize::try_from(usage / 10_000).unwrap() - (round * 300);
@@ -492,8 +493,104 @@ async fn a_node_killed_mid_run_loses_no_money() {
         let n = 3 * left + 150;
         let results = cluster.burst(&key, n).await;
         assert_eq!(tally(&results), (left, n - left, vec![]), "round {round}");
-        cluster
-            .settled(&consumer, "0.00", Duration::from_secs(10))
-            .await;
+        cluster.settled(&consumer, 0, Duration::from_secs(10)).await;
     }
+}
+
+/// PostgreSQL restarts (a fast shutdown: sessions cut, transactions in
+/// flight rolled back) while calls stream through the three nodes: a call
+/// that cannot be served answers 503 with a problem body (never a hang, a
+/// 500 or a dropped connection), the nodes serve again by themselves once
+/// the database is back, and every call served is charged exactly once
+/// (usage = served calls × price; top-ups = balance + usage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_restart_under_load_fails_calls_with_503_and_charges_each_call_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    // A server of its own: the test restarts it.
+    let mut server = tollgate_test_postgres::PgServer::start();
+    let cluster = Cluster::start_on(&server.url("postgres")).await;
+    let (consumer, key) = cluster.consumer("Restart", json!({})).await;
+    cluster.top_up(&consumer, "100.00").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (stop, results) = (stop.clone(), results.clone());
+            let (url, key) = (cluster.lb.url("/v1/chat/completions"), key.clone());
+            tokio::spawn(async move {
+                let http = client();
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = send_call(&http, &url, &key, &hello()).await;
+                    results.lock().unwrap().push(answer);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server = tokio::task::spawn_blocking(move || {
+        server.restart();
+        server
+    })
+    .await
+    .unwrap();
+    let restarted = Instant::now();
+    // Each node serves again by itself.
+    for node in &cluster.nodes {
+        let http = client();
+        loop {
+            let url = node.url("/v1/chat/completions");
+            if send_call(&http, &url, &key, &hello()).await.status == StatusCode::OK {
+                break;
+            }
+            assert!(
+                restarted.elapsed() < Duration::from_secs(30),
+                "{} does not serve 30 s after the restart",
+                node.base
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    println!(
+        "every node served again {:.1?} after the restart",
+        restarted.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let results = results.lock().unwrap().clone();
+    let served = results
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    let unavailable: Vec<_> = results
+        .iter()
+        .filter(|r| r.status != StatusCode::OK)
+        .collect();
+    println!(
+        "{} calls: {served} served, {} answered 503",
+        results.len(),
+        unavailable.len()
+    );
+    assert!(
+        unavailable
+            .iter()
+            .all(|r| r.status == StatusCode::SERVICE_UNAVAILABLE && r.problem && r.kind.is_some()),
+        "{unavailable:?}"
+    );
+    // The probes above were served and charged too.
+    let served = served + cluster.nodes.len();
+    let balance = 100_000_000 - served as i64 * 10_000;
+    let usage = cluster
+        .settled(&consumer, balance, Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        usage,
+        served as i64 * 10_000,
+        "each served call charged once"
+    );
+    drop(server);
 }

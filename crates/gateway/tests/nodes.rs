@@ -233,3 +233,180 @@ async fn a_restarted_gateway_gets_back_the_leases_of_the_process_it_was() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The environment that runs a node `days` days ahead of the real clock
+/// (libfaketime, which `scripts/setup.sh` installs): subscriptions made
+/// today are then due.
+fn days_ahead(days: u32) -> [(&'static str, String); 2] {
+    let lib = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|d| d.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.exists())
+        .expect("libfaketime is installed (scripts/setup.sh)");
+    [
+        ("LD_PRELOAD", lib.to_str().unwrap().to_owned()),
+        ("FAKETIME", format!("+{days}d")),
+    ]
+}
+
+/// Each subscription's current period start, by id.
+async fn period_starts(node: &Gateway) -> std::collections::HashMap<String, String> {
+    let page = node
+        .send(
+            "GET",
+            "/admin/v1/subscriptions?limit=200",
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_owned(),
+                s["current_period_start"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Three nodes, many subscriptions due at once (the nodes run 40 days
+/// ahead), the jobs' leader SIGKILLed while it renews them: another node
+/// takes the job over and every subscription is renewed exactly once — one
+/// charge for its first period and one for its renewal, never two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_renew_each_due_subscription_once_though_the_leader_dies() {
+    const SUBSCRIPTIONS: usize = 150;
+    let settings = "renewal_interval_secs = 1\n";
+    let mut first = Gateway::start_on_postgres_with(settings);
+    let team = first
+        .send(
+            "POST",
+            "/admin/v1/teams",
+            json!({"name": "Renewals"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let plan = first
+        .send(
+            "POST",
+            "/admin/v1/plans",
+            json!({"name": "Monthly", "currency": "USD", "price": "5.00", "period": "month",
+                   "overage": "block", "apis": ["chat"]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let mut consumers = Vec::new();
+    for i in 0..SUBSCRIPTIONS {
+        let consumer = first
+            .send(
+                "POST",
+                "/admin/v1/consumers",
+                json!({"team_id": team["id"], "name": format!("Renewed {i}")}),
+                StatusCode::CREATED,
+            )
+            .await;
+        let id = consumer["id"].as_str().unwrap().to_owned();
+        first
+            .send(
+                "POST",
+                &format!("/admin/v1/consumers/{id}/payment-methods"),
+                json!({"number": "4242424242424242", "exp_month": 12, "exp_year": 2099, "cvc": "123"}),
+                StatusCode::CREATED,
+            )
+            .await;
+        let sub = first
+            .send(
+                "POST",
+                "/admin/v1/subscriptions",
+                json!({"consumer_id": id, "plan_id": plan["id"]}),
+                StatusCode::CREATED,
+            )
+            .await;
+        assert_eq!(sub["status"], "active", "{sub}");
+        consumers.push(id);
+    }
+    let before = period_starts(&first).await;
+    assert_eq!(before.len(), SUBSCRIPTIONS);
+    // The nodes that renew them live 40 days on: one period later (a month
+    // is 28 to 31 days), not two.
+    first.terminate();
+    let ahead = days_ahead(40);
+    let env: Vec<(&str, &str)> = ahead.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let nodes: Vec<Gateway> = (0..3).map(|_| first.another_node_with_env(&env)).collect();
+
+    // As soon as the leader has renewed some, it dies.
+    let started = Instant::now();
+    let killed = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no renewal by a known leader within 20 s"
+        );
+        let renewed = period_starts(&nodes[0])
+            .await
+            .iter()
+            .filter(|(id, start)| before[*id] != **start)
+            .count();
+        if renewed > 0 {
+            let list = nodes[0]
+                .send("GET", "/admin/v1/nodes", Value::Null, StatusCode::OK)
+                .await;
+            let leader = list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["leads_jobs"] == true)
+                .map(|n| n["address"].as_str().unwrap().to_owned());
+            let Some(index) = nodes.iter().position(|n| Some(&n.base) == leader.as_ref()) else {
+                continue;
+            };
+            println!("{renewed} of {SUBSCRIPTIONS} renewed when the leader was killed");
+            break index;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let mut nodes = nodes;
+    let mut dead = nodes.remove(killed);
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+
+    // Another node takes the job over and renews the rest.
+    let started = Instant::now();
+    let after = loop {
+        let after = period_starts(&nodes[0]).await;
+        if after.iter().all(|(id, start)| before[id] != *start) {
+            break after;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not every subscription renewed within 30 s of the leader's death"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!(
+        "all renewed {:.1?} after the leader's death",
+        started.elapsed()
+    );
+    for consumer in &consumers {
+        let charges = nodes[0]
+            .send(
+                "GET",
+                &format!("/admin/v1/consumers/{consumer}/charges?limit=10"),
+                Value::Null,
+                StatusCode::OK,
+            )
+            .await;
+        let items = charges["items"].as_array().unwrap();
+        assert_eq!(items.len(), 2, "one charge per period: {charges}");
+        assert!(
+            items
+                .iter()
+                .all(|c| c["status"] == "succeeded" && c["amount"] == "5.00"),
+            "{charges}"
+        );
+    }
+    assert_eq!(after.len(), SUBSCRIPTIONS);
+}

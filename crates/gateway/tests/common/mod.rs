@@ -78,14 +78,15 @@ impl Gateway {
     /// On PostgreSQL, with extra settings (TOML lines) in a settings file
     /// that other nodes share.
     pub fn start_on_postgres_with(settings: &str) -> Gateway {
+        Gateway::start_on_database(&tollgate_test_postgres::database(), settings)
+    }
+
+    /// On the PostgreSQL database `url`, with extra settings as above.
+    pub fn start_on_database(url: &str, settings: &str) -> Gateway {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join(tollgate_test_postgres::DATABASE_FILE),
-            tollgate_test_postgres::database(),
-        )
-        .unwrap();
+        std::fs::write(dir.join(tollgate_test_postgres::DATABASE_FILE), url).unwrap();
         let config = tmp.path().join("tollgated.toml");
         std::fs::write(&config, settings).unwrap();
         let mut gw = Gateway::spawn(&dir, &["--config", config.to_str().unwrap()]);
@@ -97,6 +98,11 @@ impl Gateway {
     /// its own holding the encryption key the nodes share, the same database,
     /// the same admin token.
     pub fn another_node(&self) -> Gateway {
+        self.another_node_with_env(&[])
+    }
+
+    /// [`Gateway::another_node`] with extra environment variables.
+    pub fn another_node_with_env(&self, env: &[(&str, &str)]) -> Gateway {
         let url = database_url(&self.dir).expect("several nodes need PostgreSQL");
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
@@ -104,7 +110,7 @@ impl Gateway {
         std::fs::write(dir.join(tollgate_test_postgres::DATABASE_FILE), url).unwrap();
         std::fs::copy(self.dir.join("encryption.key"), dir.join("encryption.key")).unwrap();
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
-        let mut node = Gateway::launch(&dir, &extra, &[], Some(self.token.clone()));
+        let mut node = Gateway::launch(&dir, &extra, env, Some(self.token.clone()));
         node._tmp = Some(tmp);
         node
     }
