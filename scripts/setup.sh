@@ -20,6 +20,8 @@ APT_PACKAGES=(
   faketime
   # the gateway's PostgreSQL store: the tests start throwaway servers (initdb, postgres, psql)
   postgresql
+  # promtool, which checks the gateway's /metrics (Debian's prometheus package)
+  prometheus
 )
 
 missing=()

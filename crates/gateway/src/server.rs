@@ -189,9 +189,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     pruning.abort();
     heartbeats.abort();
     // Leases and rate-limit units go back, and settled calls still queued
-    // are stored, before the process ends.
-    data.accounts.give_back_all().await;
-    data.limiter.give_back_all().await;
+    // are stored, before the process ends: tried for a while when the
+    // database is away (the leader gives the leases back later anyway).
+    let stored = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        data.accounts.give_back_all().await;
+        data.limiter.give_back_all().await;
+    })
+    .await;
+    if stored.is_err() {
+        tracing::error!(
+            "the database did not take the last usage window within {DRAIN_TIMEOUT:?}; its charges are lost"
+        );
+    }
     tracing::info!("tollgated stopped");
     Ok(())
 }

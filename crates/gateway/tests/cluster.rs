@@ -498,7 +498,8 @@ async fn a_node_killed_mid_run_loses_no_money() {
 }
 
 /// PostgreSQL restarts (a fast shutdown: sessions cut, transactions in
-/// flight rolled back) while calls stream through the three nodes: a call
+/// flight rolled back; down for 3 s) while calls stream through the three
+/// nodes: a call
 /// that cannot be served answers 503 with a problem body (never a hang, a
 /// 500 or a dropped connection), the nodes serve again by themselves once
 /// the database is back, and every call served is charged exactly once
@@ -529,8 +530,9 @@ async fn a_database_restart_under_load_fails_calls_with_503_and_charges_each_cal
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // Down for longer than the usage writer's first retries.
     server = tokio::task::spawn_blocking(move || {
-        server.restart();
+        server.restart_after(Duration::from_secs(3));
         server
     })
     .await

@@ -201,7 +201,13 @@ impl PgServer {
 
     /// Starts the stopped server again on the same port, with its data.
     pub fn restart(&mut self) {
+        self.restart_after(Duration::ZERO);
+    }
+
+    /// Stops the server, leaves it down for `down`, and starts it again.
+    pub fn restart_after(&mut self, down: Duration) {
         self.stop();
+        std::thread::sleep(down);
         self.run();
     }
 }

@@ -27,7 +27,10 @@ const WINDOW: Duration = Duration::from_millis(50);
 /// Calls summed into one transaction at most, should a flood outpace the
 /// window (charges and log records each).
 const MAX_CALLS: usize = 100_000;
-const ATTEMPTS: u32 = 5;
+/// The first pause before a failed write is tried again, doubled each time
+/// up to the last.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// One finished call's charge: `credits` from its period's included credits
 /// (`leased_credits` of them from the node's lease on them), `wallet` from
@@ -389,7 +392,7 @@ async fn run(
         {
             let (wallets, credits) = window.sums();
             write(store.as_ref(), window.into_batch()).await;
-            // Stored (or lost for good): no longer unsettled.
+            // Stored: no longer unsettled.
             for (consumer, currency, amount) in wallets {
                 add(&unsettled.wallets, &consumer, &currency, -amount);
             }
@@ -443,18 +446,20 @@ fn take_records(records: &Records, capacity: usize, limit: usize) -> Vec<CallRec
     taken
 }
 
+/// Stores a window's batch, trying again until the store takes it: charges
+/// are never dropped while the database is away (a restart, a failover);
+/// the node meanwhile spends only what its leases hold. A failed
+/// transaction changes nothing, so retrying the whole batch is exact.
 async fn write(store: &dyn Store, batch: UsageBatch) {
     let count = batch.periods.iter().map(|p| p.calls).sum::<i64>();
-    // A failed transaction changes nothing, so retrying the whole batch is exact.
-    for attempt in 1..=ATTEMPTS {
+    let mut pause = RETRY_FIRST;
+    for attempt in 1u32.. {
         match store.settle_calls(batch.clone()).await {
             Ok(()) => return,
-            Err(e) if attempt < ATTEMPTS => {
-                tracing::warn!(error = %e, attempt, count, "storing settled calls failed; retrying");
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-            }
             Err(e) => {
-                tracing::error!(error = %e, count, "settled calls could not be stored; their charges are lost")
+                tracing::warn!(error = %e, attempt, count, "storing settled calls failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_MAX);
             }
         }
     }
