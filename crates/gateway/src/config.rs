@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// SQLite store in the data directory).
     #[arg(long, env = "TOLLGATE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// A second address serving only `GET /metrics`, without a token (keep
+    /// it private to the scraper); without it `/metrics` needs an admin token.
+    #[arg(long, env = "TOLLGATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +69,7 @@ struct FileSettings {
     encryption_key_file: Option<PathBuf>,
     database_url: Option<String>,
     database_pool_size: Option<usize>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// Where the gateway keeps its state.
@@ -116,6 +121,8 @@ pub struct Settings {
     pub database: Database,
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// Where `/metrics` is served without a token, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     pub instance_name: String,
     /// Without a trailing slash; `None` means "derive from the bound address".
     pub public_url: Option<String>,
@@ -178,6 +185,14 @@ impl Settings {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+        let metrics_listen = args.metrics_listen.or(file.metrics_listen);
+        if metrics_listen.is_some_and(|m| m == listen && m.port() != 0) {
+            return Err(ConfigError::Invalid {
+                key: "metrics_listen",
+                message: "must differ from listen (the metrics address serves /metrics only)"
+                    .into(),
+            });
+        }
         let instance_name = args
             .instance_name
             .clone()
@@ -261,6 +276,7 @@ impl Settings {
             body_timeout: std::time::Duration::from_secs(body_secs),
             data_dir,
             listen,
+            metrics_listen,
             instance_name,
             public_url,
             log_format: args
@@ -309,6 +325,7 @@ mod tests {
             config: None,
             data_dir: None,
             listen: None,
+            metrics_listen: None,
             instance_name: None,
             public_url: None,
             log_format: None,

@@ -14,6 +14,7 @@ pub mod http;
 pub mod ids;
 pub mod instance;
 pub mod lifecycle;
+pub mod metrics;
 pub mod payments;
 pub mod problem_types;
 pub mod server;

@@ -20,6 +20,7 @@ use crate::dataplane::upstream::{Target, UpstreamClient, bearer};
 use crate::dataplane::{DataPlane, DefaultUpstream, Pricing};
 use crate::http::AppState;
 use crate::instance::Instance;
+use crate::metrics::Metrics;
 use crate::payments::Processors;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -100,6 +101,22 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let bound = listener.local_addr()?;
+    let metrics_listener = match settings.metrics_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("binding the metrics address {address}"))?;
+            // Before the line below: tests and scripts read both to learn
+            // ports chosen by the system. Connections wait in the backlog
+            // until the metrics server starts.
+            println!(
+                "tollgated metrics on http://{}/metrics",
+                listener.local_addr()?
+            );
+            Some(listener)
+        }
+        None => None,
+    };
     let instance = Instance {
         id: store.instance_id().await?,
         name: settings.instance_name.clone(),
@@ -152,6 +169,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         None => None,
     };
     let instance = Arc::new(instance);
+    let metrics = Arc::new(Metrics::new().context("setting up the metrics")?);
     let data = Arc::new(DataPlane {
         store: store.clone(),
         secrets: secrets.clone(),
@@ -165,9 +183,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             per_request: settings.price_per_request,
             per_1k_tokens: settings.price_per_1k_tokens,
         },
-        accounts: Accounts::new(store.clone()),
+        accounts: Accounts::new(store.clone(), metrics.clone()),
         limiter: RateLimiter::new(store.clone()),
         captures: Default::default(),
+        metrics,
     });
     data.listen(&feed);
     let heartbeats = tokio::spawn(run_heartbeats(data.clone(), node));
@@ -177,6 +196,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .bodies,
     );
     let pruning = tokio::spawn(run_log_pruning(store.clone()));
+    let metrics_server =
+        metrics_listener.map(|listener| tokio::spawn(serve_metrics(listener, data.clone())));
     let app = app(AppState {
         store,
         secrets,
@@ -188,6 +209,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     renewals.abort();
     pruning.abort();
     heartbeats.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     // Leases and rate-limit units go back, and settled calls still queued
     // are stored, before the process ends: tried for a while when the
     // database is away (the leader gives the leases back later anyway).
@@ -271,6 +295,58 @@ async fn serve_connections(
         () = tokio::time::sleep(DRAIN_TIMEOUT) => {
             tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
         }
+    }
+}
+
+/// Serves `GET /metrics` without a token on the metrics address (an
+/// address the operator keeps private: only the scraper reaches it);
+/// anything else is 404.
+async fn serve_metrics(listener: TcpListener, data: Arc<DataPlane>) {
+    use axum::http::{Response, StatusCode, header};
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a metrics connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let data = data.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+            let data = data.clone();
+            async move {
+                let (status, kind, body) = if req.uri().path() != "/metrics" {
+                    (
+                        StatusCode::NOT_FOUND,
+                        "text/plain",
+                        "not found\n".to_owned(),
+                    )
+                } else {
+                    match data.metrics_text().await {
+                        Ok(text) => (StatusCode::OK, crate::metrics::CONTENT_TYPE, text),
+                        Err(e) => {
+                            tracing::error!(error = %e, "the metrics could not be read");
+                            let text = "the metrics cannot be read right now\n".to_owned();
+                            (StatusCode::SERVICE_UNAVAILABLE, "text/plain", text)
+                        }
+                    }
+                };
+                Response::builder()
+                    .status(status)
+                    .header(header::CONTENT_TYPE, kind)
+                    .body(axum::body::Body::from(body))
+            }
+        });
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(error = %e, "metrics connection ended with an error");
+            }
+        });
     }
 }
 

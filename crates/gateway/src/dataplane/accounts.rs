@@ -27,6 +27,7 @@ use super::hot::Coverage;
 use super::refusal::Refusal;
 use super::usage::{SettledCall, UsageWriter};
 use crate::changes::{Change, ChangeListener};
+use crate::metrics::Metrics;
 use crate::store::{AuditContext, LeaseAsk, NewLedgerEntry, Pot, Store, StoreResult};
 
 /// A lease asks for this many calls like the one at hand (the database
@@ -261,8 +262,8 @@ pub struct Accounts {
 impl Accounts {
     /// Needs a tokio runtime: it starts the usage writer and the task that
     /// gives idle leases back.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        let usage = UsageWriter::start(store.clone());
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+        let usage = UsageWriter::start(store.clone(), metrics);
         let cells: Arc<Cells<Cell>> = Arc::default();
         let trusted_until = Arc::new(Mutex::new(Instant::now() + LEASES_TRUSTED_FOR));
         tokio::spawn(sweep(

@@ -36,6 +36,8 @@ use foldhash::HashMap;
 use std::time::Instant;
 
 use axum::body::Bytes;
+
+use crate::metrics::{Metrics, ProviderKeys, Snapshot};
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
 use bytes::BytesMut;
@@ -97,6 +99,7 @@ pub struct DataPlane {
     pub limiter: ratelimit::RateLimiter,
     /// Which APIs' bodies the call log captures (from the log settings).
     pub captures: Arc<BodyCaptures>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl DataPlane {
@@ -107,6 +110,46 @@ impl DataPlane {
         feed.subscribe(self.routes.clone());
         feed.subscribe(self.captures.clone());
         feed.subscribe(self.accounts.listener());
+    }
+
+    /// This node's metrics in the Prometheus text format.
+    pub async fn metrics_text(&self) -> anyhow::Result<String> {
+        let now = chrono::Utc::now();
+        let table = self.route_table().await?;
+        let providers = table
+            .providers()
+            .into_iter()
+            .map(|p| {
+                let mut states: Vec<(&'static str, i64)> = Vec::new();
+                for key in &p.keys {
+                    let state = key.state(now);
+                    match states.iter_mut().find(|(s, _)| *s == state) {
+                        Some((_, n)) => *n += 1,
+                        None => states.push((state, 1)),
+                    }
+                }
+                ProviderKeys {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    kind: p.kind.as_str(),
+                    states,
+                }
+            })
+            .collect();
+        let me = self.store.node_id().to_owned();
+        let leases = self
+            .store
+            .nodes()
+            .await?
+            .into_iter()
+            .find(|n| n.id == me)
+            .map_or(0, |n| n.leases);
+        Ok(self.metrics.render(Snapshot {
+            providers,
+            leases,
+            leads_jobs: self.store.leads_jobs(),
+            pool: self.store.pool_status(),
+        })?)
     }
 
     /// The current route table (rebuilt after a provider's change).

@@ -54,6 +54,22 @@ impl PoolKey {
         Ok(true)
     }
 
+    /// The key's state as this node routes it (for the metrics).
+    pub fn state(&self, now: DateTime<Utc>) -> &'static str {
+        match self.status {
+            ProviderKeyStatus::Exhausted => "exhausted",
+            ProviderKeyStatus::Expired => "expired",
+            ProviderKeyStatus::Invalid => "invalid",
+            ProviderKeyStatus::Disabled => "disabled",
+            ProviderKeyStatus::Active => match self.usable(now) {
+                _ if self.benched.load(Ordering::Relaxed) => "benched",
+                Ok(true) => "active",
+                Ok(false) => "expired",
+                Err(_) => "resting",
+            },
+        }
+    }
+
     pub fn bench(&self) {
         self.benched.store(true, Ordering::Relaxed);
     }
@@ -115,6 +131,14 @@ impl RouteTable {
 
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()
+    }
+
+    /// Every provider that serves a model, once each.
+    pub fn providers(&self) -> Vec<&Arc<ProviderRoute>> {
+        let mut providers: Vec<_> = self.models.values().map(|m| &m.provider).collect();
+        providers.sort_by(|a, b| a.id.cmp(&b.id));
+        providers.dedup_by(|a, b| a.id == b.id);
+        providers
     }
 
     /// Whether every model is priced at zero.

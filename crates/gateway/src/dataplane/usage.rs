@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tollgate_api::LedgerKind;
 
+use crate::metrics::Metrics;
 use crate::store::{
     CallRecord, NewLedgerEntry, PeriodUsage, Pot, ProviderKeyUse, Store, UsageBatch,
 };
@@ -124,13 +125,14 @@ fn get(map: &Mutex<HashMap<String, HashMap<String, i64>>>, outer: &str, inner: &
 
 impl UsageWriter {
     /// Starts the writer task on the current runtime.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let flush_requested = Arc::new(Notify::new());
         let records = Arc::new(Records::default());
         let unsettled = Arc::new(Unsettled::default());
         tokio::spawn(run(
             store,
+            metrics,
             rx,
             flush_requested.clone(),
             records.clone(),
@@ -331,6 +333,7 @@ impl Window {
 
 async fn run(
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
     mut rx: mpsc::UnboundedReceiver<Message>,
     flush_requested: Arc<Notify>,
     records: Arc<Records>,
@@ -385,13 +388,24 @@ async fn run(
         // last one does not copy the whole list to grow it.
         window.calls = take_records(&records, last_records + last_records / 2, MAX_CALLS);
         last_records = window.calls.len();
+        for record in &window.calls {
+            metrics.call(record);
+        }
+        // When the oldest call of the window was answered.
+        let oldest_us = window.calls.iter().map(|r| r.at_us + r.latency_us).min();
         if !window.periods.is_empty()
             || !window.keys.is_empty()
             || !window.returns.is_empty()
             || !window.calls.is_empty()
         {
             let (wallets, credits) = window.sums();
-            write(store.as_ref(), window.into_batch()).await;
+            let began = std::time::Instant::now();
+            write(store.as_ref(), &metrics, window.into_batch()).await;
+            let lag = oldest_us.map_or(Duration::ZERO, |at| {
+                let waited = chrono::Utc::now().timestamp_micros() - at;
+                Duration::from_micros(waited.max(0).unsigned_abs())
+            });
+            metrics.window_stored(lag, began.elapsed());
             // Stored: no longer unsettled.
             for (consumer, currency, amount) in wallets {
                 add(&unsettled.wallets, &consumer, &currency, -amount);
@@ -413,7 +427,7 @@ async fn run(
         if window.calls.is_empty() {
             break;
         }
-        write(store.as_ref(), window.into_batch()).await;
+        write(store.as_ref(), &metrics, window.into_batch()).await;
     }
 }
 
@@ -450,7 +464,7 @@ fn take_records(records: &Records, capacity: usize, limit: usize) -> Vec<CallRec
 /// are never dropped while the database is away (a restart, a failover);
 /// the node meanwhile spends only what its leases hold. A failed
 /// transaction changes nothing, so retrying the whole batch is exact.
-async fn write(store: &dyn Store, batch: UsageBatch) {
+async fn write(store: &dyn Store, metrics: &Metrics, batch: UsageBatch) {
     let count = batch.periods.iter().map(|p| p.calls).sum::<i64>();
     let mut pause = RETRY_FIRST;
     for attempt in 1u32.. {
@@ -458,6 +472,7 @@ async fn write(store: &dyn Store, batch: UsageBatch) {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, attempt, count, "storing settled calls failed; retrying");
+                metrics.window_retried();
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(RETRY_MAX);
             }
@@ -511,7 +526,7 @@ mod tests {
             crate::store::sqlite::SqliteStore::open(dir.path(), Default::default())
                 .expect("the store opens"),
         );
-        let writer = UsageWriter::start(store.clone());
+        let writer = UsageWriter::start(store.clone(), Arc::new(Metrics::new().unwrap()));
         (dir, store, writer)
     }
 

@@ -85,6 +85,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(system::info))
         .routes(routes!(system::list_audit))
         .routes(routes!(system::list_nodes))
+        .routes(routes!(system::metrics))
         .routes(routes!(teams::list_teams, teams::create_team))
         .routes(routes!(
             teams::get_team,

@@ -158,3 +158,32 @@ pub async fn list_audit(
         next_cursor: next.map(PageParams::cursor_for),
     }))
 }
+
+/// This node's metrics in the Prometheus text format (version 0.0.4):
+/// calls by status, reason, model and provider; latency histograms; tokens;
+/// what was charged; provider keys' states; the usage writer's lag; leases;
+/// the database pool. Also served without a token on `metrics_listen`
+/// when the settings name one.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    security(("admin_token" = ["read"])),
+    responses(
+        (status = 200, body = String, content_type = "text/plain",
+            description = "The metrics, in the Prometheus text format (`text/plain; version=0.0.4`)"),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 503, body = Problem)))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    _: Authorized<Read>,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let text = state.data.metrics_text().await.map_err(|e| {
+        tracing::error!(error = %e, "the metrics could not be read");
+        ApiError::Unavailable
+    })?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        text,
+    ))
+}

@@ -114,6 +114,16 @@ impl<T> Store for T where
 {
 }
 
+/// A node's database connections: at most `max`, `open` of them now,
+/// `idle` of those, and `waiting` tasks wanting one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max: usize,
+    pub open: usize,
+    pub idle: usize,
+    pub waiting: usize,
+}
+
 /// Instance facts, admin tokens, the audit log and idempotency records.
 #[async_trait]
 pub trait SystemStore: Send + Sync + 'static {
@@ -125,6 +135,8 @@ pub trait SystemStore: Send + Sync + 'static {
     async fn instance_id(&self) -> StoreResult<String>;
     /// This node's id among those sharing the store.
     fn node_id(&self) -> &str;
+    /// This node's database connections, as they are now.
+    fn pool_status(&self) -> PoolStatus;
     /// Records that `node` is alive (its first call registers it); nodes
     /// not heard from for a day are forgotten.
     async fn heartbeat(&self, node: &NodeRecord) -> StoreResult<()>;

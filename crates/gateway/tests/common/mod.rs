@@ -52,6 +52,8 @@ pub fn stored_holds(dir: &Path, needle: &[u8]) -> bool {
 pub struct Gateway {
     pub child: Child,
     pub base: String,
+    /// Where `/metrics` is served without a token, when `metrics_listen` is set.
+    pub metrics_url: Option<String>,
     pub token: String,
     pub dir: PathBuf,
     /// The arguments it was started with beyond the usual (another node
@@ -176,11 +178,15 @@ impl Gateway {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut metrics_url = None;
         let base = loop {
             let line = lines
                 .next()
                 .expect("tollgated exited before listening")
                 .unwrap();
+            if let Some(url) = line.strip_prefix("tollgated metrics on ") {
+                metrics_url = Some(url.to_owned());
+            }
             if let Some(url) = line.strip_prefix("tollgated listening on ") {
                 break url.to_owned();
             }
@@ -196,6 +202,7 @@ impl Gateway {
         Gateway {
             child,
             base,
+            metrics_url,
             token,
             dir: dir.to_owned(),
             extra: extra.iter().map(|a| (*a).to_owned()).collect(),

@@ -17,10 +17,15 @@ pub struct Setup {
 
 impl Setup {
     pub async fn new() -> Setup {
+        Setup::with("").await
+    }
+
+    /// With extra settings (TOML lines).
+    pub async fn with(settings: &str) -> Setup {
         let sim = tollgate_sim_provider::spawn("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        let gw = Gateway::start_with("price_per_request = \"0\"\n");
+        let gw = Gateway::start_with(&format!("price_per_request = \"0\"\n{settings}"));
         let mut s = Setup {
             gw,
             sim: format!("http://{sim}"),

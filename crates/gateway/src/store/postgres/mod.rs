@@ -18,8 +18,8 @@ use tokio_postgres::{NoTls, Row};
 use tollgate_api::{AuditEntry, Scope, Team};
 
 use super::{
-    AdminTokenRecord, AuditContext, IdempotencyBegin, NewTeam, NodeRecord, StoreError, StoreResult,
-    StoredResponse, SystemStore, TeamPatch, TeamStore,
+    AdminTokenRecord, AuditContext, IdempotencyBegin, NewTeam, NodeRecord, PoolStatus, StoreError,
+    StoreResult, StoredResponse, SystemStore, TeamPatch, TeamStore,
 };
 use crate::changes::{Change, ChangeFeed};
 use crate::ids;
@@ -307,6 +307,16 @@ impl SystemStore for PgStore {
 
     fn node_id(&self) -> &str {
         &self.node
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        let status = self.pool.status();
+        PoolStatus {
+            max: status.max_size,
+            open: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        }
     }
 
     async fn heartbeat(&self, node: &NodeRecord) -> StoreResult<()> {

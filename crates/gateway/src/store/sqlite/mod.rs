@@ -14,9 +14,9 @@ use rusqlite_migration::{M, Migrations};
 use tollgate_api::{AuditEntry, Scope, Team};
 
 use super::{
-    AdminTokenRecord, AuditContext, Audited, IdempotencyBegin, NewTeam, NodeRecord, StoreError,
-    StoreResult, StoredResponse, SystemStore, TeamPatch, TeamStore, Versioned, check_version,
-    split_page,
+    AdminTokenRecord, AuditContext, Audited, IdempotencyBegin, NewTeam, NodeRecord, PoolStatus,
+    StoreError, StoreResult, StoredResponse, SystemStore, TeamPatch, TeamStore, Versioned,
+    check_version, split_page,
 };
 use crate::changes::{Change, ChangeFeed};
 use crate::ids;
@@ -368,6 +368,18 @@ impl SystemStore for SqliteStore {
 
     fn node_id(&self) -> &str {
         &self.inner.node
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        let connections = std::iter::once(&self.inner.writer).chain(&self.inner.readers);
+        let idle = connections.filter(|c| c.try_lock().is_ok()).count();
+        let open = self.inner.readers.len() + 1;
+        PoolStatus {
+            max: open,
+            open,
+            idle,
+            waiting: 0,
+        }
     }
 
     async fn heartbeat(&self, node: &NodeRecord) -> StoreResult<()> {
