@@ -384,6 +384,17 @@ impl Billing {
         idempotency_key: &str,
         now: DateTime<Utc>,
     ) -> Result<ChargeOutcome, ApiError> {
+        // A node that charged this period and stopped before it renewed the
+        // subscription: the period is paid, the card is not charged again.
+        if self
+            .store
+            .succeeded_charge(&sub.id, idempotency_key)
+            .await?
+            .is_some()
+        {
+            tracing::info!(subscription = %sub.id, "this period was charged already; renewing it");
+            return Ok(ChargeOutcome::Paid);
+        }
         let amount = terms(plan).price_micros;
         let method = self.store.default_payment_method(&sub.consumer_id).await?;
         let (method_id, result) = match (method, self.processor()) {
@@ -431,15 +442,14 @@ impl Billing {
                 idempotency_key: idempotency_key.to_owned(),
             })
             .await
-            .map_err(|e| match e {
-                // Another node recorded this period's charge first: its
-                // write of the subscription wins, this one stands down.
-                StoreError::Conflict(_) => ApiError::PreconditionFailed {
-                    current: sub.version + 1,
-                },
-                other => other.into(),
-            })?;
-        Ok(outcome)
+            .map(|_| outcome)
+            .or_else(|e| match e {
+                // Another node recorded this period's charge first: the
+                // period is paid. Of the nodes renewing the subscription,
+                // the versioned write lets one through.
+                StoreError::Conflict(_) => Ok(ChargeOutcome::Paid),
+                other => Err(other.into()),
+            })
     }
 
     /// Charges and applies the result to the lifecycle.
@@ -535,10 +545,7 @@ impl Billing {
                 ))
             }
             Due::Charge => {
-                let key = format!(
-                    "renewal:{id}:{}",
-                    sub.current_period_end.map(|t| t.timestamp()).unwrap_or(0)
-                );
+                let key = renewal_key(&sub);
                 Ok(Some(
                     self.charge_and_apply(&sub, &plan, &key, now, None).await?,
                 ))
@@ -590,7 +597,12 @@ impl Billing {
                 .save_subscription(id, next, sub.version, "subscription.renew", Some(audit))
                 .await?);
         }
-        let key = format!("manual:{id}:{}", sub.version);
+        // The period owed is charged under the key the renewal job uses: an
+        // admin's renewal and the job's, at once, charge it once.
+        let key = match sub.status {
+            SubscriptionStatus::Expired => format!("manual:{id}:{}", sub.version),
+            _ => renewal_key(&sub),
+        };
         let state_before = sub.status;
         let renewed = self
             .charge_and_apply(&sub, &plan, &key, now, Some(audit))
@@ -777,4 +789,14 @@ fn check_providers(
             );
         }
     }
+}
+
+/// The key of a subscription's renewal charge: one per period (its end), so
+/// that the database records one succeeded charge per period, whoever runs it.
+fn renewal_key(sub: &Subscription) -> String {
+    format!(
+        "renewal:{}:{}",
+        sub.id,
+        sub.current_period_end.map(|t| t.timestamp()).unwrap_or(0)
+    )
 }

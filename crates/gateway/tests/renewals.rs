@@ -14,7 +14,7 @@ use tollgate_gateway::payments::Processors;
 use tollgate_gateway::payments::test_processor::TestProcessor;
 use tollgate_gateway::payments::{CardDetails, PaymentProcessor};
 use tollgate_gateway::store::sqlite::SqliteStore;
-use tollgate_gateway::store::{AuditContext, NewConsumer, NewTeam, PlanSpec, Store};
+use tollgate_gateway::store::{AuditContext, NewCharge, NewConsumer, NewTeam, PlanSpec, Store};
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -283,4 +283,48 @@ async fn grace_then_expiry_and_recovery_by_paying() {
         (SubscriptionStatus::Active, Some(paid_at))
     );
     assert_eq!(back.current_period_end, Some(at("2027-01-06T00:00:00Z")));
+}
+
+/// A node charged a period and stopped before it renewed the subscription
+/// (the charge is stored, the subscription is not): the next run renews it
+/// as paid, without charging the card again.
+#[tokio::test]
+async fn a_period_charged_by_a_node_that_stopped_is_renewed_without_a_second_charge() {
+    let w = world().await;
+    let t0 = at("2026-11-01T00:00:00Z");
+    let renewal = at("2026-12-01T00:00:00Z");
+    let (consumer, sub) = w
+        .subscriber("stopped", "4242424242424242", (12, 2030), t0)
+        .await;
+    // What the stopped node left: this period's renewal charge, succeeded.
+    w.store
+        .record_charge(NewCharge {
+            consumer_id: consumer.clone(),
+            payment_method_id: None,
+            subscription_id: Some(sub.clone()),
+            amount_micros: 49_000_000,
+            currency: "USD".into(),
+            failure: None,
+            processor_charge_id: Some("ch_left_by_the_stopped_node".into()),
+            idempotency_key: format!("renewal:{sub}:{}", renewal.timestamp()),
+        })
+        .await
+        .unwrap();
+    let after = w
+        .billing
+        .process_due(&sub, renewal)
+        .await
+        .unwrap()
+        .expect("renewal due");
+    assert_eq!(after.status, SubscriptionStatus::Active);
+    assert_eq!(after.current_period_start, Some(renewal));
+    assert_eq!(after.current_period_end, Some(at("2027-01-01T00:00:00Z")));
+    let (charges, _) = w.store.charges(&consumer, None, 10).await.unwrap();
+    assert_eq!(charges.len(), 1, "the card was not charged again");
+    assert_eq!(
+        charges[0].processor_charge_id.as_deref(),
+        Some("ch_left_by_the_stopped_node")
+    );
+    // An admin's "renew now" afterwards finds nothing due.
+    assert!(w.billing.renew_now(&sub, renewal, &w.audit).await.is_err());
 }

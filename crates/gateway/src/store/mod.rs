@@ -782,6 +782,13 @@ pub trait SubscriptionStore: Send + Sync + 'static {
     async fn remove_payment_method(&self, id: &str, audit: &AuditContext) -> StoreResult<()>;
     /// Records a charge attempt and marks the card failed or healthy with it.
     async fn record_charge(&self, charge: NewCharge) -> StoreResult<tollgate_api::Charge>;
+    /// The succeeded charge of a subscription made with `idempotency_key`
+    /// (its period's renewal), if there is one.
+    async fn succeeded_charge(
+        &self,
+        subscription_id: &str,
+        idempotency_key: &str,
+    ) -> StoreResult<Option<tollgate_api::Charge>>;
     async fn charges(
         &self,
         consumer_id: &str,

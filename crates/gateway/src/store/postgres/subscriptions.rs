@@ -523,6 +523,26 @@ impl SubscriptionStore for PgStore {
         .await
     }
 
+    async fn succeeded_charge(
+        &self,
+        subscription_id: &str,
+        idempotency_key: &str,
+    ) -> StoreResult<Option<Charge>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!(
+                    "SELECT {CHARGE_COLUMNS} FROM charges WHERE subscription_id = $1 \
+                     AND idempotency_key = $2 AND status = 'succeeded'"
+                ),
+                &[&subscription_id, &idempotency_key],
+            )
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(charge_row).transpose()
+    }
+
     async fn charges(
         &self,
         consumer_id: &str,

@@ -426,6 +426,28 @@ impl SubscriptionStore for SqliteStore {
         .await
     }
 
+    async fn succeeded_charge(
+        &self,
+        subscription_id: &str,
+        idempotency_key: &str,
+    ) -> StoreResult<Option<Charge>> {
+        let (sub, key) = (subscription_id.to_owned(), idempotency_key.to_owned());
+        self.read(move |c| {
+            c.query_row(
+                &format!(
+                    "SELECT {CHARGE_COLUMNS} FROM charges WHERE subscription_id = ?1 \
+                     AND idempotency_key = ?2 AND status = 'succeeded'"
+                ),
+                params![sub, key],
+                charge_row,
+            )
+            .optional()
+            .map(|found| found.map(|(charge, _)| charge))
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn charges(
         &self,
         consumer_id: &str,
