@@ -7,5 +7,10 @@ cd "$(dirname "$0")/.."
 VENV=${TOLLGATE_VENV:-/var/tmp/tollgate-venv}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
 mkdir -p test-artifacts/e2e
-exec env -u DISPLAY timeout 900 xvfb-run -a -s "-screen 0 1280x800x24" \
+# An instance of several nodes needs PostgreSQL: the run's server, or one of our own.
+if [ -z "${TOLLGATE_TEST_POSTGRES:-}" ]; then
+  source scripts/lib/postgres.sh
+  start_test_postgres
+fi
+env -u DISPLAY timeout 900 xvfb-run -a -s "-screen 0 1280x800x24" \
   scripts/with-keyring.sh "$VENV/bin/pytest" -v -p no:cacheprovider tests/e2e "$@"

@@ -33,10 +33,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def listening(args: list, marker: str, what: str):
+def listening(args: list, marker: str, what: str, env: dict | None = None):
     """Starts a server that prints `<marker><url>` once it listens on a port
     it picked; answers the process and that URL."""
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "warn"})
+    env = env or {**os.environ, "RUST_LOG": "warn"}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -48,14 +49,23 @@ def listening(args: list, marker: str, what: str):
 
 
 class Gateway:
-    def __init__(self, name: str):
+    """A `tollgated` on SQLite, or a node of `database_url` (PostgreSQL); a
+    node joining others shares their encryption key and admin token."""
+
+    def __init__(self, name: str, database_url: str | None = None, joins: "Gateway | None" = None):
         self.dir = tempfile.mkdtemp(prefix="tollgate-e2e-gw-")
+        env = {**os.environ, "RUST_LOG": "warn"}
+        if database_url:
+            env["TOLLGATE_DATABASE_URL"] = database_url
+        if joins:
+            shutil.copy(pathlib.Path(joins.dir, "encryption.key"), self.dir)
         self.proc, self.base = listening(
             [GATEWAY_BIN, "serve", "--listen", "127.0.0.1:0", "--name", name, "--data-dir", self.dir],
             "tollgated listening on ",
             f"tollgated {name}",
+            env,
         )
-        self.token = pathlib.Path(self.dir, "bootstrap-admin-token").read_text().strip()
+        self.token = joins.token if joins else pathlib.Path(self.dir, "bootstrap-admin-token").read_text().strip()
 
     def stop(self):
         self.proc.terminate()
@@ -69,6 +79,23 @@ def gateways():
     yield gws
     for gw in gws:
         gw.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """Two nodes of one instance on a fresh PostgreSQL database of the test
+    server `scripts/e2e.sh` starts (`TOLLGATE_TEST_POSTGRES`, an admin URL)."""
+    admin = os.environ.get("TOLLGATE_TEST_POSTGRES")
+    assert admin, "TOLLGATE_TEST_POSTGRES is not set: run through scripts/e2e.sh"
+    name = f"e2e_{os.getpid()}_{int(time.time())}"
+    subprocess.run(["psql", "-q", admin, "-c", f"CREATE DATABASE {name}"], check=True)
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    first = Gateway("cluster", database_url=url)
+    nodes = [first, Gateway("cluster", database_url=url, joins=first)]
+    yield nodes
+    for node in nodes:
+        if node.proc.poll() is None:
+            node.stop()
 
 
 @pytest.fixture(scope="session")

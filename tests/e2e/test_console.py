@@ -112,6 +112,47 @@ def test_first_run_journey(driver, gateways):
     shot(driver, "audit")
 
 
+def test_an_instance_of_two_nodes(driver, cluster):
+    """An instance whose two nodes share a PostgreSQL database: the fleet
+    says both are up, the instance's node list shows each (the one leading
+    the jobs, its leases, its heartbeat), and a node that stops turns stale."""
+    first, second = cluster
+    wait(driver, 60).until(EC.presence_of_element_located(tid("nav-instances")))
+    driver.find_element(*tid("nav-instances")).click()
+    add_instance(driver, "Cluster", first, "prod")
+
+    driver.find_element(*tid("nav-fleet")).click()
+    wait(driver, 30).until(
+        EC.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, '[data-testid="fleet-row-Cluster"] [data-testid="fleet-nodes"]'), "2 up"
+        )
+    )
+    shot(driver, "fleet-nodes")
+
+    driver.find_element(*tid("nav-instances")).click()
+    row = wait(driver).until(EC.presence_of_element_located(tid("instance-row-Cluster")))
+    row.find_element(*tid("show-nodes")).click()
+    nodes = wait(driver).until(EC.presence_of_element_located(tid("instance-nodes-Cluster")))
+    # The leader is recorded with a heartbeat (every 5 s); the list follows every 5 s.
+    wait(driver, 30).until(lambda d: "leads the jobs" in nodes.text)
+    for node in (first, second):
+        assert node.base in nodes.text
+    assert len(nodes.find_elements(*tid("node-row"))) == 2
+    shot(driver, "instance-nodes")
+
+    second.stop()
+    wait(driver, 45).until(lambda d: "stale" in nodes.text)
+    shot(driver, "instance-nodes-stale")
+    # The fleet checks a healthy instance every 30 s.
+    driver.find_element(*tid("nav-fleet")).click()
+    wait(driver, 75).until(
+        EC.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, '[data-testid="fleet-row-Cluster"] [data-testid="fleet-nodes"]'), "1 stale"
+        )
+    )
+    shot(driver, "fleet-nodes-stale")
+
+
 def test_no_admin_token_on_disk(driver, gateways, console_data_dir):
     """Runs after the journey: the tokens typed into the UI live only in the
     keyring, not in the console's files, the driver log or the screenshots."""

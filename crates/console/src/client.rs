@@ -10,8 +10,8 @@ use reqwest::{Method, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tollgate_api::{
-    AuditEntry, CreateTeam, InstanceInfo, PROBLEM_CONTENT_TYPE, PRODUCT, Page, Problem, Team,
-    UpdateTeam,
+    AuditEntry, CreateTeam, InstanceInfo, NodeList, PROBLEM_CONTENT_TYPE, PRODUCT, Page, Problem,
+    Team, UpdateTeam,
 };
 use url::Url;
 
@@ -388,6 +388,11 @@ impl GatewayClient {
             info,
             latency,
         })
+    }
+
+    /// `GET /admin/v1/nodes`: the nodes serving the instance.
+    pub async fn nodes(&self) -> Result<NodeList, GatewayError> {
+        self.get_json("/admin/v1/nodes").await
     }
 
     pub async fn list_teams(

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rusqlite::Connection;
-use tollgate_api::{AuditEntry, CreateTeam, Page, Team, UpdateTeam};
+use tollgate_api::{AuditEntry, CreateTeam, NodeInfo, Page, Scope, Team, UpdateTeam};
 
 use crate::client::{ClientOptions, GatewayClient, Target};
 use crate::error::ConsoleError;
 use crate::fleet::{Fleet, Health};
 use crate::logs::Logs;
 use crate::models::{
-    ConnectionReport, FleetEntry, Instance, InstanceInput, KeyringStatus, ReportError,
+    ConnectionReport, FleetEntry, Instance, InstanceInput, KeyringStatus, NodesHealth, ReportError,
 };
 use crate::prompt_apis::Runs;
 use crate::sensitive::Sensitive;
@@ -200,12 +200,13 @@ impl Console {
 
     async fn run_test(&self, target: Target, token: Sensitive<String>) -> ConnectionReport {
         let checked_at = Utc::now();
-        let result = match GatewayClient::new(&target, token, self.options) {
-            Ok(client) => client.info().await,
-            Err(e) => Err(e),
+        let client = match GatewayClient::new(&target, token, self.options) {
+            Ok(client) => client,
+            Err(e) => return failed_report(checked_at, &ConsoleError::Gateway(e)),
         };
-        match result {
+        match client.info().await {
             Ok(timed) => ConnectionReport {
+                nodes: nodes_health(&client, &timed.info.token.scopes).await,
                 ok: true,
                 checked_at,
                 latency_ms: Some(timed.latency.as_secs_f64() * 1000.0),
@@ -229,6 +230,12 @@ impl Console {
         };
         self.record(id, report.clone())?;
         Ok(report)
+    }
+
+    /// The nodes serving an instance, each with its last heartbeat, whether
+    /// it leads the jobs and the leases it holds.
+    pub async fn instance_nodes(&self, id: &str) -> Result<Vec<NodeInfo>, ConsoleError> {
+        Ok(self.client(id).await?.nodes().await?.items)
     }
 
     /// Tests the add/edit form before saving; nothing is stored. On edit
@@ -430,6 +437,24 @@ fn target(instance: &Instance) -> Target {
     }
 }
 
+/// The instance's nodes, when the token may read them (a gateway older
+/// than the node list, or one that fails to answer, gives none).
+async fn nodes_health(client: &GatewayClient, scopes: &[Scope]) -> Option<NodesHealth> {
+    if !scopes
+        .iter()
+        .any(|s| matches!(s, Scope::Read | Scope::Admin))
+    {
+        return None;
+    }
+    match client.nodes().await {
+        Ok(list) => Some(NodesHealth::of(&list.items)),
+        Err(e) => {
+            tracing::debug!(error = %e, "the instance's nodes could not be read");
+            None
+        }
+    }
+}
+
 fn failed_report(checked_at: chrono::DateTime<Utc>, e: &ConsoleError) -> ConnectionReport {
     ConnectionReport {
         ok: false,
@@ -441,5 +466,6 @@ fn failed_report(checked_at: chrono::DateTime<Utc>, e: &ConsoleError) -> Connect
         scopes: Vec::new(),
         clock_skew_ms: None,
         error: Some(report_error(e)),
+        nodes: None,
     }
 }

@@ -97,6 +97,7 @@ mod tests {
                 code: "connection_refused".into(),
                 message: String::new(),
             }),
+            nodes: None,
         };
         h.record(report.clone());
         h.record(report.clone());

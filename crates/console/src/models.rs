@@ -111,6 +111,39 @@ pub struct ConnectionReport {
     /// Why the test failed: `{code, message}`.
     #[ts(optional)]
     pub error: Option<ReportError>,
+    /// The instance's nodes (`GET /admin/v1/nodes`), when the token may read
+    /// them and the gateway lists them.
+    #[serde(default)]
+    #[ts(optional)]
+    pub nodes: Option<NodesHealth>,
+}
+
+/// How an instance's nodes are: `up` (a heartbeat in the last 15 s) and
+/// `stale` ones, and the address of the node that leads the jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct NodesHealth {
+    pub up: u32,
+    pub stale: u32,
+    #[ts(optional)]
+    pub leader: Option<String>,
+}
+
+impl NodesHealth {
+    pub fn of(nodes: &[tollgate_api::NodeInfo]) -> NodesHealth {
+        let up = nodes
+            .iter()
+            .filter(|n| n.status == tollgate_api::NodeStatus::Up)
+            .count();
+        NodesHealth {
+            up: u32::try_from(up).unwrap_or(u32::MAX),
+            stale: u32::try_from(nodes.len() - up).unwrap_or(u32::MAX),
+            leader: nodes
+                .iter()
+                .find(|n| n.leads_jobs && n.status == tollgate_api::NodeStatus::Up)
+                .map(|n| n.address.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]

@@ -5,7 +5,9 @@
 mod common;
 
 use common::{Gateway, input, test_vault};
-use tollgate_api::{CreateTeam, Scope, UpdateTeam};
+use std::time::Duration;
+
+use tollgate_api::{CreateTeam, NodeStatus, Scope, UpdateTeam};
 use tollgate_console::Console;
 use tollgate_console::client::ClientOptions;
 use tollgate_console::models::Reachability;
@@ -255,4 +257,103 @@ async fn manages_two_gateways_end_to_end() {
     );
     console.remove_instance(&a.id).await.unwrap();
     assert!(vault.get(&a.id, ADMIN_TOKEN).unwrap().is_none());
+}
+
+/// An instance of two nodes on one PostgreSQL database: the fleet's check
+/// reports both up and which leads the jobs; the instance's node list names
+/// each; a node that stops is reported stale once its heartbeat is 15 s old.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_of_two_nodes_reports_each_and_its_health() {
+    let one = Gateway::start_on_postgres("cluster");
+    let mut two = one.another_node("cluster");
+    let data = tempfile::tempdir().unwrap();
+    let console = Console::open(data.path(), test_vault(), ClientOptions::default()).unwrap();
+    let id = console
+        .add_instance(input("Cluster", &one.base, Some(&one.token)))
+        .await
+        .unwrap()
+        .id;
+
+    // The leader is known from its next heartbeat (every 5 s).
+    let report = poll(
+        Duration::from_secs(20),
+        "both nodes up, one leading",
+        async || {
+            let report = console.test_connection(&id).await.unwrap();
+            let nodes = report.nodes.clone()?;
+            (nodes.up == 2 && nodes.leader.is_some()).then_some(report)
+        },
+    )
+    .await;
+    let nodes = report.nodes.unwrap();
+    assert_eq!(nodes.stale, 0);
+    assert!([&one.base, &two.base].contains(&&nodes.leader.unwrap()));
+    // The fleet shows the same.
+    let fleet = console.fleet_overview().unwrap();
+    assert_eq!(
+        fleet[0]
+            .last_report
+            .as_ref()
+            .unwrap()
+            .nodes
+            .as_ref()
+            .unwrap()
+            .up,
+        2
+    );
+
+    let listed = console.instance_nodes(&id).await.unwrap();
+    let mut addresses: Vec<&str> = listed.iter().map(|n| n.address.as_str()).collect();
+    addresses.sort_unstable();
+    let mut expected = vec![one.base.as_str(), two.base.as_str()];
+    expected.sort_unstable();
+    assert_eq!(addresses, expected);
+    assert_eq!(listed.iter().filter(|n| n.leads_jobs).count(), 1);
+    assert!(listed.iter().all(|n| n.status == NodeStatus::Up));
+
+    // The second node stops: stale once its heartbeat is 15 s old.
+    two.terminate();
+    let stopped = two.base.clone();
+    let listed = poll(
+        Duration::from_secs(30),
+        "the stopped node stale",
+        async || {
+            let listed = console.instance_nodes(&id).await.unwrap();
+            listed
+                .iter()
+                .any(|n| n.address == stopped && n.status == NodeStatus::Stale)
+                .then_some(listed)
+        },
+    )
+    .await;
+    assert!(
+        listed
+            .iter()
+            .any(|n| n.address == one.base && n.status == NodeStatus::Up)
+    );
+    let nodes = console.test_connection(&id).await.unwrap().nodes.unwrap();
+    assert_eq!((nodes.up, nodes.stale), (1, 1));
+
+    // A token without the read scope gets no node list, and the check still passes.
+    let token = one.create_token("keys-only", "keys");
+    let keys_only = console
+        .add_instance(input("Keys only", &one.base, Some(&token)))
+        .await
+        .unwrap();
+    let report = console.test_connection(&keys_only.id).await.unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.nodes, None);
+}
+
+/// Polls `check` (every 200 ms, up to `limit`) until it answers; panics
+/// naming `what` after the limit.
+async fn poll<T>(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(started.elapsed() < limit, "not {what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -1,3 +1,4 @@
+use tollgate_api::NodeInfo;
 use tollgate_console::models::{ConnectionReport, Instance, InstanceInput};
 
 use super::{CommandResult, ConsoleState};
@@ -36,6 +37,12 @@ pub async fn test_connection(
     id: String,
 ) -> CommandResult<ConnectionReport> {
     Ok(console.test_connection(&id).await?)
+}
+
+/// The nodes serving an instance and their health.
+#[tauri::command]
+pub async fn instance_nodes(console: ConsoleState<'_>, id: String) -> CommandResult<Vec<NodeInfo>> {
+    Ok(console.instance_nodes(&id).await?)
 }
 
 /// Tests the add / edit form before saving; `existingId` lends the stored token on edit.

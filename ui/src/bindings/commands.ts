@@ -54,6 +54,7 @@ import type { LogStatsQuery } from "./LogStatsQuery";
 import type { LogSyncEvent } from "./LogSyncEvent";
 import type { LogSyncProgress } from "./LogSyncProgress";
 import type { LogSyncReport } from "./LogSyncReport";
+import type { NodeInfo } from "./NodeInfo";
 import type { Page } from "./Page";
 import type { PaymentMethod } from "./PaymentMethod";
 import type { PaymentSettings } from "./PaymentSettings";
@@ -187,6 +188,9 @@ export const updateInstance = (id: string, input: InstanceInput) => call<Instanc
 export const removeInstance = (id: string) => call<null>("remove_instance", { id });
 
 export const testConnection = (id: string) => call<ConnectionReport>("test_connection", { id });
+
+/** The nodes serving an instance and their health. */
+export const instanceNodes = (id: string) => call<Array<NodeInfo>>("instance_nodes", { id });
 
 /** Tests the add / edit form before saving; `existingId` lends the stored token on edit. */
 export const probeInstance = (input: InstanceInput, existingId?: string | null) => call<ConnectionReport>("probe_instance", { input, existingId });

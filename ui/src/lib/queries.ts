@@ -19,6 +19,7 @@ export const keys = {
   instances: ["instances"] as const,
   current: ["current_instance"] as const,
   fleet: ["fleet"] as const,
+  nodes: (instanceId: string) => ["nodes", instanceId] as const,
   teams: (instanceId: string) => ["teams", instanceId] as const,
   audit: (instanceId: string) => ["audit", instanceId] as const,
   /** Every consumer list of the instance (all team filters). */

@@ -1,25 +1,18 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 
 import type { FleetEntry } from "../bindings/FleetEntry";
+import { NodesSummary } from "../components/instances/NodesTable";
 import { EnvBadge } from "../components/shell/EnvBadge";
 import { ErrorState } from "../components/common/ErrorState";
 import { ErrorText } from "../components/common/ErrorText";
 import { StateBadge } from "../components/common/StateBadge";
+import { When } from "../components/common/When";
 import { useToast } from "../components/common/Toaster";
 import * as backend from "../lib/backend";
 import { absoluteTime, latency, relativeTime, skew } from "../lib/format";
 import { keys, useCurrentInstanceId, useFleet, useSwitchInstance } from "../lib/queries";
 import { hrefOf } from "../lib/route";
 import { useNow } from "../lib/useNow";
-
-function Time({ iso, now }: { iso: string | undefined; now: number }) {
-  if (!iso) return <span className="muted">—</span>;
-  return (
-    <time dateTime={iso} title={absoluteTime(iso)}>
-      {relativeTime(iso, now)}
-    </time>
-  );
-}
 
 function NextCheck({ iso, now }: { iso: string | undefined; now: number }) {
   if (!iso) return <span className="muted">—</span>;
@@ -55,11 +48,14 @@ function FleetRow({ entry, current, now, onPick }: { entry: FleetEntry; current:
         <EnvBadge environment={instance.environment} color={instance.color} />
       </td>
       <td className="mono">{report?.version ?? <span className="muted">—</span>}</td>
+      <td>
+        <NodesSummary nodes={report?.nodes} />
+      </td>
       <td className="num">{latency(report?.latency_ms)}</td>
       <td className="nowrap">{report && report.scopes.length > 0 ? report.scopes.join(", ") : <span className="muted">—</span>}</td>
       <td className="num">{skew(report?.clock_skew_ms)}</td>
       <td className="nowrap">
-        <Time iso={report?.checked_at} now={now} />
+        <When iso={report?.checked_at} now={now} />
       </td>
       <td className="nowrap">
         <NextCheck iso={entry.next_check_at} now={now} />
@@ -143,6 +139,7 @@ export function FleetPage() {
               <th scope="col">State</th>
               <th scope="col">Instance</th>
               <th scope="col">Version</th>
+              <th scope="col">Nodes</th>
               <th scope="col" className="num">
                 Latency
               </th>

@@ -9,6 +9,7 @@ import { EnvBadge } from "../components/shell/EnvBadge";
 import { ErrorState } from "../components/common/ErrorState";
 import { ErrorText } from "../components/common/ErrorText";
 import { InstanceForm } from "../components/instances/InstanceForm";
+import { NodesTable } from "../components/instances/NodesTable";
 import { useToast } from "../components/common/Toaster";
 import { latency } from "../lib/format";
 import * as backend from "../lib/backend";
@@ -39,44 +40,63 @@ function InstanceRow({
     onError: (error) => toast.error(`Could not test “${instance.name}”`, error),
   });
 
+  const [showNodes, setShowNodes] = useState(false);
+
   return (
-    <tr className={current ? "row-current" : undefined} data-testid={`instance-row-${instance.name}`}>
-      <td className="nowrap">
-        <strong>{instance.name}</strong>
-        {current && <span className="muted"> (current)</span>}
-      </td>
-      <td>
-        <EnvBadge environment={instance.environment} color={instance.color} />
-      </td>
-      <td className="mono">{instance.base_url}</td>
-      <td className="nowrap">
-        {instance.tls_verify ? (
-          instance.ca_cert_pem ? (
-            "on, custom CA"
+    <>
+      <tr className={current ? "row-current" : undefined} data-testid={`instance-row-${instance.name}`}>
+        <td className="nowrap">
+          <strong>{instance.name}</strong>
+          {current && <span className="muted"> (current)</span>}
+        </td>
+        <td>
+          <EnvBadge environment={instance.environment} color={instance.color} />
+        </td>
+        <td className="mono">{instance.base_url}</td>
+        <td className="nowrap">
+          {instance.tls_verify ? (
+            instance.ca_cert_pem ? (
+              "on, custom CA"
+            ) : (
+              "on"
+            )
           ) : (
-            "on"
-          )
-        ) : (
-          <span className="warning-text">off</span>
-        )}
-      </td>
-      <td className="cell-result" aria-live="polite">
-        {test.isPending && <span className="muted">Testing…</span>}
-        {test.data && <ConnectionReportLine report={test.data} />}
-        {test.error && <ErrorText error={test.error} />}
-      </td>
-      <td className="actions">
-        <button type="button" onClick={() => test.mutate()} disabled={test.isPending} data-testid="test-instance">
-          Test
-        </button>
-        <button type="button" onClick={onEdit} data-testid="edit-instance">
-          Edit
-        </button>
-        <button type="button" className="danger-quiet" onClick={onRemove} data-testid="remove-instance">
-          Remove
-        </button>
-      </td>
-    </tr>
+            <span className="warning-text">off</span>
+          )}
+        </td>
+        <td className="cell-result" aria-live="polite">
+          {test.isPending && <span className="muted">Testing…</span>}
+          {test.data && <ConnectionReportLine report={test.data} />}
+          {test.error && <ErrorText error={test.error} />}
+        </td>
+        <td className="actions">
+          <button type="button" onClick={() => test.mutate()} disabled={test.isPending} data-testid="test-instance">
+            Test
+          </button>
+          <button
+            type="button"
+            onClick={() => setShowNodes((shown) => !shown)}
+            aria-expanded={showNodes}
+            data-testid="show-nodes"
+          >
+            Nodes
+          </button>
+          <button type="button" onClick={onEdit} data-testid="edit-instance">
+            Edit
+          </button>
+          <button type="button" className="danger-quiet" onClick={onRemove} data-testid="remove-instance">
+            Remove
+          </button>
+        </td>
+      </tr>
+      {showNodes && (
+        <tr className="row-nested" data-testid={`instance-nodes-${instance.name}`}>
+          <td colSpan={6}>
+            <NodesTable instanceId={instance.id} />
+          </td>
+        </tr>
+      )}
+    </>
   );
 }
 

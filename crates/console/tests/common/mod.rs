@@ -54,6 +54,34 @@ impl Gateway {
         gw
     }
 
+    /// A gateway on a PostgreSQL database of its own, whatever store the
+    /// suite runs on (for instances of several nodes).
+    pub fn start_on_postgres(name: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(tollgate_test_postgres::DATABASE_FILE),
+            tollgate_test_postgres::database(),
+        )
+        .unwrap();
+        let mut gw = Gateway::start_in(name, dir.path(), "127.0.0.1:0");
+        gw._dir = Some(dir);
+        gw
+    }
+
+    /// Another node of this gateway: the same database, the encryption key
+    /// the nodes share, the same admin token.
+    pub fn another_node(&self, name: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        for file in [tollgate_test_postgres::DATABASE_FILE, "encryption.key"] {
+            std::fs::copy(self.data_dir.join(file), dir.path().join(file)).unwrap();
+        }
+        // The token is the first node's: write it where `launch` reads it.
+        std::fs::write(dir.path().join("bootstrap-admin-token"), &self.token).unwrap();
+        let mut gw = Gateway::launch(name, dir.path(), "127.0.0.1:0", None);
+        gw._dir = Some(dir);
+        gw
+    }
+
     /// A gateway on `data_dir` (kept), listening on `listen`: started again
     /// on the same directory and address, it is the same gateway restarted.
     pub fn start_in(name: &str, data_dir: &std::path::Path, listen: &str) -> Gateway {
@@ -100,6 +128,35 @@ impl Gateway {
             data_dir: dir.to_owned(),
             _dir: None,
         }
+    }
+
+    /// A new admin token with `scopes` (comma-separated), made with
+    /// `tollgated admin-token create` on the gateway's store.
+    pub fn create_token(&self, name: &str, scopes: &str) -> String {
+        let mut command = Command::new(tollgated_bin());
+        if let Some(url) = tollgate_test_postgres::database_for(&self.data_dir) {
+            command.env("TOLLGATE_DATABASE_URL", url);
+        }
+        let out = command
+            .args([
+                "admin-token",
+                "create",
+                "--name",
+                name,
+                "--scopes",
+                scopes,
+                "--data-dir",
+            ])
+            .arg(&self.data_dir)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
     /// SIGTERM, and waits: the gateway drains and stores what it holds.

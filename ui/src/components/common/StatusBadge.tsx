@@ -2,6 +2,8 @@ type Tone = "ok" | "warn" | "danger" | "muted";
 
 const TONES: Record<string, Tone> = {
   active: "ok",
+  up: "ok",
+  stale: "warn",
   published: "ok",
   draft: "muted",
   deprecated: "warn",
