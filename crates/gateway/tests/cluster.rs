@@ -596,3 +596,51 @@ async fn a_database_restart_under_load_fails_calls_with_503_and_charges_each_cal
     );
     drop(server);
 }
+
+/// One call log for the three nodes: calls spread over them by nginx are
+/// all in it once, with seqs 1, 2, 3… in commit order, and every node
+/// exports the same log (the console syncs one instance however many nodes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_node_exports_the_same_call_log() {
+    let cluster = Cluster::start().await;
+    let (consumer, key) = cluster.consumer("Logged", json!({})).await;
+    cluster.top_up(&consumer, "10.00").await;
+    let results = cluster.burst(&key, 90).await;
+    assert!(results.iter().all(|(s, _)| *s == StatusCode::OK));
+    let export = async |node: &Gateway| {
+        let resp = client()
+            .get(node.url("/admin/v1/logs/export?limit=1000"))
+            .bearer_auth(&node.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.text().await.unwrap()
+    };
+    // Each node's last window is stored within a moment.
+    let started = Instant::now();
+    let log = loop {
+        let log = export(&cluster.nodes[0]).await;
+        if log.lines().count() == 90 {
+            break log;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} records, not 90",
+            log.lines().count()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let seqs: Vec<i64> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (1..=90).collect::<Vec<_>>());
+    for node in &cluster.nodes[1..] {
+        assert_eq!(export(node).await, log, "{} exports another log", node.base);
+    }
+}

@@ -1020,6 +1020,99 @@ pub(crate) fn record(id: usize, at_us: i64) -> CallRecord {
     }
 }
 
+/// On PostgreSQL the call log lives in weekly partitions: blocks of weeks
+/// without one wait in the default partition and move into theirs when
+/// pruning makes it; retention drops the partitions of weeks it has passed
+/// whole and trims the rest; new records land in their week's partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_call_log_on_postgres_is_kept_in_weeks_that_retention_drops_whole() {
+    const DAY: i64 = 86_400_000_000;
+    let url = tollgate_test_postgres::database();
+    let store = PgStore::open(&url, 4, ChangeFeed::new()).await.unwrap();
+    let now = chrono::Utc::now().timestamp_micros();
+    // 100 records each, ended 30, 20 and 9 days ago and an hour ago.
+    let ages = [30 * DAY, 20 * DAY, 9 * DAY, DAY / 24];
+    let calls: Vec<_> = (0..400).map(|i| record(i, now - ages[i / 100])).collect();
+    store
+        .settle_calls(UsageBatch {
+            calls: std::sync::Arc::new(calls),
+            ..UsageBatch::default()
+        })
+        .await
+        .unwrap();
+    let partitions = || {
+        tollgate_test_postgres::psql(
+            &url,
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'call_log_blocks'::regclass ORDER BY 1",
+        )
+    };
+    let in_default = || {
+        tollgate_test_postgres::psql(
+            &url,
+            "SELECT coalesce(sum(records), 0) FROM call_log_blocks_default",
+        )
+    };
+    assert_eq!(partitions(), "call_log_blocks_default", "no week made yet");
+    assert_eq!(in_default(), "400");
+
+    // Retention of 14 days: the records of 30 and 20 days ago go.
+    let cutoff = now - 14 * DAY;
+    assert_eq!(store.prune_call_logs(cutoff, None).await.unwrap(), 200);
+    assert_eq!(in_default(), "0", "the rest moved into their weeks");
+    let weeks: Vec<String> = partitions()
+        .lines()
+        .filter(|n| *n != "call_log_blocks_default")
+        .map(str::to_owned)
+        .collect();
+    let week = 7 * DAY;
+    let first_day = |name: &str| {
+        let day =
+            chrono::NaiveDate::parse_from_str(&name["call_log_blocks_".len()..], "%Y%m%d").unwrap();
+        day.and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_micros()
+    };
+    // Every week kept ends after the cutoff; this week and the next are made.
+    assert!(
+        weeks.iter().all(|w| first_day(w) + week > cutoff),
+        "{weeks:?}"
+    );
+    let this_week = now.div_euclid(week) * week;
+    for start in [this_week, this_week + week] {
+        assert!(weeks.iter().any(|w| first_day(w) == start), "{weeks:?}");
+    }
+    let (left, _) = store.call_logs(LogFilter::default(), 1_000).await.unwrap();
+    assert_eq!(left.len(), 200);
+
+    // Retention of a day: the week holding the records of 9 days ago is
+    // dropped whole once it has ended before the cutoff.
+    let cutoff = now - DAY;
+    let nine_days_ago = (now - 9 * DAY).div_euclid(week) * week;
+    assert_eq!(store.prune_call_logs(cutoff, None).await.unwrap(), 100);
+    let weeks = partitions();
+    if nine_days_ago + week <= cutoff {
+        assert!(
+            !weeks
+                .lines()
+                .any(|w| w != "call_log_blocks_default" && first_day(w) == nine_days_ago),
+            "{weeks}"
+        );
+    }
+    // New records land in this week's partition, not the default.
+    store
+        .settle_calls(UsageBatch {
+            calls: std::sync::Arc::new(vec![record(1_000, now)]),
+            ..UsageBatch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(in_default(), "0");
+    let (left, _) = store.call_logs(LogFilter::default(), 1_000).await.unwrap();
+    assert_eq!(left.len(), 101);
+}
+
 /// A record reads back as written, in pages and in the export.
 pub(crate) async fn a_record_reads_back_as_written_in_pages_and_exports(store: &impl LogsStore) {
     let mut full = record(7, 1_764_000_000_123_456);

@@ -1,13 +1,14 @@
 //! The call log in PostgreSQL: the same blocks of records as the SQLite
 //! store (`store::log_block`), appended by every node's usage writer with
-//! seqs in commit order (`billing::append_calls`), read in `seq` order.
+//! seqs in commit order (`billing::append_calls`), read in `seq` order, kept
+//! in weekly time partitions that retention drops whole (`partitions`).
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::Row;
 use tollgate_api::{CallLog, LogSettings, UpdateLogSettings};
 
-use super::{Column, PgStore, backend, now};
+use super::{Column, PgStore, backend, now, partitions};
 use crate::changes::Change;
 use crate::store::log_block::{self, BLOCK_MAX, Entry, Stored, matches};
 use crate::store::log_stats::Figures;
@@ -247,7 +248,12 @@ impl LogStore for PgStore {
     }
 
     async fn prune_call_logs(&self, before_us: i64, max_records: Option<u64>) -> StoreResult<u64> {
-        let mut deleted = 0u64;
+        // Whole weeks past retention go at once; the rest row by row below.
+        let mut deleted = {
+            let mut client = self.client().await?;
+            let now = chrono::Utc::now().timestamp_micros();
+            partitions::maintain(&mut client, now, before_us).await?
+        };
         // The records that ended before `before_us`: whole blocks, then the
         // blocks that hold both older and newer ones are rewritten.
         loop {

@@ -31,6 +31,7 @@ mod leader;
 mod leases;
 mod logs;
 mod notify;
+mod partitions;
 mod prompt_apis;
 mod providers;
 mod subscriptions;
