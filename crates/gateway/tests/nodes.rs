@@ -372,6 +372,7 @@ async fn three_nodes_renew_each_due_subscription_once_though_the_leader_dies() {
     let mut dead = nodes.remove(killed);
     dead.child.kill().unwrap();
     dead.child.wait().unwrap();
+    forget_faketime_files(dead.child.id());
 
     // Another node takes the job over and renews the rest.
     let started = Instant::now();
@@ -409,4 +410,21 @@ async fn three_nodes_renew_each_due_subscription_once_though_the_leader_dies() {
         );
     }
     assert_eq!(after.len(), SUBSCRIPTIONS);
+    // Stopped, not killed: libfaketime removes its files as they exit.
+    for mut node in nodes {
+        assert!(node.terminate().success());
+    }
+}
+
+/// libfaketime makes a semaphore and a shared memory segment named after
+/// each process it runs in, and removes them as the process exits; a
+/// killed process leaves them behind, and a later `faketime` whose pid is
+/// the same refuses to start ("sem_open: File exists").
+fn forget_faketime_files(pid: u32) {
+    for file in [
+        format!("sem.faketime_sem_{pid}"),
+        format!("faketime_shm_{pid}"),
+    ] {
+        let _ = std::fs::remove_file(std::path::Path::new("/dev/shm").join(file));
+    }
 }
