@@ -57,7 +57,9 @@ impl Balancer {
         let child = Command::new(nginx)
             .args(["-e", "stderr", "-p"])
             .arg(dir.path())
-            .args(["-c", "nginx.conf", "-g", "daemon off;"])
+            // One process: killing it (on drop, or with the test) leaves no
+            // worker behind holding the port.
+            .args(["-c", "nginx.conf", "-g", "daemon off; master_process off;"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
