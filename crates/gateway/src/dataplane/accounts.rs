@@ -31,8 +31,13 @@ use crate::metrics::Metrics;
 use crate::store::{AuditContext, LeaseAsk, NewLedgerEntry, Pot, Store, StoreResult};
 
 /// A lease asks for this many calls like the one at hand (the database
-/// grants at most a quarter of what is left).
+/// grants at most a quarter of what is left)…
 const LEASE_CALLS: i64 = 50;
+/// …twice as many as the last when that one lasted less than
+/// [`LEASE_LASTED`], up to this many: a busy consumer asks the database a
+/// few times a second, not every 50 calls (its calls wait for the answer).
+const MAX_LEASE_CALLS: i64 = 10_000;
+const LEASE_LASTED: Duration = Duration::from_secs(1);
 /// A lease not used for this long is given back.
 const IDLE: Duration = Duration::from_secs(2);
 /// How often idle leases are looked for.
@@ -53,6 +58,9 @@ struct Held {
     /// memory while the change epoch is the same.
     dry: Option<Dry>,
     used_at: Instant,
+    /// Calls the next lease asks for, and when the last was granted.
+    lease_calls: i64,
+    leased_at: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +77,8 @@ impl Held {
             reserved: 0,
             dry: None,
             used_at: Instant::now(),
+            lease_calls: LEASE_CALLS,
+            leased_at: None,
         }
     }
 
@@ -311,15 +321,15 @@ impl Accounts {
     }
 
     /// Makes `held` hold at least `need` free, leasing more of `pot` when it
-    /// does not (`want` of it, or what there is when `partial`); a dry pot
-    /// is not asked again. Returns what no node held when the pot was last
+    /// does not (`per_call` times the calls a lease asks for, or what there
+    /// is when `partial`); a dry pot is not asked again. Returns what no node held when the pot was last
     /// asked (for a refusal). `pot` is built only when the database is asked.
     async fn lease_more(
         &self,
         held: &mut Held,
         pot: impl FnOnce() -> Pot,
         need: i64,
-        want: i64,
+        per_call: i64,
         partial: bool,
         included: i64,
     ) -> Result<i64, Refusal> {
@@ -331,9 +341,13 @@ impl Accounts {
         if let Some(dry) = held.dry.filter(|d| d.epoch == epoch) {
             return Ok(dry.available);
         }
+        held.lease_calls = match held.leased_at {
+            Some(at) if at.elapsed() < LEASE_LASTED => (held.lease_calls * 2).min(MAX_LEASE_CALLS),
+            _ => LEASE_CALLS,
+        };
         let ask = LeaseAsk {
             need: need - held.free().max(0),
-            want: want.max(need),
+            want: per_call.saturating_mul(held.lease_calls).max(need),
             partial,
             included,
         };
@@ -342,6 +356,7 @@ impl Accounts {
             unavailable()
         })?;
         held.leased += grant.granted;
+        held.leased_at = Some(Instant::now());
         held.dry = (held.free() < need).then_some(Dry {
             available: grant.available,
             epoch,
@@ -362,7 +377,6 @@ impl Accounts {
             return Err(unavailable());
         }
         let cell = &mut *cell;
-        let want = estimate.saturating_mul(LEASE_CALLS);
 
         // A plan without included credits has none to lease.
         let (from_credits, credits_elsewhere) = if cover.included == 0 {
@@ -377,7 +391,7 @@ impl Accounts {
                         period_start: cover.period.clone(),
                     },
                     estimate,
-                    want,
+                    estimate,
                     // What credits are left pay for part of the call, the
                     // wallet for the rest.
                     charge_wallet,
@@ -411,7 +425,7 @@ impl Accounts {
                         currency: plan.currency.clone(),
                     },
                     rest,
-                    want,
+                    estimate,
                     false,
                     0,
                 )
