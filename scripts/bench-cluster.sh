@@ -23,12 +23,8 @@ source scripts/lib/gateway-fixture.sh
 source scripts/lib/postgres.sh
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"; }
 
-start_test_postgres
-# After start_test_postgres, whose own EXIT trap this one includes.
-trap 'cleanup; rm -f "$TEST_POSTGRES_URL_FILE"; wait "$TEST_POSTGRES_PID" 2>/dev/null || true' EXIT
-DB="bench_cluster_$$"
-psql -q "$TOLLGATE_TEST_POSTGRES" -c "CREATE DATABASE $DB"
-export TOLLGATE_DATABASE_URL="${TOLLGATE_TEST_POSTGRES%/*}/$DB"
+bench_database "bench_cluster_$$"
+export TOLLGATE_DATABASE_URL=$BENCH_DATABASE_URL
 
 start_sim
 start_gateway taskset -c 0 "$GATEWAY"

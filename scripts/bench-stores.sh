@@ -24,12 +24,8 @@ source scripts/lib/gateway-fixture.sh
 source scripts/lib/postgres.sh
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait "${PIDS[@]}" 2>/dev/null || true; rm -rf "$ROOT"; }
 
-start_test_postgres
-# After start_test_postgres, whose own EXIT trap this one includes.
-trap 'cleanup; rm -f "$TEST_POSTGRES_URL_FILE"; wait "$TEST_POSTGRES_PID" 2>/dev/null || true' EXIT
-DB="bench_$$"
-psql -q "$TOLLGATE_TEST_POSTGRES" -c "CREATE DATABASE $DB"
-DATABASE_URL="${TOLLGATE_TEST_POSTGRES%/*}/$DB"
+bench_database "bench_stores_$$"
+DATABASE_URL=$BENCH_DATABASE_URL
 # The database's processes share CPU 1 with the upstream and wrk (backends
 # forked later keep the postmaster's affinity).
 for pid in $(pgrep -x postgres); do taskset -a -p 2 "$pid" >/dev/null; done

@@ -20,3 +20,13 @@ start_test_postgres() {
   TOLLGATE_TEST_POSTGRES=$(cat "$url_file")
   export TOLLGATE_TEST_POSTGRES
 }
+
+# bench_database NAME: a test server (as above) and a fresh database NAME on
+# it, for a benchmark; its URL in BENCH_DATABASE_URL. At exit the caller's
+# `cleanup` function runs first, then the server stops.
+bench_database() {
+  start_test_postgres
+  trap 'cleanup; rm -f "$TEST_POSTGRES_URL_FILE"; wait "$TEST_POSTGRES_PID" 2>/dev/null || true' EXIT
+  psql -q "$TOLLGATE_TEST_POSTGRES" -c "CREATE DATABASE $1"
+  BENCH_DATABASE_URL="${TOLLGATE_TEST_POSTGRES%/*}/$1"
+}

@@ -344,3 +344,46 @@ async fn key_secrets_are_sealed_masked_and_their_status_changes_recorded() {
         "a provider key in clear"
     );
 }
+
+/// A provider that accepts the connection and never answers fails its test
+/// after 5 s, saying so, instead of holding the admin's request for the
+/// provider's whole timeout.
+#[tokio::test]
+async fn a_provider_that_never_answers_fails_its_test_after_five_seconds() {
+    let gw = Gateway::start();
+    // Accepts connections (the kernel's backlog) and reads nothing.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = silent.local_addr().unwrap();
+    let provider = gw
+        .send(
+            "POST",
+            "/admin/v1/providers",
+            json!({"name": "Silent", "kind": "openai-compatible",
+                   "base_url": format!("http://{address}/v1"), "timeout_secs": 600,
+                   "models": [model("quiet")]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let id = provider["id"].as_str().unwrap();
+    gw.send(
+        "POST",
+        &format!("/admin/v1/providers/{id}/keys"),
+        json!({"label": "k", "secret": "sk-silent-0001"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let test = gw
+        .send(
+            "POST",
+            &format!("/admin/v1/providers/{id}/test"),
+            Value::Null,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(test["ok"], false, "{test}");
+    assert_eq!(test["message"], "the provider did not answer within 5 s");
+    assert!(test["latency_ms"].as_u64().unwrap() >= 5_000, "{test}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    drop(silent);
+}

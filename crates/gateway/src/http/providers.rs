@@ -24,6 +24,10 @@ const NAME_MAX: usize = 100;
 const MODEL_NAME_MAX: usize = 200;
 const MODELS_MAX: usize = 500;
 const TIMEOUT_MAX: u32 = 3600;
+/// How long a provider test waits for the answer: an admin is waiting
+/// (an unreachable address would hold the request until the connection
+/// gives up).
+const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 const SECRET_MIN: usize = 8;
 const SECRET_MAX: usize = 4096;
 const PRIORITY_MAX: u32 = 1_000_000;
@@ -455,7 +459,8 @@ pub async fn list_key_events(
 }
 
 /// Try a provider: ask for its model list with the first usable key of its
-/// pool, and say what the answer means. The key's status is not changed.
+/// pool, and say what the answer means (no answer within 5 s is a failed
+/// test). The key's status is not changed.
 #[utoipa::path(post, path = "/admin/v1/providers/{id}/test", tag = "providers",
     security(("admin_token" = ["write"])),
     params(("id" = String, Path)),
@@ -502,11 +507,24 @@ pub async fn test_provider(
     let target = routes::target_of(&provider, Endpoint::Models)
         .map_err(|e| ApiError::Internal(e.context("the provider's URL")))?;
     let started = std::time::Instant::now();
-    let answer = state.data.client.get(&target, Some(&auth)).await;
+    let answer =
+        tokio::time::timeout(TEST_TIMEOUT, state.data.client.get(&target, Some(&auth))).await;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let answer = match answer {
-        Ok(answer) => answer,
-        Err(e) => {
+        Ok(Ok(answer)) => answer,
+        Err(_) => {
+            return Ok(Json(ProviderTest {
+                latency_ms,
+                ..failed(
+                    key_id,
+                    &format!(
+                        "the provider did not answer within {} s",
+                        TEST_TIMEOUT.as_secs()
+                    ),
+                )
+            }));
+        }
+        Ok(Err(e)) => {
             return Ok(Json(ProviderTest {
                 latency_ms,
                 ..failed(key_id, &e.to_string())
