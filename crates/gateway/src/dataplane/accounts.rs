@@ -352,7 +352,7 @@ impl Accounts {
             included,
         };
         let grant = self.store.lease(&pot(), ask).await.map_err(|e| {
-            tracing::error!(error = %e, "a lease could not be taken");
+            super::store_failed("leases", &e);
             unavailable()
         })?;
         held.leased += grant.granted;

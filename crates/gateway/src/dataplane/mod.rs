@@ -28,7 +28,7 @@ pub mod usage;
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::Poll;
 
@@ -262,13 +262,35 @@ pub async fn serve(
 /// 503 when what a call needs (`what`: "providers", "APIs") cannot be read;
 /// the detail goes to the log, not to the caller.
 pub fn unreadable(what: &str, e: &crate::store::StoreError) -> Refusal {
-    tracing::error!(error = %e, what, "the data plane could not read the store");
+    store_failed(what, e);
     Refusal::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "billing-unavailable",
         "Billing unavailable",
         format!("The gateway cannot read its {what} right now."),
     )
+}
+
+/// Logs a store failure the data plane met, at most once a second: with
+/// the database away every call fails, and one line a second (with how many
+/// were not logged) says so without flooding the log. Answers whether it
+/// logged.
+pub fn store_failed(what: &str, e: &crate::store::StoreError) -> bool {
+    static LOGGED_AT: AtomicI64 = AtomicI64::new(i64::MIN);
+    static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+    let second = chrono::Utc::now().timestamp();
+    let last = LOGGED_AT.load(Ordering::Relaxed);
+    if last >= second
+        || LOGGED_AT
+            .compare_exchange(last, second, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        UNLOGGED.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    let unlogged = UNLOGGED.swap(0, Ordering::Relaxed);
+    tracing::error!(error = %e, what, unlogged, "the data plane could not use the store");
+    true
 }
 
 /// Whether a JSON body is an object (its first byte past white space is
@@ -575,4 +597,18 @@ fn method_not_allowed(allowed: &'static str) -> Refusal {
         format!("This path takes {allowed} only."),
     )
     .header(header::ALLOW, allowed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_store_failures_is_logged_once_a_second() {
+        let e = crate::store::StoreError::Conflict("the database is away".into());
+        // Within one second at most one of many is logged (two when the
+        // second turns meanwhile).
+        let logged = (0..1_000).filter(|_| store_failed("leases", &e)).count();
+        assert!((1..=2).contains(&logged), "{logged} logged");
+    }
 }
