@@ -146,9 +146,14 @@ impl RateLimiter {
 
     /// Corrects what `key` was charged by `units` (more when positive, back
     /// when negative), once a call's actual use is known.
-    async fn adjust(&self, key: &str, units: i64) {
+    async fn adjust(&self, key: &str, per_minute: u32, units: i64) {
         let cell = self.cell(key);
-        cell.lock().await.units -= units;
+        let mut held = cell.lock().await;
+        // The cell may be new: the node forgot the bucket while the call ran
+        // (it gave its units back after a second idle), and what goes back
+        // to the bucket is counted at this rate.
+        held.per_minute = per_minute.max(1);
+        held.units -= units;
     }
 
     /// Gives every unit held back (at shutdown, after the calls in flight).
@@ -171,6 +176,7 @@ fn refused(per_minute: u32, wait: Duration) -> Decision {
 #[derive(Debug)]
 pub struct TokenCharge {
     key: String,
+    per_minute: u32,
     charged: u32,
 }
 
@@ -186,7 +192,11 @@ impl RateLimiter {
             .unwrap_or(u32::MAX)
             .clamp(1, per_minute.max(1));
         let decision = self.take(&key, per_minute, charged).await?;
-        let charge = decision.allowed.then_some(TokenCharge { key, charged });
+        let charge = decision.allowed.then_some(TokenCharge {
+            key,
+            per_minute,
+            charged,
+        });
         Ok((decision, charge))
     }
 }
@@ -196,13 +206,15 @@ impl TokenCharge {
     pub async fn settle(&self, limiter: &RateLimiter, tokens: u64) {
         let used = i64::try_from(tokens).unwrap_or(i64::MAX / 2);
         limiter
-            .adjust(&self.key, used - i64::from(self.charged))
+            .adjust(&self.key, self.per_minute, used - i64::from(self.charged))
             .await;
     }
 
     /// The call failed and used nothing.
     pub async fn refund(&self, limiter: &RateLimiter) {
-        limiter.adjust(&self.key, -i64::from(self.charged)).await;
+        limiter
+            .adjust(&self.key, self.per_minute, -i64::from(self.charged))
+            .await;
     }
 }
 
@@ -242,5 +254,34 @@ async fn sweep(cells: Weak<Cells<Held>>, store: Arc<dyn Store>) {
         if let Some(before) = Instant::now().checked_sub(IDLE) {
             give_back(&cells, &*store, Some(before)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::changes::ChangeFeed;
+    use crate::store::sqlite::SqliteStore;
+
+    /// A call's token correction that arrives after the node gave its units
+    /// back and forgot the bucket (a call longer than a second) is counted
+    /// at the plan's rate, not at one unit a minute.
+    #[tokio::test]
+    async fn a_correction_after_the_bucket_was_given_back_counts_at_the_plans_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path(), ChangeFeed::new()).unwrap());
+        let limiter = RateLimiter::new(store.clone());
+        let (decision, charge) = limiter.take_tokens("k".into(), 600, 100).await.unwrap();
+        assert!(decision.allowed);
+        // The node gives back what it held beyond the call, and forgets it.
+        limiter.give_back_all().await;
+        // The call used 300 tokens, not 100: 200 more are owed.
+        charge.unwrap().settle(&limiter, 300).await;
+        limiter.give_back_all().await;
+        // 300 of 600 are used (a few more came back meanwhile).
+        let left = store.take_allowance("k", 600, 1).await.unwrap();
+        let available = left.granted + left.remaining;
+        assert!((300..=310).contains(&available), "{left:?}");
     }
 }
