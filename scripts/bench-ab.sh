@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Two builds of tollgated side by side: what a build change is worth in req/s.
+# Two builds of tollgated side by side: what a build change is worth in req/s,
+# p99 latency and server CPU per request.
 #   usage: scripts/bench-ab.sh TOLLGATED-A TOLLGATED-B [ROUNDS]
 # Both serve at once, each with its own store and consumers; each round
 # measures A then B (B first in even rounds), so the machine's drift cancels
@@ -21,39 +22,53 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 start_sim taskset -c 1
-# One gateway per scratch dir; prints "URL KEY" for the mode's consumer.
+# One gateway per scratch dir; prints "PID URL KEY" for the mode's consumer.
 gateway() { # name binary
   WORK=$ROOT/$1
   mkdir -p "$WORK"
   start_gateway taskset -c 0 "$2" >&2
-  if [ "$MODE" = forward ]; then echo "$GW $(consumer_key rich 100000000)"; else echo "$GW $(consumer_key broke)"; fi
+  if [ "$MODE" = forward ]; then echo "$GW_PID $GW $(consumer_key rich 100000000)"; else echo "$GW_PID $GW $(consumer_key broke)"; fi
 }
 gateway a "$A" >"$ROOT/a.env"
 gateway b "$B" >"$ROOT/b.env"
-read -r URL_A KEY_A <"$ROOT/a.env"
-read -r URL_B KEY_B <"$ROOT/b.env"
+read -r PID_A URL_A KEY_A <"$ROOT/a.env"
+read -r PID_B URL_B KEY_B <"$ROOT/b.env"
 chat_script "$ROOT/post.lua"
-rps() { # url key seconds
-  taskset -c 1 wrk -t1 -c32 -d"$3"s -s "$ROOT/post.lua" -H "Authorization: Bearer $2" "$1/v1/chat/completions" |
-    awk '/Requests\/sec/ {print $2}'
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# measure PID URL KEY SECONDS: prints "req/s p99-ms cpu-µs-per-request".
+measure() {
+  local before out
+  before=$(cpu_ticks "$1")
+  out=$(taskset -c 1 wrk -t1 -c32 -d"$4"s --latency -s "$ROOT/post.lua" -H "Authorization: Bearer $3" "$2/v1/chat/completions")
+  echo "$out" | awk -v ticks=$(($(cpu_ticks "$1") - before)) -v hz="$(getconf CLK_TCK)" '
+    /Requests\/sec/ {rps = $2}
+    /requests in/ {n = $1}
+    $1 == "99%" {v = $2; m = 1; if (v ~ /us$/) m = 0.001; else if (v ~ /ms$/) m = 1; else if (v ~ /s$/) m = 1000; sub(/[a-z]+$/, "", v); p99 = v * m}
+    END {printf "%s %.3f %.2f\n", rps, p99, ticks * 1e6 / hz / n}'
 }
-rps "$URL_A" "$KEY_A" 1 >/dev/null
-rps "$URL_B" "$KEY_B" 1 >/dev/null
+measure "$PID_A" "$URL_A" "$KEY_A" 1 >/dev/null
+measure "$PID_B" "$URL_B" "$KEY_B" 1 >/dev/null
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then
-    a=$(rps "$URL_A" "$KEY_A" "$SECS"); b=$(rps "$URL_B" "$KEY_B" "$SECS")
+    a=$(measure "$PID_A" "$URL_A" "$KEY_A" "$SECS"); b=$(measure "$PID_B" "$URL_B" "$KEY_B" "$SECS")
   else
-    b=$(rps "$URL_B" "$KEY_B" "$SECS"); a=$(rps "$URL_A" "$KEY_A" "$SECS")
+    b=$(measure "$PID_B" "$URL_B" "$KEY_B" "$SECS"); a=$(measure "$PID_A" "$URL_A" "$KEY_A" "$SECS")
   fi
-  echo "round $round/$ROUNDS: A $a req/s, B $b req/s" >&2
+  echo "round $round/$ROUNDS: A $a, B $b (req/s, p99 ms, CPU µs per request)" >&2
   echo "$a $b" >>"$ROOT/results"
 done
 python3 - "$ROOT/results" "$A" "$B" "$MODE" <<'PY'
 import statistics, sys
 path, a, b, mode = sys.argv[1:]
 rows = [tuple(map(float, line.split())) for line in open(path)]
-ratios = sorted(y / x for x, y in rows)
-print(f"{mode}: A = {a}: {statistics.median(x for x, _ in rows):,.0f} req/s (median)")
-print(f"{mode}: B = {b}: {statistics.median(y for _, y in rows):,.0f} req/s (median)")
-print(f"{mode}: B / A = {statistics.median(ratios):.2f} (rounds: {' / '.join(f'{r:.2f}' for r in ratios)})")
+med = statistics.median
+for name, path_, off in (("A", a, 0), ("B", b, 3)):
+    print(f"{mode}: {name} = {path_}: {med(r[off] for r in rows):,.0f} req/s, "
+          f"p99 {med(r[off + 1] for r in rows):.2f} ms, {med(r[off + 2] for r in rows):.1f} µs CPU per request (medians)")
+def ratio(i):
+    rs = sorted(r[3 + i] / r[i] for r in rows)
+    return f"{med(rs):.2f} (rounds: {' / '.join(f'{x:.2f}' for x in rs)})"
+print(f"{mode}: B / A req/s = {ratio(0)}")
+print(f"{mode}: B / A p99 = {ratio(1)}")
+print(f"{mode}: B / A CPU per request = {ratio(2)}")
 PY
