@@ -37,6 +37,7 @@ pub struct Metrics {
     provider_keys: IntGaugeVec,
     providers: IntGaugeVec,
     leases: IntGauge,
+    lease_seconds: Histogram,
     leads_jobs: IntGauge,
     pool: IntGaugeVec,
     pool_max: IntGauge,
@@ -130,6 +131,13 @@ impl Metrics {
                 "leases",
                 "Leases this node holds: parts of wallets' balances and of included credits set aside for its calls.",
             )?,
+            lease_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "lease_request_duration_seconds",
+                    "Time this node's requests for more of a wallet or of included credits took in the database; the consumer's calls on this node wait for them.",
+                )
+                .buckets(WRITE_BUCKETS.to_vec()),
+            )?,
             leads_jobs: IntGauge::new(
                 "leads_jobs",
                 "1 when this node runs the jobs (renewals, call-log pruning, giving back silent nodes' leases).",
@@ -166,6 +174,7 @@ impl Metrics {
         r.register(Box::new(self.provider_keys.clone()))?;
         r.register(Box::new(self.providers.clone()))?;
         r.register(Box::new(self.leases.clone()))?;
+        r.register(Box::new(self.lease_seconds.clone()))?;
         r.register(Box::new(self.leads_jobs.clone()))?;
         r.register(Box::new(self.pool.clone()))?;
         r.register(Box::new(self.pool_max.clone()))?;
@@ -225,6 +234,11 @@ impl Metrics {
     pub fn window_stored(&self, lag: std::time::Duration, took: std::time::Duration) {
         self.usage_lag.set(lag.as_secs_f64());
         self.usage_write_seconds.observe(took.as_secs_f64());
+    }
+
+    /// A lease request came back (granted or not) after `took`.
+    pub fn lease_answered(&self, took: std::time::Duration) {
+        self.lease_seconds.observe(took.as_secs_f64());
     }
 
     /// The store refused a window; it is tried again.

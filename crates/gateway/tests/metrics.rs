@@ -150,6 +150,11 @@ async fn metrics_count_calls_and_states_and_pass_promtool() {
         ),
         ("tollgate_database_connections_max".to_owned(), 1.0),
         ("tollgate_leads_jobs".to_owned(), 1.0),
+        // The charged calls were paid from a lease the node asked for.
+        (
+            "tollgate_lease_request_duration_seconds_count".to_owned(),
+            1.0,
+        ),
         (
             "tollgate_usage_write_duration_seconds_count".to_owned(),
             1.0,

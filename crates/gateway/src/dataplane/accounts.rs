@@ -262,6 +262,7 @@ impl Freed {
 
 pub struct Accounts {
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
     pub usage: UsageWriter,
     cells: Arc<Cells<Cell>>,
     freed: Arc<Freed>,
@@ -273,7 +274,7 @@ impl Accounts {
     /// Needs a tokio runtime: it starts the usage writer and the task that
     /// gives idle leases back.
     pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
-        let usage = UsageWriter::start(store.clone(), metrics);
+        let usage = UsageWriter::start(store.clone(), metrics.clone());
         let cells: Arc<Cells<Cell>> = Arc::default();
         let trusted_until = Arc::new(Mutex::new(Instant::now() + LEASES_TRUSTED_FOR));
         tokio::spawn(sweep(
@@ -283,6 +284,7 @@ impl Accounts {
         ));
         Accounts {
             store,
+            metrics,
             usage,
             cells,
             freed: Arc::default(),
@@ -351,7 +353,10 @@ impl Accounts {
             partial,
             included,
         };
-        let grant = self.store.lease(&pot(), ask).await.map_err(|e| {
+        let asked = Instant::now();
+        let grant = self.store.lease(&pot(), ask).await;
+        self.metrics.lease_answered(asked.elapsed());
+        let grant = grant.map_err(|e| {
             super::store_failed("leases", &e);
             unavailable()
         })?;
