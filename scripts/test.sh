@@ -47,7 +47,7 @@ fi
 step "the API contract: schemathesis, every check, against a real gateway (bounded)"
 scripts/test-contract.sh 180
 
-step "the official openai Python SDK against the gateway"
+step "official SDKs as judges: openai against the gateway, stripe against the Stripe test fixture"
 "${TOLLGATE_VENV:-/var/tmp/tollgate-venv}/bin/pytest" -v -p no:cacheprovider tests/sdk
 
 if [ -d tests/e2e ]; then
