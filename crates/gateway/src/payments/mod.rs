@@ -3,6 +3,7 @@
 //! ([`CardDetails`] redacts itself). The gateway keeps the token, brand,
 //! last 4 digits and expiry, and records every charge with its result.
 
+pub mod stripe;
 pub mod test_processor;
 
 use std::fmt;
