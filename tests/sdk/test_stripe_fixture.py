@@ -222,6 +222,7 @@ def test_the_fixtures_signatures_are_fresh_and_the_sdk_refuses_them_tampered(fix
 def test_a_secret_key_it_was_not_given_is_refused_as_stripe_refuses_it(fixture_url):
     balance = stripe.Balance.retrieve()
     assert balance.object == 'balance' and balance.available[0].currency
+    assert balance.last_response.request_id.startswith('req_')
     with pytest.raises(stripe.AuthenticationError) as raised:
         stripe.Balance.retrieve(api_key='sk_test_not_the_fixtures_key_1234')
     assert raised.value.http_status == 401

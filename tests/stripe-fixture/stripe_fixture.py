@@ -31,6 +31,7 @@ does that localstripe does not:
 - Webhooks are signed at delivery (`t` is the delivery time, as Stripe's),
   delivered at once and tried again on a failure (up to 5 times, 0.2 s then
   doubling); `GET /_fixture/deliveries` lists every attempt.
+- Every answer of the API carries a `Request-Id` (`req_…`), as Stripe's do.
 - `--secret-key KEY` (repeatable): only these secret keys are accepted, any
   other gets Stripe's 401 `Invalid API Key provided` (localstripe accepts
   every `sk_` key).
@@ -434,9 +435,21 @@ async def known_keys(request, handler):
     return await handler(request)
 
 
+# --- request ids -------------------------------------------------------------------
+
+@web.middleware
+async def request_id(request, handler):
+    """Every answer of Stripe's API names its request (`Request-Id`)."""
+    response = await handler(request)
+    if request.path.startswith('/v1/'):
+        response.headers['Request-Id'] = 'req_' + resources.random_id(14)
+    return response
+
+
 def build_app():
-    app = web.Application(middlewares=[server.error_middleware, known_keys,
-                                       idempotency, server.auth_middleware])
+    app = web.Application(middlewares=[request_id, server.error_middleware,
+                                       known_keys, idempotency,
+                                       server.auth_middleware])
     app.on_response_prepare.append(server.add_cors_headers)
     for method, url, func in resources.extra_apis:
         app.router.add_route(method, url, server.api_extra(func, url))

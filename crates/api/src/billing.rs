@@ -26,7 +26,7 @@ pub enum OveragePolicy {
     ChargeWallet,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema, TS)]
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct RateLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,6 +39,35 @@ pub struct RateLimits {
     #[ts(optional)]
     #[schema(minimum = 1, maximum = 100_000_000)]
     pub tokens_per_minute: Option<u32>,
+}
+
+/// From a JSON object only: serde's derived form would also take an array
+/// (`[]` as "no limits"), which the OpenAPI document does not allow.
+impl<'de> Deserialize<'de> for RateLimits {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Fields {
+            #[serde(default)]
+            requests_per_minute: Option<u32>,
+            #[serde(default)]
+            tokens_per_minute: Option<u32>,
+        }
+        struct ObjectOnly;
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of rate limits")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Fields, A::Error> {
+                Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        let f = d.deserialize_map(ObjectOnly)?;
+        Ok(RateLimits {
+            requests_per_minute: f.requests_per_minute,
+            tokens_per_minute: f.tokens_per_minute,
+        })
+    }
 }
 
 /// What a consumer can subscribe to.
@@ -238,6 +267,15 @@ pub struct PaymentSettings {
     pub credentials_set: bool,
     #[ts(optional)]
     pub credentials_last4: Option<String>,
+    /// Stripe's publishable key (`pk_…`), given to the card pages' Stripe.js.
+    #[ts(optional)]
+    pub publishable_key: Option<String>,
+    /// Whether Stripe's webhook signing secret (`whsec_…`) is set.
+    pub webhook_secret_set: bool,
+    /// Stripe's API base URL when it is not `https://api.stripe.com` (a
+    /// Stripe-compatible server, such as the tests' fixture).
+    #[ts(optional)]
+    pub api_base_url: Option<String>,
     /// Currencies plans may be priced in (ISO 4217).
     pub accepted_currencies: Vec<String>,
     /// Days a past-due subscription keeps its status before it expires.
@@ -257,11 +295,31 @@ pub struct UpdatePaymentSettings {
     #[ts(optional)]
     #[schema(pattern = "^(test|none)$")]
     pub processor: Option<String>,
-    /// The processor's secret; `""` removes it. Stored encrypted.
+    /// The processor's secret (Stripe's secret key, `sk_…` or `rk_…`); `""`
+    /// removes it. Stored encrypted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     #[schema(max_length = 4096, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub credentials: Option<String>,
+    /// Stripe's publishable key, `pk_test_…` or `pk_live_…`; `""` removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    #[schema(max_length = 255, pattern = "^(|pk_(test|live)_[A-Za-z0-9_]+)$")]
+    pub publishable_key: Option<String>,
+    /// Stripe's webhook signing secret, `whsec_…`; `""` removes it. Stored
+    /// encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    #[schema(max_length = 255, pattern = "^(|whsec_[A-Za-z0-9_]+)$")]
+    pub webhook_secret: Option<String>,
+    /// Stripe's API base URL (`http://` or `https://`); `""` means Stripe's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^(|https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?)$"
+    )]
+    pub api_base_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     #[schema(schema_with = crate::schemas::currencies_update)]
@@ -280,10 +338,32 @@ impl std::fmt::Debug for UpdatePaymentSettings {
                 "credentials",
                 &self.credentials.as_ref().map(|_| "<redacted>"),
             )
+            .field("publishable_key", &self.publishable_key)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("api_base_url", &self.api_base_url)
             .field("accepted_currencies", &self.accepted_currencies)
             .field("grace_days", &self.grace_days)
             .finish()
     }
+}
+
+/// What `POST /admin/v1/billing/settings/test` found: whether the
+/// processor's credentials work, said for a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct ProcessorTest {
+    pub ok: bool,
+    /// The processor tested.
+    pub processor: String,
+    /// `connected`, `no-processor`, `credentials-missing`,
+    /// `credentials-refused`, `credentials-unreadable`, `unreachable`,
+    /// `processor-error` (Stripe answered with another error) or
+    /// `not-stripe` (the base URL answers something else).
+    pub code: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
@@ -322,4 +402,22 @@ pub struct BillingCheck {
     pub billing_unavailable_count: u64,
     #[ts(optional)]
     pub billing_unavailable_last: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_come_from_an_object_only() {
+        let limits: RateLimits = serde_json::from_str(r#"{"requests_per_minute": 5}"#).unwrap();
+        assert_eq!(limits.requests_per_minute, Some(5));
+        assert_eq!(
+            serde_json::from_str::<RateLimits>("{}").unwrap(),
+            RateLimits::default()
+        );
+        for bad in ["[]", "[5, 6]", "null", "5"] {
+            assert!(serde_json::from_str::<RateLimits>(bad).is_err(), "{bad}");
+        }
+    }
 }

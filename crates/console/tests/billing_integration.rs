@@ -287,6 +287,7 @@ async fn payment_settings_and_the_billing_check() {
                 accepted_currencies: Some(vec!["usd".into(), "EURO".into()]),
                 grace_days: Some(91),
                 credentials: Some("two\nlines".into()),
+                ..UpdatePaymentSettings::default()
             },
             before.version,
         )

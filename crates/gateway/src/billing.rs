@@ -7,14 +7,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use chrono::{DateTime, Utc};
 use tollgate_api::money::parse_amount;
 use tollgate_api::{
-    BillingCheck, BillingFinding, FieldError, OveragePolicy, PaymentSettings, Plan, Provider,
-    ProviderKey, ProviderKeyStatus, Severity, Subscription, SubscriptionStatus,
+    BillingCheck, BillingFinding, FieldError, OveragePolicy, PaymentSettings, Plan, ProcessorTest,
+    Provider, ProviderKey, ProviderKeyStatus, Severity, Subscription, SubscriptionStatus,
     UpdatePaymentSettings,
 };
 
 use crate::crypto::SecretBox;
 use crate::error::{ApiError, for_resource};
 use crate::lifecycle::{self, Due, State, Terms};
+use crate::payments::stripe::{self, api::StripeError};
 use crate::payments::{CardError, NO_PROCESSOR, PaymentProcessor, Processors};
 use crate::store::{AuditContext, NewCharge, Store, StoreError, StoredPaymentSettings};
 use crate::validate;
@@ -43,11 +44,66 @@ fn defaults(grace_days: u32) -> StoredPaymentSettings {
         processor: "test".into(),
         credentials_sealed: None,
         credentials_last4: None,
+        publishable_key: None,
+        webhook_secret_sealed: None,
+        api_base_url: None,
         accepted_currencies: Vec::new(),
         grace_days,
         updated_at: None,
         version: 0,
     }
+}
+
+/// Whether every sealed secret of `settings` opens with the current key.
+fn sealed_readable(secrets: &SecretBox, settings: &StoredPaymentSettings) -> bool {
+    [
+        &settings.credentials_sealed,
+        &settings.webhook_secret_sealed,
+    ]
+    .into_iter()
+    .flatten()
+    .all(|blob| secrets.open(blob).is_ok())
+}
+
+/// An API base URL as the OpenAPI document's pattern says:
+/// `http(s)://host[:port][/path]`, the host's labels of letters, digits and
+/// `-`, a port of 1 to 5 digits, a path of unreserved characters.
+fn base_url_valid(url: &str) -> bool {
+    if url.len() > 2048 {
+        return false;
+    }
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    host.split('.').all(|label| {
+        !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    }) && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit()))
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._~%/-".contains(c))
+}
+
+/// A connection test reports within this bound.
+const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether `key` is one of Stripe's keys with one of `prefixes`: the prefix,
+/// then letters, digits and underscores.
+fn stripe_key(key: &str, prefixes: &[&str]) -> bool {
+    prefixes.iter().any(|p| {
+        key.strip_prefix(p).is_some_and(|rest| {
+            !rest.is_empty()
+                && key.len() <= 255
+                && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    })
 }
 
 pub fn terms(plan: &Plan) -> Terms {
@@ -86,10 +142,7 @@ impl Billing {
             .payment_settings()
             .await?
             .unwrap_or_else(|| defaults(default_grace_days));
-        let readable = stored
-            .credentials_sealed
-            .as_deref()
-            .is_none_or(|blob| secrets.open(blob).is_ok());
+        let readable = sealed_readable(&secrets, &stored);
         if !readable {
             tracing::error!(
                 "the payment credentials cannot be decrypted with this encryption key: billing is unavailable"
@@ -130,6 +183,9 @@ impl Billing {
             processor: e.processor,
             credentials_set: e.credentials_sealed.is_some(),
             credentials_last4: e.credentials_last4,
+            publishable_key: e.publishable_key,
+            webhook_secret_set: e.webhook_secret_sealed.is_some(),
+            api_base_url: e.api_base_url,
             accepted_currencies: e.accepted_currencies,
             grace_days: e.grace_days,
             updated_at: e.updated_at,
@@ -157,7 +213,6 @@ impl Billing {
                 ));
             }
         }
-        let mut readable = self.effective().credentials_readable;
         if let Some(sent) = patch.credentials {
             let secret = sent.trim();
             if sent.chars().count() > 4096 || sent.chars().any(char::is_control) {
@@ -180,7 +235,46 @@ impl Billing {
                         .collect(),
                 );
             }
-            readable = true;
+        }
+        if let Some(key) = patch.publishable_key {
+            let key = key.trim();
+            if key.is_empty() {
+                next.publishable_key = None;
+            } else if stripe_key(key, &["pk_test_", "pk_live_"]) {
+                next.publishable_key = Some(key.to_owned());
+            } else {
+                errors.push(FieldError::new(
+                    "publishable_key",
+                    "must be Stripe's publishable key: pk_test_… or pk_live_…",
+                ));
+            }
+        }
+        if let Some(secret) = patch.webhook_secret {
+            let secret = secret.trim();
+            if secret.is_empty() {
+                next.webhook_secret_sealed = None;
+            } else if stripe_key(secret, &["whsec_"]) {
+                next.webhook_secret_sealed = Some(self.secrets.seal(secret.as_bytes()));
+            } else {
+                errors.push(FieldError::new(
+                    "webhook_secret",
+                    "must be Stripe's webhook signing secret: whsec_…",
+                ));
+            }
+        }
+        if let Some(url) = patch.api_base_url {
+            let url = url.trim();
+            if url.is_empty() {
+                next.api_base_url = None;
+            } else if base_url_valid(url) {
+                next.api_base_url = Some(url.trim_end_matches('/').to_owned());
+            } else {
+                errors.push(FieldError::new(
+                    "api_base_url",
+                    "must be http:// or https://, a host name or address, an optional port and an optional path, \
+                     with no credentials, query or fragment",
+                ));
+            }
         }
         if let Some(list) = patch.accepted_currencies {
             for (i, code) in list.iter().enumerate() {
@@ -201,11 +295,105 @@ impl Billing {
             .store
             .save_payment_settings(next, expected_version, audit)
             .await?;
+        let readable = sealed_readable(&self.secrets, &saved);
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Effective {
             stored: saved,
             credentials_readable: readable,
         };
         Ok(self.settings_view())
+    }
+
+    /// Whether `processor`'s saved credentials work (the one in force when
+    /// `None`): for Stripe, one `GET /v1/balance` with the secret key (5 s,
+    /// not retried).
+    pub async fn test_processor(&self, processor: Option<&str>) -> ProcessorTest {
+        let e = self.effective();
+        let processor = processor.map_or_else(|| e.stored.processor.clone(), str::to_owned);
+        let answer = |ok: bool, code: &str, message: String| ProcessorTest {
+            ok,
+            processor: processor.clone(),
+            code: code.into(),
+            message,
+        };
+        match processor.as_str() {
+            NO_PROCESSOR => {
+                return answer(
+                    false,
+                    "no-processor",
+                    "No payment processor is set: priced plans cannot renew.".into(),
+                );
+            }
+            "test" => {
+                return answer(
+                    true,
+                    "connected",
+                    "The built-in test processor needs no connection.".into(),
+                );
+            }
+            _ => {}
+        }
+        let Some(sealed) = e.stored.credentials_sealed.as_deref() else {
+            return answer(false, "credentials-missing", "No secret key is set.".into());
+        };
+        let Ok(secret) = self.secrets.open(sealed) else {
+            return answer(
+                false,
+                "credentials-unreadable",
+                "The secret key cannot be decrypted with this gateway's encryption key.".into(),
+            );
+        };
+        let secret = String::from_utf8_lossy(&secret).into_owned();
+        let last4 = e.stored.credentials_last4.clone().unwrap_or_default();
+        let base = e
+            .stored
+            .api_base_url
+            .as_deref()
+            .unwrap_or(stripe::STRIPE_API);
+        let result = match stripe::api::StripeApi::with_limits(base, &secret, TEST_TIMEOUT, 1) {
+            Ok(api) => api.get("/v1/balance", &[]).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(balance) if balance.get("object").and_then(|o| o.as_str()) == Some("balance") => {
+                answer(
+                    true,
+                    "connected",
+                    format!("Stripe at {base} accepted the secret key."),
+                )
+            }
+            Ok(_) => answer(
+                false,
+                "not-stripe",
+                format!("{base} answered, but not as Stripe's API does: check the API base URL."),
+            ),
+            Err(err) if err.unauthorized() => answer(
+                false,
+                "credentials-refused",
+                format!(
+                    "Stripe at {base} refused the secret key ending in {last4} (or it lacks a permission)."
+                ),
+            ),
+            Err(StripeError::Api { status, error, .. }) => answer(
+                false,
+                "processor-error",
+                format!(
+                    "Stripe at {base} refused the request ({status}): {}",
+                    error.message.as_deref().unwrap_or_default()
+                ),
+            ),
+            Err(StripeError::Unexpected(why)) => answer(
+                false,
+                "not-stripe",
+                format!(
+                    "{base} answered, but not as Stripe's API does ({why}): check the API base URL."
+                ),
+            ),
+            Err(StripeError::Unreachable(why)) => answer(
+                false,
+                "unreachable",
+                format!("Stripe at {base} could not be reached: {why}."),
+            ),
+        }
     }
 
     /// Why calls on `plan` cannot be billed because of the gateway's own

@@ -11,6 +11,19 @@ export type PaymentSettings = {
  */
 processor: string, credentials_set: boolean, credentials_last4?: string, 
 /**
+ * Stripe's publishable key (`pk_…`), given to the card pages' Stripe.js.
+ */
+publishable_key?: string, 
+/**
+ * Whether Stripe's webhook signing secret (`whsec_…`) is set.
+ */
+webhook_secret_set: boolean, 
+/**
+ * Stripe's API base URL when it is not `https://api.stripe.com` (a
+ * Stripe-compatible server, such as the tests' fixture).
+ */
+api_base_url?: string, 
+/**
  * Currencies plans may be priced in (ISO 4217).
  */
 accepted_currencies: Array<string>, 

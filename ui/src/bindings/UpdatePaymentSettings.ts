@@ -5,6 +5,20 @@
  */
 export type UpdatePaymentSettings = { processor?: string, 
 /**
- * The processor's secret; `""` removes it. Stored encrypted.
+ * The processor's secret (Stripe's secret key, `sk_…` or `rk_…`); `""`
+ * removes it. Stored encrypted.
  */
-credentials?: string, accepted_currencies?: Array<string>, grace_days?: number, };
+credentials?: string, 
+/**
+ * Stripe's publishable key, `pk_test_…` or `pk_live_…`; `""` removes it.
+ */
+publishable_key?: string, 
+/**
+ * Stripe's webhook signing secret, `whsec_…`; `""` removes it. Stored
+ * encrypted.
+ */
+webhook_secret?: string, 
+/**
+ * Stripe's API base URL (`http://` or `https://`); `""` means Stripe's own.
+ */
+api_base_url?: string, accepted_currencies?: Array<string>, grace_days?: number, };

@@ -3,11 +3,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use tollgate_api::{BillingCheck, PaymentSettings, Problem, UpdatePaymentSettings};
+use tollgate_api::{
+    BillingCheck, FieldError, PaymentSettings, Problem, ProcessorTest, UpdatePaymentSettings,
+};
 
 use super::auth::{Authorized, Billing, Read};
-use super::{ApiJson, AppState, if_match};
-use crate::error::ApiResult;
+use super::{ApiJson, AppState, QueryOf, if_match};
+use crate::error::{ApiError, ApiResult};
 
 /// The payment settings; credentials only as "set" and their last 4 characters.
 #[utoipa::path(get, path = "/admin/v1/billing/settings", tag = "billing",
@@ -39,6 +41,43 @@ pub async fn put_settings(
             .billing
             .update_settings(patch, if_match(&headers), &admin.audit())
             .await?,
+    ))
+}
+
+/// `?processor=` of the connection test.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TestedProcessor {
+    /// The processor whose saved credentials to test (default: the one in
+    /// force), so that Stripe's keys can be tried before switching to it.
+    #[param(pattern = "^(test|stripe|none)?$")]
+    pub processor: Option<String>,
+}
+
+/// Whether a processor's saved credentials work: for `stripe`, one request
+/// to its API with the secret key (answered within 5 s). 200 whatever the
+/// finding, which is in the body.
+#[utoipa::path(post, path = "/admin/v1/billing/settings/test", tag = "billing",
+    security(("admin_token" = ["billing"])),
+    params(TestedProcessor),
+    responses((status = 200, body = ProcessorTest), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn test_settings(
+    State(state): State<AppState>,
+    _: Authorized<Billing>,
+    QueryOf(query): QueryOf<TestedProcessor>,
+) -> ApiResult<Json<ProcessorTest>> {
+    let processor = query.processor.filter(|p| !p.is_empty());
+    if let Some(p) = &processor
+        && !["test", "stripe", "none"].contains(&p.as_str())
+    {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "processor",
+            "must be test, stripe or none",
+        )]));
+    }
+    Ok(Json(
+        state.billing.test_processor(processor.as_deref()).await,
     ))
 }
 

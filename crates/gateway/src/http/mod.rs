@@ -133,6 +133,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             billing_settings::get_settings,
             billing_settings::put_settings
         ))
+        .routes(routes!(billing_settings::test_settings))
         .routes(routes!(billing_settings::check))
         .routes(routes!(
             providers::list_providers,

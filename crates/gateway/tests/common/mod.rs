@@ -3,6 +3,7 @@
 
 pub mod nginx;
 pub mod routed;
+pub mod stripe;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

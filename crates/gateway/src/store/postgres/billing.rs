@@ -517,7 +517,8 @@ impl BillingStore for PgStore {
             .await?
             .query_opt(
                 "SELECT processor, credentials_sealed, credentials_last4, accepted_currencies, \
-                 grace_days, updated_at, version FROM payment_settings WHERE id = 1",
+                 grace_days, updated_at, version, publishable_key, webhook_secret_sealed, api_base_url \
+                 FROM payment_settings WHERE id = 1",
                 &[],
             )
             .await
@@ -527,6 +528,9 @@ impl BillingStore for PgStore {
                 processor: r.col("processor")?,
                 credentials_sealed: r.col("credentials_sealed")?,
                 credentials_last4: r.col("credentials_last4")?,
+                publishable_key: r.col("publishable_key")?,
+                webhook_secret_sealed: r.col("webhook_secret_sealed")?,
+                api_base_url: r.col("api_base_url")?,
                 accepted_currencies: serde_json::from_str(r.col("accepted_currencies")?)
                     .unwrap_or_default(),
                 grace_days: u32::try_from(r.col::<i32>("grace_days")?)
@@ -552,11 +556,14 @@ impl BillingStore for PgStore {
             let grace = i32::try_from(settings.grace_days).map_err(|e| StoreError::Backend(e.into()))?;
             tx.execute(
                 "INSERT INTO payment_settings (id, processor, credentials_sealed, credentials_last4, \
-                 accepted_currencies, grace_days, updated_at, version) VALUES (1, $1, $2, $3, $4, $5, $6, $7) \
+                 accepted_currencies, grace_days, updated_at, version, publishable_key, webhook_secret_sealed, \
+                 api_base_url) VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                  ON CONFLICT (id) DO UPDATE SET processor = excluded.processor, \
                  credentials_sealed = excluded.credentials_sealed, credentials_last4 = excluded.credentials_last4, \
                  accepted_currencies = excluded.accepted_currencies, grace_days = excluded.grace_days, \
-                 updated_at = excluded.updated_at, version = excluded.version",
+                 updated_at = excluded.updated_at, version = excluded.version, \
+                 publishable_key = excluded.publishable_key, webhook_secret_sealed = excluded.webhook_secret_sealed, \
+                 api_base_url = excluded.api_base_url",
                 &[
                     &settings.processor,
                     &settings.credentials_sealed,
@@ -565,6 +572,9 @@ impl BillingStore for PgStore {
                     &grace,
                     &now,
                     &(current + 1),
+                    &settings.publishable_key,
+                    &settings.webhook_secret_sealed,
+                    &settings.api_base_url,
                 ],
             )
             .await

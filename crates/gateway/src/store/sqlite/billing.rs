@@ -451,8 +451,8 @@ impl BillingStore for SqliteStore {
     async fn payment_settings(&self) -> StoreResult<Option<StoredPaymentSettings>> {
         self.read(|c| {
             c.query_row(
-                "SELECT processor, credentials_sealed, credentials_last4, accepted_currencies, grace_days, updated_at, version \
-                 FROM payment_settings WHERE id = 1",
+                "SELECT processor, credentials_sealed, credentials_last4, accepted_currencies, grace_days, updated_at, version, \
+                 publishable_key, webhook_secret_sealed, api_base_url FROM payment_settings WHERE id = 1",
                 [],
                 |r| {
                     let currencies: String = r.get(3)?;
@@ -460,6 +460,9 @@ impl BillingStore for SqliteStore {
                         processor: r.get(0)?,
                         credentials_sealed: r.get(1)?,
                         credentials_last4: r.get(2)?,
+                        publishable_key: r.get(7)?,
+                        webhook_secret_sealed: r.get(8)?,
+                        api_base_url: r.get(9)?,
                         accepted_currencies: serde_json::from_str(&currencies).unwrap_or_default(),
                         grace_days: r.get(4)?,
                         updated_at: r.get::<_, Option<String>>(5)?.map(|s| parse_ts(&s)).transpose()?,
@@ -484,12 +487,16 @@ impl BillingStore for SqliteStore {
             let now = Utc::now();
             tx.execute(
                 "INSERT INTO payment_settings (id, processor, credentials_sealed, credentials_last4, accepted_currencies, \
-                 grace_days, updated_at, version) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 grace_days, updated_at, version, publishable_key, webhook_secret_sealed, api_base_url) \
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                  ON CONFLICT (id) DO UPDATE SET processor = excluded.processor, credentials_sealed = excluded.credentials_sealed, \
                  credentials_last4 = excluded.credentials_last4, accepted_currencies = excluded.accepted_currencies, \
-                 grace_days = excluded.grace_days, updated_at = excluded.updated_at, version = excluded.version",
+                 grace_days = excluded.grace_days, updated_at = excluded.updated_at, version = excluded.version, \
+                 publishable_key = excluded.publishable_key, webhook_secret_sealed = excluded.webhook_secret_sealed, \
+                 api_base_url = excluded.api_base_url",
                 params![settings.processor, settings.credentials_sealed, settings.credentials_last4,
-                    to_json(&settings.accepted_currencies)?, settings.grace_days, ts(now), current + 1],
+                    to_json(&settings.accepted_currencies)?, settings.grace_days, ts(now), current + 1,
+                    settings.publishable_key, settings.webhook_secret_sealed, settings.api_base_url],
             )
             .map_err(backend)?;
             changes.push(Change::PaymentSettings);

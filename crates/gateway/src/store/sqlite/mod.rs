@@ -54,6 +54,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../../migrations/0015_nodes.sql")),
         M::up(include_str!("../../../migrations/0016_leases.sql")),
         M::up(include_str!("../../../migrations/0017_rate_allowances.sql")),
+        M::up(include_str!("../../../migrations/0018_stripe_settings.sql")),
     ])
 });
 
