@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# After the suite: no admin token, consumer key or test card number may appear
+# After the suite: no admin token, consumer key, Stripe secret key or webhook
+# signing secret, or test card number may appear
 # in what the tests leave behind (screenshots, driver logs, package test
 # output) or in the demo's data directory. Exits non-zero naming the file.
 set -euo pipefail
@@ -7,6 +8,8 @@ cd "$(dirname "$0")/.."
 PATTERNS=(
   'tga_[0-9a-z]{26}_[A-Za-z0-9_-]{20,}'   # admin tokens
   'tg_[0-9a-z]{12}_[A-Za-z0-9_-]{20,}'    # consumer keys
+  '(sk|rk)_(test|live)_[A-Za-z0-9]{10,}'  # Stripe secret and restricted keys
+  'whsec_[A-Za-z0-9_]{10,}'               # Stripe webhook signing secrets
   '4242424242424242|4000000000000002|4000000000009995|4000000000000069|4000000000000127|4000000000000341|5555555555554444'
 )
 DIRS=()
