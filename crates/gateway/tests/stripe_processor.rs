@@ -92,9 +92,24 @@ async fn stripe_keys_are_sealed_and_the_connection_is_tested_before_switching() 
     assert!(refused["message"].as_str().unwrap().contains("8888"));
     assert!(!refused.to_string().contains(wrong));
 
-    // Nothing listening there, and a server that is not Stripe's API.
+    // A proxy in front of Stripe failing (502, no Request-Id): Stripe is
+    // out of reach, not a wrong base URL.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut conn in proxy.incoming().flatten() {
+            use std::io::{Read, Write};
+            let _ = conn.read(&mut [0u8; 4096]);
+            let _ = conn.write_all(
+                b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    // Nothing listening there, a failing proxy, and a server that is not
+    // Stripe's API.
     for (base, code) in [
         ("http://127.0.0.1:9".to_owned(), "unreachable"),
+        (proxy_url, "unreachable"),
         (
             gw.url("/admin/v1/info").replace("/admin/v1/info", ""),
             "not-stripe",

@@ -154,7 +154,8 @@ impl StripeApi {
             let status = answer.status().as_u16();
             // Every answer of Stripe's API names its request: one without is
             // some other server (a wrong base URL), whatever its body says.
-            if !answer.headers().contains_key("request-id") {
+            // A 5xx may come from a proxy in front of Stripe: it is retried.
+            if status < 500 && !answer.headers().contains_key("request-id") {
                 return Err(StripeError::Unexpected(format!(
                     "status {status} without a Request-Id"
                 )));
@@ -181,6 +182,9 @@ impl StripeApi {
                 last = format!("status {status}");
                 continue;
             }
+            if status >= 500 {
+                return Err(StripeError::Unreachable(format!("status {status}")));
+            }
             let value: Value = serde_json::from_slice(&body)
                 .map_err(|_| StripeError::Unexpected(format!("status {status}, not JSON")))?;
             let error = value
@@ -190,12 +194,6 @@ impl StripeApi {
                 .ok_or_else(|| {
                     StripeError::Unexpected(format!("status {status}, no error object"))
                 })?;
-            if status >= 500 {
-                return Err(StripeError::Unreachable(format!(
-                    "status {status}: {}",
-                    error.message.as_deref().unwrap_or("")
-                )));
-            }
             return Err(StripeError::Api {
                 status,
                 error: Box::new(error),
